@@ -1,0 +1,36 @@
+// Package input defines what every input implements and what the agent
+// hands it. Each input lives in its own folder (input/flows, ...); the
+// agent's explicit registry lists their factories.
+package input
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+// Input collects one dataset until ctx ends. Run returns nil on a clean stop
+// and an error only when the input cannot go on; a failing collection
+// inside a period is logged and counted, not returned.
+type Input interface {
+	Run(ctx context.Context, out pipeline.Publisher) error
+}
+
+// Settings is what the program, not the user, provides to an input.
+type Settings struct {
+	Logger *slog.Logger
+	// ProcRoot and SysRoot are the /proc and /sys mounts; tests point them
+	// at fixture trees, containers at the host's mounts.
+	ProcRoot string
+	SysRoot  string
+	// DataPath is path.data, for state an input keeps across restarts.
+	DataPath string
+}
+
+// Factory builds an input from its config section: the list entry under
+// fleutanbeat.inputs without the keys the agent owns (type, enabled,
+// processors). It decodes strictly and runs the Config's Validate, returning
+// errors positioned with Raw.Locate. It must not start goroutines: Run does.
+type Factory func(cfg config.Raw, s Settings) (Input, error)

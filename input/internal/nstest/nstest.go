@@ -1,0 +1,68 @@
+// Package nstest gives kernel tests their own network namespaces. Tests that
+// need root skip without it, unless FLEUTANBEAT_REQUIRE_ROOT=1 (set by
+// .ci/run) turns the skip into a failure.
+package nstest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// RequireRoot skips t when not root, or fails it when root is required.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
+		t.Fatal("test needs root and FLEUTANBEAT_REQUIRE_ROOT=1 is set")
+	}
+	t.Skip("test needs root (set FLEUTANBEAT_REQUIRE_ROOT=1 to make this a failure)")
+}
+
+// Netns is a named network namespace under /run/netns, deleted when the test
+// ends.
+type Netns struct {
+	Name string
+}
+
+// New creates a namespace with its loopback up.
+func New(t testing.TB) *Netns {
+	t.Helper()
+	RequireRoot(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	n := &Netns{Name: "fbt-" + hex.EncodeToString(b[:])}
+	Cmd(t, "ip", "netns", "add", n.Name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.Name).Run() })
+	n.Run(t, "ip", "link", "set", "lo", "up")
+	return n
+}
+
+// Path is the bind-mounted namespace file, usable with setns(2).
+func (n *Netns) Path() string { return "/run/netns/" + n.Name }
+
+// Run runs a command inside the namespace and fails the test if it fails.
+func (n *Netns) Run(t testing.TB, args ...string) string {
+	t.Helper()
+	return Cmd(t, append([]string{"ip", "netns", "exec", n.Name}, args...)...)
+}
+
+// Command returns an unstarted command that runs inside the namespace.
+func (n *Netns) Command(args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...)
+}
+
+// Cmd runs a command on the host and fails the test if it fails.
+func Cmd(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

@@ -1,0 +1,35 @@
+// Package output defines what the agent needs from an output plugin. Each
+// output lives in its own folder (output/file, ...); the agent's explicit
+// registry lists their factories. Exactly one output is active.
+package output
+
+import (
+	"log/slog"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+// Settings is what the program, not the user, provides to an output.
+type Settings struct {
+	Logger *slog.Logger
+	// Beat names the agent for outputs that tag events (Logstash
+	// @metadata.beat) and set user agents.
+	Beat    string
+	Version string
+	// DataPath is path.data; relative output paths stay relative to the
+	// working directory as in Beats.
+	DataPath string
+}
+
+// Group is a configured output: its clients each consume batches
+// concurrently (workers), at most BatchSize events per batch.
+type Group struct {
+	Clients   []pipeline.Output
+	BatchSize int
+}
+
+// Factory builds an output from its `output.NAME` section (without the
+// `enabled` key, which the loader consumes). It decodes strictly and runs
+// the Config's Validate, returning errors positioned with Raw.Locate.
+type Factory func(cfg config.Raw, s Settings) (Group, error)
