@@ -1,0 +1,171 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// AgentInfo identifies the running agent in every event (agent.*) and in
+// event ids.
+type AgentInfo struct {
+	ID      string // persisted under path.data
+	Name    string
+	Type    string
+	Version string
+	// EphemeralID changes with every start; it makes ids of events without
+	// a series unique across restarts.
+	EphemeralID string
+}
+
+// ClientConfig configures the publisher one input uses.
+type ClientConfig struct {
+	Input      string      // input type, for logs and metrics
+	Processors []Processor // the input's own, run before the global ones
+}
+
+// client publishes one input's events: agent metadata, processors, id,
+// then the queue. It runs in the input's goroutine, so processing scales
+// with the number of inputs.
+type client struct {
+	p      *Pipeline
+	procs  []Processor
+	log    *slog.Logger
+	seq    atomic.Uint64
+	pubd   *atomic.Int64
+	filt   *atomic.Int64
+	perr   *atomic.Int64
+	lastPE atomic.Int64 // unix seconds of the last processor error logged
+}
+
+// Client returns the Publisher for one input.
+func (p *Pipeline) Client(c ClientConfig) Publisher {
+	procs := make([]Processor, 0, len(c.Processors)+len(p.global))
+	procs = append(procs, c.Processors...)
+	procs = append(procs, p.global...)
+	return &client{
+		p:     p,
+		procs: procs,
+		log:   p.log.With("input", c.Input),
+		pubd:  p.metrics.Counter("pipeline.events.published"),
+		filt:  p.metrics.Counter("pipeline.events.filtered"),
+		perr:  p.metrics.Counter("pipeline.events.processor_errors"),
+	}
+}
+
+func (c *client) Publish(ctx context.Context, events ...Event) error {
+	for i := range events {
+		e := &events[i]
+		c.p.decorate(e)
+		keep := true
+		for _, proc := range c.procs {
+			out, err := proc.Run(e)
+			if err != nil {
+				c.perr.Add(1)
+				c.logProcessorError(proc, err)
+			}
+			if out == nil {
+				keep = false
+				break
+			}
+			e = out
+		}
+		if !keep {
+			c.filt.Add(1)
+			continue
+		}
+		if e.Meta == nil {
+			e.Meta = M{}
+		}
+		if _, ok := e.Meta["_id"]; !ok {
+			e.Meta["_id"] = c.p.eventID(e, c.seq.Add(1))
+		}
+		if err := c.p.queue.Push(ctx, *e); err != nil {
+			return err
+		}
+		c.pubd.Add(1)
+	}
+	return nil
+}
+
+// logProcessorError logs at most once a second per input: a processor that
+// fails on every event must not flood the log; the counter has the total.
+func (c *client) logProcessorError(p Processor, err error) {
+	now := time.Now().Unix()
+	last := c.lastPE.Load()
+	if now > last && c.lastPE.CompareAndSwap(last, now) {
+		c.log.Warn("processor failed; event kept unchanged", "processor", p.String(), "error", err)
+	}
+}
+
+// decorate adds what every event carries before processors see it, so
+// processors can drop or rename it like any other field.
+func (p *Pipeline) decorate(e *Event) {
+	if e.Fields == nil {
+		e.Fields = M{}
+	}
+	if e.Timestamp.IsZero() {
+		e.Timestamp = time.Now()
+	}
+	e.Fields["agent"] = M{
+		"id":           p.agent.ID,
+		"name":         p.agent.Name,
+		"type":         p.agent.Type,
+		"version":      p.agent.Version,
+		"ephemeral_id": p.agent.EphemeralID,
+	}
+	ds, _ := e.Fields.GetValue("event.dataset")
+	if s, ok := ds.(string); ok && s != "" {
+		e.Fields["data_stream"] = M{"type": "metrics", "dataset": s, "namespace": p.namespace}
+	}
+	if len(p.tags) > 0 {
+		e.Fields["tags"] = p.tags
+	}
+	if len(p.fields) > 0 {
+		if p.fieldsUnderRoot {
+			for k, v := range p.fields {
+				e.Fields.Put(k, cloneValue(v))
+			}
+		} else {
+			e.Fields["fields"] = p.fields.Clone()
+		}
+	}
+}
+
+func cloneValue(v any) any {
+	if m, ok := asM(v); ok {
+		return m.Clone()
+	}
+	return v
+}
+
+// eventID is deterministic for events of a series: the same agent, dataset,
+// timestamp and series always give the same id, so a retried or replayed
+// event is a duplicate to Elasticsearch (409 on create), never a second
+// document. Events without a series get an id from the run and a sequence.
+func (p *Pipeline) eventID(e *Event, seq uint64) string {
+	h := sha256.New()
+	ds, _ := e.Fields.GetValue("event.dataset")
+	dataset, _ := ds.(string)
+	var buf [8]byte
+	h.Write([]byte(p.agent.ID))
+	h.Write([]byte{0})
+	h.Write([]byte(dataset))
+	h.Write([]byte{0})
+	binary.BigEndian.PutUint64(buf[:], uint64(e.Timestamp.UnixNano()))
+	h.Write(buf[:])
+	if e.Series != "" {
+		h.Write([]byte(e.Series))
+	} else {
+		h.Write([]byte{1})
+		h.Write([]byte(p.agent.EphemeralID))
+		binary.BigEndian.PutUint64(buf[:], seq)
+		h.Write(buf[:])
+	}
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:16])
+}
