@@ -1,0 +1,188 @@
+package netns
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"golang.org/x/sys/unix"
+)
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func find(list []Namespace, ino uint64) (Namespace, int) {
+	n, at := Namespace{}, -1
+	for i, ns := range list {
+		if ns.Inode == ino {
+			if at >= 0 {
+				return ns, -2 // duplicate
+			}
+			n, at = ns, i
+		}
+	}
+	return n, at
+}
+
+// startIn starts `sleep 30` through a wrapper that moves it into another
+// namespace and waits until the exec'd sleep is there.
+func startIn(t *testing.T, self uint64, args ...string) (*exec.Cmd, uint64) {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	p := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil && st.Ino != self {
+			return cmd, st.Ino
+		}
+	}
+	t.Fatalf("%v never left the caller's namespace", args)
+	return nil, 0
+}
+
+func TestSelfMatchesProcSelf(t *testing.T) {
+	self, err := Self("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := inode(t, "/proc/self/ns/net"); self.Inode != want || self.Path != "/proc/self/ns/net" || self.Name != "" {
+		t.Errorf("Self() = %+v, want inode %d", self, want)
+	}
+}
+
+func TestListFindsNamedNamespaces(t *testing.T) {
+	a, b := nstest.New(t), nstest.New(t)
+	self, err := Self("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := List("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list[0] != self {
+		t.Errorf("first = %+v, want the caller's %+v", list[0], self)
+	}
+	for i := 2; i < len(list); i++ {
+		if list[i-1].Inode >= list[i].Inode {
+			t.Errorf("not sorted by inode after the first: %+v", list)
+		}
+	}
+	inos := map[uint64]bool{}
+	for _, n := range []*nstest.Netns{a, b} {
+		ino := inode(t, n.Path())
+		got, at := find(list, ino)
+		if at < 1 {
+			t.Fatalf("%s (inode %d): index %d in %+v", n.Name, ino, at, list)
+		}
+		if want := (Namespace{Inode: ino, Path: n.Path(), Name: n.Name}); got != want {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+		inos[ino] = true
+	}
+	if len(inos) != 2 || inos[self.Inode] {
+		t.Errorf("namespaces not distinct: %v, self %d", inos, self.Inode)
+	}
+}
+
+func TestListNamedNamespaceWithProcessesIsReportedOnceByName(t *testing.T) {
+	n := nstest.New(t)
+	self, _ := Self("")
+	_, ino := startIn(t, self.Inode, "ip", "netns", "exec", n.Name, "sleep", "30")
+	_, ino2 := startIn(t, self.Inode, "ip", "netns", "exec", n.Name, "sleep", "30")
+	if ino != ino2 || ino != inode(t, n.Path()) {
+		t.Fatalf("inodes %d %d, want %d", ino, ino2, inode(t, n.Path()))
+	}
+	list, err := List("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, at := find(list, ino)
+	if at < 1 || got.Name != n.Name || got.Path != n.Path() {
+		t.Errorf("got %+v at %d, want name %s", got, at, n.Name)
+	}
+}
+
+func TestListFindsUnnamedNamespaceThroughItsProcess(t *testing.T) {
+	nstest.RequireRoot(t)
+	self, _ := Self("")
+	// unshare execs sleep in place, so the pid is the holder's.
+	cmd, ino := startIn(t, self.Inode, "unshare", "--net", "sleep", "30")
+	_, ino2 := startIn(t, self.Inode, "unshare", "--net", "sleep", "30")
+	if ino == ino2 {
+		t.Fatal("two unshare --net gave one namespace")
+	}
+	list, err := List("", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, at := find(list, ino)
+	want := Namespace{Inode: ino, Path: "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"}
+	if at < 1 || got != want {
+		t.Fatalf("got %+v at %d, want %+v", got, at, want)
+	}
+	if _, at := find(list, ino2); at < 1 {
+		t.Errorf("second namespace %d missing", ino2)
+	}
+	// The path must be usable with setns(2): opening it yields the same
+	// namespace.
+	f, err := os.Open(got.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Ino != ino {
+		t.Errorf("fstat %s: ino %d, err %v", got.Path, st.Ino, err)
+	}
+}
+
+func TestListSkipsStaleRunDirEntries(t *testing.T) {
+	nstest.RequireRoot(t)
+	self, _ := Self("")
+	cmd, ino := startIn(t, self.Inode, "unshare", "--net", "sleep", "30")
+	run := t.TempDir()
+	for _, name := range []string{"bound", "stale"} {
+		if err := os.WriteFile(filepath.Join(run, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"
+	if err := unix.Mount(src, filepath.Join(run, "bound"), "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s: %v", src, err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(run, "bound"), unix.MNT_DETACH) })
+
+	list, err := List("", run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, at := find(list, ino)
+	if want := (Namespace{Inode: ino, Path: filepath.Join(run, "bound"), Name: "bound"}); at < 1 || got != want {
+		t.Errorf("got %+v at %d, want %+v", got, at, want)
+	}
+	staleIno := inode(t, filepath.Join(run, "stale"))
+	if _, at := find(list, staleIno); at != -1 {
+		t.Errorf("stale file (inode %d) listed: %+v", staleIno, list)
+	}
+}
+
+func TestListFailsWithoutProcRoot(t *testing.T) {
+	if _, err := List(filepath.Join(t.TempDir(), "missing"), ""); err == nil {
+		t.Error("List on a missing procRoot: no error")
+	}
+}
