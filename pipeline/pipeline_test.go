@@ -338,7 +338,7 @@ func TestQueueConfigValidate(t *testing.T) {
 	c.Mem.Events = 10
 	c.Mem.Flush.MinEvents = 20
 	err := c.Validate()
-	if err == nil || err.Error() != "mem.flush.min_events: 20 is larger than mem.events (10)" {
+	if err == nil || err.Error() != "mem.flush.min_events: 20 is larger than queue.mem.events (10)" {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -44,8 +44,8 @@ func (c QueueConfig) Validate() error {
 	}
 	if c.Mem.Flush.MinEvents < 0 {
 		errs = append(errs, config.Errorf("mem.flush.min_events", "must not be negative, got %d", c.Mem.Flush.MinEvents))
-	} else if c.Mem.Flush.MinEvents > c.Mem.Events {
-		errs = append(errs, config.Errorf("mem.flush.min_events", "%d is larger than mem.events (%d)", c.Mem.Flush.MinEvents, c.Mem.Events))
+	} else if c.Mem.Events >= 1 && c.Mem.Flush.MinEvents > c.Mem.Events {
+		errs = append(errs, config.Errorf("mem.flush.min_events", "%d is larger than queue.mem.events (%d)", c.Mem.Flush.MinEvents, c.Mem.Events))
 	}
 	if c.Mem.Flush.Timeout < 0 {
 		errs = append(errs, config.Errorf("mem.flush.timeout", "must not be negative"))

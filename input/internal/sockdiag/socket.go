@@ -29,10 +29,15 @@ type Socket struct {
 	Remote    netip.AddrPort
 	Interface uint32
 	Cookie    uint64
-	UID       uint32
-	Inode     uint32
-	RQueue    uint32
-	WQueue    uint32
+	// Timer, Retrans and Expires are idiag_timer, idiag_retrans and
+	// idiag_expires (ms): the pending timer as ss -o shows it.
+	Timer   uint8
+	Retrans uint8
+	Expires uint32
+	UID     uint32
+	Inode   uint32
+	RQueue  uint32
+	WQueue  uint32
 
 	HasTCPInfo bool
 	TCPInfo    TCPInfo
@@ -41,6 +46,14 @@ type Socket struct {
 	Congestion string
 	HasMem     bool
 	Mem        SkMemInfo
+	// HasMemInfo and MemInfo are the older INET_DIAG_MEMINFO (ExtMemInfo).
+	HasMemInfo bool
+	MemInfo    MemInfo
+}
+
+// MemInfo is struct inet_diag_meminfo (linux/inet_diag.h).
+type MemInfo struct {
+	Rmem, Wmem, Fmem, Tmem uint32
 }
 
 // SkMemInfo is INET_DIAG_SKMEMINFO (SK_MEMINFO_* in linux/sock_diag.h).
