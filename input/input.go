@@ -27,6 +27,8 @@ type Settings struct {
 	SysRoot  string
 	// DataPath is path.data, for state an input keeps across restarts.
 	DataPath string
+	// Metrics receives the input's own counters (nil in some tests).
+	Metrics *pipeline.Metrics
 }
 
 // Factory builds an input from its config section: the list entry under

@@ -20,6 +20,8 @@ type Settings struct {
 	// DataPath is path.data; relative output paths stay relative to the
 	// working directory as in Beats.
 	DataPath string
+	// Metrics receives the output's own counters (nil in some tests).
+	Metrics *pipeline.Metrics
 }
 
 // Group is a configured output: its clients each consume batches
