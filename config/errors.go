@@ -6,6 +6,9 @@ import (
 )
 
 // Error is a config problem at a position: file:line:column: key: message.
+// An error that cannot point at a line (a whole-file problem, a missing
+// output, an -E flag) starts with "config: " so the user still sees which
+// part of the program complains.
 type Error struct {
 	File   string
 	Line   int
@@ -16,10 +19,16 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
+	if e.Line <= 0 {
+		b.WriteString("config: ")
+	}
 	if e.File != "" {
 		b.WriteString(e.File)
 		if e.Line > 0 {
-			fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+			fmt.Fprintf(&b, ":%d", e.Line)
+			if e.Column > 0 {
+				fmt.Fprintf(&b, ":%d", e.Column)
+			}
 		}
 		b.WriteString(": ")
 	}

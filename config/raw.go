@@ -15,6 +15,36 @@ type Raw struct {
 	node *yaml.Node
 	file string
 	path string
+	src  *origins
+}
+
+// origins records which nodes did not come from the config file: those of
+// -E overrides, labelled "-E key=value" so errors point at the flag.
+type origins struct {
+	base  string
+	files map[*yaml.Node]string
+}
+
+func (o *origins) fileOf(n *yaml.Node, fallback string) string {
+	if o == nil {
+		return fallback
+	}
+	if f, ok := o.files[n]; ok {
+		return f
+	}
+	return o.base
+}
+
+// sub is the section of node n found below r at path, keeping the origin.
+func (r Raw) sub(n *yaml.Node, path string) Raw {
+	return Raw{node: n, file: r.src.fileOf(n, r.file), path: path, src: r.src}
+}
+
+// At returns the section of n, a node found under key below this section
+// (a plugin walking a free-form mapping itself). Unlike NewRaw it keeps the
+// node's origin, so values set by -E still name the flag in errors.
+func (r Raw) At(key string, n *yaml.Node) Raw {
+	return r.sub(n, join(r.path, key))
 }
 
 // NewRaw wraps a YAML node found at the dotted path of file.
@@ -45,13 +75,7 @@ func (r Raw) Decode(out any) error {
 	if r.IsZero() {
 		return nil
 	}
-	if err := checkKnown(r.node, r.path, out); err != nil {
-		return r.wrap(err)
-	}
-	if err := r.node.Decode(out); err != nil {
-		return r.wrap(err)
-	}
-	return nil
+	return decodeInto(r, out)
 }
 
 // Child returns the sub-section at key (one level, no dots) of a mapping.
@@ -61,7 +85,7 @@ func (r Raw) Child(key string) (Raw, bool) {
 	}
 	for i := 0; i+1 < len(r.node.Content); i += 2 {
 		if r.node.Content[i].Value == key {
-			return Raw{node: r.node.Content[i+1], file: r.file, path: join(r.path, key)}, true
+			return r.sub(r.node.Content[i+1], join(r.path, key)), true
 		}
 	}
 	return Raw{}, false
@@ -87,7 +111,7 @@ func (r Raw) List() []Raw {
 	}
 	out := make([]Raw, len(r.node.Content))
 	for i, n := range r.node.Content {
-		out[i] = Raw{node: n, file: r.file, path: fmt.Sprintf("%s.%d", r.path, i)}
+		out[i] = r.sub(n, fmt.Sprintf("%s.%d", r.path, i))
 	}
 	return out
 }
@@ -117,7 +141,7 @@ func (r Raw) Locate(err error) error {
 	var ke *KeyError
 	if errors.As(err, &ke) {
 		at := r.lookup(ke.Key)
-		return &Error{File: r.file, Line: at.line(), Column: at.column(), Key: join(r.path, ke.Key), Msg: ke.Err.Error()}
+		return &Error{File: at.file, Line: at.line(), Column: at.column(), Key: join(r.path, ke.Key), Msg: ke.Err.Error()}
 	}
 	var pe *Error
 	if errors.As(err, &pe) {
@@ -161,14 +185,6 @@ func (r Raw) column() int {
 	return r.node.Column
 }
 
-func (r Raw) wrap(err error) error {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return err
-	}
-	return r.Errorf("%v", err)
-}
-
 func join(a, b string) string {
 	if a == "" {
 		return b
@@ -197,5 +213,5 @@ next:
 		}
 		cp.Content = append(cp.Content, r.node.Content[i], r.node.Content[i+1])
 	}
-	return Raw{node: &cp, file: r.file, path: r.path}
+	return Raw{node: &cp, file: r.file, path: r.path, src: r.src}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -32,14 +33,16 @@ type ClientConfig struct {
 // then the queue. It runs in the input's goroutine, so processing scales
 // with the number of inputs.
 type client struct {
-	p      *Pipeline
-	procs  []Processor
-	log    *slog.Logger
-	seq    atomic.Uint64
-	pubd   *atomic.Int64
-	filt   *atomic.Int64
-	perr   *atomic.Int64
-	lastPE atomic.Int64 // unix seconds of the last processor error logged
+	p       *Pipeline
+	procs   []Processor
+	log     *slog.Logger
+	seq     atomic.Uint64
+	mu      sync.Mutex // serialises Publish calls that share scratch
+	pubd    *atomic.Int64
+	filt    *atomic.Int64
+	perr    *atomic.Int64
+	lastPE  atomic.Int64 // unix seconds of the last processor error logged
+	scratch []byte       // encoding buffer, guarded by mu
 }
 
 // Client returns the Publisher for one input.
@@ -58,6 +61,8 @@ func (p *Pipeline) Client(c ClientConfig) Publisher {
 }
 
 func (c *client) Publish(ctx context.Context, events ...Event) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for i := range events {
 		e := &events[i]
 		c.p.decorate(e)
@@ -83,6 +88,16 @@ func (c *client) Publish(ctx context.Context, events ...Event) error {
 		}
 		if _, ok := e.Meta["_id"]; !ok {
 			e.Meta["_id"] = c.p.eventID(e, c.seq.Add(1))
+		}
+		if ds, ok := e.Fields.GetValue("event.dataset"); ok {
+			e.Dataset, _ = ds.(string)
+		}
+		if c.p.encode != nil {
+			c.scratch = c.p.encode(c.scratch[:0], e.Fields)
+			// An exact-size copy: the scratch buffer is reused, and a
+			// pointer-free slice is all the GC sees of a queued event.
+			e.Body = append(make([]byte, 0, len(c.scratch)), c.scratch...)
+			e.Fields = nil
 		}
 		if err := c.p.queue.Push(ctx, *e); err != nil {
 			return err

@@ -14,8 +14,17 @@ type M map[string]any
 // Event is one document on its way to the output.
 type Event struct {
 	Timestamp time.Time
-	// Fields is the document body (without @timestamp).
+	// Fields is the document body (without @timestamp). Inputs and
+	// processors work on it; once processors have run, a pipeline with an
+	// encoder stores the encoding in Body and sets Fields to nil, so queued
+	// events are compact bytes rather than maps for the GC to scan.
 	Fields M
+	// Body is Fields encoded as JSON object members ("k":v,... without
+	// braces), set by the pipeline; outputs splice it (output/codec).
+	Body []byte
+	// Dataset is event.dataset, kept beside Body for outputs that route by
+	// it (Elasticsearch data streams).
+	Dataset string
 	// Meta is carried as @metadata: never indexed as a field; holds "_id".
 	Meta M
 	// Series identifies the time series this event belongs to (for a flow its

@@ -30,6 +30,10 @@ type Settings struct {
 	// RetryBackoff bounds the wait before a failed batch is sent again
 	// (exponential with jitter between Init and Max).
 	RetryInit, RetryMax time.Duration
+	// Encode, when set, appends the JSON members of fields to dst; the
+	// client then stores each processed event as Body (see Event). The
+	// agent passes output/codec.AppendFields.
+	Encode func(dst []byte, fields M) []byte
 }
 
 // Pipeline connects inputs' publishers to the output workers.
@@ -47,6 +51,7 @@ type Pipeline struct {
 	batchSize       int
 	retryInit       time.Duration
 	retryMax        time.Duration
+	encode          func([]byte, M) []byte
 
 	acked, retried *atomic.Int64
 
@@ -90,6 +95,7 @@ func New(s Settings) *Pipeline {
 		batchSize:       s.BatchSize,
 		retryInit:       s.RetryInit,
 		retryMax:        s.RetryMax,
+		encode:          s.Encode,
 		acked:           s.Metrics.Counter("pipeline.events.acked"),
 		retried:         s.Metrics.Counter("pipeline.events.retried"),
 	}

@@ -58,10 +58,15 @@ type kv struct {
 type literal struct{}
 
 // encoder holds the scratch space that makes encoding allocation-free once
-// warm: one stack of members shared by all nesting levels. Popped entries
-// are cleared so a pooled encoder keeps no event alive.
+// warm: one stack of members shared by all nesting levels. A pooled encoder
+// may keep references to the last event's values until the next event or
+// the next GC (sync.Pool drops idle entries then).
 type encoder struct {
 	members []kv
+	// order holds indexes into members, sorted by key. Sorting indexes
+	// rather than kv values moves no pointers, so it costs no GC write
+	// barriers while a collection runs.
+	order []int32
 }
 
 // encoders recycles scratch space between AppendEvent calls; like
@@ -69,6 +74,7 @@ type encoder struct {
 var encoders = sync.Pool{New: func() any { return new(encoder) }}
 
 // AppendEvent appends e as one JSON object (no trailing newline) to dst.
+// An event the pipeline has encoded (Fields nil, Body set) costs a copy.
 // Keys "@timestamp" and "@metadata" inside e.Fields are skipped: they are
 // written from e.Timestamp and e.Meta, and a duplicate key would make the
 // document invalid for Elasticsearch.
@@ -93,11 +99,36 @@ func AppendPretty(dst []byte, e *pipeline.Event, opts Options) []byte {
 	return buf.Bytes()
 }
 
+// AppendFields appends the members of fields ("k":v pairs, sorted, without
+// the enclosing braces) to dst: the form the pipeline stores in Event.Body
+// once processors have run, so that every output splices it instead of
+// encoding the maps again.
+func AppendFields(dst []byte, fields pipeline.M) []byte {
+	enc := encoders.Get().(*encoder)
+	base := len(enc.members)
+	for k, v := range fields {
+		if k == "@timestamp" || k == "@metadata" {
+			continue
+		}
+		enc.members = append(enc.members, kv{k: k, v: v})
+	}
+	dst = enc.appendMembers(dst, base, false, 1)
+	encoders.Put(enc)
+	return dst
+}
+
 func (enc *encoder) appendEvent(dst []byte, e *pipeline.Event, opts *Options) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, e.Timestamp)
 	if opts.Metadata {
 		dst = enc.appendMeta(dst, e.Meta, opts)
+	}
+	if e.Fields == nil && e.Body != nil {
+		if len(e.Body) > 0 {
+			dst = append(dst, ',')
+			dst = append(dst, e.Body...)
+		}
+		return append(dst, '}')
 	}
 	base := len(enc.members)
 	for k, v := range e.Fields {
@@ -138,14 +169,18 @@ func (enc *encoder) appendMeta(dst []byte, meta pipeline.M, opts *Options) []byt
 // appendMembers sorts and writes enc.members[base:] as "k":v pairs, then
 // pops them. leadingComma is set when something precedes the first pair.
 func (enc *encoder) appendMembers(dst []byte, base int, leadingComma bool, depth int) []byte {
-	sortMembers(enc.members[base:])
+	obase := len(enc.order)
 	for i := base; i < len(enc.members); i++ {
-		if i > base || leadingComma {
+		enc.order = append(enc.order, int32(i))
+	}
+	enc.sortOrder(obase)
+	for j := obase; j < len(enc.order); j++ {
+		if j > obase || leadingComma {
 			dst = append(dst, ',')
 		}
-		// Read through enc.members each time: nested objects append to and
-		// may reallocate it.
-		m := enc.members[i]
+		// Read through enc.members and enc.order each time: nested objects
+		// append to them and may reallocate them.
+		m := &enc.members[enc.order[j]]
 		dst = appendString(dst, m.k)
 		dst = append(dst, ':')
 		if _, ok := m.v.(literal); ok {
@@ -154,26 +189,32 @@ func (enc *encoder) appendMembers(dst []byte, base int, leadingComma bool, depth
 			dst = enc.appendValue(dst, m.v, depth)
 		}
 	}
-	clear(enc.members[base:])
+	enc.order = enc.order[:obase]
+	// Popped entries are not cleared: they are overwritten by the next
+	// object, and clearing pointers costs write barriers on the hot path.
+	// The pool holds at most one event's worth of stale references.
 	enc.members = enc.members[:base]
 	return dst
 }
 
-// sortMembers orders by key. Objects in events are small (a handful to
-// twenty keys), where an inlined insertion sort beats the generic sort.
-func sortMembers(ms []kv) {
-	if len(ms) > 24 {
-		slices.SortFunc(ms, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+// sortOrder sorts enc.order[from:] by key. Objects in events are small (a
+// handful to twenty keys), where an insertion sort beats the generic sort.
+func (enc *encoder) sortOrder(from int) {
+	o := enc.order[from:]
+	ms := enc.members
+	if len(o) > 24 {
+		slices.SortFunc(o, func(a, b int32) int { return strings.Compare(ms[a].k, ms[b].k) })
 		return
 	}
-	for i := 1; i < len(ms); i++ {
-		x := ms[i]
+	for i := 1; i < len(o); i++ {
+		x := o[i]
+		xk := ms[x].k
 		j := i
-		for j > 0 && keyLess(x.k, ms[j-1].k) {
-			ms[j] = ms[j-1]
+		for j > 0 && keyLess(xk, ms[o[j-1]].k) {
+			o[j] = o[j-1]
 			j--
 		}
-		ms[j] = x
+		o[j] = x
 	}
 }
 

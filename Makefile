@@ -1,0 +1,57 @@
+# fleutanbeat — build, run and test. `make run` and `make test` are the two
+# set-up commands of the README; .ci/run calls `make test`.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin
+PKGS     := ./...
+# Benchmarks write their figures here (and to stdout).
+BENCH_OUT ?= build/bench.txt
+
+.PHONY: all build run test test-unit vet fmt-check bench fuzz clean help
+
+all: build
+
+help:
+	@echo "make build   build bin/fleutanbeat"
+	@echo "make run     build and run the agent with fleutanbeat.yml (events go to ./data)"
+	@echo "make test    vet, format check and the whole test suite with -race (root tests need root)"
+	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
+	@echo "make fuzz    run every fuzz target for FUZZTIME (default 20s) each"
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fleutanbeat ./cmd/fleutanbeat
+
+# The shipped config must not be writable by group or others (strict.perms),
+# whatever the umask of the checkout was.
+run: build
+	chmod go-w fleutanbeat.yml
+	$(BIN)/fleutanbeat run -e -c fleutanbeat.yml --path.home .
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# The whole suite, race detector on. Kernel tests need root and skip without
+# it unless FLEUTANBEAT_REQUIRE_ROOT=1 (set by .ci/run) makes skips failures.
+test: fmt-check vet build
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+bench: build
+	@mkdir -p $(dir $(BENCH_OUT))
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./input/flows/ | tee $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/... ./output/... ./input/internal/... | tee -a $(BENCH_OUT)
+
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BIN) build

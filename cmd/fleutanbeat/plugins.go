@@ -1,0 +1,30 @@
+package main
+
+import (
+	"sort"
+
+	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/output"
+	"github.com/fleutan/fleutanbeat/output/console"
+	"github.com/fleutan/fleutanbeat/output/file"
+)
+
+// The explicit registries: adding an input or output is one line here.
+var inputFactories = map[string]input.Factory{
+	"flows": flows.New,
+}
+
+var outputFactories = map[string]output.Factory{
+	"console": console.New,
+	"file":    file.New,
+}
+
+func names[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

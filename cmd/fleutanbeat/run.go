@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+func discardLogger(loggingConfig, config.Paths) (*slog.Logger, error) {
+	return slog.New(slog.DiscardHandler), nil
+}
+
+func cmdTestConfig(o *options, _ []string, stdout, stderr io.Writer) int {
+	a, err := buildAgent(o, discardLogger)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s\n", errorLines(err))
+		return exitConfig
+	}
+	a.close()
+	fmt.Fprintln(stdout, "Config OK")
+	return exitOK
+}
+
+func cmdExportConfig(o *options, _ []string, stdout, stderr io.Writer) int {
+	a, err := buildAgent(o, discardLogger)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s\n", errorLines(err))
+		return exitConfig
+	}
+	a.close()
+	b, err := config.Redacted(a.root)
+	if err != nil {
+		fmt.Fprintf(stderr, "export config: %v\n", err)
+		return exitConfig
+	}
+	_, _ = stdout.Write(b)
+	return exitOK
+}
+
+func cmdRun(o *options, _ []string, _, stderr io.Writer) int {
+	var logCloser io.Closer
+	a, err := buildAgent(o, func(c loggingConfig, p config.Paths) (*slog.Logger, error) {
+		l, cl, err := newLogger(c, o.toStderr, p.Logs, stderr)
+		logCloser = cl
+		return l, err
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s\n", errorLines(err))
+		return exitConfig
+	}
+	defer logCloser.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := a.run(ctx); err != nil {
+		a.log.Error("fleutanbeat stopped with an error", "error", err)
+		fmt.Fprintf(stderr, "fleutanbeat: %v\n", err)
+		return exitConfig
+	}
+	return exitOK
+}
+
+// run starts the output workers, then the inputs, and on ctx's end stops
+// the inputs first and drains the queue for up to shutdown_timeout.
+func (a *agent) run(ctx context.Context) error {
+	meta, err := loadOrCreateMeta(a.paths.Data)
+	if err != nil {
+		a.close()
+		return err
+	}
+	hostname, _ := os.Hostname()
+	name := a.cfg.Name
+	if name == "" {
+		name = hostname
+	}
+	info := pipeline.AgentInfo{ID: meta.UUID, Name: name, Type: "fleutanbeat", Version: version, EphemeralID: newUUID()}
+	var fields pipeline.M
+	if len(a.cfg.Fields) > 0 {
+		fields = pipeline.M{}
+		for k, v := range a.cfg.Fields {
+			fields.Put(k, v)
+		}
+	}
+	p := pipeline.New(pipeline.Settings{
+		Logger: a.log, Metrics: a.metrics, Agent: info, Processors: a.processors,
+		Tags: a.cfg.Tags, Fields: fields, FieldsUnderRoot: a.cfg.FieldsUnderRoot,
+		Queue: a.queue.Mem, Outputs: a.out.Clients, BatchSize: a.out.BatchSize,
+	})
+	var mon *monitor
+	if a.http.Enabled {
+		mon, err = startMonitor(a.http, a.metrics, info, hostname, a.log)
+		if err != nil {
+			a.close()
+			return err
+		}
+		defer mon.Close()
+	}
+	p.Start()
+	a.log.Info("fleutanbeat started", "version", version, "agent.id", info.ID, "output", a.outName,
+		"inputs", len(a.inputs), "path.data", a.paths.Data)
+
+	inCtx, stopInputs := context.WithCancel(ctx)
+	defer stopInputs()
+	var wg sync.WaitGroup
+	failed := make(chan struct{}, len(a.inputs))
+	for _, in := range a.inputs {
+		pub := p.Client(pipeline.ClientConfig{Input: in.typ, Processors: in.processors})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := in.in.Run(inCtx, pub); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, pipeline.ErrQueueClosed) {
+				a.log.Error("input stopped", "input", in.typ, "error", err)
+				failed <- struct{}{}
+			}
+		}()
+	}
+	metricsDone := make(chan struct{})
+	if a.logging.Metrics.Enabled {
+		go func() {
+			defer close(metricsDone)
+			logMetrics(inCtx, a.log, a.metrics, a.logging.Metrics.Period.D())
+		}()
+	} else {
+		close(metricsDone)
+	}
+
+	allFailed := false
+	inputsDone := make(chan struct{})
+	go func() { wg.Wait(); close(inputsDone) }()
+	select {
+	case <-ctx.Done():
+		a.log.Info("stopping: signal received")
+	case <-inputsDone:
+		allFailed = len(failed) > 0 && len(failed) == len(a.inputs)
+		a.log.Warn("stopping: every input has stopped")
+	}
+	stopInputs()
+	<-inputsDone
+	<-metricsDone
+
+	timeout := a.cfg.ShutdownTimeout.D()
+	drainCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	undelivered := p.Close(drainCtx)
+	snap := a.metrics.Tree()
+	if undelivered > 0 {
+		a.log.Warn("shutdown: events were not delivered", "undelivered", undelivered, "shutdown_timeout", timeout.String())
+	}
+	a.log.Info("fleutanbeat stopped", "undelivered", undelivered, "stats", map[string]any(snap))
+	if allFailed {
+		return fmt.Errorf("every input failed; see the log")
+	}
+	return nil
+}
+
+// logMetrics logs the counters that changed in each period, as Beats'
+// "Non-zero metrics in the last 30s" line.
+func logMetrics(ctx context.Context, log *slog.Logger, m *pipeline.Metrics, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	last := map[string]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		attrs := []any{}
+		for _, s := range m.Snapshot() {
+			key := s.Name
+			if s.Label != "" {
+				key += "." + s.Value
+			}
+			v := s.N
+			if !s.Gauge {
+				v -= last[key]
+				last[key] = s.N
+			}
+			if v != 0 {
+				attrs = append(attrs, key, v)
+			}
+		}
+		log.Info("Non-zero metrics in the last "+period.String(), attrs...)
+	}
+}

@@ -1,0 +1,468 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
+	"github.com/fleutan/fleutanbeat/input/internal/procindex"
+	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
+)
+
+// Collector dumps the sockets of its namespaces once per Collect and keeps
+// what it needs between collections: one sock_diag Dumper per namespace
+// and the previous flows, for deltas and final reports. It is not safe for
+// concurrent use.
+type Collector struct {
+	opts      CollectorOptions
+	log       *slog.Logger
+	protocols []uint8
+	families  []uint8
+
+	self    netns.Namespace
+	hasSelf bool
+	dumpers map[uint64]*sockdiag.Dumper
+	// unopenable namespaces were logged once and are skipped until they
+	// disappear.
+	unopenable map[uint64]bool
+	// known namespaces had a complete collection: their new flows were born
+	// since, so their delta is their cumulative count.
+	known map[uint64]bool
+	procs *procindex.Index
+
+	prev    []Flow
+	prevIdx map[Key]int32
+	// Two generations of flow slices and index maps alternate: one is the
+	// previous collection (the reference for deltas), the other is filled.
+	// At 100,000 flows a generation is tens of MiB that would otherwise be
+	// allocated and collected every period.
+	bufs [2][]Flow
+	idxs [2]map[Key]int32
+	gen  int
+
+	// scratch, reused across collections
+	listeners map[listenerKey]struct{}
+	inodes    []uint32
+	procCopy  map[*procindex.Process]*procindex.Process
+
+	// afterDump lets tests act between the dump and the /proc walk.
+	afterDump func()
+}
+
+type listenerKey struct {
+	netns uint64
+	proto uint8
+	addr  netip.Addr // unmapped; the unspecified address for a wildcard
+	port  uint16
+}
+
+// NewCollector prepares a collector; it opens nothing until Collect.
+func NewCollector(o CollectorOptions) *Collector {
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
+	if o.RunDir == "" {
+		o.RunDir = "/run/netns"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{
+		opts:       o,
+		log:        log,
+		protocols:  o.Protocols,
+		families:   o.Families,
+		dumpers:    map[uint64]*sockdiag.Dumper{},
+		unopenable: map[uint64]bool{},
+		known:      map[uint64]bool{},
+		listeners:  map[listenerKey]struct{}{},
+		procCopy:   map[*procindex.Process]*procindex.Process{},
+	}
+	if len(c.protocols) == 0 {
+		c.protocols = []uint8{protoTCP, protoUDP}
+	}
+	if len(c.families) == 0 {
+		c.families = []uint8{afInet, afInet6}
+	}
+	if !o.NoProcesses {
+		c.procs = procindex.New(procindex.Options{ProcRoot: o.ProcRoot, EtcRoot: "/etc", Logger: log})
+	}
+	return c
+}
+
+// Close releases the netlink sockets. The collector can be used again; it
+// then reopens them.
+func (c *Collector) Close() error {
+	var errs []error
+	for ino, d := range c.dumpers {
+		if err := d.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		delete(c.dumpers, ino)
+	}
+	return errors.Join(errs...)
+}
+
+// Collect dumps every selected namespace once per family and protocol and
+// returns the live flows followed by one Final flow for each flow of the
+// previous collection that is gone. The returned flows are the collector's
+// reference for the next deltas and its buffer afterwards: read them, do
+// not modify them, and do not keep them past the next Collect. A
+// namespace whose dump failed contributes no flows and no final reports
+// (its flows are kept for the next collection), and its error is
+// returned together with the flows of the others.
+func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
+	now := c.opts.Now()
+	nss, err := c.namespaces()
+	if err != nil {
+		return nil, err
+	}
+
+	var errs []error
+	present := make(map[uint64]bool, len(nss))
+	failed := map[uint64]bool{}
+	flows := c.bufs[c.gen][:0]
+	if want := len(c.prev) + len(c.prev)/8 + 16; cap(flows) < want {
+		flows = make([]Flow, 0, want)
+	}
+	clear(c.listeners)
+	for _, ns := range nss {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if present[ns.Inode] {
+			continue
+		}
+		present[ns.Inode] = true
+		d, err := c.dumper(ns)
+		if err != nil {
+			if !c.unopenable[ns.Inode] {
+				c.unopenable[ns.Inode] = true
+				c.log.Warn("flows: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
+			}
+			failed[ns.Inode] = true
+			continue
+		}
+		start := len(flows)
+		flows, err = c.dumpNamespace(d, ns, flows)
+		if err != nil {
+			// Drop the partial dump: half a namespace would report the
+			// other half as gone.
+			flows = flows[:start]
+			failed[ns.Inode] = true
+			errs = append(errs, fmt.Errorf("flows: netns %d (%s): %w", ns.Inode, ns.Path, err))
+			// A broken netlink socket is reopened next time.
+			_ = d.Close()
+			delete(c.dumpers, ns.Inode)
+		}
+	}
+	for ino, d := range c.dumpers {
+		if !present[ino] {
+			_ = d.Close()
+			delete(c.dumpers, ino)
+		}
+	}
+	for ino := range c.unopenable {
+		if !present[ino] {
+			delete(c.unopenable, ino)
+		}
+	}
+
+	flows = c.classify(flows)
+	if c.afterDump != nil {
+		c.afterDump()
+	}
+	if err := c.attribute(flows); err != nil {
+		errs = append(errs, err)
+	}
+	flows = c.track(flows, failed, now)
+	c.bufs[c.gen] = flows[:0]
+	c.gen ^= 1
+
+	for ino := range c.known {
+		if !present[ino] {
+			delete(c.known, ino)
+		}
+	}
+	for ino := range present {
+		if !failed[ino] {
+			c.known[ino] = true
+		}
+	}
+	return flows, errors.Join(errs...)
+}
+
+func (c *Collector) namespaces() ([]netns.Namespace, error) {
+	if c.opts.Namespaces != nil {
+		nss, err := c.opts.Namespaces()
+		if err != nil {
+			return nil, fmt.Errorf("flows: list network namespaces: %w", err)
+		}
+		return nss, nil
+	}
+	if !c.hasSelf {
+		self, err := netns.Self(c.opts.ProcRoot)
+		if err != nil {
+			return nil, fmt.Errorf("flows: own network namespace: %w", err)
+		}
+		c.self, c.hasSelf = self, true
+	}
+	if !c.opts.AllNamespaces {
+		return []netns.Namespace{c.self}, nil
+	}
+	nss, err := netns.List(c.opts.ProcRoot, c.opts.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("flows: list network namespaces: %w", err)
+	}
+	return nss, nil
+}
+
+func (c *Collector) dumper(ns netns.Namespace) (*sockdiag.Dumper, error) {
+	if d, ok := c.dumpers[ns.Inode]; ok {
+		return d, nil
+	}
+	if c.unopenable[ns.Inode] {
+		return nil, errors.New("could not be opened before")
+	}
+	var d *sockdiag.Dumper
+	var err error
+	if c.isSelf(ns) {
+		d, err = sockdiag.Open()
+	} else {
+		d, err = sockdiag.OpenIn(ns.Path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.dumpers[ns.Inode] = d
+	return d, nil
+}
+
+// isSelf avoids a setns(2) round trip for the collector's own namespace.
+func (c *Collector) isSelf(ns netns.Namespace) bool {
+	if !c.hasSelf {
+		if self, err := netns.Self(c.opts.ProcRoot); err == nil {
+			c.self, c.hasSelf = self, true
+		}
+	}
+	return c.hasSelf && c.self.Inode == ns.Inode
+}
+
+// dumpMask widens the requested states by the listeners, which decide the
+// direction of the other flows even when they are not reported.
+func (c *Collector) dumpMask(proto uint8) uint32 {
+	want := c.opts.States
+	if want == 0 {
+		return 0
+	}
+	if proto == protoUDP {
+		if want&(1<<stateListen) != 0 {
+			want |= 1 << stateClose
+		}
+		return want | 1<<stateClose
+	}
+	return want | 1<<stateListen
+}
+
+func (c *Collector) wanted(f *Flow) bool {
+	want := c.opts.States
+	if want == 0 {
+		return true
+	}
+	if f.Protocol == protoUDP && f.State == stateClose {
+		return want&(1<<stateListen|1<<stateClose) != 0
+	}
+	return want&(1<<f.State) != 0
+}
+
+func (c *Collector) dumpNamespace(d *sockdiag.Dumper, ns netns.Namespace, flows []Flow) ([]Flow, error) {
+	for _, proto := range c.protocols {
+		for _, fam := range c.families {
+			req := sockdiag.Request{Family: fam, Protocol: proto, States: c.dumpMask(proto)}
+			if proto == protoTCP {
+				req.Ext = sockdiag.ExtInfo | sockdiag.ExtCong
+			}
+			err := d.Dump(req, func(s *sockdiag.Socket) error {
+				f := fromSocket(s, ns)
+				if f.Direction == Listening {
+					c.listeners[listenerKey{ns.Inode, f.Protocol, f.Local.Addr().Unmap(), f.Local.Port()}] = struct{}{}
+				}
+				if c.wanted(&f) {
+					flows = append(flows, f)
+				}
+				return nil
+			})
+			if err != nil {
+				return flows, fmt.Errorf("sock_diag dump %s/%s: %w", transportName(proto), familyName(fam), err)
+			}
+		}
+	}
+	return flows, nil
+}
+
+func fromSocket(s *sockdiag.Socket, ns netns.Namespace) Flow {
+	f := Flow{
+		Netns:     ns.Inode,
+		NetnsName: ns.Name,
+		Family:    s.Family,
+		Protocol:  s.Protocol,
+		State:     s.State,
+		Local:     s.Local,
+		Remote:    s.Remote,
+		Inode:     s.Inode,
+		UID:       s.UID,
+	}
+	if (s.Protocol == protoTCP && s.State == stateListen) ||
+		(s.Protocol == protoUDP && s.State == stateClose && s.Remote.Port() == 0) {
+		f.Direction = Listening
+	}
+	if s.HasTCPInfo {
+		t := &s.TCPInfo
+		f.HasTCP = true
+		f.Congestion = s.Congestion
+		f.TCP = TCPInfo{
+			RTTMicros:     t.RTT,
+			RTTVarMicros:  t.RTTVar,
+			MinRTTMicros:  t.MinRTT,
+			Cwnd:          t.SndCwnd,
+			Ssthresh:      t.SndSsthresh,
+			MSS:           t.SndMSS,
+			SegsIn:        t.SegsIn,
+			SegsOut:       t.SegsOut,
+			TotalRetrans:  t.TotalRetrans,
+			Lost:          t.Lost,
+			NotsentBytes:  t.NotsentBytes,
+			BytesAcked:    t.BytesAcked,
+			BytesReceived: t.BytesReceived,
+			BytesSent:     t.BytesSent,
+			BytesRetrans:  t.BytesRetrans,
+			DeliveryRate:  t.DeliveryRate,
+			PacingRate:    t.PacingRate,
+		}
+	}
+	return f
+}
+
+// classify sets the direction of connected sockets once all listeners of
+// their namespace are known.
+func (c *Collector) classify(flows []Flow) []Flow {
+	for i := range flows {
+		f := &flows[i]
+		if f.Direction == Listening {
+			continue
+		}
+		f.Direction = Outbound
+		la := f.Local.Addr().Unmap()
+		port := f.Local.Port()
+		for _, a := range [...]netip.Addr{la, netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+			if _, ok := c.listeners[listenerKey{f.Netns, f.Protocol, a, port}]; ok {
+				f.Direction = Inbound
+				break
+			}
+		}
+	}
+	return flows
+}
+
+// attribute finds the owning process of each socket. Socket inodes are
+// unique across namespaces (sockfs), so one index serves all of them.
+func (c *Collector) attribute(flows []Flow) error {
+	if c.procs == nil || len(flows) == 0 {
+		return nil
+	}
+	c.inodes = c.inodes[:0]
+	for i := range flows {
+		if flows[i].Inode != 0 {
+			c.inodes = append(c.inodes, flows[i].Inode)
+		}
+	}
+	var errs []error
+	if _, err := c.procs.Update(c.inodes); err != nil {
+		// A partial index still attributes what it found.
+		errs = append(errs, fmt.Errorf("flows: process index: %w", err))
+	}
+	// Each flow gets its own copy per collection, shared by the flows of
+	// one process, so a later Update cannot change flows already handed
+	// out.
+	clear(c.procCopy)
+	for i := range flows {
+		f := &flows[i]
+		if f.Inode == 0 {
+			continue
+		}
+		p, ok := c.procs.Lookup(f.Inode)
+		if !ok || p == nil {
+			continue
+		}
+		cp, ok := c.procCopy[p]
+		if !ok {
+			v := *p
+			cp = &v
+			c.procCopy[p] = cp
+		}
+		f.Process = cp
+	}
+	return errors.Join(errs...)
+}
+
+// track sets FirstSeen and deltas against the previous collection and
+// appends the final reports of vanished flows.
+func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) []Flow {
+	idx := c.idxs[c.gen]
+	if idx == nil {
+		idx = make(map[Key]int32, len(flows))
+		c.idxs[c.gen] = idx
+	}
+	clear(idx)
+	for i := range flows {
+		f := &flows[i]
+		k := f.Key()
+		idx[k] = int32(i)
+		if j, ok := c.prevIdx[k]; ok {
+			p := &c.prev[j]
+			f.FirstSeen = p.FirstSeen
+			if f.HasTCP && f.Direction != Listening {
+				f.HasDelta, f.Delta = true, delta(f, p)
+			}
+			continue
+		}
+		f.FirstSeen = now
+		if f.HasTCP && f.Direction != Listening && c.known[f.Netns] {
+			f.HasDelta, f.Delta = true, delta(f, nil)
+		}
+	}
+	live := len(flows)
+	for k, j := range c.prevIdx {
+		if _, ok := idx[k]; ok {
+			continue
+		}
+		p := c.prev[j]
+		if failed[k.Netns] {
+			// Not seen is not gone: keep it as the reference, unreported.
+			continue
+		}
+		p.Final, p.HasDelta, p.Delta = true, false, Delta{}
+		flows = append(flows, p)
+	}
+	next := flows[:live:live]
+	// Carry the flows of failed namespaces so they are neither lost nor
+	// reported final on the next good collection.
+	for k, j := range c.prevIdx {
+		if failed[k.Netns] {
+			if _, ok := idx[k]; !ok {
+				idx[k] = int32(len(next))
+				next = append(next, c.prev[j])
+			}
+		}
+	}
+	c.prev, c.prevIdx = next, idx
+	return flows
+}

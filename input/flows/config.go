@@ -1,0 +1,243 @@
+package flows
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"regexp/syntax"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/fleutan/fleutanbeat/config"
+)
+
+// Config is the flows input's section of fleutanbeat.inputs.
+type Config struct {
+	Period config.Duration `yaml:"period"`
+	// Protocols: tcp, udp.
+	Protocols []string `yaml:"protocols"`
+	// Families: ipv4, ipv6.
+	Families []string `yaml:"families"`
+	// States are ss(8) state names or groups (see stateNames); "all" takes
+	// every state. For UDP, "listening" also selects unconnected sockets.
+	States []string `yaml:"states"`
+	// IncludeLoopback keeps flows with a loopback local or remote address.
+	IncludeLoopback bool `yaml:"include_loopback"`
+	// CIDRs match the remote address (the local one of listening sockets).
+	CIDRs CIDRFilter `yaml:"cidrs"`
+	// Ports match the local or the remote port: "443" or "8000-8100".
+	Ports PortFilter `yaml:"ports"`
+	// Processes are regular expressions matched against the whole process
+	// name (comm); when set, flows without a matching known process are
+	// left out.
+	Processes []string `yaml:"processes"`
+	// Namespaces is "host" (the agent's own network namespace) or "all"
+	// (every namespace that a process or /run/netns holds).
+	Namespaces string `yaml:"namespaces"`
+	// MaxFlows caps the events of one period; the rest are counted and
+	// logged.
+	MaxFlows int `yaml:"max_flows"`
+}
+
+// CIDRFilter keeps addresses in an Include prefix (any, when empty) and in
+// no Exclude prefix.
+type CIDRFilter struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
+// PortFilter keeps flows with a port in an Include range (any, when empty)
+// and no port in an Exclude range.
+type PortFilter struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
+// Namespace selections.
+const (
+	NamespacesHost = "host"
+	NamespacesAll  = "all"
+)
+
+// DefaultConfig is the configuration of an input section that sets nothing.
+func DefaultConfig() Config {
+	return Config{
+		Period:          config.Duration(10 * time.Second),
+		Protocols:       []string{"tcp", "udp"},
+		Families:        []string{"ipv4", "ipv6"},
+		States:          []string{"established", "listening"},
+		IncludeLoopback: true,
+		Namespaces:      NamespacesHost,
+		MaxFlows:        100000,
+	}
+}
+
+// stateNames are ss(8)'s state filter names (misc/ss.c sstate_namel and
+// the groups of its STATE-FILTER) with '-' and '_' taken out, so that both
+// "fin-wait-1" and the event's "fin_wait1" are accepted; values are
+// bitmasks of 1<<state (linux/tcp_states.h).
+var stateNames = map[string]uint32{
+	"established": 1 << stateEstablished,
+	"synsent":     1 << stateSynSent,
+	"synrecv":     1 << stateSynRecv,
+	"finwait1":    1 << stateFinWait1,
+	"finwait2":    1 << stateFinWait2,
+	"timewait":    1 << stateTimeWait,
+	"closed":      1 << stateClose,
+	"close":       1 << stateClose,
+	"closewait":   1 << stateCloseWait,
+	"lastack":     1 << stateLastAck,
+	"listening":   1 << stateListen,
+	"listen":      1 << stateListen,
+	"closing":     1 << stateClosing,
+
+	"all":          allStates,
+	"connected":    allStates &^ (1<<stateListen | 1<<stateClose),
+	"synchronized": allStates &^ (1<<stateListen | 1<<stateClose | 1<<stateSynSent),
+	"bucket":       1<<stateSynRecv | 1<<stateTimeWait,
+	"big":          allStates &^ (1<<stateSynRecv | 1<<stateTimeWait),
+}
+
+// stateMask looks up one state name.
+func stateMask(name string) (uint32, bool) {
+	key := strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, name)
+	m, ok := stateNames[key]
+	return m, ok
+}
+
+const allStates uint32 = 1<<(stateClosing+1) - 2 // states 1..11
+
+// Validate checks the values; it does not touch the system.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Period.D() <= 0 {
+		errs = append(errs, config.Errorf("period", "must be positive, got %s", c.Period.D()))
+	}
+	if len(c.Protocols) == 0 {
+		errs = append(errs, config.Errorf("protocols", "must name at least one protocol (tcp, udp)"))
+	}
+	for i, p := range c.Protocols {
+		if _, err := parseProtocol(p); err != nil {
+			errs = append(errs, config.Errorf(fmt.Sprintf("protocols.%d", i), "%v", err))
+		}
+	}
+	if len(c.Families) == 0 {
+		errs = append(errs, config.Errorf("families", "must name at least one family (ipv4, ipv6)"))
+	}
+	for i, f := range c.Families {
+		if _, err := parseFamily(f); err != nil {
+			errs = append(errs, config.Errorf(fmt.Sprintf("families.%d", i), "%v", err))
+		}
+	}
+	if len(c.States) == 0 {
+		errs = append(errs, config.Errorf("states", "must name at least one state (established, listening, all, ...)"))
+	}
+	for i, s := range c.States {
+		if _, ok := stateMask(s); !ok {
+			errs = append(errs, config.Errorf(fmt.Sprintf("states.%d", i), "%q is not a socket state (use an ss state name such as established, listening, time-wait, or a group: all, connected, synchronized, bucket, big)", s))
+		}
+	}
+	for _, l := range []struct {
+		key  string
+		vals []string
+	}{{"cidrs.include", c.CIDRs.Include}, {"cidrs.exclude", c.CIDRs.Exclude}} {
+		for i, v := range l.vals {
+			if _, err := parseCIDR(v); err != nil {
+				errs = append(errs, config.Errorf(fmt.Sprintf("%s.%d", l.key, i), "%v", err))
+			}
+		}
+	}
+	for _, l := range []struct {
+		key  string
+		vals []string
+	}{{"ports.include", c.Ports.Include}, {"ports.exclude", c.Ports.Exclude}} {
+		for i, v := range l.vals {
+			if _, err := parsePortRange(v); err != nil {
+				errs = append(errs, config.Errorf(fmt.Sprintf("%s.%d", l.key, i), "%v", err))
+			}
+		}
+	}
+	for i, p := range c.Processes {
+		if _, err := compileProcess(p); err != nil {
+			errs = append(errs, config.Errorf(fmt.Sprintf("processes.%d", i), "%v", err))
+		}
+	}
+	if c.Namespaces != NamespacesHost && c.Namespaces != NamespacesAll {
+		errs = append(errs, config.Errorf("namespaces", "%q is not a namespace selection (use host or all)", c.Namespaces))
+	}
+	if c.MaxFlows <= 0 {
+		errs = append(errs, config.Errorf("max_flows", "must be positive, got %d", c.MaxFlows))
+	}
+	return errors.Join(errs...)
+}
+
+func parseProtocol(s string) (uint8, error) {
+	switch strings.ToLower(s) {
+	case "tcp":
+		return protoTCP, nil
+	case "udp":
+		return protoUDP, nil
+	}
+	return 0, fmt.Errorf("%q is not a protocol (use tcp or udp)", s)
+}
+
+func parseFamily(s string) (uint8, error) {
+	switch strings.ToLower(s) {
+	case "ipv4":
+		return afInet, nil
+	case "ipv6":
+		return afInet6, nil
+	}
+	return 0, fmt.Errorf("%q is not an address family (use ipv4 or ipv6)", s)
+}
+
+// parseCIDR takes a prefix or a single address (a /32 or /128).
+func parseCIDR(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (use an address with an optional prefix length: 10.0.0.0/8, fd00::/8, 192.0.2.1)", s)
+}
+
+type portRange struct{ lo, hi uint16 }
+
+func parsePortRange(s string) (portRange, error) {
+	bad := fmt.Errorf("%q is not a port or port range (use 443 or 8000-8100, ports 0 to 65535)", s)
+	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	l, err := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	if err != nil {
+		return portRange{}, bad
+	}
+	h := l
+	if isRange {
+		if h, err = strconv.ParseUint(strings.TrimSpace(hi), 10, 16); err != nil || h < l {
+			return portRange{}, bad
+		}
+	}
+	return portRange{uint16(l), uint16(h)}, nil
+}
+
+func compileProcess(s string) (*regexp.Regexp, error) {
+	// Compiled alone first so that the error shows the user's text, not the
+	// anchored one.
+	if _, err := regexp.Compile(s); err != nil {
+		msg := err.Error()
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			msg = se.Code.String()
+		}
+		return nil, fmt.Errorf("%q is not a regular expression: %s", s, msg)
+	}
+	return regexp.Compile("^(?:" + s + ")$")
+}

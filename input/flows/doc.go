@@ -1,0 +1,38 @@
+// Package flows is the fleutan.flows input: one event per TCP or UDP socket
+// per period, read with NETLINK_SOCK_DIAG (linux/inet_diag.h) in one or all
+// network namespaces and attributed to processes through /proc.
+//
+// The Collector is the typed core, shared with the terminal tool; the Input
+// turns its Flows into pipeline events on a period.
+//
+// Units and counter semantics, checked against a real kernel in the tests:
+//
+//   - fleutan.flow.tcp.* are the kernel's struct tcp_info values as read,
+//     except delivery_rate_bps and pacing_rate_bps, which the kernel gives in
+//     bytes per second and which are converted to bits per second (×8), as
+//     ss(8) prints them. rtt_us, rttvar_us and min_rtt_us are microseconds.
+//   - bdp_bytes is the bandwidth-delay product estimate
+//     tcpi_delivery_rate [bytes/s] × tcpi_min_rtt [µs] / 1e6, the same
+//     product of bottleneck bandwidth and round-trip propagation time that
+//     BBR uses (draft-cardwell-iccrg-bbr-congestion-control).
+//   - tcpi_bytes_acked and tcpi_bytes_received (RFC 4898
+//     tcpEStatsAppHCThruOctetsAcked/Received) count sequence space, so they
+//     include the control flags: the active opener's SYN is counted in its
+//     bytes_acked (the passive side starts snd_una after its SYN-ACK, see
+//     tcp_create_openreq_child), an acknowledged FIN adds one to the sender's
+//     bytes_acked (FIN-WAIT-2, TIME-WAIT) and a received FIN one to the
+//     receiver's bytes_received (CLOSE-WAIT, LAST-ACK, CLOSING, TIME-WAIT).
+//     The payload figures (source/destination.bytes, network.bytes and
+//     fleutan.flow.delta.bytes_*) take those out and are application bytes;
+//     fleutan.flow.tcp.bytes_* stay raw. The SYN is attributed by
+//     direction: an accepted socket whose listener has gone is taken as
+//     outbound and reads one byte short (never below zero).
+//   - packets are segments (tcpi_segs_out/segs_in), control segments
+//     included. UDP sockets carry no counters in sock_diag, so UDP flows
+//     have no bytes, packets or deltas.
+//
+// Direction: a TCP LISTEN socket or an unconnected UDP socket (state CLOSE,
+// no remote) is listening; a connected socket whose local port is the port
+// of a listener of the same namespace and protocol, bound to the same
+// address or to the wildcard, is inbound; anything else is outbound.
+package flows

@@ -1,0 +1,138 @@
+package flows
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input/internal/procindex"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
+
+func mustM(m pipeline.M) pipeline.M { return m }
+
+func checkField(t *testing.T, name string, m pipeline.M, key string, want any) {
+	t.Helper()
+	got, ok := m.GetValue(key)
+	if !ok || !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: %s = %#v (present %v), want %#v", name, key, got, ok, want)
+	}
+}
+
+func goldenTCPInfo() TCPInfo {
+	return TCPInfo{
+		RTTMicros: 31, RTTVarMicros: 42, MinRTTMicros: 20, Cwnd: 14, Ssthresh: 8, MSS: 65483,
+		SegsIn: 23, SegsOut: 28, TotalRetrans: 1, Lost: 0, NotsentBytes: 7,
+		BytesAcked: 1048577, BytesReceived: 65536, BytesSent: 1048576, BytesRetrans: 0,
+		DeliveryRate: 5_000_000_000, PacingRate: 6_000_000_000,
+	}
+}
+
+func TestEventGolden(t *testing.T) {
+	proc := &procindex.Process{PID: 4242, PPID: 1, Name: "curl", Executable: "/usr/bin/curl",
+		Args: []string{"curl", "http://127.0.0.1:8080/"}, UID: 1000, User: "alice", StartTime: 123456}
+	first := time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC)
+	ts := time.Date(2025, 1, 2, 3, 4, 5, 600000000, time.UTC)
+	tests := []struct {
+		name string
+		flow Flow
+	}{
+		{"tcp_outbound_delta", Flow{
+			Netns: 4026531840, Family: afInet, Protocol: protoTCP, State: stateEstablished,
+			Local: netip.MustParseAddrPort("10.0.0.2:50492"), Remote: netip.MustParseAddrPort("10.0.0.1:8080"),
+			Inode: 98765, UID: 1000, Direction: Outbound, Process: proc,
+			HasTCP: true, TCP: goldenTCPInfo(), Congestion: "cubic",
+			HasDelta: true, Delta: Delta{BytesIn: 100, BytesOut: 2000, SegsIn: 3, SegsOut: 4, Retrans: 1},
+			FirstSeen: first,
+		}},
+		{"tcp6_inbound_named_netns", Flow{
+			Netns: 4026532999, NetnsName: "blue", Family: afInet6, Protocol: protoTCP, State: stateEstablished,
+			Local: netip.MustParseAddrPort("[fd00::1]:443"), Remote: netip.MustParseAddrPort("[fd00::2]:40000"),
+			Inode: 1234, Direction: Inbound, Process: proc, HasTCP: true, TCP: goldenTCPInfo(), Congestion: "bbr",
+			FirstSeen: first,
+		}},
+		{"udp_listening", Flow{
+			Netns: 4026531840, Family: afInet, Protocol: protoUDP, State: stateClose,
+			Local: netip.MustParseAddrPort("0.0.0.0:53"), Remote: netip.MustParseAddrPort("0.0.0.0:0"),
+			Inode: 55, UID: 0, Direction: Listening, FirstSeen: first,
+		}},
+		{"tcp_final_mapped_no_process", Flow{
+			Netns: 4026531840, Family: afInet6, Protocol: protoTCP, State: stateFinWait2,
+			Local: netip.MustParseAddrPort("[::ffff:192.0.2.1]:22"), Remote: netip.MustParseAddrPort("[::ffff:192.0.2.9]:61000"),
+			Inode: 77, UID: 0, Direction: Inbound, HasTCP: true, TCP: goldenTCPInfo(), Congestion: "cubic",
+			Final: true, FirstSeen: first,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.flow.Event(ts, 1500*time.Microsecond)
+			doc := map[string]any{"@timestamp": e.Timestamp.Format(time.RFC3339Nano), "series": e.Series, "fields": e.Fields}
+			got, err := json.MarshalIndent(doc, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := filepath.Join("testdata", tt.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("event differs from %s (run with -update after checking):\n%s", path, got)
+			}
+		})
+	}
+}
+
+func TestPayloadBytesTakeOutControlFlags(t *testing.T) {
+	tests := []struct {
+		dir             Direction
+		state           uint8
+		acked, received uint64
+		out, in         uint64
+	}{
+		{Outbound, stateEstablished, 1001, 50, 1000, 50},
+		{Inbound, stateEstablished, 50, 1000, 50, 1000},
+		{Outbound, stateFinWait2, 1002, 50, 1000, 50},
+		{Outbound, stateTimeWait, 1002, 51, 1000, 50},
+		{Inbound, stateCloseWait, 50, 1001, 50, 1000},
+		{Inbound, stateLastAck, 50, 1001, 50, 1000},
+		{Outbound, stateSynSent, 0, 0, 0, 0},
+		{Outbound, stateEstablished, 0, 0, 0, 0}, // never below zero
+	}
+	for _, tt := range tests {
+		f := Flow{Direction: tt.dir, State: tt.state, HasTCP: true, TCP: TCPInfo{BytesAcked: tt.acked, BytesReceived: tt.received}}
+		if f.BytesOut() != tt.out || f.BytesIn() != tt.in {
+			t.Errorf("%s state %d acked %d received %d: out %d in %d, want %d %d", tt.dir, tt.state, tt.acked, tt.received, f.BytesOut(), f.BytesIn(), tt.out, tt.in)
+		}
+	}
+}
+
+func TestDeltaSegmentCountersWrap(t *testing.T) {
+	prev := Flow{Direction: Outbound, State: stateEstablished, TCP: TCPInfo{SegsOut: 1<<32 - 10, BytesAcked: 101}}
+	cur := Flow{Direction: Outbound, State: stateEstablished, TCP: TCPInfo{SegsOut: 5, BytesAcked: 201}}
+	d := delta(&cur, &prev)
+	if d.SegsOut != 15 || d.BytesOut != 100 {
+		t.Errorf("delta %+v, want SegsOut 15 BytesOut 100", d)
+	}
+}
+
+func TestKeyString(t *testing.T) {
+	k := Key{Netns: 4026531840, Protocol: protoTCP, Local: netip.MustParseAddrPort("[::1]:80"), Remote: netip.MustParseAddrPort("[::1]:5555"), Inode: 9}
+	if got, want := k.String(), "4026531840/tcp/[::1]:80/[::1]:5555/9"; got != want {
+		t.Errorf("%s, want %s", got, want)
+	}
+}

@@ -1,0 +1,204 @@
+package flows
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input/internal/procindex"
+)
+
+// Protocol numbers (IANA) and address families (linux/socket.h) as the
+// kernel reports them in inet_diag_msg.
+const (
+	protoTCP = 6
+	protoUDP = 17
+	afInet   = 2
+	afInet6  = 10
+)
+
+// TCP states (linux/tcp_states.h) that change how counters read.
+const (
+	stateEstablished = 1
+	stateSynSent     = 2
+	stateSynRecv     = 3
+	stateFinWait1    = 4
+	stateFinWait2    = 5
+	stateTimeWait    = 6
+	stateClose       = 7
+	stateCloseWait   = 8
+	stateLastAck     = 9
+	stateListen      = 10
+	stateClosing     = 11
+)
+
+// Direction is the host-centric direction of a flow.
+type Direction string
+
+const (
+	Inbound   Direction = "inbound"
+	Outbound  Direction = "outbound"
+	Listening Direction = "listening"
+)
+
+// TCPInfo is the part of struct tcp_info (linux/tcp.h) that flows report.
+// Rates are in bytes per second as the kernel gives them; the event
+// conversion turns them into bits per second.
+type TCPInfo struct {
+	RTTMicros, RTTVarMicros, MinRTTMicros uint32
+	Cwnd, Ssthresh, MSS                   uint32
+	SegsIn, SegsOut, TotalRetrans, Lost   uint32
+	NotsentBytes                          uint32
+	BytesAcked, BytesReceived             uint64
+	BytesSent, BytesRetrans               uint64
+	DeliveryRate, PacingRate              uint64 // bytes/s
+}
+
+// BDPBytes is delivery rate × min RTT (see the package doc).
+func (t *TCPInfo) BDPBytes() uint64 {
+	return t.DeliveryRate * uint64(t.MinRTTMicros) / 1e6
+}
+
+// Delta is the change of a flow's counters over one period. Bytes are
+// payload bytes (see the package doc); Retrans counts segments.
+type Delta struct {
+	BytesIn, BytesOut, SegsIn, SegsOut, Retrans uint64
+}
+
+// Flow is one socket as seen in one collection.
+type Flow struct {
+	Netns     uint64 // inode of the network namespace
+	NetnsName string // name under /run/netns, if any
+	Family    uint8  // AF_INET or AF_INET6
+	Protocol  uint8  // IPPROTO_TCP or IPPROTO_UDP
+	State     uint8  // linux/tcp_states.h
+	Local     netip.AddrPort
+	Remote    netip.AddrPort
+	Inode     uint32
+	UID       uint32
+	Direction Direction
+
+	// Process owns the socket when the /proc walk found it; nil for sockets
+	// without a live owner (TIME-WAIT, orphans, a process that just exited).
+	Process *procindex.Process
+
+	HasTCP     bool
+	TCP        TCPInfo
+	Congestion string
+
+	// HasDelta is false for flows present at the first collection of their
+	// namespace and for final flows.
+	HasDelta bool
+	Delta    Delta
+
+	// Final marks the last report of a flow that has disappeared; it carries
+	// the values of the last collection that saw it.
+	Final     bool
+	FirstSeen time.Time
+}
+
+// Key identifies a flow across collections.
+type Key struct {
+	Netns    uint64
+	Protocol uint8
+	Local    netip.AddrPort
+	Remote   netip.AddrPort
+	Inode    uint32
+}
+
+// Key returns the flow's identity.
+func (f *Flow) Key() Key {
+	return Key{Netns: f.Netns, Protocol: f.Protocol, Local: f.Local, Remote: f.Remote, Inode: f.Inode}
+}
+
+// String is the series key of the flow's events:
+// "netns/proto/local/remote/inode".
+func (k Key) String() string {
+	b := make([]byte, 0, 96)
+	b = strconv.AppendUint(b, k.Netns, 10)
+	b = append(b, '/')
+	b = append(b, transportName(k.Protocol)...)
+	b = append(b, '/')
+	b = k.Local.AppendTo(b)
+	b = append(b, '/')
+	b = k.Remote.AppendTo(b)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, uint64(k.Inode), 10)
+	return string(b)
+}
+
+// BytesOut is the payload this side sent and the peer acknowledged:
+// tcpi_bytes_acked less the sequence numbers of an acknowledged SYN (active
+// opener) and FIN.
+func (f *Flow) BytesOut() uint64 {
+	n := f.TCP.BytesAcked
+	if f.Direction == Outbound && f.State != stateSynSent {
+		n = sub1(n)
+	}
+	if f.State == stateFinWait2 || f.State == stateTimeWait {
+		n = sub1(n)
+	}
+	return n
+}
+
+// BytesIn is the payload received: tcpi_bytes_received less a received FIN.
+func (f *Flow) BytesIn() uint64 {
+	n := f.TCP.BytesReceived
+	switch f.State {
+	case stateCloseWait, stateLastAck, stateClosing, stateTimeWait:
+		n = sub1(n)
+	}
+	return n
+}
+
+func sub1(n uint64) uint64 {
+	if n == 0 {
+		return 0
+	}
+	return n - 1
+}
+
+// delta computes f's counters against prev, the same flow one period ago,
+// or against zero when prev is nil (a flow born during the period).
+func delta(f, prev *Flow) Delta {
+	var d Delta
+	if prev == nil {
+		prev = &Flow{Direction: f.Direction, State: f.State}
+	}
+	d.BytesIn = diff(f.BytesIn(), prev.BytesIn())
+	d.BytesOut = diff(f.BytesOut(), prev.BytesOut())
+	// The segment counters are 32 bits wide (tcpi_segs_in, tcpi_segs_out,
+	// tcpi_total_retrans): unsigned subtraction absorbs a wrap.
+	d.SegsIn = uint64(f.TCP.SegsIn - prev.TCP.SegsIn)
+	d.SegsOut = uint64(f.TCP.SegsOut - prev.TCP.SegsOut)
+	d.Retrans = uint64(f.TCP.TotalRetrans - prev.TCP.TotalRetrans)
+	return d
+}
+
+// diff never goes negative: the 64-bit byte counters of one socket only
+// grow; a payload figure can shrink by the one sequence number of a SYN
+// when the flow's direction changes (its listener went away), which is
+// no traffic.
+func diff(cur, prev uint64) uint64 {
+	if cur >= prev {
+		return cur - prev
+	}
+	return 0
+}
+
+func transportName(p uint8) string {
+	switch p {
+	case protoTCP:
+		return "tcp"
+	case protoUDP:
+		return "udp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+func familyName(f uint8) string {
+	if f == afInet6 {
+		return "ipv6"
+	}
+	return "ipv4"
+}

@@ -1,0 +1,61 @@
+package flows
+
+import (
+	"log/slog"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/input"
+)
+
+// New is the input.Factory of the flows input.
+func New(cfg config.Raw, s input.Settings) (input.Input, error) {
+	c := DefaultConfig()
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, cfg.Locate(err)
+	}
+	f, err := newFilter(&c)
+	if err != nil {
+		return nil, cfg.Locate(err)
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	return newInput(c, f, s)
+}
+
+// collectorOptions turns a validated Config into what the Collector takes.
+func (c *Config) collectorOptions(s input.Settings) CollectorOptions {
+	o := CollectorOptions{
+		ProcRoot:      s.ProcRoot,
+		AllNamespaces: c.Namespaces == NamespacesAll,
+		Logger:        s.Logger,
+	}
+	for _, p := range c.Protocols {
+		v, _ := parseProtocol(p)
+		o.Protocols = appendUnique(o.Protocols, v)
+	}
+	for _, f := range c.Families {
+		v, _ := parseFamily(f)
+		o.Families = appendUnique(o.Families, v)
+	}
+	for _, st := range c.States {
+		m, _ := stateMask(st)
+		o.States |= m
+	}
+	if o.States == allStates {
+		o.States = 0
+	}
+	return o
+}
+
+func appendUnique(s []uint8, v uint8) []uint8 {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}

@@ -1,0 +1,99 @@
+package flows
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+// publishChunk bounds the events built before handing them to the queue,
+// so a host with 100,000 flows does not hold them all as documents at
+// once.
+const publishChunk = 1024
+
+type flowsInput struct {
+	cfg     Config
+	filter  *filter
+	log     *slog.Logger
+	coll    *Collector
+	dropped uint64 // flows over max_flows since start
+}
+
+func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
+	return &flowsInput{
+		cfg:    c,
+		filter: f,
+		log:    s.Logger,
+		coll:   NewCollector(c.collectorOptions(s)),
+	}, nil
+}
+
+// Run collects at once and then on every tick of the period. A ticker
+// keeps the schedule anchored to the start (a slow collection delays one
+// tick, it does not shift the following ones).
+func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
+	defer in.coll.Close()
+	t := time.NewTicker(in.cfg.Period.D())
+	defer t.Stop()
+	for {
+		if err := in.collect(ctx, out); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// collect runs one period; it returns an error only when publishing
+// stopped because ctx ended.
+func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error {
+	start := time.Now()
+	flows, err := in.coll.Collect(ctx)
+	took := time.Since(start)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.log.Warn("flows: collection failed", "error", err, "flows", len(flows))
+	}
+	var kept, dropped int
+	events := make([]pipeline.Event, 0, min(len(flows), publishChunk))
+	for i := range flows {
+		f := &flows[i]
+		if !in.filter.keep(f) {
+			continue
+		}
+		if kept >= in.cfg.MaxFlows {
+			dropped++
+			continue
+		}
+		kept++
+		events = append(events, f.Event(start, took))
+		if len(events) == publishChunk {
+			if err := out.Publish(ctx, events...); err != nil {
+				return err
+			}
+			events = make([]pipeline.Event, 0, publishChunk)
+		}
+	}
+	if len(events) > 0 {
+		if err := out.Publish(ctx, events...); err != nil {
+			return err
+		}
+	}
+	if dropped > 0 {
+		in.dropped += uint64(dropped)
+		in.log.Warn("flows: more flows than max_flows; the rest of this period was dropped",
+			"max_flows", in.cfg.MaxFlows, "dropped", dropped, "dropped_total", in.dropped)
+	}
+	return nil
+}

@@ -1,0 +1,287 @@
+package flows
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
+	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+)
+
+// helperEnv switches the test binary into a traffic helper driven by line
+// commands on stdin, so tests know the pid and comm of every socket owner.
+const helperEnv = "FLEUTANBEAT_FLOWS_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		os.Exit(runHelper(os.Stdin, os.Stdout))
+	}
+	if os.Getenv(helperEnv) == "hold" {
+		os.Exit(runHolder())
+	}
+	os.Exit(m.Run())
+}
+
+// runHelper answers each command with "ok [info]" or "err message":
+//
+//	listen tcp|udp ADDR   accept   dial tcp|udp ADDR   use I
+//	send N   sync   recv N   close   closelistener
+//
+// accept and dial add a connection and make it current; use I switches
+// to the I-th (from 0). send writes in the background (the peer may have
+// to read first); sync waits for those writes and until the peer has
+// acknowledged every byte (SIOCOUTQ is 0), so the counters a test reads
+// next are final.
+func runHelper(in io.Reader, out io.Writer) int {
+	var h helperState
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		reply, err := h.command(strings.Fields(sc.Text()))
+		if err != nil {
+			fmt.Fprintf(out, "err %v\n", err)
+			continue
+		}
+		fmt.Fprintf(out, "ok %s\n", reply)
+	}
+	return 0
+}
+
+type helperState struct {
+	ln     net.Listener
+	pc     net.PacketConn
+	conns  []net.Conn
+	writes []chan error
+	cur    int
+}
+
+func (h *helperState) add(c net.Conn) string {
+	h.conns = append(h.conns, c)
+	h.writes = append(h.writes, nil)
+	h.cur = len(h.conns) - 1
+	return c.LocalAddr().String() + " " + c.RemoteAddr().String()
+}
+
+func (h *helperState) command(f []string) (string, error) {
+	if len(f) == 0 {
+		return "", errors.New("empty command")
+	}
+	arg := func(i int) string {
+		if i < len(f) {
+			return f[i]
+		}
+		return ""
+	}
+	if f[0] != "listen" && f[0] != "dial" && f[0] != "accept" && f[0] != "closelistener" && len(h.conns) == 0 {
+		return "", errors.New("no connection")
+	}
+	switch f[0] {
+	case "listen":
+		if arg(1) == "udp" {
+			p, err := net.ListenPacket("udp", arg(2))
+			if err != nil {
+				return "", err
+			}
+			h.pc = p
+			return p.LocalAddr().String(), nil
+		}
+		l, err := net.Listen("tcp", arg(2))
+		if err != nil {
+			return "", err
+		}
+		h.ln = l
+		return l.Addr().String(), nil
+	case "accept":
+		c, err := h.ln.Accept()
+		if err != nil {
+			return "", err
+		}
+		return h.add(c), nil
+	case "dial":
+		c, err := net.Dial(arg(1), arg(2))
+		if err != nil {
+			return "", err
+		}
+		return h.add(c), nil
+	case "use":
+		i, err := strconv.Atoi(arg(1))
+		if err != nil || i < 0 || i >= len(h.conns) {
+			return "", fmt.Errorf("no connection %q", arg(1))
+		}
+		h.cur = i
+		return "", nil
+	case "send":
+		n, _ := strconv.Atoi(arg(1))
+		if h.writes[h.cur] != nil {
+			return "", errors.New("a send is still pending: sync first")
+		}
+		done := make(chan error, 1)
+		c := h.conns[h.cur]
+		go func() { _, err := c.Write(make([]byte, n)); done <- err }()
+		h.writes[h.cur] = done
+		return "", nil
+	case "sync":
+		if w := h.writes[h.cur]; w != nil {
+			h.writes[h.cur] = nil
+			if err := <-w; err != nil {
+				return "", err
+			}
+		}
+		return "", waitAcked(h.conns[h.cur])
+	case "recv":
+		n, _ := strconv.Atoi(arg(1))
+		_, err := io.ReadFull(h.conns[h.cur], make([]byte, n))
+		return "", err
+	case "close":
+		return "", h.conns[h.cur].Close()
+	case "closelistener":
+		return "", h.ln.Close()
+	}
+	return "", fmt.Errorf("unknown command %q", f[0])
+}
+
+// waitAcked polls the unacknowledged send queue (SIOCOUTQ, see tcp(7)).
+func waitAcked(c net.Conn) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int
+		var ierr error
+		if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil {
+			return err
+		}
+		if ierr != nil {
+			return ierr
+		}
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return errors.New("send queue not acknowledged within 10s")
+}
+
+// helper is a running traffic helper.
+type helper struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startHelper(t testing.TB, ns *nstest.Netns) *helper {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := ns.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	t.Cleanup(h.stop)
+	return h
+}
+
+// pid is the helper's: ip netns exec execs the command in place.
+func (h *helper) pid() int { return h.cmd.Process.Pid }
+
+func (h *helper) stop() {
+	_ = h.in.Close()
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (h *helper) do(t testing.TB, format string, args ...any) string {
+	t.Helper()
+	line := fmt.Sprintf(format, args...)
+	if _, err := fmt.Fprintln(h.in, line); err != nil {
+		t.Fatalf("helper %q: %v", line, err)
+	}
+	replies := make(chan string, 1)
+	go func() {
+		if h.out.Scan() {
+			replies <- h.out.Text()
+			return
+		}
+		replies <- fmt.Sprintf("no reply (%v)", h.out.Err())
+	}()
+	var reply string
+	select {
+	case reply = <-replies:
+	case <-time.After(20 * time.Second):
+		_ = h.cmd.Process.Kill()
+		t.Fatalf("helper %q: no reply within 20s", line)
+	}
+	if !strings.HasPrefix(reply, "ok") {
+		t.Fatalf("helper %q: %s", line, reply)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(reply, "ok"))
+}
+
+// testComm is what the kernel shows as the helpers' comm: the
+// executable's base name cut to TASK_COMM_LEN-1 bytes.
+func testComm(t testing.TB) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(exe)
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	return name
+}
+
+func namespaceOf(t testing.TB, ns *nstest.Netns) netns.Namespace {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(ns.Path(), &st); err != nil {
+		t.Fatal(err)
+	}
+	return netns.Namespace{Inode: st.Ino, Path: ns.Path(), Name: ns.Name}
+}
+
+// collectorIn points a collector at the given namespaces only.
+func collectorIn(t testing.TB, o CollectorOptions, nss ...netns.Namespace) *Collector {
+	t.Helper()
+	o.Namespaces = func() ([]netns.Namespace, error) { return nss, nil }
+	c := NewCollector(o)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}

@@ -1,0 +1,141 @@
+package flows
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+type recorder struct {
+	mu      sync.Mutex
+	events  []pipeline.Event
+	publish chan int
+}
+
+func (r *recorder) Publish(ctx context.Context, events ...pipeline.Event) error {
+	r.mu.Lock()
+	r.events = append(r.events, events...)
+	r.mu.Unlock()
+	select {
+	case r.publish <- len(events):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// newTestInput builds the input from YAML and points its collector at ns.
+func newTestInput(t *testing.T, src string, ns *nstest.Netns, log *slog.Logger) *flowsInput {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	in, err := New(config.NewRaw(doc.Content[0], "test.yml", "fleutanbeat.inputs.0"), input.Settings{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi := in.(*flowsInput)
+	o := fi.cfg.collectorOptions(input.Settings{Logger: log})
+	fi.coll = collectorIn(t, o, namespaceOf(t, ns))
+	return fi
+}
+
+func TestInputPublishesFilteredAndCapped(t *testing.T) {
+	ns := nstest.New(t)
+	h := startHelper(t, ns)
+	h.do(t, "listen tcp 127.0.0.1:5010")
+	h.do(t, "dial tcp 127.0.0.1:5010")
+	h.do(t, "accept")
+	h2 := startHelper(t, ns)
+	h2.do(t, "listen tcp 127.0.0.1:5020")
+	h2.do(t, "listen udp 127.0.0.1:5030")
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	tests := []struct {
+		name    string
+		yaml    string
+		want    int
+		dropped string
+	}{
+		{"all of it", "period: 1h\n", 5, ""},
+		{"tcp only", "period: 1h\nprotocols: [tcp]\n", 4, ""},
+		{"ipv6 only", "period: 1h\nfamilies: [ipv6]\n", 0, ""},
+		{"listening only", "period: 1h\nstates: [listening]\n", 3, ""},
+		{"established only", "period: 1h\nstates: [established]\n", 2, ""},
+		{"port 5010", "period: 1h\nports: {include: [5010]}\n", 3, ""},
+		{"no loopback", "period: 1h\ninclude_loopback: false\n", 0, ""},
+		{"capped", "period: 1h\nmax_flows: 2\n", 2, "dropped=3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs.Reset()
+			in := newTestInput(t, tt.yaml, ns, log)
+			rec := &recorder{publish: make(chan int, 16)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- in.Run(ctx, rec) }()
+			if tt.want > 0 {
+				select {
+				case <-rec.publish:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no events published")
+				}
+			}
+			// The first collection is done once Run waits for the
+			// ticker; a period of 1h means no second one.
+			time.Sleep(200 * time.Millisecond)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.events) != tt.want {
+				t.Errorf("%d events, want %d", len(rec.events), tt.want)
+			}
+			for _, e := range rec.events {
+				ds, _ := e.Fields.GetValue("event.dataset")
+				if ds != Dataset || e.Series == "" || e.Timestamp.IsZero() {
+					t.Errorf("event dataset %v series %q ts %v", ds, e.Series, e.Timestamp)
+				}
+			}
+			if tt.dropped != "" && strings.Count(logs.String(), tt.dropped) != 1 {
+				t.Errorf("want one log line with %s, got:\n%s", tt.dropped, logs.String())
+			}
+		})
+	}
+}
+
+func TestInputRunHonoursContextWhilePublishBlocks(t *testing.T) {
+	ns := nstest.New(t)
+	h := startHelper(t, ns)
+	h.do(t, "listen tcp 127.0.0.1:5040")
+	in := newTestInput(t, "period: 1h\n", ns, slog.New(slog.DiscardHandler))
+	rec := &recorder{publish: make(chan int)} // never read: Publish blocks
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, rec) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel while publishing")
+	}
+}
