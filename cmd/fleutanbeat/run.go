@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -94,6 +95,7 @@ func (a *agent) run(ctx context.Context) error {
 		Logger: a.log, Metrics: a.metrics, Agent: info, Processors: a.processors,
 		Tags: a.cfg.Tags, Fields: fields, FieldsUnderRoot: a.cfg.FieldsUnderRoot,
 		Queue: a.queue.Mem, Outputs: a.out.Clients, BatchSize: a.out.BatchSize,
+		Encode: codec.AppendFields,
 	})
 	var mon *monitor
 	if a.http.Enabled {

@@ -93,7 +93,7 @@ func NewCollector(o CollectorOptions) *Collector {
 		c.families = []uint8{afInet, afInet6}
 	}
 	if !o.NoProcesses {
-		c.procs = procindex.New(procindex.Options{ProcRoot: o.ProcRoot, EtcRoot: "/etc", Logger: log})
+		c.procs = procindex.New(procindex.Options{ProcRoot: o.ProcRoot, Logger: log})
 	}
 	return c
 }

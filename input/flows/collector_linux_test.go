@@ -107,6 +107,9 @@ func TestCollectorTCPBytesEndpointsAndProcesses(t *testing.T) {
 			t.Errorf("%s: no process", tt.name)
 		} else if f.Process.PID != tt.pid || f.Process.Name != comm {
 			t.Errorf("%s: process %d %q, want %d %q", tt.name, f.Process.PID, f.Process.Name, tt.pid, comm)
+		} else if f.Process.UID != 0 || f.Process.User != "root" {
+			// The helpers run as root; the name comes from /etc/passwd.
+			t.Errorf("%s: user %d %q, want 0 \"root\"", tt.name, f.Process.UID, f.Process.User)
 		}
 		if f.TCP.BytesAcked != tt.bytesAcked || f.TCP.BytesReceived != tt.bytesRcv {
 			t.Errorf("%s: bytes_acked %d bytes_received %d, want %d %d", tt.name, f.TCP.BytesAcked, f.TCP.BytesReceived, tt.bytesAcked, tt.bytesRcv)

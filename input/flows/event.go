@@ -90,10 +90,12 @@ func (f *Flow) Event(ts time.Time, took time.Duration) pipeline.Event {
 			"total_retrans":     uint64(t.TotalRetrans),
 			"lost":              uint64(t.Lost),
 			"delivery_rate_bps": t.DeliveryRate * 8,
-			"pacing_rate_bps":   pacingBits(t.PacingRate),
 			"notsent_bytes":     uint64(t.NotsentBytes),
 			"congestion":        f.Congestion,
 			"bdp_bytes":         t.BDPBytes(),
+		}
+		if bits, ok := pacingBits(t.PacingRate); ok {
+			flow["tcp"].(pipeline.M)["pacing_rate_bps"] = bits
 		}
 	}
 	if f.HasDelta {
@@ -132,13 +134,15 @@ func (f *Flow) Event(ts time.Time, took time.Duration) pipeline.Event {
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: f.Key().String()}
 }
 
-// pacingBits converts tcpi_pacing_rate, keeping "unlimited" (~0ULL, see
-// sk_pacing_rate in include/net/sock.h) instead of overflowing it.
-func pacingBits(r uint64) uint64 {
-	if r > ^uint64(0)/8 {
-		return ^uint64(0)
+// pacingBits converts tcpi_pacing_rate to bits per second. "Unlimited"
+// (~0ULL, see sk_pacing_rate in include/net/sock.h), as on listening
+// sockets, reports no rate: a sentinel would read as a real 147 Ebit/s and
+// overflow Elasticsearch's signed long.
+func pacingBits(r uint64) (uint64, bool) {
+	if r > (1<<63-1)/8 {
+		return 0, false
 	}
-	return r * 8
+	return r * 8, true
 }
 
 // ecsDirection maps to ECS network.direction, which has no value for a

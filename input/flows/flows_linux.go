@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
@@ -20,14 +21,25 @@ type flowsInput struct {
 	log     *slog.Logger
 	coll    *Collector
 	dropped uint64 // flows over max_flows since start
+
+	// Counters on /stats: input.flows.*.
+	collections, failures, overflow, published *atomic.Int64
 }
 
 func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
+	m := s.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
 	return &flowsInput{
-		cfg:    c,
-		filter: f,
-		log:    s.Logger,
-		coll:   NewCollector(c.collectorOptions(s)),
+		cfg:         c,
+		filter:      f,
+		log:         s.Logger,
+		coll:        NewCollector(c.collectorOptions(s)),
+		collections: m.Counter("input.flows.collections"),
+		failures:    m.Counter("input.flows.collection_errors"),
+		overflow:    m.Counter("input.flows.dropped_over_max_flows"),
+		published:   m.Counter("input.flows.events"),
 	}, nil
 }
 
@@ -63,6 +75,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		in.failures.Add(1)
 		in.log.Warn("flows: collection failed", "error", err, "flows", len(flows))
 	}
 	var kept, dropped int
@@ -82,6 +95,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			if err := out.Publish(ctx, events...); err != nil {
 				return err
 			}
+			in.published.Add(int64(len(events)))
 			events = make([]pipeline.Event, 0, publishChunk)
 		}
 	}
@@ -89,8 +103,13 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if err := out.Publish(ctx, events...); err != nil {
 			return err
 		}
+		in.published.Add(int64(len(events)))
 	}
+	// Counted once published: a completed period is what /stats and the
+	// tests wait for.
+	defer in.collections.Add(1)
 	if dropped > 0 {
+		in.overflow.Add(int64(dropped))
 		in.dropped += uint64(dropped)
 		in.log.Warn("flows: more flows than max_flows; the rest of this period was dropped",
 			"max_flows", in.cfg.MaxFlows, "dropped", dropped, "dropped_total", in.dropped)

@@ -37,12 +37,16 @@ func (r *recorder) Publish(ctx context.Context, events ...pipeline.Event) error 
 
 // newTestInput builds the input from YAML and points its collector at ns.
 func newTestInput(t *testing.T, src string, ns *nstest.Netns, log *slog.Logger) *flowsInput {
+	return newTestInputMetrics(t, src, ns, log, nil)
+}
+
+func newTestInputMetrics(t *testing.T, src string, ns *nstest.Netns, log *slog.Logger, m *pipeline.Metrics) *flowsInput {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	in, err := New(config.NewRaw(doc.Content[0], "test.yml", "fleutanbeat.inputs.0"), input.Settings{Logger: log})
+	in, err := New(config.NewRaw(doc.Content[0], "test.yml", "fleutanbeat.inputs.0"), input.Settings{Logger: log, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,24 +69,26 @@ func TestInputPublishesFilteredAndCapped(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	tests := []struct {
-		name    string
-		yaml    string
-		want    int
-		dropped string
+		name     string
+		yaml     string
+		want     int
+		dropped  string
+		overflow int64
 	}{
-		{"all of it", "period: 1h\n", 5, ""},
-		{"tcp only", "period: 1h\nprotocols: [tcp]\n", 4, ""},
-		{"ipv6 only", "period: 1h\nfamilies: [ipv6]\n", 0, ""},
-		{"listening only", "period: 1h\nstates: [listening]\n", 3, ""},
-		{"established only", "period: 1h\nstates: [established]\n", 2, ""},
-		{"port 5010", "period: 1h\nports: {include: [5010]}\n", 3, ""},
-		{"no loopback", "period: 1h\ninclude_loopback: false\n", 0, ""},
-		{"capped", "period: 1h\nmax_flows: 2\n", 2, "dropped=3"},
+		{"all of it", "period: 1h\n", 5, "", 0},
+		{"tcp only", "period: 1h\nprotocols: [tcp]\n", 4, "", 0},
+		{"ipv6 only", "period: 1h\nfamilies: [ipv6]\n", 0, "", 0},
+		{"listening only", "period: 1h\nstates: [listening]\n", 3, "", 0},
+		{"established only", "period: 1h\nstates: [established]\n", 2, "", 0},
+		{"port 5010", "period: 1h\nports: {include: [5010]}\n", 3, "", 0},
+		{"no loopback", "period: 1h\ninclude_loopback: false\n", 0, "", 0},
+		{"capped", "period: 1h\nmax_flows: 2\n", 2, "dropped=3", 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs.Reset()
-			in := newTestInput(t, tt.yaml, ns, log)
+			m := pipeline.NewMetrics()
+			in := newTestInputMetrics(t, tt.yaml, ns, log, m)
 			rec := &recorder{publish: make(chan int, 16)}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
@@ -94,9 +100,12 @@ func TestInputPublishesFilteredAndCapped(t *testing.T) {
 					t.Fatal("no events published")
 				}
 			}
-			// The first collection is done once Run waits for the
-			// ticker; a period of 1h means no second one.
-			time.Sleep(200 * time.Millisecond)
+			// A period of 1h means one collection; wait until it has
+			// published everything.
+			deadline := time.Now().Add(10 * time.Second)
+			for m.Counter("input.flows.collections").Load() < 1 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
 			cancel()
 			if err := <-done; err != nil {
 				t.Fatalf("Run: %v", err)
@@ -111,6 +120,12 @@ func TestInputPublishesFilteredAndCapped(t *testing.T) {
 				if ds != Dataset || e.Series == "" || e.Timestamp.IsZero() {
 					t.Errorf("event dataset %v series %q ts %v", ds, e.Series, e.Timestamp)
 				}
+			}
+			if got := m.Counter("input.flows.dropped_over_max_flows").Load(); got != tt.overflow {
+				t.Errorf("dropped_over_max_flows = %d, want %d", got, tt.overflow)
+			}
+			if got := m.Counter("input.flows.events").Load(); got != int64(tt.want) {
+				t.Errorf("input.flows.events = %d, want %d", got, tt.want)
 			}
 			if tt.dropped != "" && strings.Count(logs.String(), tt.dropped) != 1 {
 				t.Errorf("want one log line with %s, got:\n%s", tt.dropped, logs.String())
