@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -104,4 +105,58 @@ func TestExportConfigRedactsSecrets(t *testing.T) {
 			t.Errorf("export shows secret %q:\n%s", secret, out)
 		}
 	}
+}
+
+// TestShippedConfigOptionsParse uncomments every option and example of
+// fleutanbeat.yml and checks that the result is a valid configuration, once
+// per output: the reference must not document an option the agent refuses.
+func TestShippedConfigOptionsParse(t *testing.T) {
+	b, err := os.ReadFile("../../fleutanbeat.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := uncommentOptions(string(b))
+	p := filepath.Join(t.TempDir(), "all.yml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outputs := regexp.MustCompile(`(?m)^output\.([a-z]+):`).FindAllStringSubmatch(text, -1)
+	if len(outputs) < 3 {
+		t.Fatalf("found %d output sections in the uncommented reference", len(outputs))
+	}
+	for _, o := range outputs {
+		t.Run(o[1], func(t *testing.T) {
+			args := []string{"test", "config", "-c", p, "--path.home", t.TempDir()}
+			for _, other := range outputs {
+				if other[1] != o[1] {
+					args = append(args, "-E", "output."+other[1]+".enabled=false")
+				}
+			}
+			var stdout, stderr bytes.Buffer
+			if code := Main(args, &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d:\n%s\nuncommented file:\n%s", code, stderr.String(), text)
+			}
+		})
+	}
+}
+
+var (
+	commentedOption = regexp.MustCompile(`^(\s*)#(\s*)([a-z_][a-z0-9_.]*:.*|- .*)$`)
+)
+
+// uncommentOptions turns "#key: value" and "#  key: value" lines (options,
+// not prose, which is "# text") back into YAML, keeping indentation.
+func uncommentOptions(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		m := commentedOption.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if strings.HasPrefix(m[2], " ") && len(m[2]) == 1 {
+			continue // "# word: ..." is prose that happens to have a colon
+		}
+		lines[i] = m[1] + m[2] + m[3]
+	}
+	return strings.Join(lines, "\n")
 }

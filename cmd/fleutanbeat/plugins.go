@@ -8,6 +8,7 @@ import (
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
 	"github.com/fleutan/fleutanbeat/output/file"
+	"github.com/fleutan/fleutanbeat/output/logstash"
 )
 
 // The explicit registries: adding an input or output is one line here.
@@ -16,8 +17,9 @@ var inputFactories = map[string]input.Factory{
 }
 
 var outputFactories = map[string]output.Factory{
-	"console": console.New,
-	"file":    file.New,
+	"console":  console.New,
+	"file":     file.New,
+	"logstash": logstash.New,
 }
 
 func names[V any](m map[string]V) []string {
