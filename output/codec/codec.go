@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -57,21 +56,15 @@ type kv struct {
 // literal marks a kv whose value is its s field.
 type literal struct{}
 
-// encoder holds the scratch space that makes encoding allocation-free once
-// warm: one stack of members shared by all nesting levels. A pooled encoder
-// may keep references to the last event's values until the next event or
-// the next GC (sync.Pool drops idle entries then).
-type encoder struct {
-	members []kv
-	// order holds indexes into members, sorted by key. Sorting indexes
-	// rather than kv values moves no pointers, so it costs no GC write
-	// barriers while a collection runs.
-	order []int32
-}
+// encoder carries nothing between calls: each object's members are
+// gathered in an array on that call's stack, where storing pointers needs
+// no GC write barriers (a heap scratch slice paid one per pointer while a
+// collection ran, which at high event rates is most of the time).
+type encoder struct{}
 
-// encoders recycles scratch space between AppendEvent calls; like
-// encoding/json's encodeState pool it holds no state between calls.
-var encoders = sync.Pool{New: func() any { return new(encoder) }}
+// stackMembers is the object size kept on the stack; events' objects hold
+// a handful to twenty keys, larger ones spill to the heap.
+const stackMembers = 32
 
 // AppendEvent appends e as one JSON object (no trailing newline) to dst.
 // An event the pipeline has encoded (Fields nil, Body set) costs a copy.
@@ -79,10 +72,8 @@ var encoders = sync.Pool{New: func() any { return new(encoder) }}
 // written from e.Timestamp and e.Meta, and a duplicate key would make the
 // document invalid for Elasticsearch.
 func AppendEvent(dst []byte, e *pipeline.Event, opts Options) []byte {
-	enc := encoders.Get().(*encoder)
-	dst = enc.appendEvent(dst, e, &opts)
-	encoders.Put(enc)
-	return dst
+	var enc encoder
+	return enc.appendEvent(dst, e, &opts)
 }
 
 // AppendPretty appends e like AppendEvent, indented by two spaces per level
@@ -104,17 +95,25 @@ func AppendPretty(dst []byte, e *pipeline.Event, opts Options) []byte {
 // once processors have run, so that every output splices it instead of
 // encoding the maps again.
 func AppendFields(dst []byte, fields pipeline.M) []byte {
-	enc := encoders.Get().(*encoder)
-	base := len(enc.members)
+	var enc encoder
+	return enc.appendRoot(dst, fields, false)
+}
+
+// appendRoot writes the top-level fields, leaving out the two keys that
+// stand beside them in the document.
+func (enc *encoder) appendRoot(dst []byte, fields pipeline.M, leadingComma bool) []byte {
+	var stack [stackMembers]kv
+	ms := stack[:0]
+	if len(fields) > stackMembers {
+		ms = make([]kv, 0, len(fields))
+	}
 	for k, v := range fields {
 		if k == "@timestamp" || k == "@metadata" {
 			continue
 		}
-		enc.members = append(enc.members, kv{k: k, v: v})
+		ms = append(ms, kv{k: k, v: v})
 	}
-	dst = enc.appendMembers(dst, base, false, 1)
-	encoders.Put(enc)
-	return dst
+	return enc.appendMembers(dst, ms, leadingComma, 1)
 }
 
 func (enc *encoder) appendEvent(dst []byte, e *pipeline.Event, opts *Options) []byte {
@@ -130,19 +129,13 @@ func (enc *encoder) appendEvent(dst []byte, e *pipeline.Event, opts *Options) []
 		}
 		return append(dst, '}')
 	}
-	base := len(enc.members)
-	for k, v := range e.Fields {
-		if k == "@timestamp" || k == "@metadata" {
-			continue
-		}
-		enc.members = append(enc.members, kv{k: k, v: v})
-	}
-	dst = enc.appendMembers(dst, base, true, 1)
+	dst = enc.appendRoot(dst, e.Fields, true)
 	return append(dst, '}')
 }
 
 func (enc *encoder) appendMeta(dst []byte, meta pipeline.M, opts *Options) []byte {
-	base := len(enc.members)
+	var stack [stackMembers]kv
+	ms := stack[:0]
 	add := func(k, v string) {
 		if v == "" {
 			return
@@ -150,37 +143,31 @@ func (enc *encoder) appendMeta(dst []byte, meta pipeline.M, opts *Options) []byt
 		if _, ok := meta[k]; ok {
 			return
 		}
-		enc.members = append(enc.members, kv{k: k, v: literal{}, s: v})
+		ms = append(ms, kv{k: k, v: literal{}, s: v})
 	}
 	add("beat", opts.Beat)
 	add("type", opts.Type)
 	add("version", opts.Version)
 	for k, v := range meta {
-		enc.members = append(enc.members, kv{k: k, v: v})
+		ms = append(ms, kv{k: k, v: v})
 	}
-	if len(enc.members) == base {
+	if len(ms) == 0 {
 		return dst
 	}
 	dst = append(dst, `,"@metadata":{`...)
-	dst = enc.appendMembers(dst, base, false, 2)
+	dst = enc.appendMembers(dst, ms, false, 2)
 	return append(dst, '}')
 }
 
-// appendMembers sorts and writes enc.members[base:] as "k":v pairs, then
-// pops them. leadingComma is set when something precedes the first pair.
-func (enc *encoder) appendMembers(dst []byte, base int, leadingComma bool, depth int) []byte {
-	obase := len(enc.order)
-	for i := base; i < len(enc.members); i++ {
-		enc.order = append(enc.order, int32(i))
-	}
-	enc.sortOrder(obase)
-	for j := obase; j < len(enc.order); j++ {
-		if j > obase || leadingComma {
+// appendMembers sorts ms by key and writes them as "k":v pairs.
+// leadingComma is set when something precedes the first pair.
+func (enc *encoder) appendMembers(dst []byte, ms []kv, leadingComma bool, depth int) []byte {
+	sortMembers(ms)
+	for i := range ms {
+		if i > 0 || leadingComma {
 			dst = append(dst, ',')
 		}
-		// Read through enc.members and enc.order each time: nested objects
-		// append to them and may reallocate them.
-		m := &enc.members[enc.order[j]]
+		m := &ms[i]
 		dst = appendString(dst, m.k)
 		dst = append(dst, ':')
 		if _, ok := m.v.(literal); ok {
@@ -189,32 +176,24 @@ func (enc *encoder) appendMembers(dst []byte, base int, leadingComma bool, depth
 			dst = enc.appendValue(dst, m.v, depth)
 		}
 	}
-	enc.order = enc.order[:obase]
-	// Popped entries are not cleared: they are overwritten by the next
-	// object, and clearing pointers costs write barriers on the hot path.
-	// The pool holds at most one event's worth of stale references.
-	enc.members = enc.members[:base]
 	return dst
 }
 
-// sortOrder sorts enc.order[from:] by key. Objects in events are small (a
-// handful to twenty keys), where an insertion sort beats the generic sort.
-func (enc *encoder) sortOrder(from int) {
-	o := enc.order[from:]
-	ms := enc.members
-	if len(o) > 24 {
-		slices.SortFunc(o, func(a, b int32) int { return strings.Compare(ms[a].k, ms[b].k) })
+// sortMembers orders by key. Objects in events are small (a handful to
+// twenty keys), where an insertion sort beats the generic sort.
+func sortMembers(ms []kv) {
+	if len(ms) > 24 {
+		slices.SortFunc(ms, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 		return
 	}
-	for i := 1; i < len(o); i++ {
-		x := o[i]
-		xk := ms[x].k
+	for i := 1; i < len(ms); i++ {
+		x := ms[i]
 		j := i
-		for j > 0 && keyLess(xk, ms[o[j-1]].k) {
-			o[j] = o[j-1]
+		for j > 0 && keyLess(x.k, ms[j-1].k) {
+			ms[j] = ms[j-1]
 			j--
 		}
-		o[j] = x
+		ms[j] = x
 	}
 }
 
@@ -234,12 +213,16 @@ func (enc *encoder) appendObject(dst []byte, m map[string]any, depth int) []byte
 	if depth > maxDepth {
 		return appendString(dst, fmt.Sprintf("codec: object nested deeper than %d levels", maxDepth))
 	}
-	base := len(enc.members)
+	var stack [stackMembers]kv
+	ms := stack[:0]
+	if len(m) > stackMembers {
+		ms = make([]kv, 0, len(m))
+	}
 	for k, v := range m {
-		enc.members = append(enc.members, kv{k: k, v: v})
+		ms = append(ms, kv{k: k, v: v})
 	}
 	dst = append(dst, '{')
-	dst = enc.appendMembers(dst, base, false, depth+1)
+	dst = enc.appendMembers(dst, ms, false, depth+1)
 	return append(dst, '}')
 }
 
