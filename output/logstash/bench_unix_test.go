@@ -47,34 +47,23 @@ func BenchmarkLogstash(b *testing.B) {
 		frozen[i].Fields = nil
 	}
 
-	b.Run("output", func(b *testing.B) {
-		addr := benchServer(b)
-		c := DefaultConfig()
-		c.Hosts = []string{addr}
-		g, err := newGroup(c, outputSettings())
-		if err != nil {
-			b.Fatal(err)
+	throughOutput := func(events []pipeline.Event) func(b *testing.B) {
+		return func(b *testing.B) {
+			c := DefaultConfig()
+			c.Hosts = []string{benchServer(b)}
+			g, err := newGroup(c, outputSettings())
+			if err != nil {
+				b.Fatal(err)
+			}
+			cl := g.Clients[0]
+			defer cl.Close()
+			measure(b, func(n int) error {
+				return cl.Publish(context.Background(), pipeline.NewBatch(events[:n]))
+			})
 		}
-		cl := g.Clients[0]
-		defer cl.Close()
-		measure(b, func(n int) error {
-			return cl.Publish(context.Background(), pipeline.NewBatch(frozen[:n]))
-		})
-	})
-	b.Run("output-unencoded", func(b *testing.B) {
-		addr := benchServer(b)
-		c := DefaultConfig()
-		c.Hosts = []string{addr}
-		g, err := newGroup(c, outputSettings())
-		if err != nil {
-			b.Fatal(err)
-		}
-		cl := g.Clients[0]
-		defer cl.Close()
-		measure(b, func(n int) error {
-			return cl.Publish(context.Background(), pipeline.NewBatch(events[:n]))
-		})
-	})
+	}
+	b.Run("output", throughOutput(frozen))
+	b.Run("output-unencoded", throughOutput(events))
 	b.Run("golumber-codec", func(b *testing.B) {
 		addr := benchServer(b)
 		var buf []byte
