@@ -67,7 +67,8 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 	home := t.TempDir()
 	cmd := exec.Command(bin, "-e", "-c", cfg, "--path.home", home,
 		"-E", "http.enabled=true", "-E", "http.port=0", "-E", "http.host=127.0.0.1",
-		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "queue.mem.flush.timeout=100ms")
+		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
+		"-E", "queue.mem.flush.timeout=100ms")
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -77,9 +78,11 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 
 	addr := waitLog(t, stderr, "monitoring endpoint listening", "address", 20*time.Second)
 	dataFile := filepath.Join(home, "data", "fleutanbeat.ndjson")
-	waitFor(t, 20*time.Second, "events in "+dataFile, func() bool {
-		n, _ := countLines(dataFile)
-		return n > 0
+	// Every shipped input must have delivered: flows at once, cpu after
+	// its first period.
+	waitFor(t, 30*time.Second, "flows and cpu events in "+dataFile, func() bool {
+		b, _ := os.ReadFile(dataFile)
+		return bytes.Contains(b, []byte(`"dataset":"fleutan.flows"`)) && bytes.Contains(b, []byte(`"dataset":"fleutan.cpu"`))
 	})
 
 	info := getJSON(t, "http://"+addr+"/")
@@ -132,8 +135,8 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 	checkFlowEvents(t, dataFile)
 }
 
-// checkFlowEvents asserts the file holds flow documents with the fields
-// every event must carry.
+// checkFlowEvents asserts the file holds documents with the fields every
+// event must carry, and flow documents with their network fields.
 func checkFlowEvents(t *testing.T, path string) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -149,7 +152,11 @@ func checkFlowEvents(t *testing.T, path string) {
 		if err := json.Unmarshal(sc.Bytes(), &doc); err != nil {
 			t.Fatalf("line %d is not JSON: %v", n+1, err)
 		}
-		for _, key := range []string{"@timestamp", "event", "agent", "host", "data_stream", "network"} {
+		keys := []string{"@timestamp", "event", "agent", "host", "data_stream"}
+		if ds, _ := doc["data_stream"].(map[string]any); ds["dataset"] == "fleutan.flows" {
+			keys = append(keys, "network")
+		}
+		for _, key := range keys {
 			if _, ok := doc[key]; !ok {
 				t.Fatalf("line %d lacks %s: %s", n+1, key, sc.Bytes())
 			}

@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
@@ -13,6 +14,7 @@ import (
 
 // The explicit registries: adding an input or output is one line here.
 var inputFactories = map[string]input.Factory{
+	"cpu":   cpu.New,
 	"flows": flows.New,
 }
 

@@ -1,0 +1,228 @@
+package cpu
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test binary doubles as the child process. childEnv selects the mode:
+//
+//	busy  N      pin every thread to core N, hold a loopback TCP connection
+//	             and spin until stdin closes
+//	move  MS     spin and repin every thread alternately to core 0 and 1
+//	             every MS milliseconds, printing "move <unix ns>" after each
+//	idle  T      start T threads that sleep, print "ready" and wait (bench)
+const childEnv = "FBT_CPU_CHILD"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		os.Exit(runChild(mode))
+	}
+	os.Exit(m.Run())
+}
+
+func runChild(mode string) int {
+	kind, arg, _ := strings.Cut(mode, " ")
+	n, _ := strconv.Atoi(arg)
+	stop := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stop)
+	}()
+	switch kind {
+	case "busy":
+		if err := pinAll(n); err != nil {
+			fmt.Println("err", err)
+			return 1
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println("err", err)
+			return 1
+		}
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			fmt.Println("err", err)
+			return 1
+		}
+		defer c.Close()
+		fmt.Println("ready")
+		spin(stop, 0, nil)
+	case "move":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println("err", err)
+			return 1
+		}
+		defer ln.Close()
+		if err := pinAll(0); err != nil {
+			fmt.Println("err", err)
+			return 1
+		}
+		fmt.Println("ready")
+		spin(stop, time.Duration(n)*time.Millisecond, func(core int) {
+			if err := pinAll(core); err != nil {
+				fmt.Println("err", err)
+				return
+			}
+			fmt.Println("move", time.Now().UnixNano())
+		})
+	case "idle":
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread()
+				<-stop
+			}()
+		}
+		fmt.Println("ready")
+		wg.Wait()
+	default:
+		return 2
+	}
+	return 0
+}
+
+// spin burns CPU on one locked thread until stop; every `every` it calls
+// move with the other core.
+func spin(stop chan struct{}, every time.Duration, move func(core int)) {
+	runtime.LockOSThread()
+	next := time.Now().Add(every)
+	core := 0
+	x := uint64(1)
+	for i := 0; ; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+		if i%(1<<16) != 0 {
+			continue
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if move != nil && time.Now().After(next) {
+			core ^= 1
+			move(core)
+			next = next.Add(every)
+		}
+	}
+}
+
+// pinAll sets the affinity of every thread of the process: sched_setaffinity
+// works per thread, and threads created later inherit it from their
+// creator.
+func pinAll(core int) error {
+	var set unix.CPUSet
+	set.Set(core)
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		tid, _ := strconv.Atoi(e.Name())
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+			return err
+		}
+	}
+	return nil
+}
+
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	mu    sync.Mutex
+	moves []time.Time
+	ready chan error
+}
+
+func startChild(t testing.TB, mode string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, "GOMAXPROCS=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, ready: make(chan error, 1)}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			switch {
+			case len(f) == 1 && f[0] == "ready":
+				c.ready <- nil
+			case len(f) == 2 && f[0] == "move":
+				ns, _ := strconv.ParseInt(f[1], 10, 64)
+				c.mu.Lock()
+				c.moves = append(c.moves, time.Unix(0, ns))
+				c.mu.Unlock()
+			default:
+				c.ready <- fmt.Errorf("child: %s", sc.Text())
+			}
+		}
+	}()
+	select {
+	case err := <-c.ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("child did not start")
+	}
+	return c
+}
+
+// movesIn counts the moves made strictly inside [from, to].
+func (c *child) movesIn(from, to time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.moves {
+		if m.After(from) && m.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// cpuTicks is the child's own utime+stime (USER_HZ), the ground truth.
+func cpuTicks(t testing.TB, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := parseTaskStat(b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Ticks
+}
