@@ -43,7 +43,7 @@ test: fmt-check vet build
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./input/flows/ | tee $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./input/cpu/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./input/cpu/ ./input/qdisc/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/... ./output/... ./input/internal/... | tee -a $(BENCH_OUT)
 
 FUZZTIME ?= 20s

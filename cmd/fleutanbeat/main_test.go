@@ -68,6 +68,7 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 	cmd := exec.Command(bin, "-e", "-c", cfg, "--path.home", home,
 		"-E", "http.enabled=true", "-E", "http.port=0", "-E", "http.host=127.0.0.1",
 		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
+		"-E", "fleutanbeat.inputs.2.period=1s",
 		"-E", "queue.mem.flush.timeout=100ms")
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
@@ -78,11 +79,16 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 
 	addr := waitLog(t, stderr, "monitoring endpoint listening", "address", 20*time.Second)
 	dataFile := filepath.Join(home, "data", "fleutanbeat.ndjson")
-	// Every shipped input must have delivered: flows at once, cpu after
-	// its first period.
-	waitFor(t, 30*time.Second, "flows and cpu events in "+dataFile, func() bool {
+	// Every shipped input must have delivered: flows at once, cpu and
+	// qdisc after their first period.
+	waitFor(t, 30*time.Second, "flows, cpu and qdisc events in "+dataFile, func() bool {
 		b, _ := os.ReadFile(dataFile)
-		return bytes.Contains(b, []byte(`"dataset":"fleutan.flows"`)) && bytes.Contains(b, []byte(`"dataset":"fleutan.cpu"`))
+		for _, ds := range []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"} {
+			if !bytes.Contains(b, []byte(`"dataset":"`+ds+`"`)) {
+				return false
+			}
+		}
+		return true
 	})
 
 	info := getJSON(t, "http://"+addr+"/")

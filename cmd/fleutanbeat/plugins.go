@@ -6,6 +6,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
 	"github.com/fleutan/fleutanbeat/output/file"
@@ -16,6 +17,7 @@ import (
 var inputFactories = map[string]input.Factory{
 	"cpu":   cpu.New,
 	"flows": flows.New,
+	"qdisc": qdisc.New,
 }
 
 var outputFactories = map[string]output.Factory{

@@ -1,0 +1,408 @@
+package qdisc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
+)
+
+// Collector dumps the traffic control trees of its namespaces once per
+// Collect and keeps the previous counters of every series for deltas. It
+// is not safe for concurrent use.
+type Collector struct {
+	opts CollectorOptions
+	log  *slog.Logger
+
+	self    netns.Namespace
+	hasSelf bool
+	socks   map[uint64]*rtnl
+	// unopenable namespaces were logged once and are skipped until they
+	// disappear.
+	unopenable map[uint64]bool
+	// last is the time of the last good collection of each namespace:
+	// series born since then get their cumulative value as delta.
+	last map[uint64]time.Time
+	prev map[key]prevSample
+	// xpsFailed: reading XPS in another namespace failed once (logged).
+	xpsFailed bool
+	// xps caches the XPS masks of multiqueue devices, re-read every
+	// xpsRefresh collections of their namespace (xpsAge counts down) or
+	// when a device appears: in another namespace a read costs a thread
+	// and a sysfs mount.
+	xps    map[devID][]string
+	xpsAge map[uint64]int
+}
+
+type devID struct {
+	netns uint64
+	index int32
+	name  string
+}
+
+const xpsRefresh = 6
+
+type prevSample struct {
+	c  Counters
+	at time.Time
+}
+
+// NewCollector prepares a collector; it opens nothing until Collect.
+func NewCollector(o CollectorOptions) *Collector {
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
+	if o.SysRoot == "" {
+		o.SysRoot = "/sys"
+	}
+	if o.RunDir == "" {
+		o.RunDir = netns.DefaultRunDir
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Match == nil {
+		o.Match = func(_ string, loopback bool) bool { return !loopback }
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Collector{
+		opts:       o,
+		log:        log,
+		socks:      map[uint64]*rtnl{},
+		unopenable: map[uint64]bool{},
+		last:       map[uint64]time.Time{},
+		prev:       map[key]prevSample{},
+		xps:        map[devID][]string{},
+		xpsAge:     map[uint64]int{},
+	}
+}
+
+// Close releases the netlink sockets; a later Collect reopens them.
+func (c *Collector) Close() error {
+	var errs []error
+	for ino, r := range c.socks {
+		if err := r.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		delete(c.socks, ino)
+	}
+	return errors.Join(errs...)
+}
+
+// Collect returns the qdiscs and classes of every selected device of every
+// selected namespace, with deltas against the previous collection. A
+// namespace whose dump failed contributes nothing (its previous counters
+// are kept) and its error is returned with the samples of the others.
+func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
+	now := c.opts.Now()
+	nss, err := c.namespaces()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	var out []Sample
+	present := make(map[uint64]bool, len(nss))
+	failed := map[uint64]bool{}
+	seen := make(map[key]bool, len(c.prev))
+	for _, ns := range nss {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if present[ns.Inode] {
+			continue
+		}
+		present[ns.Inode] = true
+		r, err := c.sock(ns)
+		if err != nil {
+			if !c.unopenable[ns.Inode] {
+				c.unopenable[ns.Inode] = true
+				c.log.Warn("qdisc: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
+			}
+			failed[ns.Inode] = true
+			continue
+		}
+		start := len(out)
+		out, err = c.collectNamespace(r, ns, out)
+		if err != nil {
+			out = out[:start]
+			failed[ns.Inode] = true
+			errs = append(errs, fmt.Errorf("qdisc: netns %d (%s): %w", ns.Inode, ns.Path, err))
+			_ = r.Close()
+			delete(c.socks, ns.Inode)
+			continue
+		}
+		last, known := c.last[ns.Inode]
+		for i := range out[start:] {
+			s := &out[start+i]
+			k := s.key()
+			seen[k] = true
+			p, ok := c.prev[k]
+			switch {
+			case ok:
+				s.HasDelta, s.Elapsed = true, now.Sub(p.at)
+				s.Delta, s.Reset = delta(s.Counters, p.c)
+			case known:
+				// Born during the period (a new device or qdisc).
+				s.HasDelta, s.Elapsed, s.Delta = true, now.Sub(last), s.Counters
+			}
+			c.prev[k] = prevSample{s.Counters, now}
+		}
+		c.last[ns.Inode] = now
+	}
+	for k := range c.prev {
+		if !seen[k] && !failed[k.netns] {
+			delete(c.prev, k)
+		}
+	}
+	for ino, r := range c.socks {
+		if !present[ino] {
+			_ = r.Close()
+			delete(c.socks, ino)
+		}
+	}
+	for ino := range c.unopenable {
+		if !present[ino] {
+			delete(c.unopenable, ino)
+		}
+	}
+	for ino := range c.last {
+		if !present[ino] {
+			delete(c.last, ino)
+			delete(c.xpsAge, ino)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (c *Collector) namespaces() ([]netns.Namespace, error) {
+	if c.opts.Namespaces != nil {
+		nss, err := c.opts.Namespaces()
+		if err != nil {
+			return nil, fmt.Errorf("qdisc: list network namespaces: %w", err)
+		}
+		return nss, nil
+	}
+	if !c.hasSelf {
+		self, err := netns.Self(c.opts.ProcRoot)
+		if err != nil {
+			return nil, fmt.Errorf("qdisc: own network namespace: %w", err)
+		}
+		c.self, c.hasSelf = self, true
+	}
+	if !c.opts.AllNamespaces {
+		return []netns.Namespace{c.self}, nil
+	}
+	nss, err := netns.List(c.opts.ProcRoot, c.opts.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("qdisc: list network namespaces: %w", err)
+	}
+	return nss, nil
+}
+
+func (c *Collector) isSelf(ns netns.Namespace) bool {
+	if !c.hasSelf {
+		if self, err := netns.Self(c.opts.ProcRoot); err == nil {
+			c.self, c.hasSelf = self, true
+		}
+	}
+	return c.hasSelf && c.self.Inode == ns.Inode
+}
+
+func (c *Collector) sock(ns netns.Namespace) (*rtnl, error) {
+	if r, ok := c.socks[ns.Inode]; ok {
+		return r, nil
+	}
+	if c.unopenable[ns.Inode] {
+		return nil, errors.New("could not be opened before")
+	}
+	var r *rtnl
+	var err error
+	if c.isSelf(ns) {
+		r, err = openRtnl()
+	} else {
+		r, err = openRtnlIn(ns.Path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.socks[ns.Inode] = r
+	return r, nil
+}
+
+// collectNamespace appends the samples of one namespace, without deltas.
+func (c *Collector) collectNamespace(r *rtnl, ns netns.Namespace, out []Sample) ([]Sample, error) {
+	devs := map[int32]*Device{}
+	self := c.isSelf(ns)
+	err := r.links(func(l linkMsg) {
+		if !c.opts.Match(l.Name, l.Loopback) {
+			return
+		}
+		devs[l.Index] = &Device{Netns: ns.Inode, NetnsName: ns.Name, Index: l.Index, Name: l.Name, Loopback: l.Loopback, TxQueues: l.TxQueues}
+	})
+	if err != nil {
+		return out, err
+	}
+	c.xpsMasks(ns, self, devs)
+	start := len(out)
+	// mqMajor maps a device to the major number of its multiqueue root.
+	mqMajor := map[int32]uint32{}
+	dumpClasses := map[int32]bool{}
+	err = r.tc(unix.RTM_GETQDISC, 0, func(m *tcMsg) {
+		d := devs[m.Ifindex]
+		if d == nil {
+			return
+		}
+		out = append(out, sampleOf(ScopeQdisc, d, m))
+		if multiqueue(m.Kind) {
+			mqMajor[m.Ifindex] = m.Handle >> 16
+		}
+		if !classless[m.Kind] {
+			dumpClasses[m.Ifindex] = true
+		}
+	})
+	if err != nil {
+		return out, fmt.Errorf("qdisc dump: %w", err)
+	}
+	for _, idx := range sortedKeys(dumpClasses) {
+		d := devs[idx]
+		err := r.tc(unix.RTM_GETTCLASS, idx, func(m *tcMsg) {
+			if m.Ifindex == idx {
+				out = append(out, sampleOf(ScopeClass, d, m))
+			}
+		})
+		var ed errDump
+		if errors.As(err, &ed) && (-ed.errno == int32(unix.ENODEV) || -ed.errno == int32(unix.EINVAL)) {
+			// The device went away between the dumps.
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("class dump of %s: %w", d.Name, err)
+		}
+	}
+	for i := range out[start:] {
+		s := &out[start+i]
+		maj, ok := mqMajor[s.Device.Index]
+		if !ok {
+			continue
+		}
+		var id uint32
+		switch {
+		case s.Scope == ScopeQdisc && s.Parent != handleRoot && s.Parent>>16 == maj:
+			id = s.Parent & 0xFFFF
+		case s.Scope == ScopeClass && multiqueue(s.Kind) && s.Handle>>16 == maj:
+			id = s.Handle & 0xFFFF
+		}
+		// Queue classes are minors 1..num_tx_queues; mqprio's traffic
+		// class entries (TC_H_MIN_PRIORITY and up) are not queues.
+		if id >= 1 && (s.Device.TxQueues == 0 || id <= s.Device.TxQueues) && id < 0xFFF0 {
+			s.TxQueue = int(id) - 1
+		}
+	}
+	return out, nil
+}
+
+// xpsMasks fills the XPS masks of the multiqueue devices of ns, from the
+// cache when it is fresh.
+func (c *Collector) xpsMasks(ns netns.Namespace, self bool, devs map[int32]*Device) {
+	age := c.xpsAge[ns.Inode]
+	refresh := age <= 0
+	var need []*Device
+	for _, d := range devs {
+		if d.TxQueues <= 1 {
+			continue
+		}
+		if m, ok := c.xps[devID{ns.Inode, d.Index, d.Name}]; ok && !refresh {
+			d.XPS = m
+			continue
+		}
+		need = append(need, d)
+	}
+	if refresh {
+		age = xpsRefresh
+		for id := range c.xps {
+			if id.netns == ns.Inode {
+				delete(c.xps, id)
+			}
+		}
+	}
+	c.xpsAge[ns.Inode] = age - 1
+	if len(need) == 0 {
+		return
+	}
+	if self {
+		for _, d := range need {
+			d.XPS = readXPS(c.opts.SysRoot, d.Name, d.TxQueues)
+		}
+	} else if err := readXPSIn(ns.Path, c.opts.SysRoot, need); err != nil {
+		if !c.xpsFailed {
+			c.xpsFailed = true
+			c.log.Warn("qdisc: cannot read the XPS masks of another network namespace", "netns", ns.Inode, "error", err)
+		}
+		return
+	}
+	for _, d := range need {
+		c.xps[devID{ns.Inode, d.Index, d.Name}] = d.XPS
+	}
+}
+
+func sampleOf(scope Scope, d *Device, m *tcMsg) Sample {
+	return Sample{
+		Scope:    scope,
+		Device:   d,
+		Kind:     m.Kind,
+		Handle:   m.Handle,
+		Parent:   m.Parent,
+		TxQueue:  -1,
+		Counters: m.Counters,
+		Backlog:  m.Backlog,
+		Qlen:     m.Qlen,
+		Specific: decodeKind(scope, m.Kind, m.Options, m.Xstats),
+	}
+}
+
+func sortedKeys(m map[int32]bool) []int32 {
+	ks := make([]int32, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := 1; i < len(ks); i++ {
+		for j := i; j > 0 && ks[j] < ks[j-1]; j-- {
+			ks[j], ks[j-1] = ks[j-1], ks[j]
+		}
+	}
+	return ks
+}
+
+// readXPS reads the XPS CPU mask of each TX queue
+// (Documentation/networking/scaling.rst); a queue whose file is missing
+// or unreadable (XPS not built, a single-queue device) reads "".
+func readXPS(sysRoot, dev string, n uint32) []string {
+	if n == 0 || n > 4096 || strings.ContainsAny(dev, "/") || dev == "." || dev == ".." {
+		return nil
+	}
+	out := make([]string, n)
+	found := false
+	for q := range n {
+		b, err := os.ReadFile(filepath.Join(sysRoot, "class", "net", dev, "queues", "tx-"+strconv.FormatUint(uint64(q), 10), "xps_cpus"))
+		if err == nil {
+			out[q] = strings.TrimSpace(string(b))
+			found = true
+		}
+	}
+	if !found {
+		return nil
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+package qdisc
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
+	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+)
+
+// helperEnv switches the test binary into a UDP sender, so tests know the
+// pid and comm of every socket owner: FLEUTANBEAT_QDISC_HELPER=send with
+// args DST:PORT COUNT SIZE sends COUNT datagrams of SIZE bytes on one
+// connected socket, prints "sent LOCALADDR", and holds the socket until
+// stdin closes.
+const helperEnv = "FLEUTANBEAT_QDISC_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "send" {
+		os.Exit(runSender(os.Args[len(os.Args)-3:], os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+func runSender(args []string, in io.Reader, out io.Writer) int {
+	count, err1 := strconv.Atoi(args[1])
+	size, err2 := strconv.Atoi(args[2])
+	if err1 != nil || err2 != nil {
+		fmt.Fprintln(out, "err bad arguments")
+		return 2
+	}
+	c, err := net.Dial("udp", args[0])
+	if err != nil {
+		fmt.Fprintln(out, "err", err)
+		return 1
+	}
+	buf := make([]byte, size)
+	for range count {
+		if _, err := c.Write(buf); err != nil {
+			fmt.Fprintln(out, "err", err)
+			return 1
+		}
+	}
+	fmt.Fprintln(out, "sent", c.LocalAddr())
+	_, _ = io.Copy(io.Discard, in)
+	c.Close()
+	return 0
+}
+
+// sender is a running helper process.
+type sender struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	local string
+}
+
+// sendSpec describes one sender.
+type sendSpec struct {
+	cpu         int
+	dst         string
+	count, size int
+}
+
+// startSenders runs the senders at once, each pinned to its cpu inside
+// ns, and waits until all have sent everything.
+func startSenders(t *testing.T, ns *nstest.Netns, specs ...sendSpec) []*sender {
+	t.Helper()
+	out := make([]*sender, len(specs))
+	lines := make([]*bufio.Reader, len(specs))
+	for i, sp := range specs {
+		out[i], lines[i] = spawnSender(t, ns, sp.cpu, sp.dst, sp.count, sp.size)
+	}
+	for i, r := range lines {
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "sent ") {
+			t.Fatalf("sender on cpu %d: %q %v", specs[i].cpu, line, err)
+		}
+		out[i].local = strings.TrimSpace(strings.TrimPrefix(line, "sent "))
+	}
+	return out
+}
+
+func spawnSender(t *testing.T, ns *nstest.Netns, cpu int, dst string, count, size int) (*sender, *bufio.Reader) {
+	t.Helper()
+	cmd := ns.Command("taskset", "-c", strconv.Itoa(cpu), os.Args[0], "-test.run=^$", dst, strconv.Itoa(count), strconv.Itoa(size))
+	// GORACE: a race-enabled helper otherwise sleeps a second at exit.
+	cmd.Env = append(os.Environ(), helperEnv+"=send", "GORACE=atexit_sleep_ms=0")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{cmd: cmd, stdin: stdin}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	return s, bufio.NewReader(stdout)
+}
+
+// testNamespaces returns a namespace lister restricted to the test's own.
+func testNamespaces(t testing.TB, nss ...*nstest.Netns) func() ([]netns.Namespace, error) {
+	t.Helper()
+	var out []netns.Namespace
+	all, err := netns.List("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nss {
+		found := false
+		for _, a := range all {
+			if a.Name == n.Name {
+				out = append(out, a)
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("namespace %s not listed", n.Name)
+		}
+	}
+	return func() ([]netns.Namespace, error) { return out, nil }
+}
+
+// vethPair creates dev (numtxqueues txq, in a) and its peer (in b), with
+// IPv6 off so nothing but the test's traffic crosses it, addr on dev and
+// a permanent neighbour for peerAddr with a MAC nobody owns: b drops the
+// frames (PACKET_OTHERHOST) without answering, so no ICMP comes back.
+func vethPair(t testing.TB, a, b *nstest.Netns, dev string, txq int, addr, peerAddr string) {
+	t.Helper()
+	for _, n := range []*nstest.Netns{a, b} {
+		n.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+	a.Run(t, "ip", "link", "add", dev, "numtxqueues", strconv.Itoa(txq), "type", "veth", "peer", "name", dev+"p", "netns", b.Name)
+	a.Run(t, "ip", "addr", "add", addr+"/24", "dev", dev)
+	a.Run(t, "ip", "link", "set", dev, "up")
+	b.Run(t, "ip", "link", "set", dev+"p", "up")
+	a.Run(t, "ip", "neigh", "add", peerAddr, "lladdr", "02:00:00:00:00:02", "dev", dev, "nud", "permanent")
+}
+
+// sendUDP sends count datagrams of size bytes to dst from a socket created
+// inside ns by the test process itself (a socket belongs to the namespace
+// it was created in), for tests that need traffic but no known owner.
+func sendUDP(t *testing.T, ns *nstest.Netns, dst string, count, size int) {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		fd  int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, restored, err := socketIn(ns.Path())
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{fd, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer unix.Close(r.fd)
+	if err := unix.Connect(r.fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, size)
+	for range count {
+		if _, err := unix.Write(r.fd, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func socketIn(nsPath string) (fd int, restored bool, err error) {
+	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, true, err
+	}
+	defer unix.Close(target)
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, true, err
+	}
+	defer unix.Close(orig)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		return -1, true, err
+	}
+	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
+		if err == nil {
+			unix.Close(fd)
+		}
+		return -1, false, rerr
+	}
+	return fd, true, err
+}

@@ -1,0 +1,192 @@
+package qdisc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+// publishChunk bounds the events built before handing them to the queue.
+const publishChunk = 1024
+
+type qdiscInput struct {
+	cfg      Config
+	log      *slog.Logger
+	procRoot string
+	sysRoot  string
+	// namespaces replaces discovery in tests.
+	namespaces func() ([]netns.Namespace, error)
+
+	// openXmit attaches the eBPF counter; tests replace it.
+	openXmit func() (*xmitCounter, error)
+
+	coll  *Collector
+	xmit  *xmitCounter
+	flows *flows.Collector
+}
+
+func newInput(c Config, s input.Settings) (input.Input, error) {
+	return newQdiscInput(c, s, nil), nil
+}
+
+func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, error)) *qdiscInput {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss}
+	if in.sysRoot == "" {
+		in.sysRoot = "/sys"
+	}
+	in.openXmit = func() (*xmitCounter, error) {
+		return openXmitCounter(filepath.Join(in.sysRoot, "kernel", "tracing"))
+	}
+	in.coll = NewCollector(CollectorOptions{
+		ProcRoot:      s.ProcRoot,
+		SysRoot:       in.sysRoot,
+		AllNamespaces: c.Namespaces == NamespacesAll,
+		Namespaces:    nss,
+		Match:         c.matchDevice,
+		Logger:        s.Logger,
+	})
+	return in
+}
+
+// startAttribution attaches the eBPF program unless attribution is off.
+// In auto mode a kernel without eBPF support costs one log line.
+func (in *qdiscInput) startAttribution() error {
+	if in.cfg.FlowAttribution == AttributionOff {
+		return nil
+	}
+	x, err := in.openXmit()
+	if err != nil {
+		if in.cfg.FlowAttribution == AttributionEBPF {
+			return fmt.Errorf("%w (flow_attribution: ebpf; use auto or off to run without it)", err)
+		}
+		in.log.Warn("qdisc: flow attribution disabled: eBPF is not available", "error", err)
+		return nil
+	}
+	in.log.Info("qdisc: flow attribution by eBPF on net:net_dev_start_xmit", "method", x.Method())
+	in.xmit = x
+	in.flows = flows.NewCollector(flows.CollectorOptions{
+		ProcRoot:      in.procRoot,
+		AllNamespaces: in.cfg.Namespaces == NamespacesAll,
+		Namespaces:    in.namespaces,
+		Logger:        in.log,
+	})
+	return nil
+}
+
+func (in *qdiscInput) close() {
+	_ = in.coll.Close()
+	if in.xmit != nil {
+		_ = in.xmit.Close()
+		in.xmit = nil
+	}
+	if in.flows != nil {
+		_ = in.flows.Close()
+		in.flows = nil
+	}
+}
+
+// Run collects at once and then on every tick of the period.
+func (in *qdiscInput) Run(ctx context.Context, out pipeline.Publisher) error {
+	defer in.close()
+	if err := in.startAttribution(); err != nil {
+		return err
+	}
+	t := time.NewTicker(in.cfg.Period.D())
+	defer t.Stop()
+	for {
+		if err := in.collect(ctx, out); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// collect runs one period; it returns an error only when publishing
+// stopped because ctx ended.
+func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error {
+	start := time.Now()
+	samples, fs, err := in.sample(ctx)
+	took := time.Since(start)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.log.Warn("qdisc: collection failed", "error", err, "samples", len(samples))
+	}
+	events := make([]pipeline.Event, 0, min(len(samples)+len(fs), publishChunk))
+	flush := func(force bool) error {
+		if len(events) == 0 || (!force && len(events) < publishChunk) {
+			return nil
+		}
+		err := out.Publish(ctx, events...)
+		events = events[:0:0]
+		return err
+	}
+	for i := range samples {
+		events = append(events, samples[i].Event(start, took))
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	for i := range fs {
+		events = append(events, fs[i].Event(start, took))
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	return flush(true)
+}
+
+// sample runs the collector and, when attribution is on, joins the eBPF
+// counts of the period to the flows.
+func (in *qdiscInput) sample(ctx context.Context) ([]Sample, []FlowSample, error) {
+	samples, err := in.coll.Collect(ctx)
+	if in.xmit == nil {
+		return samples, nil, err
+	}
+	var deltas []xmitDelta
+	if rerr := in.xmit.Read(func(d *xmitDelta) { deltas = append(deltas, *d) }); rerr != nil {
+		return samples, nil, joinErr(err, rerr)
+	}
+	if len(deltas) == 0 {
+		return samples, nil, err
+	}
+	devs := map[devKey]*Device{}
+	for i := range samples {
+		d := samples[i].Device
+		devs[devKey{d.Netns, d.Index}] = d
+	}
+	fl, ferr := in.flows.Collect(ctx)
+	if ferr != nil {
+		// Flows of the namespaces that answered still join.
+		err = joinErr(err, ferr)
+	}
+	return samples, joinFlows(deltas, devs, fl, in.cfg.TopFlowsPerQueue), err
+}
+
+func joinErr(a, b error) error {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	return fmt.Errorf("%w; %w", a, b)
+}

@@ -1,0 +1,23 @@
+package qdisc
+
+import (
+	"log/slog"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/input"
+)
+
+// New is the input.Factory of the qdisc input.
+func New(cfg config.Raw, s input.Settings) (input.Input, error) {
+	c := DefaultConfig()
+	if err := cfg.Decode(&c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, cfg.Locate(err)
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	return newInput(c, s)
+}
