@@ -13,7 +13,7 @@ BENCH_OUT ?= build/bench.txt
 all: build
 
 help:
-	@echo "make build   build bin/fleutanbeat"
+	@echo "make build   build bin/fleutanbeat and bin/fleutan (the terminal views)"
 	@echo "make run     build and run the agent with fleutanbeat.yml (events go to ./data)"
 	@echo "make test    vet, format check and the whole test suite with -race (root tests need root)"
 	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
@@ -21,6 +21,7 @@ help:
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fleutanbeat ./cmd/fleutanbeat
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fleutan ./cmd/fleutan
 
 # The shipped config must not be writable by group or others (strict.perms),
 # whatever the umask of the checkout was.

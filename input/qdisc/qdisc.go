@@ -21,3 +21,9 @@ func New(cfg config.Raw, s input.Settings) (input.Input, error) {
 	}
 	return newInput(c, s)
 }
+
+// PublishChunk bounds the events built before handing them to the queue.
+// A collection is published in chunks of this many events and a shorter
+// last one (all with the collection's timestamp); cmd/fleutan relies on it
+// to find where a collection ends.
+const PublishChunk = 1024

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// requireRoot mirrors nstest.RequireRoot, which cmd cannot import.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
+		t.Fatal("test needs root and FLEUTANBEAT_REQUIRE_ROOT=1 is set")
+	}
+	t.Skip("test needs root (set FLEUTANBEAT_REQUIRE_ROOT=1 to make this a failure)")
+}
+
+// newNetns mirrors nstest.New: a named namespace with loopback up,
+// deleted when the test ends.
+func newNetns(t *testing.T) string {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "flt-" + hex.EncodeToString(b[:])
+	cmd(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+func cmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// liveSetup is a namespace "host" with a two-queue veth under mq towards a
+// peer namespace, a sender and two sinks with names the test chose.
+type liveSetup struct {
+	host                 string
+	bin                  string // directory of the named links to the test binary
+	senderPID, sink6PID  int
+	sendV4Local, send6Lo string // local endpoints of the sender's flows
+}
+
+// startRole runs the test binary as role, under the name name (comm comes
+// from the executed file's name, so a symlink names the process), inside
+// netns ns, and returns its pid and first reply.
+func startRole(t *testing.T, s *liveSetup, ns, role, name string, args ...string) (int, []string) {
+	t.Helper()
+	link := filepath.Join(s.bin, name)
+	if _, err := os.Lstat(link); err != nil {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(self, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := exec.Command("ip", append([]string{"netns", "exec", ns, link}, args...)...)
+	c.Env = append(os.Environ(), roleEnv+"="+role)
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = c.Wait() })
+	// ip netns exec execs the command in place: the pid is the helper's.
+	return c.Process.Pid, readReply(t, bufio.NewReader(stdout))
+}
+
+func newLiveSetup(t *testing.T) *liveSetup {
+	requireRoot(t)
+	s := &liveSetup{host: newNetns(t), bin: t.TempDir()}
+	peer := newNetns(t)
+	cmd(t, "ip", "-n", s.host, "link", "add", "fl0", "numtxqueues", "2", "type", "veth", "peer", "name", "fl0p", "netns", peer)
+	cmd(t, "ip", "-n", s.host, "addr", "add", "10.99.0.1/24", "dev", "fl0")
+	cmd(t, "ip", "-n", peer, "addr", "add", "10.99.0.2/24", "dev", "fl0p")
+	cmd(t, "ip", "-n", s.host, "link", "set", "fl0", "up")
+	cmd(t, "ip", "-n", peer, "link", "set", "fl0p", "up")
+	cmd(t, "ip", "netns", "exec", s.host, "tc", "qdisc", "add", "dev", "fl0", "root", "handle", "1:", "mq")
+
+	startRole(t, s, peer, "sink", "fl-sink", "10.99.0.2:7001")
+	s.sink6PID, _ = startRole(t, s, s.host, "sink", "fl-sink6", "[::1]:7002")
+	var locals []string
+	s.senderPID, locals = startRole(t, s, s.host, "send", "fl-sender", "10.99.0.2:7001", "[::1]:7002")
+	if len(locals) != 2 {
+		t.Fatalf("sender reported %v", locals)
+	}
+	s.sendV4Local, s.send6Lo = locals[0], locals[1]
+	return s
+}
+
+// fleutan runs the tool inside the host namespace for one interval.
+func (s *liveSetup) fleutan(t *testing.T, args ...string) string {
+	t.Helper()
+	c := exec.Command("ip", append([]string{"netns", "exec", s.host, os.Args[0]}, args...)...)
+	c.Env = append(os.Environ(), roleEnv+"=fleutan", "COLUMNS=100")
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("fleutan %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	t.Logf("$ fleutan %s\n%s%s", strings.Join(args, " "), out, stderr.String())
+	return string(out)
+}
+
+// endpoint prints "ip:port" or "[ip]:port" as the views do: "ip#port".
+func endpoint(ap string) string {
+	i := strings.LastIndexByte(ap, ':')
+	return strings.Trim(ap[:i], "[]") + "#" + ap[i+1:]
+}
+
+// barLine is "BAR  VALUE  LABEL" of a chart.
+var barLine = regexp.MustCompile(`^[*|#\-█ ]*?\s*(\d+(?:\.\d+)?)([KMGTPE]?)(?:  (.*))?$`)
+
+// bars returns the value and label of every bar line of the chart that
+// follows the line title (up to the next line that is not a bar).
+func bars(t *testing.T, out, title string) (vals []float64, labels []string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if l != title {
+			continue
+		}
+		for _, b := range lines[i+2:] {
+			m := barLine.FindStringSubmatch(b)
+			if m == nil {
+				break
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			if m[2] != "" {
+				v *= map[string]float64{"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}[m[2]]
+			}
+			vals = append(vals, v)
+			labels = append(labels, strings.TrimSpace(m[3]))
+		}
+		return vals, labels
+	}
+	t.Fatalf("no chart %q in\n%s", title, out)
+	return nil, nil
+}
+
+func sum(vs []float64) float64 {
+	s := 0.0
+	for _, v := range vs {
+		s += v
+	}
+	return s
+}
+
+func TestLiveViewsShowTheTestsFlowsAndProcesses(t *testing.T) {
+	s := newLiveSetup(t)
+	ncpu := runtime.NumCPU()
+	v4 := fmt.Sprintf("%s 10.99.0.2#7001", endpoint(s.sendV4Local))
+	v6 := fmt.Sprintf("%s ::1#7002", endpoint(s.send6Lo))
+	squash := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+	t.Run("cpu fl_asoc", func(t *testing.T) {
+		t.Parallel()
+		out := s.fleutan(t, "flows", "--cpu", "-i", "1", "-n", "1")
+		head := fmt.Sprintf("~>fl-sender(%d)\n", s.senderPID)
+		i := strings.Index(out, head)
+		if i < 0 || !strings.Contains(out, fmt.Sprintf("~>fl-sink6(%d)\n", s.sink6PID)) {
+			t.Fatalf("processes missing:\n%s", out)
+		}
+		block := out[i:]
+		block = block[:strings.Index(block, "...")]
+		if !strings.Contains(squash(block), "tcp "+v4) || !strings.Contains(squash(block), "tcp "+v6) {
+			t.Fatalf("sender's flows missing:\n%s", block)
+		}
+		vals, labels := bars(t, block, "")
+		if len(vals) != ncpu || labels[0] != "0" || labels[ncpu-1] != strconv.Itoa(ncpu-1) {
+			t.Fatalf("want one bar per core (%d): %v %v", ncpu, vals, labels)
+		}
+		// Writing 13 MB/s costs some CPU, never more than all cores.
+		if tot := sum(vals); tot <= 0 || tot > 100*float64(ncpu) {
+			t.Fatalf("sender CPU %v%% of one core, want (0, %d]", tot, 100*ncpu)
+		}
+	})
+	t.Run("cpu gen", func(t *testing.T) {
+		t.Parallel()
+		out := s.fleutan(t, "flows", "--cpu", "gen", "-i", "1", "-n", "1")
+		for _, w := range []string{"segs_in", "segs_out", "bdp", "rx_bytes", "tx_bytes"} {
+			vals, _ := bars(t, out, "#>"+w)
+			if len(vals) != ncpu {
+				t.Fatalf("%s: %d bars, want %d", w, len(vals), ncpu)
+			}
+			// The sender sends about 13 MB/s, the sink6 receives half.
+			if w == "tx_bytes" || w == "rx_bytes" || w == "segs_out" {
+				if tot := sum(vals); tot <= 0 {
+					t.Fatalf("%s: no load: %v", w, vals)
+				}
+			}
+		}
+	})
+	t.Run("qdisc", func(t *testing.T) {
+		t.Parallel()
+		out := s.fleutan(t, "flows", "-q", "-i", "1", "-n", "1")
+		vals, labels := bars(t, out, "qdisc queues #> load (bytes) per qu (fl0)")
+		if len(vals) != 2 || labels[0] != "0" || labels[1] != "1" {
+			t.Fatalf("want queues 0 and 1: %v %v", vals, labels)
+		}
+		// 6.5 MB/s on one flow over about a second.
+		if tot := sum(vals); tot < 1e6 || tot > 1e8 {
+			t.Fatalf("queue bytes %v, want 1 MB to 100 MB", tot)
+		}
+		if !strings.Contains(squash(out), " "+v4) {
+			t.Fatalf("sender's flow not in a queue:\n%s", out)
+		}
+	})
+	t.Run("lat", func(t *testing.T) {
+		t.Parallel()
+		out := s.fleutan(t, "flows", "--lat", "-g", "proc", "-i", "1", "-n", "1")
+		if !strings.Contains(out, "**TCP FLOWS: (NUM 3)\n") {
+			t.Fatalf("want the sender's two flows and the sink's one:\n%s", out)
+		}
+		vals, labels := bars(t, out, fmt.Sprintf("proc>>fl-sender (%d)", s.senderPID))
+		if len(vals) != 2 {
+			t.Fatalf("sender group: %v %v", vals, labels)
+		}
+		for _, v := range vals {
+			// A veth and a loopback: well under a second.
+			if v <= 0 || v > 1000 {
+				t.Fatalf("rtt %v ms", v)
+			}
+		}
+		counts, _ := bars(t, out, "*latency distribution [rtt-range]")
+		if len(counts) != 10 || sum(counts) != 3 {
+			t.Fatalf("histogram %v, want 10 ranges of 3 flows", counts)
+		}
+	})
+	t.Run("vol", func(t *testing.T) {
+		t.Parallel()
+		out := s.fleutan(t, "flows", "--vol", "-i", "1", "-n", "1")
+		tx := out[strings.Index(out, ">>TX"):]
+		vals, labels := bars(t, tx, "##bytes")
+		found := false
+		for i, l := range labels {
+			if squash(l) == v4 {
+				found = true
+				if vals[i] < 1e6 || vals[i] > 1e8 {
+					t.Fatalf("sender sent %v bytes in the interval, want 1 MB to 100 MB", vals[i])
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("sender's flow missing from TX bytes:\n%s", tx)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		t.Parallel()
+		out := s.fleutan(t, "flows", "--lat", "--json", "-i", "1", "-n", "1")
+		if !strings.Contains(out, `"dataset":"fleutan.flows"`) || !strings.Contains(out, fmt.Sprintf(`"name":"fl-sender","parent":{"pid":%d},"pid":%d}`, os.Getpid(), s.senderPID)) {
+			t.Fatalf("events missing:\n%s", out)
+		}
+	})
+}
