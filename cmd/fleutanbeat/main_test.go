@@ -68,7 +68,7 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 	cmd := exec.Command(bin, "-e", "-c", cfg, "--path.home", home,
 		"-E", "http.enabled=true", "-E", "http.port=0", "-E", "http.host=127.0.0.1",
 		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
-		"-E", "fleutanbeat.inputs.2.period=1s",
+		"-E", "fleutanbeat.inputs.2.period=1s", "-E", "logging.metrics.period=1s",
 		"-E", "queue.mem.flush.timeout=100ms")
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
@@ -109,6 +109,7 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 		t.Errorf("GET /metrics lacks the published counter:\n%s", prom)
 	}
 
+	waitLog(t, stderr, "Non-zero metrics in the last 1s", "level", 10*time.Second)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +122,12 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("agent did not stop within 30s of SIGTERM; log:\n%s", stderr.String())
+	}
+
+	// The periodic metrics line carries the counters that changed.
+	periodic := lastLog(t, stderr, "Non-zero metrics in the last 1s")
+	if _, ok := periodic["pipeline.events.acked"]; !ok {
+		t.Errorf("metrics log line lacks pipeline.events.acked: %v", periodic)
 	}
 
 	final := lastLog(t, stderr, "fleutanbeat stopped")
