@@ -15,7 +15,7 @@ all: build
 help:
 	@echo "make build   build bin/fleutanbeat and bin/fleutan (the terminal views)"
 	@echo "make run     build and run the agent with fleutanbeat.yml (events go to ./data)"
-	@echo "make test    vet, format check and the whole test suite with -race (root tests need root)"
+	@echo "make test    vet, format check and the whole test suite with -race against a real Elasticsearch"
 	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 20s) each"
 
@@ -36,16 +36,23 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# The whole suite, race detector on. Kernel tests need root and skip without
-# it unless FLEUTANBEAT_REQUIRE_ROOT=1 (set by .ci/run) makes skips failures.
+# Elasticsearch for the tests: the official integ-test-zip distribution,
+# fetched from Maven Central by .ci/elasticsearch.sh and cached under .es/.
+ES_VERSION ?= 8.19.21
+
+# The whole suite, race detector on, with one real Elasticsearch started for
+# the run and stopped after it. Kernel tests need root and skip without it
+# unless FLEUTANBEAT_REQUIRE_ROOT=1 (set by .ci/run) makes skips failures;
+# likewise FLEUTANBEAT_REQUIRE_ES=1 for the Elasticsearch tests.
 test: fmt-check vet build
-	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	.ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./input/flows/ | tee $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./input/cpu/ ./input/qdisc/ | tee -a $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/... ./output/... ./input/internal/... | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/... ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
+	.ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 30m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
 
 FUZZTIME ?= 20s
 fuzz:

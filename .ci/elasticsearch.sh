@@ -13,10 +13,14 @@
 #   elasticsearch.sh stop <dir>
 #       Stop that node (SIGTERM, SIGKILL after 60 s); a no-op when not running.
 #   elasticsearch.sh run <version> <dir> -- <command...>
-#       start, run the command with FLEUTANBEAT_ES_URL, FLEUTANBEAT_ES_VERSION
-#       and FLEUTANBEAT_ES_SCRIPT exported, stop, exit with the command's code.
+#       start on empty data, run the command with FLEUTANBEAT_ES_URL,
+#       FLEUTANBEAT_ES_VERSION, FLEUTANBEAT_ES_PID and FLEUTANBEAT_ES_SCRIPT
+#       exported, stop, exit with the command's code.
 #   elasticsearch.sh fetch <version>
-#       Download and unpack only (the cache is reused when present).
+#       Download and unpack only (the cache is reused when present); prints
+#       the distribution's folder.
+#   elasticsearch.sh java <version>
+#       Print the JDK home used for that version (for bin/elasticsearch-users).
 #
 # Environment: ES_HEAP (default 512m), ES_START_TIMEOUT (seconds, default
 # 180), ES_USER (default fleutan-es: Elasticsearch refuses to run as root,
@@ -78,13 +82,21 @@ ensure_user() {
 		useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ES_USER"
 }
 
+# launcher prefixes the node's command: setpriv to drop root, else nothing.
+launcher() {
+	[[ $(id -u) -eq 0 ]] && echo "$(command -v setpriv) $(priv_args) --"
+	return 0
+}
+
 # priv_args are setpriv's flags to drop root for the node (none otherwise).
 priv_args() {
 	[[ $(id -u) -eq 0 ]] && echo "--reuid=$ES_USER --regid=$ES_USER --init-groups"
 	return 0
 }
 
-as_es() { setpriv $(priv_args) -- "$@"; }
+as_es() {
+	if [[ $(id -u) -eq 0 ]]; then setpriv $(priv_args) -- "$@"; else "$@"; fi
+}
 
 running() {
 	local dir=$1
@@ -130,7 +142,7 @@ start() {
 	env -i PATH="/usr/bin:/bin" HOME=/nonexistent \
 		ES_JAVA_HOME="$java" ES_PATH_CONF="$dir/config" ES_TMPDIR="$dir/tmp" \
 		ES_JAVA_OPTS="-Xms$ES_HEAP -Xmx$ES_HEAP" \
-		"$(command -v setpriv)" $(priv_args) -- "$home/bin/elasticsearch" "${args[@]}" "$@" \
+		$(launcher) "$home/bin/elasticsearch" "${args[@]}" "$@" \
 		</dev/null >"$dir/logs/launcher.log" 2>&1 ||
 		{ tail -n 40 "$dir/logs/launcher.log" >&2; die "Elasticsearch $version failed to start (see $dir/logs)"; }
 
@@ -195,10 +207,11 @@ run() {
 	# Each run starts from empty data: tests assert exact counts.
 	stop "$dir"
 	rm -rf "$dir/data"
-	url="$(start "$version" "$dir")"
+	# Stop on every exit, also when start-up fails half-way.
 	trap 'stop "$dir"' EXIT
+	url="$(start "$version" "$dir")"
 	local rc=0
-	FLEUTANBEAT_ES_URL="$url" FLEUTANBEAT_ES_VERSION="$version" \
+	FLEUTANBEAT_ES_URL="$url" FLEUTANBEAT_ES_VERSION="$version" FLEUTANBEAT_ES_PID="$(cat "$dir/pid")" \
 		FLEUTANBEAT_ES_SCRIPT="$REPO/.ci/elasticsearch.sh" "$@" || rc=$?
 	exit "$rc"
 }
@@ -210,5 +223,6 @@ start) (($# >= 2)) || die "usage: start <version> <dir> [-Ekey=value ...]"; star
 stop) (($# == 1)) || die "usage: stop <dir>"; stop "$1" ;;
 run) (($# >= 3)) || die "usage: run <version> <dir> -- <command...>"; run "$@" ;;
 fetch) (($# == 1)) || die "usage: fetch <version>"; fetch "$1" ;;
+java) (($# == 1)) || die "usage: java <version>"; java_for "$1" ;;
 *) die "usage: $0 start <version> <dir> [-E...] | stop <dir> | run <version> <dir> -- cmd... | fetch <version>" ;;
 esac

@@ -5,6 +5,7 @@ package output
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -22,6 +23,9 @@ type Settings struct {
 	DataPath string
 	// Metrics receives the output's own counters (nil in some tests).
 	Metrics *pipeline.Metrics
+	// Setup is the `setup` section, for outputs that prepare their
+	// destination (Elasticsearch index templates: setup.template).
+	Setup config.Raw
 }
 
 // Group is a configured output: its clients each consume batches
@@ -29,6 +33,13 @@ type Settings struct {
 type Group struct {
 	Clients   []pipeline.Output
 	BatchSize int
+	// FlushTimeout, when set, is how long the queue waits to fill a batch
+	// (output.elasticsearch.flush_interval); it overrides
+	// queue.mem.flush.timeout.
+	FlushTimeout time.Duration
+	// Namespace, when set, is data_stream.namespace on every event. The
+	// pipeline writes it before encoding, since outputs see encoded events.
+	Namespace string
 }
 
 // Factory builds an output from its `output.NAME` section (without the

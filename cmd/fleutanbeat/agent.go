@@ -23,18 +23,20 @@ import (
 // agent is everything a run needs, built and validated before anything
 // starts: a config error never leaves half an agent running.
 type agent struct {
-	root       config.Raw
-	cfg        *config.Agent
-	paths      config.Paths
-	http       httpConfig
-	logging    loggingConfig
-	queue      pipeline.QueueConfig
-	processors []pipeline.Processor
-	inputs     []agentInput
-	outName    string
-	out        output.Group
-	metrics    *pipeline.Metrics
-	log        *slog.Logger
+	root        config.Raw
+	cfg         *config.Agent
+	paths       config.Paths
+	http        httpConfig
+	logging     loggingConfig
+	queue       pipeline.QueueConfig
+	processors  []pipeline.Processor
+	inputs      []agentInput
+	outName     string
+	outRaw      config.Raw
+	outSettings output.Settings
+	out         output.Group
+	metrics     *pipeline.Metrics
+	log         *slog.Logger
 }
 
 type agentInput struct {
@@ -105,9 +107,11 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 		}
 	}
 	outName, outRaw := cfg.ActiveOutput()
-	a.outName = outName
+	a.outName, a.outRaw = outName, outRaw
+	a.outSettings = output.Settings{Logger: log.With("output", outName), Beat: "fleutanbeat", Version: version,
+		DataPath: a.paths.Data, Metrics: a.metrics, Setup: cfg.Setup}
 	if f, ok := outputFactories[outName]; ok {
-		g, err := f(outRaw, output.Settings{Logger: log.With("output", outName), Beat: "fleutanbeat", Version: version, DataPath: a.paths.Data, Metrics: a.metrics})
+		g, err := f(outRaw, a.outSettings)
 		if err != nil {
 			errs = append(errs, err)
 		} else {

@@ -29,6 +29,9 @@ type options struct {
 	pathHome    string
 	logLevel    string
 	strictPerms bool
+	// setup only
+	indexManagement bool
+	dashboards      bool
 }
 
 type multiFlag []string
@@ -45,8 +48,11 @@ type command struct {
 
 var commands = []command{
 	{"run", "Run the agent (the default command)", "fleutanbeat [run] [flags]", cmdRun},
+	{"setup", "Install the Elasticsearch index templates (--index-management)", "fleutanbeat setup [--index-management] [flags]", cmdSetup},
 	{"test config", "Check the configuration and exit", "fleutanbeat test config [flags]", cmdTestConfig},
+	{"test output", "Check that the output is reachable and accepts the credentials", "fleutanbeat test output [flags]", cmdTestOutput},
 	{"export config", "Print the effective configuration, secrets redacted", "fleutanbeat export config [flags]", cmdExportConfig},
+	{"export template", "Print the Elasticsearch index templates", "fleutanbeat export template [flags]", cmdExportTemplate},
 	{"version", "Print the version", "fleutanbeat version", cmdVersion},
 }
 
@@ -73,6 +79,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pathHome, "path.home", "", "")
 	fs.StringVar(&o.logLevel, "log.level", "", "")
 	fs.BoolVar(&o.strictPerms, "strict.perms", true, "")
+	if cmd.name == "setup" {
+		fs.BoolVar(&o.indexManagement, "index-management", false, "")
+		fs.BoolVar(&o.dashboards, "dashboards", false, "")
+	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(stdout, cmd)
@@ -145,7 +155,11 @@ func topUsage(w io.Writer) {
 }
 
 func commandUsage(w io.Writer, c *command) {
-	fmt.Fprintf(w, "%s\n\nUsage:\n  %s\n\n%s", c.summary, c.usage, flagHelp)
+	fmt.Fprintf(w, "%s\n\nUsage:\n  %s\n\n", c.summary, c.usage)
+	if c.name == "setup" {
+		fmt.Fprint(w, "Setup flags:\n  --index-management    install the index templates (the default)\n  --dashboards          import Kibana saved objects (none ship yet)\n\n")
+	}
+	fmt.Fprint(w, flagHelp)
 }
 
 // resolveConfigPath applies the Beats lookup: -c as given, else

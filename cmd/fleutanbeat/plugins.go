@@ -9,6 +9,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 	"github.com/fleutan/fleutanbeat/output/file"
 	"github.com/fleutan/fleutanbeat/output/logstash"
 )
@@ -21,9 +22,10 @@ var inputFactories = map[string]input.Factory{
 }
 
 var outputFactories = map[string]output.Factory{
-	"console":  console.New,
-	"file":     file.New,
-	"logstash": logstash.New,
+	"console":       console.New,
+	"elasticsearch": elasticsearch.New,
+	"file":          file.New,
+	"logstash":      logstash.New,
 }
 
 func names[V any](m map[string]V) []string {

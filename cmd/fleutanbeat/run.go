@@ -91,10 +91,15 @@ func (a *agent) run(ctx context.Context) error {
 			fields.Put(k, v)
 		}
 	}
+	q := a.queue.Mem
+	if a.out.FlushTimeout > 0 {
+		q.Flush.Timeout = config.Duration(a.out.FlushTimeout)
+	}
 	p := pipeline.New(pipeline.Settings{
 		Logger: a.log, Metrics: a.metrics, Agent: info, Processors: a.processors,
 		Tags: a.cfg.Tags, Fields: fields, FieldsUnderRoot: a.cfg.FieldsUnderRoot,
-		Queue: a.queue.Mem, Outputs: a.out.Clients, BatchSize: a.out.BatchSize,
+		Namespace: a.out.Namespace,
+		Queue:     q, Outputs: a.out.Clients, BatchSize: a.out.BatchSize,
 		Encode: codec.AppendFields,
 	})
 	var mon *monitor

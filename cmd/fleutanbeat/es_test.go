@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// esURL returns the Elasticsearch that make test started, skipping (or
+// failing, with FLEUTANBEAT_REQUIRE_ES=1) when there is none.
+func esURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("FLEUTANBEAT_ES_URL")
+	if u != "" {
+		return strings.TrimRight(u, "/")
+	}
+	if os.Getenv("FLEUTANBEAT_REQUIRE_ES") == "1" {
+		t.Fatal("FLEUTANBEAT_REQUIRE_ES=1 but FLEUTANBEAT_ES_URL is not set (run through make test)")
+	}
+	t.Skip("no Elasticsearch (FLEUTANBEAT_ES_URL unset; make test starts one)")
+	return ""
+}
+
+func esDo(t *testing.T, method, url string, body any) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, raw)
+	}
+	return m
+}
+
+func esCount(t *testing.T, base, index string) int {
+	t.Helper()
+	esDo(t, "POST", base+"/"+index+"/_refresh?ignore_unavailable=true", nil)
+	m := esDo(t, "GET", base+"/"+index+"/_count?ignore_unavailable=true", nil)
+	n, _ := m["count"].(float64)
+	return int(n)
+}
+
+// TestAgentBinaryShipsToElasticsearch runs the built agent with its real
+// inputs against the real Elasticsearch: documents land in one data stream
+// per dataset, with the intended mapping types, exactly once each, and a flow
+// this test holds is found with this process.
+func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
+	base := esURL(t)
+	requireRoot(t)
+	bin := buildBinary(t)
+	var nb [4]byte
+	_, _ = rand.Read(nb[:])
+	ns := "agent" + hex.EncodeToString(nb[:])
+
+	// A flow only this test has: a listener and a client in this process.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server := <-accepted
+	defer server.Close()
+	if _, err := client.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(server, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	cmd := exec.Command(bin, "-e", "-c", shippedConfig(t), "--path.home", t.TempDir(),
+		"-E", "output.file.enabled=false",
+		"-E", "output.elasticsearch.hosts=["+base+"]",
+		"-E", "output.elasticsearch.namespace="+ns,
+		"-E", "output.elasticsearch.flush_interval=200ms",
+		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
+		"-E", "fleutanbeat.inputs.2.period=1s")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	datasets := []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"}
+	stream := func(ds string) string { return "metrics-" + ds + "-" + ns }
+	waitFor(t, 60*time.Second, "documents of every dataset in Elasticsearch", func() bool {
+		for _, ds := range datasets {
+			if esCount(t, base, stream(ds)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent exited with %v; log:\n%s", err, stderr.String())
+	}
+	final := lastLog(t, stderr, "fleutanbeat stopped")
+	if final["undelivered"] != float64(0) {
+		t.Fatalf("undelivered = %v; log:\n%s", final["undelivered"], stderr.String())
+	}
+	st, _ := final["stats"].(map[string]any)
+	pl, _ := st["pipeline"].(map[string]any)
+	ev, _ := pl["events"].(map[string]any)
+	published, _ := ev["published"].(float64)
+
+	// Every published event is one document: no loss, no duplicate.
+	total := 0
+	for _, ds := range datasets {
+		total += esCount(t, base, stream(ds))
+	}
+	if float64(total) != published {
+		t.Errorf("documents in Elasticsearch = %d, events published = %v", total, published)
+	}
+
+	// The mapping has the intended types.
+	m := esDo(t, "GET", base+"/"+stream("fleutan.flows")+"/_mapping/field/source.ip,network.bytes,fleutan.flow.tcp.rtt_us,process.name,@timestamp,fleutan.flow.final", nil)
+	want := map[string]string{
+		"source.ip": "ip", "network.bytes": "long", "fleutan.flow.tcp.rtt_us": "long",
+		"process.name": "keyword", "@timestamp": "date", "fleutan.flow.final": "boolean",
+	}
+	got := map[string]string{}
+	for _, idx := range m {
+		fields, _ := idx.(map[string]any)["mappings"].(map[string]any)
+		for name, f := range fields {
+			mp, _ := f.(map[string]any)["mapping"].(map[string]any)
+			for _, def := range mp {
+				got[name], _ = def.(map[string]any)["type"].(string)
+			}
+		}
+	}
+	for f, typ := range want {
+		if got[f] != typ {
+			t.Errorf("mapping of %s = %q, want %q", f, got[f], typ)
+		}
+	}
+
+	// The test's own flow, with this process.
+	res := esDo(t, "POST", base+"/"+stream("fleutan.flows")+"/_search", map[string]any{
+		"size": 1,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"term": map[string]any{"fleutan.flow.remote.port": port}},
+			map[string]any{"term": map[string]any{"fleutan.flow.direction": "outbound"}},
+		}}},
+	})
+	hits, _ := res["hits"].(map[string]any)["hits"].([]any)
+	if len(hits) == 0 {
+		t.Fatalf("no flow to port %d in Elasticsearch: %v", port, res)
+	}
+	src := hits[0].(map[string]any)["_source"].(map[string]any)
+	proc, _ := src["process"].(map[string]any)
+	if proc["pid"] != float64(os.Getpid()) {
+		t.Errorf("flow to port %d has process %v, want pid %d", port, proc, os.Getpid())
+	}
+	if dst, _ := src["destination"].(map[string]any); dst["port"] != float64(port) || fmt.Sprint(dst["ip"]) != "127.0.0.1" {
+		t.Errorf("destination = %v", dst)
+	}
+}
+
+// TestIndexManagementCommands: setup, test output and export template
+// against the real Elasticsearch, and test output against a dead host.
+func TestIndexManagementCommands(t *testing.T) {
+	base := esURL(t)
+	cfg := shippedConfig(t)
+	es := func(args ...string) (int, string, string) {
+		full := append(args, "-c", cfg, "--path.home", t.TempDir(),
+			"-E", "output.file.enabled=false")
+		var stdout, stderr bytes.Buffer
+		code := Main(full, &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	hosts := "output.elasticsearch.hosts=[" + base + "]"
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"setup", []string{"setup", "--index-management", "-E", hosts}, 0, "Index templates installed", ""},
+		{"setup again is idempotent", []string{"setup", "-E", hosts}, 0, "Index templates installed", ""},
+		{"test output", []string{"test", "output", "-E", hosts}, 0, "8.", ""},
+		{"export template", []string{"export", "template", "-E", hosts}, 0, "metrics-fleutan.flows", ""},
+		{"test output, nothing listening", []string{"test", "output", "-E", "output.elasticsearch.hosts=[http://127.0.0.1:1]", "-E", "output.elasticsearch.timeout=2s"}, 1, "", "127.0.0.1:1"},
+		{"setup --dashboards", []string{"setup", "--dashboards", "-E", hosts}, 1, "", "no Kibana saved objects"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := es(tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.stdout) || !strings.Contains(errOut, tt.stderr) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
+			}
+		})
+	}
+	// The composable templates are in place.
+	m := esDo(t, "GET", base+"/_index_template/metrics-fleutan.*", nil)
+	if its, _ := m["index_templates"].([]any); len(its) != 3 {
+		t.Errorf("index templates after setup: %v", m)
+	}
+}

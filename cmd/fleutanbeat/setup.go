@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/output/elasticsearch"
+)
+
+// esConfig builds the agent from the config and returns the active
+// Elasticsearch output's settings, or an error naming the active output.
+func esConfig(o *options, what string) (*agent, elasticsearch.Config, error) {
+	a, err := buildAgent(o, discardLogger)
+	if err != nil {
+		return nil, elasticsearch.Config{}, err
+	}
+	a.close()
+	if a.outName != "elasticsearch" {
+		return nil, elasticsearch.Config{}, fmt.Errorf("%s needs output.elasticsearch; the active output is output.%s", what, a.outName)
+	}
+	c, err := elasticsearch.DecodeWithSetup(a.outRaw, a.cfg.Setup)
+	return a, c, err
+}
+
+func cmdSetup(o *options, _ []string, stdout, stderr io.Writer) int {
+	if o.dashboards {
+		fmt.Fprintln(stderr, "setup --dashboards: this version ships no Kibana saved objects yet (see kibana/README.md)")
+		return exitConfig
+	}
+	a, c, err := esConfig(o, "setup --index-management")
+	if err != nil {
+		fmt.Fprintln(stderr, errorLines(err))
+		return exitConfig
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := elasticsearch.Setup(ctx, c, a.outSettings); err != nil {
+		fmt.Fprintf(stderr, "setup --index-management: %v\n", err)
+		return exitConfig
+	}
+	fmt.Fprintln(stdout, "Index templates installed (component templates and one composable template per dataset).")
+	return exitOK
+}
+
+func cmdTestOutput(o *options, _ []string, stdout, stderr io.Writer) int {
+	a, err := buildAgent(o, discardLogger)
+	if err != nil {
+		fmt.Fprintln(stderr, errorLines(err))
+		return exitConfig
+	}
+	a.close()
+	switch a.outName {
+	case "elasticsearch":
+		c, err := elasticsearch.DecodeWithSetup(a.outRaw, a.cfg.Setup)
+		if err != nil {
+			fmt.Fprintln(stderr, errorLines(err))
+			return exitConfig
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout.D()+5*time.Second)
+		defer cancel()
+		if err := elasticsearch.TestOutput(ctx, c, stdout); err != nil {
+			fmt.Fprintf(stderr, "test output: %v\n", err)
+			return exitConfig
+		}
+		return exitOK
+	case "file", "console":
+		// Building the output opened (and so checked) its file.
+		fmt.Fprintf(stdout, "output.%s: OK\n", a.outName)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "test output: not available for output.%s; its connection is checked when the agent starts\n", a.outName)
+	return exitConfig
+}
+
+func cmdExportTemplate(o *options, _ []string, stdout, stderr io.Writer) int {
+	_, c, err := esConfig(o, "export template")
+	if err != nil {
+		fmt.Fprintln(stderr, errorLines(err))
+		return exitConfig
+	}
+	if err := elasticsearch.ExportTemplates(stdout, c); err != nil {
+		fmt.Fprintf(stderr, "export template: %v\n", err)
+		return exitConfig
+	}
+	return exitOK
+}

@@ -1,0 +1,313 @@
+package elasticsearch
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+// esURL is the Elasticsearch that `make test` started once for the whole
+// run (.ci/elasticsearch.sh run). Without it the test skips, unless
+// FLEUTANBEAT_REQUIRE_ES=1 makes that a failure.
+func esURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("FLEUTANBEAT_ES_URL")
+	if u == "" {
+		if os.Getenv("FLEUTANBEAT_REQUIRE_ES") == "1" {
+			t.Fatal("FLEUTANBEAT_ES_URL is not set and FLEUTANBEAT_REQUIRE_ES=1: run through `.ci/elasticsearch.sh run VERSION DIR -- go test ...`")
+		}
+		t.Skip("no Elasticsearch: set FLEUTANBEAT_ES_URL (make test starts one)")
+	}
+	return strings.TrimRight(u, "/")
+}
+
+// esVersion is the version the script runs, for tests that start their
+// own node.
+func esVersion(t testing.TB) string {
+	t.Helper()
+	esURL(t)
+	v := os.Getenv("FLEUTANBEAT_ES_VERSION")
+	if v == "" {
+		t.Fatal("FLEUTANBEAT_ES_VERSION is not set next to FLEUTANBEAT_ES_URL")
+	}
+	return v
+}
+
+func scriptPath(t testing.TB) string {
+	if s := os.Getenv("FLEUTANBEAT_ES_SCRIPT"); s != "" {
+		return s
+	}
+	p, err := filepath.Abs("../../.ci/elasticsearch.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// node is a dedicated Elasticsearch started by a test.
+type node struct {
+	t       testing.TB
+	dir     string
+	version string
+	url     string
+	args    []string
+}
+
+// nodeDir is a fresh state folder under the repository's ignored .es/
+// (t.TempDir is 0700 root-owned, which the unprivileged node cannot enter).
+func nodeDir(t testing.TB, name string) string {
+	root, err := filepath.Abs("../../.es/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, fmt.Sprintf("%s-%d", name, os.Getpid()))
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func runScript(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("bash", append([]string{scriptPath(t)}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("elasticsearch.sh %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	t.Logf("elasticsearch.sh %s: %s", args[0], strings.TrimSpace(errb.String()))
+	return strings.TrimSpace(out.String())
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	n.url = runScript(n.t, append([]string{"start", n.version, n.dir}, n.args...)...)
+}
+
+func (n *node) stop() { runScript(n.t, "stop", n.dir) }
+
+// startNode starts a dedicated node; it is stopped and its folder removed
+// when the test ends.
+func startNode(t testing.TB, name string, dir string, args ...string) *node {
+	t.Helper()
+	n := &node{t: t, dir: dir, version: esVersion(t), args: args}
+	if n.dir == "" {
+		n.dir = nodeDir(t, name)
+	}
+	t.Cleanup(func() {
+		n.stop()
+		_ = os.RemoveAll(n.dir)
+	})
+	n.start()
+	return n
+}
+
+func uniqueName(t testing.TB) string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "t" + hex.EncodeToString(b)
+}
+
+// es is a tiny REST helper for assertions, independent of the output.
+type rest struct {
+	t      testing.TB
+	url    string
+	client *http.Client
+	user   string
+	pass   string
+}
+
+func newES(t testing.TB, url string) *rest {
+	return &rest{t: t, url: url, client: &http.Client{Timeout: 60 * time.Second}}
+}
+
+func (e *rest) do(method, path string, body any) (int, []byte) {
+	e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.url+path, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if e.user != "" {
+		req.SetBasicAuth(e.user, e.pass)
+	}
+	res, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	return res.StatusCode, out
+}
+
+func (e *rest) json(method, path string, body any, out any) {
+	e.t.Helper()
+	st, b := e.do(method, path, body)
+	if st/100 != 2 {
+		e.t.Fatalf("%s %s: status %d: %s", method, path, st, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+func (e *rest) count(index string) int {
+	e.t.Helper()
+	e.json("POST", "/"+index+"/_refresh?expand_wildcards=all", nil, nil)
+	var r struct {
+		Count int `json:"count"`
+	}
+	e.json("GET", "/"+index+"/_count", nil, &r)
+	return r.Count
+}
+
+// ids returns every _id stored in index (up to 10000).
+func (e *rest) ids(index string) map[string]int {
+	e.t.Helper()
+	e.json("POST", "/"+index+"/_refresh", nil, nil)
+	var r struct {
+		Hits struct {
+			Hits []struct {
+				ID string `json:"_id"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	e.json("POST", "/"+index+"/_search", map[string]any{"size": 10000, "_source": false, "query": map[string]any{"match_all": map[string]any{}}}, &r)
+	out := map[string]int{}
+	for _, h := range r.Hits.Hits {
+		out[h.ID]++
+	}
+	return out
+}
+
+// fieldTypes returns the mapped type of each dotted field of index.
+func (e *rest) fieldTypes(index string, fields ...string) map[string]string {
+	e.t.Helper()
+	var r map[string]struct {
+		Mappings map[string]struct {
+			Mapping map[string]struct {
+				Type string `json:"type"`
+			} `json:"mapping"`
+		} `json:"mappings"`
+	}
+	e.json("GET", "/"+index+"/_mapping/field/"+strings.Join(fields, ","), nil, &r)
+	out := map[string]string{}
+	for _, idx := range r {
+		for f, m := range idx.Mappings {
+			for _, v := range m.Mapping {
+				out[f] = v.Type
+			}
+		}
+	}
+	return out
+}
+
+// flowEvent is shaped like input/flows' events, with a fixed id.
+func flowEvent(i int, ts time.Time) pipeline.Event {
+	return pipeline.Event{
+		Timestamp: ts,
+		Meta:      pipeline.M{"_id": fmt.Sprintf("flow-%07d", i)},
+		Fields: pipeline.M{
+			"event": pipeline.M{"dataset": "fleutan.flows", "module": "fleutan", "kind": "metric", "duration": int64(125000)},
+			"agent": pipeline.M{"type": "fleutanbeat", "version": "0.1.0", "id": "5d1f3c1e-agent", "name": "bench-host", "ephemeral_id": "e1"},
+			"host":  pipeline.M{"name": "bench-host", "ip": []string{"10.1.2.3", "fe80::1"}},
+			"network": pipeline.M{
+				"transport": "tcp", "type": "ipv4", "iana_number": "6", "direction": "egress",
+				"community_id": "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "bytes": uint64(123456 + i), "packets": uint64(321),
+			},
+			"source":      pipeline.M{"ip": "10.0.0.1", "port": 40000 + i%20000, "bytes": uint64(100000), "packets": uint64(200)},
+			"destination": pipeline.M{"ip": "10.0.0.2", "port": 443, "bytes": uint64(23456), "packets": uint64(121)},
+			"process":     pipeline.M{"pid": 4242, "name": "curl", "executable": "/usr/bin/curl", "args": []string{"curl", "https://example"}},
+			"user":        pipeline.M{"id": "1000", "name": "alice"},
+			"fleutan": pipeline.M{"flow": pipeline.M{
+				"local":  pipeline.M{"ip": "10.0.0.1", "port": 40000 + i%20000},
+				"remote": pipeline.M{"ip": "10.0.0.2", "port": 443},
+				"state":  "ESTABLISHED", "inode": uint64(88123 + i), "netns": uint64(4026531840),
+				"direction": "outgoing", "final": i%10 == 0,
+				"tcp": pipeline.M{
+					"rtt_us": uint64(250), "rttvar_us": uint64(30), "min_rtt_us": uint64(180), "cwnd": uint64(10),
+					"ssthresh": uint64(2147483647), "mss": uint64(1448), "bytes_acked": uint64(100000),
+					"bytes_received": uint64(23456), "bytes_sent": uint64(100000), "bytes_retrans": uint64(0),
+					"segs_in": uint64(121), "segs_out": uint64(200), "total_retrans": uint64(0), "lost": uint64(0),
+					"delivery_rate_bps": uint64(800000000), "pacing_rate_bps": uint64(1600000000),
+					"notsent_bytes": uint64(0), "congestion": "cubic", "bdp_bytes": uint64(25000),
+				},
+				"delta": pipeline.M{"bytes_in": uint64(2000), "bytes_out": uint64(9000), "segs_in": uint64(12), "segs_out": uint64(20), "retrans": uint64(0)},
+			}},
+		},
+	}
+}
+
+func flowEvents(from, n int, ts time.Time) []pipeline.Event {
+	out := make([]pipeline.Event, n)
+	for i := range out {
+		out[i] = flowEvent(from+i, ts.Add(time.Duration(from+i)*time.Millisecond))
+	}
+	return out
+}
+
+func testConfig(url string) Config {
+	c := DefaultConfig()
+	c.Hosts = []string{url}
+	c.Backoff = Backoff{Init: config.Duration(10 * time.Millisecond), Max: config.Duration(100 * time.Millisecond)}
+	c.Timeout = config.Duration(30 * time.Second)
+	return c
+}
+
+func newTestClient(t testing.TB, c Config) *Client {
+	t.Helper()
+	cl, err := NewClient(c, testSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func publish(t testing.TB, c *Client, events []pipeline.Event) *pipeline.Batch {
+	t.Helper()
+	b := pipeline.NewBatch(events)
+	if err := c.Publish(context.Background(), b); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	return b
+}
+
+func statuses(b *pipeline.Batch) map[pipeline.Status]int {
+	out := map[pipeline.Status]int{}
+	for i := range b.Len() {
+		st, _ := b.Status(i)
+		out[st]++
+	}
+	return out
+}

@@ -1,0 +1,204 @@
+package elasticsearch
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	certPEM []byte
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue signs a server certificate for 127.0.0.1 only (no DNS name, so
+// "localhost" fails host name verification).
+func (ca *testCA) issue(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "fleutan-test-node"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+func write(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const (
+	secUser = "fleutan_writer"
+	secPass = "fleutan-secret-1"
+)
+
+// TestRealSecurityAuthAndTLS starts a node with security and HTTPS on,
+// with a CA made here and a file-realm user, then checks basic auth, a
+// wrong password, a wrong CA and the verification modes.
+func TestRealSecurityAuthAndTLS(t *testing.T) {
+	version := esVersion(t)
+	dir := nodeDir(t, "secure")
+	home := runScript(t, "fetch", version)
+	java := runScript(t, "java", version)
+	if out, err := exec.Command("cp", "-r", filepath.Join(home, "config"), filepath.Join(dir, "config")).CombinedOutput(); err != nil {
+		t.Fatalf("copy config: %v: %s", err, out)
+	}
+	ca := newTestCA(t, "fleutan test CA")
+	certPEM, keyPEM := ca.issue(t)
+	caFile := filepath.Join(dir, "config", "certs", "ca.crt")
+	write(t, caFile, ca.certPEM)
+	write(t, filepath.Join(dir, "config", "certs", "node.crt"), certPEM)
+	write(t, filepath.Join(dir, "config", "certs", "node.key"), keyPEM)
+	users := exec.Command(filepath.Join(home, "bin", "elasticsearch-users"), "useradd", secUser, "-p", secPass, "-r", "superuser")
+	users.Env = append(os.Environ(), "ES_PATH_CONF="+filepath.Join(dir, "config"), "ES_JAVA_HOME="+java)
+	if out, err := users.CombinedOutput(); err != nil {
+		t.Fatalf("elasticsearch-users: %v: %s", err, out)
+	}
+	n := startNode(t, "secure", dir,
+		"-Expack.security.enabled=true",
+		"-Expack.security.http.ssl.enabled=true",
+		"-Expack.security.http.ssl.certificate=certs/node.crt",
+		"-Expack.security.http.ssl.key=certs/node.key",
+		"-Expack.security.http.ssl.certificate_authorities=certs/ca.crt",
+	)
+	if !strings.HasPrefix(n.url, "https://") {
+		t.Fatalf("node url %s is not https", n.url)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.certPEM)
+	db := newES(t, n.url)
+	db.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	db.user, db.pass = secUser, secPass
+
+	// API keys live in the .security index, whose mapping needs the
+	// analysis-common module that this distribution lacks (creating one
+	// answers 400 "Unknown filter type [pattern_capture]"); the API key
+	// header is checked against a fake server in
+	// TestFaultAPIKeyIsSentBase64Encoded instead.
+	if st, body := db.do("POST", "/_security/api_key", map[string]any{"name": "fleutan-test"}); st != 400 || !strings.Contains(string(body), "pattern_capture") {
+		t.Logf("creating an API key now answers %d: %s; extend this test to use it", st, body)
+	}
+
+	wrongCA := newTestCA(t, "some other CA")
+	wrongCAFile := filepath.Join(dir, "wrong-ca.crt")
+	write(t, wrongCAFile, wrongCA.certPEM)
+	localhost := strings.Replace(n.url, "127.0.0.1", "localhost", 1)
+
+	cases := []struct {
+		name    string
+		host    string
+		user    string
+		pass    string
+		apiKey  string
+		ca      string
+		mode    string
+		wantErr string // empty: events are stored
+	}{
+		{name: "basic auth", host: n.url, user: secUser, pass: secPass, ca: caFile, mode: "full"},
+		{name: "wrong password", host: n.url, user: secUser, pass: "wrong", ca: caFile, mode: "full", wantErr: "401 authentication failed"},
+		{name: "wrong CA", host: n.url, user: secUser, pass: secPass, ca: wrongCAFile, mode: "full", wantErr: "TLS error"},
+		{name: "wrong CA, verification none", host: n.url, user: secUser, pass: secPass, ca: wrongCAFile, mode: "none"},
+		{name: "host name mismatch, full", host: localhost, user: secUser, pass: secPass, ca: caFile, mode: "full", wantErr: "TLS error"},
+		{name: "host name mismatch, certificate", host: localhost, user: secUser, pass: secPass, ca: caFile, mode: "certificate"},
+		{name: "wrong CA, certificate", host: localhost, user: secUser, pass: secPass, ca: wrongCAFile, mode: "certificate", wantErr: "TLS error"},
+	}
+	stored := 0
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig(tc.host)
+			c.Username, c.Password, c.APIKey = tc.user, tc.pass, tc.apiKey
+			c.SSL.CertificateAuthorities = []string{tc.ca}
+			c.SSL.VerificationMode = tc.mode
+			c.Namespace = "secure"
+			cl := newTestClient(t, c)
+			b := pipeline.NewBatch(flowEvents(i*10, 10, time.Now()))
+			err := cl.Publish(context.Background(), b)
+			var out strings.Builder
+			terr := TestOutput(context.Background(), c, &out)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Publish: %v", err)
+				}
+				if st := statuses(b); st[pipeline.Acked] != 10 {
+					t.Fatalf("statuses %v, want 10 acked", st)
+				}
+				stored += 10
+				if terr != nil {
+					t.Fatalf("TestOutput: %v\n%s", terr, out.String())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Publish error %v, want one containing %q", err, tc.wantErr)
+			}
+			if terr == nil || !strings.Contains(terr.Error(), tc.wantErr) {
+				t.Fatalf("TestOutput error %v, want one containing %q\n%s", terr, tc.wantErr, out.String())
+			}
+		})
+	}
+	if got := db.count("metrics-fleutan.flows-secure"); got != stored {
+		t.Fatalf("stored %d documents, want %d", got, stored)
+	}
+}

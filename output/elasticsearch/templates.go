@@ -1,0 +1,385 @@
+package elasticsearch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	es "github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/fleutan/fleutanbeat/output"
+)
+
+// Template kinds, which are also the REST paths that install them.
+const (
+	KindComponent = "_component_template"
+	KindIndex     = "_index_template"
+)
+
+// Template is one component or composable index template.
+type Template struct {
+	Kind string // KindComponent or KindIndex
+	Name string
+	Body map[string]any
+}
+
+// Path is the REST path that installs the template with PUT.
+func (t Template) Path() string { return "/" + t.Kind + "/" + t.Name }
+
+// Datasets are the datasets the agent ships, with their own fields.
+var Datasets = []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"}
+
+const commonComponent = "fleutan@mappings"
+
+// Field types are only ones the server itself provides: the integration
+// test distribution lacks mapper-extras (scaled_float, match_only_text),
+// constant_keyword, wildcard and unsigned_long, and so may a user's
+// minimal cluster. uint64 counters map to long (they stay below 2^63).
+var commonFields = map[string]string{
+	"@timestamp":            "date",
+	"message":               "keyword",
+	"tags":                  "keyword",
+	"event.dataset":         "keyword",
+	"event.module":          "keyword",
+	"event.kind":            "keyword",
+	"event.duration":        "long",
+	"event.id":              "keyword",
+	"agent.type":            "keyword",
+	"agent.version":         "keyword",
+	"agent.id":              "keyword",
+	"agent.name":            "keyword",
+	"agent.ephemeral_id":    "keyword",
+	"data_stream.type":      "keyword",
+	"data_stream.dataset":   "keyword",
+	"data_stream.namespace": "keyword",
+	"host.name":             "keyword",
+	"host.hostname":         "keyword",
+	"host.id":               "keyword",
+	"host.architecture":     "keyword",
+	"host.ip":               "ip",
+	"host.mac":              "keyword",
+	"host.containerized":    "boolean",
+	"host.os.type":          "keyword",
+	"host.os.family":        "keyword",
+	"host.os.name":          "keyword",
+	"host.os.platform":      "keyword",
+	"host.os.version":       "keyword",
+	"host.os.kernel":        "keyword",
+	"host.os.codename":      "keyword",
+	// ECS network fields, shared by flows and qdisc flow samples.
+	"network.transport":    "keyword",
+	"network.type":         "keyword",
+	"network.iana_number":  "keyword",
+	"network.direction":    "keyword",
+	"network.community_id": "keyword",
+	"network.bytes":        "long",
+	"network.packets":      "long",
+	"source.ip":            "ip",
+	"source.port":          "long",
+	"source.bytes":         "long",
+	"source.packets":       "long",
+	"destination.ip":       "ip",
+	"destination.port":     "long",
+	"destination.bytes":    "long",
+	"destination.packets":  "long",
+	"process.pid":          "long",
+	"process.name":         "keyword",
+	"process.executable":   "keyword",
+	"process.args":         "keyword",
+	"process.parent.pid":   "long",
+	"user.id":              "keyword",
+	"user.name":            "keyword",
+	"error.type":           "keyword",
+	"error.message":        "keyword",
+}
+
+var datasetFields = map[string]map[string]string{
+	"fleutan.flows": withPrefix("fleutan.flow.", map[string]string{
+		"local.ip": "ip", "local.port": "long", "remote.ip": "ip", "remote.port": "long",
+		"state": "keyword", "inode": "long", "netns": "long", "netns_name": "keyword",
+		"direction": "keyword", "final": "boolean", "tx_queue": "long",
+		"tcp.rtt_us": "long", "tcp.rttvar_us": "long", "tcp.min_rtt_us": "long", "tcp.cwnd": "long",
+		"tcp.ssthresh": "long", "tcp.mss": "long", "tcp.bytes_acked": "long", "tcp.bytes_received": "long",
+		"tcp.bytes_sent": "long", "tcp.bytes_retrans": "long", "tcp.segs_in": "long", "tcp.segs_out": "long",
+		"tcp.total_retrans": "long", "tcp.lost": "long", "tcp.delivery_rate_bps": "long",
+		"tcp.pacing_rate_bps": "long", "tcp.notsent_bytes": "long", "tcp.congestion": "keyword",
+		"tcp.bdp_bytes":  "long",
+		"delta.bytes_in": "long", "delta.bytes_out": "long", "delta.segs_in": "long",
+		"delta.segs_out": "long", "delta.retrans": "long",
+	}),
+	"fleutan.cpu": withPrefix("fleutan.cpu.", map[string]string{
+		"scope": "keyword", "core": "long", "pct": "double", "share": "double",
+		"cores_used": "double", "spread": "double", "dominant_core": "long", "migrations": "long",
+		"flows": "long", "method": "keyword",
+		"user.pct": "double", "system.pct": "double", "irq.pct": "double", "softirq.pct": "double",
+		"iowait.pct": "double", "steal.pct": "double", "idle.pct": "double",
+		"softirq.net_rx": "long", "softirq.net_tx": "long",
+	}),
+	"fleutan.qdisc": withPrefix("fleutan.qdisc.", map[string]string{
+		"scope": "keyword", "device": "keyword", "kind": "keyword", "handle": "keyword",
+		"parent": "keyword", "root": "boolean", "tx_queue": "long",
+		"bytes": "long", "packets": "long", "drops": "long", "overlimits": "long", "requeues": "long",
+		"backlog_bytes": "long", "qlen": "long",
+		"delta.bytes": "long", "delta.packets": "long", "delta.drops": "long",
+		"delta.overlimits": "long", "delta.requeues": "long",
+		"rate.bps": "double", "rate.pps": "double",
+	}),
+}
+
+func withPrefix(prefix string, m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[prefix+k] = v
+	}
+	return out
+}
+
+// properties nests dotted field names into a mapping's properties.
+func properties(fields map[string]string) map[string]any {
+	root := map[string]any{}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts := strings.Split(k, ".")
+		cur := root
+		for _, p := range parts[:len(parts)-1] {
+			obj, ok := cur[p].(map[string]any)
+			if !ok {
+				obj = map[string]any{"properties": map[string]any{}}
+				cur[p] = obj
+			}
+			cur = obj["properties"].(map[string]any)
+		}
+		leaf := map[string]any{"type": fields[k]}
+		if fields[k] == "keyword" {
+			leaf["ignore_above"] = 1024
+		}
+		cur[parts[len(parts)-1]] = leaf
+	}
+	return root
+}
+
+// dynamicTemplates map fields nobody declared: strings as keyword (not
+// text plus keyword, these are identifiers), integers long, fractions
+// double rather than the default float, which loses precision on counters.
+var dynamicTemplates = []any{
+	map[string]any{"strings_as_keyword": map[string]any{
+		"match_mapping_type": "string",
+		"mapping":            map[string]any{"type": "keyword", "ignore_above": 1024},
+	}},
+	map[string]any{"longs": map[string]any{
+		"match_mapping_type": "long", "mapping": map[string]any{"type": "long"},
+	}},
+	map[string]any{"doubles": map[string]any{
+		"match_mapping_type": "double", "mapping": map[string]any{"type": "double"},
+	}},
+}
+
+func componentName(dataset string) string { return dataset + "@mappings" }
+
+// IndexTemplateName names the index template of a dataset.
+func IndexTemplateName(cfg Config, dataset string) string {
+	if cfg.Mode == ModeIndex {
+		return "fleutan-index-" + dataset
+	}
+	return "metrics-" + dataset
+}
+
+// Templates returns the component templates (common fields, then one per
+// dataset) followed by one composable index template per dataset, for the
+// configured mode. In index mode an index pattern without
+// %{[event.dataset]} gives a single index template for all datasets, as
+// two templates with the same patterns and priority are refused.
+func Templates(cfg Config) ([]Template, error) {
+	t := cfg.Template
+	if t.Priority == 0 && t.Shards == 0 {
+		t = DefaultTemplateConfig()
+	}
+	out := []Template{{
+		Kind: KindComponent, Name: commonComponent,
+		Body: map[string]any{
+			"template": map[string]any{
+				"settings": map[string]any{"index": map[string]any{
+					"number_of_shards": t.Shards, "number_of_replicas": t.Replicas,
+				}},
+				"mappings": map[string]any{
+					"dynamic":           true,
+					"date_detection":    false,
+					"dynamic_templates": dynamicTemplates,
+					"properties":        properties(commonFields),
+				},
+			},
+			"_meta": map[string]any{"managed_by": "fleutanbeat"},
+		},
+	}}
+	for _, ds := range Datasets {
+		out = append(out, Template{
+			Kind: KindComponent, Name: componentName(ds),
+			Body: map[string]any{
+				"template": map[string]any{"mappings": map[string]any{"properties": properties(datasetFields[ds])}},
+				"_meta":    map[string]any{"managed_by": "fleutanbeat", "dataset": ds},
+			},
+		})
+	}
+	index := func(name string, patterns []string, composed []string, ds string) Template {
+		body := map[string]any{
+			"index_patterns": patterns,
+			"composed_of":    composed,
+			"priority":       t.Priority,
+			"_meta":          map[string]any{"managed_by": "fleutanbeat", "dataset": ds},
+		}
+		if cfg.Mode != ModeIndex {
+			body["data_stream"] = map[string]any{}
+		}
+		return Template{Kind: KindIndex, Name: name, Body: body}
+	}
+	if cfg.Mode == ModeIndex {
+		p, err := parsePattern(cfg.Index)
+		if err != nil {
+			return nil, fmt.Errorf("elasticsearch: index: %w", err)
+		}
+		if !p.hasField("event.dataset") {
+			composed := []string{commonComponent}
+			for _, ds := range Datasets {
+				composed = append(composed, componentName(ds))
+			}
+			return append(out, index("fleutan-index", []string{p.wildcard("")}, composed, "")), nil
+		}
+		for _, ds := range Datasets {
+			out = append(out, index(IndexTemplateName(cfg, ds), []string{p.wildcard(ds)}, []string{commonComponent, componentName(ds)}, ds))
+		}
+		return out, nil
+	}
+	for _, ds := range Datasets {
+		out = append(out, index(IndexTemplateName(cfg, ds), []string{"metrics-" + ds + "-*"}, []string{commonComponent, componentName(ds)}, ds))
+	}
+	return out, nil
+}
+
+// deadLetterTemplate maps the dead-letter index: the refused document is
+// kept as an unindexed string, since it may be what broke the mapping.
+func deadLetterTemplate(cfg Config) (Template, bool) {
+	if cfg.NonIndexablePolicy.Action != PolicyDeadLetterIndex {
+		return Template{}, false
+	}
+	t := cfg.Template
+	if t.Priority == 0 && t.Shards == 0 {
+		t = DefaultTemplateConfig()
+	}
+	return Template{Kind: KindIndex, Name: "fleutan-dead-letter", Body: map[string]any{
+		"index_patterns": []string{cfg.NonIndexablePolicy.Index},
+		"priority":       t.Priority + 1,
+		"template": map[string]any{
+			"settings": map[string]any{"index": map[string]any{"number_of_shards": 1, "number_of_replicas": t.Replicas}},
+			"mappings": map[string]any{
+				"dynamic": false,
+				"properties": map[string]any{
+					"@timestamp": map[string]any{"type": "date"},
+					"message":    map[string]any{"type": "keyword", "index": false, "doc_values": false},
+					"event":      map[string]any{"properties": map[string]any{"id": map[string]any{"type": "keyword"}}},
+					"error":      map[string]any{"properties": map[string]any{"type": map[string]any{"type": "keyword"}, "message": map[string]any{"type": "keyword", "ignore_above": 4096}, "status": map[string]any{"type": "long"}}},
+				},
+			},
+		},
+		"_meta": map[string]any{"managed_by": "fleutanbeat"},
+	}}, true
+}
+
+func allTemplates(cfg Config) ([]Template, error) {
+	ts, err := Templates(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := deadLetterTemplate(cfg); ok {
+		ts = append(ts, dl)
+	}
+	return ts, nil
+}
+
+// ExportTemplates writes every template as `PUT path` followed by its JSON
+// body (Kibana Dev Tools console format), for `export template`.
+func ExportTemplates(w io.Writer, cfg Config) error {
+	ts, err := allTemplates(cfg)
+	if err != nil {
+		return err
+	}
+	for i, t := range ts {
+		b, err := json.MarshalIndent(t.Body, "", "  ")
+		if err != nil {
+			return fmt.Errorf("elasticsearch: template %s: %w", t.Name, err)
+		}
+		sep := "\n"
+		if i == 0 {
+			sep = ""
+		}
+		if _, err := fmt.Fprintf(w, "%sPUT %s\n%s\n", sep, t.Path(), b); err != nil {
+			return fmt.Errorf("elasticsearch: export template: %w", err)
+		}
+	}
+	return nil
+}
+
+// Setup installs the templates (setup --index-management). PUTs overwrite,
+// so running it again is harmless.
+func Setup(ctx context.Context, cfg Config, s output.Settings) error {
+	client, err := newESClient(cfg, s.Beat)
+	if err != nil {
+		return err
+	}
+	return installTemplates(ctx, client, cfg)
+}
+
+// EnsureTemplates is what the agent runs at start when
+// setup.template.enabled is true; the output also runs it before its first
+// bulk request when Config.Template.Enabled is set.
+func EnsureTemplates(ctx context.Context, cfg Config, s output.Settings) error {
+	if !cfg.Template.Enabled {
+		return nil
+	}
+	return Setup(ctx, cfg, s)
+}
+
+func installTemplates(ctx context.Context, client *es.Client, cfg Config) error {
+	ts, err := allTemplates(cfg)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		body, err := json.Marshal(t.Body)
+		if err != nil {
+			return fmt.Errorf("elasticsearch: template %s: %w", t.Name, err)
+		}
+		if err := put(ctx, client, cfg, t.Path(), body); err != nil {
+			return fmt.Errorf("template %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func put(ctx context.Context, client *es.Client, cfg Config, path string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout.D())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Perform(req)
+	if err != nil {
+		return describeTransportError(err)
+	}
+	defer res.Body.Close()
+	reply, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode/100 != 2 {
+		return statusError("PUT "+path, res.StatusCode, reply)
+	}
+	return nil
+}
