@@ -14,7 +14,6 @@ import (
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
-
 type qdiscInput struct {
 	cfg      Config
 	log      *slog.Logger
