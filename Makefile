@@ -8,7 +8,7 @@ PKGS     := ./...
 # Benchmarks write their figures here (and to stdout).
 BENCH_OUT ?= build/bench.txt
 
-.PHONY: all build run test test-unit vet fmt-check bench fuzz clean help
+.PHONY: all build run test test-unit vet fmt-check bench fuzz clean help package image
 
 all: build
 
@@ -18,6 +18,8 @@ help:
 	@echo "make test    vet, format check and the whole test suite with -race against a real Elasticsearch"
 	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 20s) each"
+	@echo "make package build build/fleutanbeat_VERSION_ARCH.deb (dpkg-deb)"
+	@echo "make image   container image (needs a Docker engine)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fleutanbeat ./cmd/fleutanbeat
@@ -61,6 +63,15 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The .deb: binary, systemd unit, /etc/fleutanbeat/fleutanbeat.yml (0600),
+# Kibana objects; its contents are checked by the packaging tests.
+DEB_OUT ?= build
+package: build
+	sh cmd/fleutanbeat/packaging/build-deb.sh $(BIN)/fleutanbeat $(VERSION) $(DEB_OUT)
+
+image: build
+	docker build -f cmd/fleutanbeat/packaging/Dockerfile -t fleutanbeat:$(VERSION) .
 
 clean:
 	rm -rf $(BIN) build

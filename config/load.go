@@ -109,6 +109,9 @@ func parseConfig(data []byte, file string, overrides []string, getenv func(strin
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 {
+		errs = readSecretFiles(Raw{node: root, file: file, src: src}, 0)
+	}
 	if len(errs) > 0 {
 		return Raw{}, joinErrors(flatten(errs))
 	}

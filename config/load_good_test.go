@@ -306,3 +306,68 @@ func TestIsSecretKey(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactedMasksURLPasswords(t *testing.T) {
+	dir := t.TempDir()
+	p := dir + "/c.yml"
+	if err := os.WriteFile(p, []byte("output.logstash:\n  proxy_url: socks5://u:hunter2@proxy:1080\n  hosts: [\"http://plain:5044\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, err := Load(LoadOptions{Path: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Redacted(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hunter2") || !strings.Contains(string(b), "socks5://u:xxxxx@proxy:1080") || !strings.Contains(string(b), "http://plain:5044") {
+		t.Fatalf("export:\n%s", b)
+	}
+}
+
+func TestSecretFileKeysReadTheFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := dir + "/pw"
+	if err := os.WriteFile(secret, []byte("s3cr3t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := dir + "/open"
+	if err := os.WriteFile(open, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := dir + "/c.yml"
+	write := func(s string) {
+		if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("output.elasticsearch:\n  username: u\n  password_file: " + secret + "\n")
+	root, err := Load(LoadOptions{Path: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := root.Child("output")
+	pw, _ = pw.Child("elasticsearch")
+	var got struct {
+		Username string `yaml:"username"`
+		Password string `yaml:"password"`
+	}
+	if err := pw.Decode(&got); err != nil || got.Password != "s3cr3t" {
+		t.Fatalf("password = %q, err %v", got.Password, err)
+	}
+	if b, _ := Redacted(root); strings.Contains(string(b), "s3cr3t") || strings.Contains(string(b), "password_file") {
+		t.Fatalf("export shows the secret or the file key:\n%s", b)
+	}
+	for _, tt := range []struct{ cfg, want string }{
+		{"output.x:\n  api_key_file: " + open + "\n", "c.yml:2:17: output.x.api_key_file: " + open + " is accessible by others (mode 0644); run chmod o-rwx " + open},
+		{"output.x:\n  password: a\n  password_file: " + secret + "\n", "c.yml:3:18: output.x.password_file: set either password or password_file, not both"},
+		{"output.x:\n  password_file: " + dir + "/missing\n", "c.yml:2:18: output.x.password_file: cannot read " + dir + "/missing: no such file or directory"},
+	} {
+		write(tt.cfg)
+		_, err := Load(LoadOptions{Path: cfg})
+		if err == nil || !strings.HasSuffix(err.Error(), tt.want) {
+			t.Errorf("error %v, want suffix %q", err, tt.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"net/url"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -82,6 +83,22 @@ func Redacted(root Raw) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// redactURL masks the password of a URL with credentials
+// (socks5://user:pw@proxy) whatever key holds it, as url.URL.Redacted does.
+func redactURL(v string) string {
+	if !strings.Contains(v, "://") || !strings.Contains(v, "@") {
+		return v
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	if _, has := u.User.Password(); !has {
+		return v
+	}
+	return u.Redacted()
+}
+
 // redactCopy copies n for export; isKey tells a mapping key, which is
 // never expanded and so needs no escaping.
 func redactCopy(n *yaml.Node, secret, isKey bool, depth int) *yaml.Node {
@@ -95,7 +112,7 @@ func redactCopy(n *yaml.Node, secret, isKey bool, depth int) *yaml.Node {
 	if n.Kind == yaml.ScalarNode {
 		// Escaped so that loading the export gives the same values back.
 		if !isKey {
-			cp.Value = strings.ReplaceAll(n.Value, "${", "$${")
+			cp.Value = strings.ReplaceAll(redactURL(n.Value), "${", "$${")
 		}
 		// yaml.v3 writes a plain !!str as is, so "10" or "<<" would read
 		// back as an int or a merge key: quote what would change type.

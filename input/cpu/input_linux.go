@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/internal/caps"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -43,6 +44,9 @@ type cpuInput struct {
 	loadBPF func(procRoot string) (meter, error)
 	method  string
 	meter   meter
+	// have is the effective capability set, read at the start of Run;
+	// nil when unknown, in which case no capability is blamed.
+	have *caps.Set
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
@@ -78,23 +82,62 @@ func (in *cpuInput) openMeter() (meter, string, error) {
 		in.log.Info("cpu: measuring processes exactly with eBPF on the sched_switch and sched_migrate_task raw tracepoints", "method", in.cfg.Method)
 		return m, MethodEBPF, nil
 	}
+	// A load that fails for want of a capability is said so by name;
+	// the kernel's EPERM alone does not tell which one.
+	r := caps.EBPF()
+	var missing []caps.Cap
+	if in.have != nil {
+		missing = r.Missing(*in.have)
+	}
 	if in.cfg.Method == MethodEBPF {
+		if len(missing) > 0 {
+			return nil, "", fmt.Errorf("cpu: method ebpf needs %s: %w (use method: auto or sampling to fall back to sampling /proc)", caps.Names(missing), err)
+		}
 		return nil, "", fmt.Errorf("cpu: method ebpf: %w (use method: auto or sampling to fall back to sampling /proc)", err)
 	}
-	in.log.Warn("cpu: eBPF is not available here, measuring processes by sampling /proc instead", "reason", err.Error(), "sample_interval", in.cfg.SampleInterval.D())
+	if len(missing) > 0 {
+		in.log.Warn(r.Message("cpu", missing, "measuring processes by sampling /proc instead"), "missing", caps.Names(missing), "reason", err.Error(), "sample_interval", in.cfg.SampleInterval.D())
+	} else {
+		in.log.Warn("cpu: eBPF is not available here, measuring processes by sampling /proc instead", "reason", err.Error(), "sample_interval", in.cfg.SampleInterval.D())
+	}
 	return newSampler(in.s.ProcRoot), MethodSampling, nil
+}
+
+// readCaps fills in.have; capabilities that cannot be read stay unknown,
+// so that no log line blames a capability without evidence.
+func (in *cpuInput) readCaps() {
+	have, err := caps.Effective(in.s.ProcRoot)
+	if err != nil {
+		in.log.Debug("cpu: capabilities unknown", "error", err)
+		return
+	}
+	in.have = &have
+}
+
+// degradeSelection says once what a missing capability costs the choice
+// of network processes.
+func (in *cpuInput) degradeSelection() {
+	if in.cfg.Processes != ProcessesNetwork || in.have == nil {
+		return
+	}
+	r := caps.ProcessAttribution()
+	if m := r.Missing(*in.have); len(m) > 0 {
+		in.log.Warn(r.Message("cpu", m, "network processes of other users are not found and not reported"), "missing", caps.Names(m))
+	}
 }
 
 // Run measures until ctx ends. The eBPF meter needs one wake-up per period;
 // the sampler one per sample interval, and a period is a whole number of
 // samples so that every period ends on a sample.
 func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
+	in.readCaps()
 	m, method, err := in.openMeter()
 	if err != nil {
 		return err
 	}
 	in.meter, in.method = m, method
 	defer m.close()
+	in.degradeSelection()
 	if in.cfg.Processes == ProcessesNetwork {
 		in.procs = procindex.New(procindex.Options{ProcRoot: in.s.ProcRoot, Logger: in.log})
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/internal/caps"
 	"github.com/fleutan/fleutanbeat/input/internal/nstest"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -393,14 +394,22 @@ func TestMethodFallback(t *testing.T) {
 	refuse := func(string) (meter, error) {
 		return nil, errors.New("attach raw tracepoint sched_switch: operation not permitted")
 	}
+	noBPF := caps.Set(1 << caps.Perfmon)
 	for _, tc := range []struct {
 		method, want, log, err string
+		have                   *caps.Set
 	}{
-		{MethodAuto, MethodSampling, `level=WARN msg="cpu: eBPF is not available here, measuring processes by sampling /proc instead" reason="attach raw tracepoint sched_switch: operation not permitted" sample_interval=100ms`, ""},
-		{MethodSampling, MethodSampling, `level=INFO msg="cpu: measuring processes by sampling /proc (method: sampling)" sample_interval=100ms`, ""},
-		{MethodEBPF, "", "", "cpu: method ebpf: attach raw tracepoint sched_switch: operation not permitted (use method: auto or sampling to fall back to sampling /proc)"},
+		{MethodAuto, MethodSampling, `level=WARN msg="cpu: eBPF is not available here, measuring processes by sampling /proc instead" reason="attach raw tracepoint sched_switch: operation not permitted" sample_interval=100ms`, "", nil},
+		{MethodSampling, MethodSampling, `level=INFO msg="cpu: measuring processes by sampling /proc (method: sampling)" sample_interval=100ms`, "", nil},
+		{MethodEBPF, "", "", "cpu: method ebpf: attach raw tracepoint sched_switch: operation not permitted (use method: auto or sampling to fall back to sampling /proc)", nil},
+		{MethodAuto, MethodSampling, `level=WARN msg="cpu: eBPF needs CAP_BPF, which the agent lacks: measuring processes by sampling /proc instead" missing=CAP_BPF reason="attach raw tracepoint sched_switch: operation not permitted" sample_interval=100ms`, "", &noBPF},
+		{MethodEBPF, "", "", "cpu: method ebpf needs CAP_BPF: attach raw tracepoint sched_switch: operation not permitted (use method: auto or sampling to fall back to sampling /proc)", &noBPF},
 	} {
-		t.Run(tc.method, func(t *testing.T) {
+		name := tc.method
+		if tc.have != nil {
+			name += " without CAP_BPF"
+		}
+		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 				if a.Key == slog.TimeKey {
@@ -410,7 +419,7 @@ func TestMethodFallback(t *testing.T) {
 			}}))
 			cfg := DefaultConfig()
 			cfg.Method = tc.method
-			in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, loadBPF: refuse}
+			in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, loadBPF: refuse, have: tc.have}
 			m, got, err := in.openMeter()
 			if tc.err != "" {
 				if err == nil || err.Error() != tc.err {

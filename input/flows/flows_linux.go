@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/internal/caps"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -48,6 +49,11 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 // tick, it does not shift the following ones).
 func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	defer in.coll.Close()
+	if have, err := caps.Effective(in.coll.opts.ProcRoot); err != nil {
+		in.log.Debug("flows: capabilities unknown", "error", err)
+	} else {
+		in.degrade(have)
+	}
 	t := time.NewTicker(in.cfg.Period.D())
 	defer t.Stop()
 	for {
@@ -115,4 +121,27 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			"max_flows", in.cfg.MaxFlows, "dropped", dropped, "dropped_total", in.dropped)
 	}
 	return nil
+}
+
+// degrade says once, at start, what each missing capability costs.
+// Without CAP_SYS_ADMIN every setns(2) would fail, so namespaces: all
+// falls back to the agent's own namespace instead of logging each
+// namespace it cannot enter.
+func (in *flowsInput) degrade(have caps.Set) {
+	if !in.coll.opts.NoProcesses {
+		r := caps.ProcessAttribution()
+		if m := r.Missing(have); len(m) > 0 {
+			in.log.Warn(r.Message("flows", m, "only sockets of the agent's own user get a process"), "missing", caps.Names(m))
+		}
+	}
+	if in.coll.opts.AllNamespaces && in.coll.opts.Namespaces == nil {
+		r := caps.OtherNamespaces()
+		switch m := r.Missing(have); {
+		case !have.Has(caps.SysAdmin):
+			in.coll.opts.AllNamespaces = false
+			in.log.Warn(r.Message("flows", m, "collecting the agent's own network namespace only"), "missing", caps.Names(m))
+		case len(m) > 0:
+			in.log.Warn(r.Message("flows", m, "namespaces held only by other users' processes and not named in /run/netns are not found"), "missing", caps.Names(m))
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/internal/caps"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -27,6 +28,9 @@ type qdiscInput struct {
 	coll  *Collector
 	xmit  *xmitCounter
 	flows *flows.Collector
+	// have is the effective capability set read at the start of Run; nil
+	// when unknown, in which case no capability is blamed.
+	have *caps.Set
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
@@ -63,21 +67,62 @@ func (in *qdiscInput) startAttribution() error {
 	}
 	x, err := in.openXmit()
 	if err != nil {
+		// EPERM alone does not say which capability is missing.
+		r := caps.EBPF()
+		var missing []caps.Cap
+		if in.have != nil {
+			missing = r.Missing(*in.have)
+		}
 		if in.cfg.FlowAttribution == AttributionEBPF {
+			if len(missing) > 0 {
+				return fmt.Errorf("%w (flow_attribution: ebpf needs %s; use auto or off to run without it)", err, caps.Names(missing))
+			}
 			return fmt.Errorf("%w (flow_attribution: ebpf; use auto or off to run without it)", err)
+		}
+		if len(missing) > 0 {
+			in.log.Warn(r.Message("qdisc", missing, "flow attribution disabled, qdisc and class statistics go on"), "missing", caps.Names(missing), "error", err)
+			return nil
 		}
 		in.log.Warn("qdisc: flow attribution disabled: eBPF is not available", "error", err)
 		return nil
 	}
 	in.log.Info("qdisc: flow attribution by eBPF on net:net_dev_start_xmit", "method", x.Method())
 	in.xmit = x
+	if in.have != nil {
+		r := caps.ProcessAttribution()
+		if m := r.Missing(*in.have); len(m) > 0 {
+			in.log.Warn(r.Message("qdisc", m, "flows of other users' sockets have no process"), "missing", caps.Names(m))
+		}
+	}
 	in.flows = flows.NewCollector(flows.CollectorOptions{
 		ProcRoot:      in.procRoot,
-		AllNamespaces: in.cfg.Namespaces == NamespacesAll,
+		AllNamespaces: in.coll.opts.AllNamespaces,
 		Namespaces:    in.namespaces,
 		Logger:        in.log,
 	})
 	return nil
+}
+
+// readCaps reads the effective capabilities once. Without CAP_SYS_ADMIN
+// every setns(2) would fail, so namespaces: all falls back to the agent's
+// own namespace with one log line instead of one per namespace.
+func (in *qdiscInput) readCaps() {
+	have, err := caps.Effective(in.procRoot)
+	if err != nil {
+		in.log.Debug("qdisc: capabilities unknown", "error", err)
+		return
+	}
+	in.have = &have
+	if in.coll.opts.AllNamespaces && in.namespaces == nil {
+		r := caps.OtherNamespaces()
+		switch m := r.Missing(have); {
+		case !have.Has(caps.SysAdmin):
+			in.coll.opts.AllNamespaces = false
+			in.log.Warn(r.Message("qdisc", m, "collecting the agent's own network namespace only"), "missing", caps.Names(m))
+		case len(m) > 0:
+			in.log.Warn(r.Message("qdisc", m, "namespaces held only by other users' processes and not named in /run/netns are not found"), "missing", caps.Names(m))
+		}
+	}
 }
 
 func (in *qdiscInput) close() {
@@ -95,6 +140,7 @@ func (in *qdiscInput) close() {
 // Run collects at once and then on every tick of the period.
 func (in *qdiscInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	defer in.close()
+	in.readCaps()
 	if err := in.startAttribution(); err != nil {
 		return err
 	}
