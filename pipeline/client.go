@@ -43,6 +43,8 @@ type client struct {
 	perr    *atomic.Int64
 	lastPE  atomic.Int64 // unix seconds of the last processor error logged
 	scratch []byte       // encoding buffer, guarded by mu
+	agent   *Shared
+	streams map[string]*Shared // data_stream objects by dataset, guarded by mu
 }
 
 // Client returns the Publisher for one input.
@@ -57,6 +59,14 @@ func (p *Pipeline) Client(c ClientConfig) Publisher {
 		pubd:  p.metrics.Counter("pipeline.events.published"),
 		filt:  p.metrics.Counter("pipeline.events.filtered"),
 		perr:  p.metrics.Counter("pipeline.events.processor_errors"),
+		agent: NewShared(M{
+			"id":           p.agent.ID,
+			"name":         p.agent.Name,
+			"type":         p.agent.Type,
+			"version":      p.agent.Version,
+			"ephemeral_id": p.agent.EphemeralID,
+		}),
+		streams: map[string]*Shared{},
 	}
 }
 
@@ -65,7 +75,7 @@ func (c *client) Publish(ctx context.Context, events ...Event) error {
 	defer c.mu.Unlock()
 	for i := range events {
 		e := &events[i]
-		c.p.decorate(e)
+		c.decorate(e)
 		keep := true
 		for _, proc := range c.procs {
 			out, err := proc.Run(e)
@@ -117,25 +127,35 @@ func (c *client) logProcessorError(p Processor, err error) {
 	}
 }
 
+// dataStream returns the shared data_stream object of a dataset; an input
+// emits one or a few datasets, so the cache stays tiny.
+func (c *client) dataStream(dataset string) *Shared {
+	if ds, ok := c.streams[dataset]; ok {
+		return ds
+	}
+	ds := NewShared(M{"type": "metrics", "dataset": dataset, "namespace": c.p.namespace})
+	if len(c.streams) < 64 {
+		c.streams[dataset] = ds
+	}
+	return ds
+}
+
 // decorate adds what every event carries before processors see it, so
-// processors can drop or rename it like any other field.
-func (p *Pipeline) decorate(e *Event) {
+// processors can drop or rename it like any other field. agent and
+// data_stream are shared objects (copied only if a processor writes into
+// them).
+func (c *client) decorate(e *Event) {
+	p := c.p
 	if e.Fields == nil {
 		e.Fields = M{}
 	}
 	if e.Timestamp.IsZero() {
 		e.Timestamp = time.Now()
 	}
-	e.Fields["agent"] = M{
-		"id":           p.agent.ID,
-		"name":         p.agent.Name,
-		"type":         p.agent.Type,
-		"version":      p.agent.Version,
-		"ephemeral_id": p.agent.EphemeralID,
-	}
+	e.Fields["agent"] = c.agent
 	ds, _ := e.Fields.GetValue("event.dataset")
 	if s, ok := ds.(string); ok && s != "" {
-		e.Fields["data_stream"] = M{"type": "metrics", "dataset": s, "namespace": p.namespace}
+		e.Fields["data_stream"] = c.dataStream(s)
 	}
 	if len(p.tags) > 0 {
 		e.Fields["tags"] = p.tags

@@ -64,7 +64,7 @@ func (m M) Put(key string, v any) {
 			return
 		}
 		head := key[:i]
-		next, ok := asM(cur[head])
+		next, ok := cur.MutableObject(head)
 		if !ok {
 			next = M{}
 			cur[head] = next
@@ -83,10 +83,15 @@ func (m M) Delete(key string) bool {
 			delete(cur, key)
 			return ok
 		}
-		next, ok := asM(cur[key[:i]])
-		if !ok {
+		if _, ok := asM(cur[key[:i]]); !ok {
 			return false
 		}
+		// Only a path that exists is made private: deleting what is not
+		// there must not copy a shared object.
+		if _, ok := M(cur).GetValue(key); !ok {
+			return false
+		}
+		next, _ := cur.MutableObject(key[:i])
 		cur, key = next, key[i+1:]
 	}
 }
@@ -97,6 +102,10 @@ func (m M) Delete(key string) bool {
 func (m M) Clone() M {
 	out := make(M, len(m))
 	for k, v := range m {
+		if _, shared := v.(*Shared); shared {
+			out[k] = v // immutable: copied only when written
+			continue
+		}
 		if sub, ok := asM(v); ok {
 			out[k] = sub.Clone()
 			continue
@@ -125,15 +134,8 @@ func (m M) flatten(prefix string, fn func(string, any)) {
 	}
 }
 
-func asM(v any) (M, bool) {
-	switch t := v.(type) {
-	case M:
-		return t, true
-	case map[string]any:
-		return M(t), true
-	}
-	return nil, false
-}
+// asM is AsObject: a read-only view of any spelling of an object.
+func asM(v any) (M, bool) { return AsObject(v) }
 
 func fromMap(mm map[string]any) M {
 	out := make(M, len(mm))

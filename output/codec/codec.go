@@ -278,6 +278,14 @@ func (enc *encoder) appendValue(dst []byte, v any, depth int) []byte {
 		return appendNetIP(dst, t)
 	case pipeline.M:
 		return enc.appendObject(dst, t, depth)
+	case *pipeline.Shared:
+		// Shared objects never change: encode once, then copy.
+		if b := t.Encoding(); b != nil {
+			return append(dst, b...)
+		}
+		b := enc.appendObject(nil, t.Object(), depth)
+		t.SetEncoding(b)
+		return append(dst, b...)
 	case map[string]any:
 		return enc.appendObject(dst, t, depth)
 	case []string:

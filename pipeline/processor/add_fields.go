@@ -79,7 +79,7 @@ func merge(dst, src pipeline.M) {
 			dst[k] = v
 			continue
 		}
-		if dv, ok := asM(dst[k]); ok {
+		if dv, ok := dst.MutableObject(k); ok {
 			merge(dv, sv)
 			continue
 		}

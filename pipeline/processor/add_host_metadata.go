@@ -45,12 +45,14 @@ func (c AddHostMetadataConfig) Validate() error {
 }
 
 type hostSnapshot struct {
-	host    pipeline.M
+	// host is shared by every event until the next refresh: events carry
+	// the pointer and copy it only if a later processor writes into it.
+	host    *pipeline.Shared
 	expires time.Time
 }
 
-// addHostMetadata puts a copy of a precomputed host object on each event
-// and re-reads the host every cache.ttl.
+// addHostMetadata puts a precomputed host object (shared, copy on write) on
+// each event and re-reads the host every cache.ttl.
 type addHostMetadata struct {
 	cfg AddHostMetadataConfig
 	s   Settings
@@ -73,7 +75,7 @@ func newAddHostMetadata(cfg config.Raw, s Settings) (pipeline.Processor, error) 
 	if err != nil {
 		return nil, err
 	}
-	p.cur.Store(&hostSnapshot{host: host, expires: p.now().Add(c.Cache.TTL.D())})
+	p.cur.Store(&hostSnapshot{host: pipeline.NewShared(host), expires: p.now().Add(c.Cache.TTL.D())})
 	return p, nil
 }
 
@@ -88,7 +90,7 @@ func (p *addHostMetadata) Run(e *pipeline.Event) (*pipeline.Event, error) {
 	if !p.cfg.ReplaceFields && hasHostFields(e.Fields) {
 		return e, nil
 	}
-	e.Fields["host"] = snap.host.Clone()
+	e.Fields["host"] = snap.host
 	return e, nil
 }
 
@@ -107,7 +109,7 @@ func (p *addHostMetadata) refresh(old *hostSnapshot) *hostSnapshot {
 	if host, err := p.load(); err != nil {
 		p.s.Logger.Warn("add_host_metadata: keeping previous host data", "error", err)
 	} else {
-		next.host = host
+		next.host = pipeline.NewShared(host)
 	}
 	p.cur.Store(next)
 	return next

@@ -57,7 +57,7 @@ func TestAddHostMetadata(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := tt.want(t); !reflect.DeepEqual(out.Fields, want) {
+			if want := tt.want(t); !reflect.DeepEqual(out.Fields.Unshared(), want) {
 				t.Errorf("fields\n got: %#v\nwant: %#v", out.Fields, want)
 			}
 		})

@@ -124,13 +124,6 @@ func (c conditional) Run(e *pipeline.Event) (*pipeline.Event, error) {
 
 func (c conditional) String() string { return c.p.String() + ", condition=" + c.when.String() }
 
-// asM accepts both spellings of a nested object.
-func asM(v any) (pipeline.M, bool) {
-	switch t := v.(type) {
-	case pipeline.M:
-		return t, true
-	case map[string]any:
-		return pipeline.M(t), true
-	}
-	return nil, false
-}
+// asM is a read-only view of a nested object of any spelling (see
+// pipeline.AsObject); write through pipeline.M methods or MutableObject.
+func asM(v any) (pipeline.M, bool) { return pipeline.AsObject(v) }
