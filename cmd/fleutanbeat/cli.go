@@ -48,11 +48,12 @@ type command struct {
 
 var commands = []command{
 	{"run", "Run the agent (the default command)", "fleutanbeat [run] [flags]", cmdRun},
-	{"setup", "Install the Elasticsearch index templates (--index-management)", "fleutanbeat setup [--index-management] [flags]", cmdSetup},
+	{"setup", "Install index templates (--index-management) and Kibana dashboards (--dashboards)", "fleutanbeat setup [--index-management] [--dashboards] [flags]", cmdSetup},
 	{"test config", "Check the configuration and exit", "fleutanbeat test config [flags]", cmdTestConfig},
 	{"test output", "Check that the output is reachable and accepts the credentials", "fleutanbeat test output [flags]", cmdTestOutput},
 	{"export config", "Print the effective configuration, secrets redacted", "fleutanbeat export config [flags]", cmdExportConfig},
 	{"export template", "Print the Elasticsearch index templates", "fleutanbeat export template [flags]", cmdExportTemplate},
+	{"export dashboards", "Print the Kibana saved objects (NDJSON)", "fleutanbeat export dashboards", cmdExportDashboards},
 	{"version", "Print the version", "fleutanbeat version", cmdVersion},
 }
 
@@ -157,7 +158,7 @@ func topUsage(w io.Writer) {
 func commandUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "%s\n\nUsage:\n  %s\n\n", c.summary, c.usage)
 	if c.name == "setup" {
-		fmt.Fprint(w, "Setup flags:\n  --index-management    install the index templates (the default)\n  --dashboards          import Kibana saved objects (none ship yet)\n\n")
+		fmt.Fprint(w, "Setup flags (neither: both):\n  --index-management    install the index templates in Elasticsearch\n  --dashboards          import the Kibana saved objects (setup.kibana.*)\n\n")
 	}
 	fmt.Fprint(w, flagHelp)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/kibana"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 )
 
@@ -24,23 +25,48 @@ func esConfig(o *options, what string) (*agent, elasticsearch.Config, error) {
 	return a, c, err
 }
 
+// cmdSetup prepares the destination: index templates in Elasticsearch
+// (--index-management) and saved objects in Kibana (--dashboards); with
+// neither flag both, as in Beats.
 func cmdSetup(o *options, _ []string, stdout, stderr io.Writer) int {
-	if o.dashboards {
-		fmt.Fprintln(stderr, "setup --dashboards: this version ships no Kibana saved objects yet (see kibana/README.md)")
-		return exitConfig
-	}
-	a, c, err := esConfig(o, "setup --index-management")
-	if err != nil {
-		fmt.Fprintln(stderr, errorLines(err))
-		return exitConfig
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	both := !o.indexManagement && !o.dashboards
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := elasticsearch.Setup(ctx, c, a.outSettings); err != nil {
-		fmt.Fprintf(stderr, "setup --index-management: %v\n", err)
-		return exitConfig
+	if o.indexManagement || both {
+		a, c, err := esConfig(o, "setup --index-management")
+		if err != nil {
+			fmt.Fprintln(stderr, errorLines(err))
+			return exitConfig
+		}
+		if err := elasticsearch.Setup(ctx, c, a.outSettings); err != nil {
+			fmt.Fprintf(stderr, "setup --index-management: %v\n", err)
+			return exitConfig
+		}
+		fmt.Fprintln(stdout, "Index templates installed (component templates and one composable template per dataset).")
 	}
-	fmt.Fprintln(stdout, "Index templates installed (component templates and one composable template per dataset).")
+	if o.dashboards || both {
+		a, err := buildAgent(o, discardLogger)
+		if err != nil {
+			fmt.Fprintln(stderr, errorLines(err))
+			return exitConfig
+		}
+		a.close()
+		raw, _ := a.cfg.Setup.Child("kibana")
+		kc, err := kibana.Decode(raw)
+		if err != nil {
+			fmt.Fprintln(stderr, errorLines(err))
+			return exitConfig
+		}
+		if err := kibana.Import(ctx, kc, stdout); err != nil {
+			fmt.Fprintf(stderr, "setup --dashboards: %v\n", err)
+			return exitConfig
+		}
+	}
+	return exitOK
+}
+
+func cmdExportDashboards(_ *options, _ []string, stdout, _ io.Writer) int {
+	_, _ = stdout.Write(kibana.Objects())
 	return exitOK
 }
 

@@ -42,7 +42,7 @@ install -m 0644 "$here/fleutanbeat.service" "$stage/usr/lib/systemd/system/fleut
 # through CAP_DAC_READ_SEARCH, and cannot change it.
 install -m 0600 "$repo/fleutanbeat.yml" "$stage/etc/fleutanbeat/fleutanbeat.yml"
 # Kibana saved objects (NDJSON) as setup --dashboards imports them.
-for f in "$repo"/kibana/*; do
+for f in "$repo"/kibana/*.ndjson "$repo"/kibana/README.md; do
   [ -f "$f" ] && install -m 0644 "$f" "$stage/usr/share/fleutanbeat/kibana/"
 done
 install -m 0644 "$here/README.md" "$stage/usr/share/doc/fleutanbeat/README.packaging.md"

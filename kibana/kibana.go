@@ -1,0 +1,19 @@
+// Package kibana holds the Kibana saved objects (a data view for
+// metrics-fleutan.*, Lens visualizations and four dashboards) and imports
+// them through Kibana's saved objects API for `fleutanbeat setup
+// --dashboards`.
+package kibana
+
+import (
+	"bytes"
+	_ "embed"
+)
+
+//go:generate go run ./internal/gen -o fleutan.ndjson
+
+//go:embed fleutan.ndjson
+var objects []byte
+
+// Objects returns the NDJSON bundle, one saved object a line, in the format
+// of Kibana's saved objects export. The caller gets its own copy.
+func Objects() []byte { return bytes.Clone(objects) }
