@@ -179,3 +179,38 @@ func (q *MemQueue) drain(buf []Event, max int) []Event {
 }
 
 var errQueueDrained = fmt.Errorf("queue drained")
+
+// Queue is what the pipeline needs of a queue: the memory queue and the
+// disk queue (pipeline/diskqueue) both implement it.
+type Queue interface {
+	// Push adds an event, blocking while the queue is full until ctx ends;
+	// after Close it returns ErrQueueClosed.
+	Push(ctx context.Context, e Event) error
+	// Get returns up to max events, waiting for at least one. Once the
+	// queue is closed and empty it returns ErrQueueDrained.
+	Get(ctx context.Context, max int) (QueueBatch, error)
+	// Close stops Push; what is queued can still be read with Get.
+	Close()
+	// Len is the number of events queued and not yet handed to Get.
+	Len() int
+}
+
+// QueueBatch is events taken from a queue. Done is called once every event
+// of the batch is final (acked or dropped); a disk queue deletes records only
+// then, so events in flight at a crash are delivered again on restart.
+type QueueBatch struct {
+	Events []Event
+	Done   func()
+}
+
+// ErrQueueDrained is returned by Queue.Get once the queue is closed and empty.
+var ErrQueueDrained = errQueueDrained
+
+// memQueue adapts MemQueue to Queue: events leave memory when Get takes
+// them, so Done has nothing to do.
+type memQueue struct{ *MemQueue }
+
+func (q memQueue) Get(ctx context.Context, max int) (QueueBatch, error) {
+	ev, err := q.MemQueue.Get(ctx, max)
+	return QueueBatch{Events: ev, Done: func() {}}, err
+}

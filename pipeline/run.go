@@ -23,6 +23,10 @@ type Settings struct {
 	Fields          M
 	FieldsUnderRoot bool
 	Queue           MemQueueConfig
+	// QueueImpl, when set, replaces the memory queue built from Queue (the
+	// agent passes the disk queue here). The pipeline closes it for Push in
+	// Close; releasing its files stays with whoever opened it.
+	QueueImpl Queue
 	// Outputs are the active output's clients (workers); each takes batches
 	// of at most BatchSize events.
 	Outputs   []Output
@@ -46,7 +50,7 @@ type Pipeline struct {
 	tags            []string
 	fields          M
 	fieldsUnderRoot bool
-	queue           *MemQueue
+	queue           Queue
 	outputs         []Output
 	batchSize       int
 	retryInit       time.Duration
@@ -90,7 +94,7 @@ func New(s Settings) *Pipeline {
 		tags:            s.Tags,
 		fields:          s.Fields,
 		fieldsUnderRoot: s.FieldsUnderRoot,
-		queue:           NewMemQueue(s.Queue),
+		queue:           s.QueueImpl,
 		outputs:         s.Outputs,
 		batchSize:       s.BatchSize,
 		retryInit:       s.RetryInit,
@@ -99,8 +103,12 @@ func New(s Settings) *Pipeline {
 		acked:           s.Metrics.Counter("pipeline.events.acked"),
 		retried:         s.Metrics.Counter("pipeline.events.retried"),
 	}
+	if p.queue == nil {
+		mq := NewMemQueue(s.Queue)
+		p.queue = memQueue{mq}
+		s.Metrics.Gauge("pipeline.queue.capacity", func() int64 { return int64(mq.Cap()) })
+	}
 	s.Metrics.Gauge("pipeline.queue.events", func() int64 { return int64(p.queue.Len()) })
-	s.Metrics.Gauge("pipeline.queue.capacity", func() int64 { return int64(p.queue.Cap()) })
 	s.Metrics.Gauge("pipeline.events.inflight", func() int64 { return p.inflight.Load() })
 	return p
 }
@@ -139,11 +147,9 @@ func (p *Pipeline) Close(ctx context.Context) (undelivered int64) {
 	}
 	p.stop()
 	p.closeOutputs()
-	n := p.inflight.Load()
-	for range p.queue.ch {
-		n++
-	}
-	return n
+	// Events left in a memory queue are lost; a disk queue keeps them for
+	// the next run, but they are undelivered by this one all the same.
+	return p.inflight.Load() + int64(p.queue.Len())
 }
 
 func (p *Pipeline) closeOutputs() {
@@ -159,16 +165,20 @@ func (p *Pipeline) closeOutputs() {
 // backoff, keeping their order relative to each other.
 func (p *Pipeline) work(ctx context.Context, worker int, out Output) {
 	for {
-		events, err := p.queue.Get(ctx, p.batchSize)
+		qb, err := p.queue.Get(ctx, p.batchSize)
 		if err != nil {
 			return
 		}
-		p.inflight.Add(int64(len(events)))
-		p.deliver(ctx, worker, out, events)
+		p.inflight.Add(int64(len(qb.Events)))
+		if p.deliver(ctx, worker, out, qb.Events) {
+			qb.Done()
+		}
 	}
 }
 
-func (p *Pipeline) deliver(ctx context.Context, worker int, out Output, events []Event) {
+// deliver reports whether every event became final (acked or dropped); it
+// returns false when ctx ended with events still to retry.
+func (p *Pipeline) deliver(ctx context.Context, worker int, out Output, events []Event) bool {
 	backoff := p.retryInit
 	for len(events) > 0 {
 		b := NewBatch(events)
@@ -193,18 +203,19 @@ func (p *Pipeline) deliver(ctx context.Context, worker int, out Output, events [
 		}
 		p.inflight.Add(-int64(len(events) - len(retry)))
 		if len(retry) == 0 {
-			return
+			return true
 		}
 		p.retried.Add(int64(len(retry)))
 		if err != nil && !errors.Is(err, context.Canceled) {
 			p.log.Warn("output failed; retrying batch", "worker", worker, "events", len(retry), "backoff", backoff.String(), "error", err)
 		}
 		if !sleep(ctx, jitter(backoff)) {
-			return // in flight events stay counted as undelivered
+			return false // in flight events stay counted as undelivered
 		}
 		backoff = min(2*backoff, p.retryMax)
 		events = retry
 	}
+	return true
 }
 
 // jitter spreads retries of a fleet over [d/2, d] so that agents that lost

@@ -17,6 +17,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/fleutan/fleutanbeat/pipeline/diskqueue"
 	"github.com/fleutan/fleutanbeat/pipeline/processor"
 )
 
@@ -29,6 +30,7 @@ type agent struct {
 	http        httpConfig
 	logging     loggingConfig
 	queue       pipeline.QueueConfig
+	disk        *diskqueue.Config // queue.disk, when configured
 	processors  []pipeline.Processor
 	inputs      []agentInput
 	outName     string
@@ -89,7 +91,29 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 	}
 	a.log = log
 	a.queue = pipeline.DefaultQueueConfig()
-	decode("queue", &a.queue)
+	if qraw, ok := root.Child("queue"); ok {
+		memRaw := qraw.Without("disk")
+		if err := memRaw.Decode(&a.queue); err != nil {
+			errs = append(errs, err)
+		} else if err := memRaw.Locate(a.queue.Validate()); err != nil {
+			errs = append(errs, err)
+		}
+		if draw, ok := qraw.Child("disk"); ok {
+			d := diskqueue.DefaultConfig()
+			if err := draw.Decode(&d); err != nil {
+				errs = append(errs, err)
+			} else if err := draw.Locate(d.Validate()); err != nil {
+				errs = append(errs, err)
+			}
+			if _, mem := qraw.Child("mem"); mem {
+				log.Warn("queue.disk is set: queue.mem is ignored")
+			}
+			if d.Path == "" {
+				d.Path = filepath.Join(a.paths.Data, "queue")
+			}
+			a.disk = &d
+		}
+	}
 
 	procSettings := processor.Settings{Logger: log}
 	if a.processors, err = processor.New(cfg.Processors, procSettings); err != nil {

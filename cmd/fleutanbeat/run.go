@@ -15,6 +15,7 @@ import (
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/fleutan/fleutanbeat/pipeline/diskqueue"
 )
 
 func discardLogger(loggingConfig, config.Paths) (*slog.Logger, error) {
@@ -95,11 +96,28 @@ func (a *agent) run(ctx context.Context) error {
 	if a.out.FlushTimeout > 0 {
 		q.Flush.Timeout = config.Duration(a.out.FlushTimeout)
 	}
+	var disk *diskqueue.Queue
+	var qimpl pipeline.Queue
+	if a.disk != nil {
+		// Records of the previous run are read first, before anything the
+		// inputs of this run publish.
+		disk, err = diskqueue.Open(*a.disk, diskqueue.Settings{Logger: a.log, Metrics: a.metrics})
+		if err != nil {
+			a.close()
+			return err
+		}
+		qimpl = disk
+		defer func() {
+			if err := disk.Release(); err != nil {
+				a.log.Warn("disk queue: release", "error", err)
+			}
+		}()
+	}
 	p := pipeline.New(pipeline.Settings{
 		Logger: a.log, Metrics: a.metrics, Agent: info, Processors: a.processors,
 		Tags: a.cfg.Tags, Fields: fields, FieldsUnderRoot: a.cfg.FieldsUnderRoot,
 		Namespace: a.out.Namespace,
-		Queue:     q, Outputs: a.out.Clients, BatchSize: a.out.BatchSize,
+		Queue:     q, QueueImpl: qimpl, Outputs: a.out.Clients, BatchSize: a.out.BatchSize,
 		Encode: codec.AppendFields,
 	})
 	var mon *monitor
@@ -158,8 +176,17 @@ func (a *agent) run(ctx context.Context) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	undelivered := p.Close(drainCtx)
+	if disk != nil {
+		// Release before the final stats: they then show what stays on
+		// disk for the next run.
+		if err := disk.Release(); err != nil {
+			a.log.Warn("disk queue: release", "error", err)
+		}
+	}
 	snap := a.metrics.Tree()
-	if undelivered > 0 {
+	if undelivered > 0 && disk != nil {
+		a.log.Info("shutdown: undelivered events stay in the disk queue for the next run", "undelivered", undelivered)
+	} else if undelivered > 0 {
 		a.log.Warn("shutdown: events were not delivered", "undelivered", undelivered, "shutdown_timeout", timeout.String())
 	}
 	a.log.Info("fleutanbeat stopped", "undelivered", undelivered, "stats", map[string]any(snap))
