@@ -72,7 +72,8 @@ type shipResult struct {
 // Elasticsearch (FLEUTANBEAT_BENCH_EVENTS, default 1,000,000) with the
 // output, and as a ceiling posts pre-built bulk bodies of the same
 // documents with a bare net/http loop. Both use the same workers and batch
-// size and write uncompressed to their own data stream.
+// size and write uncompressed to their own data stream. The output is given
+// events as the agent's pipeline produces them (encoded once, Event.Body).
 func BenchmarkShipToElasticsearch(b *testing.B) {
 	url := esURL(b)
 	total := envInt("FLEUTANBEAT_BENCH_EVENTS", 1_000_000)
@@ -190,11 +191,27 @@ func BenchmarkShipToElasticsearch(b *testing.B) {
 		if err := clients[0].ensureSetup(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+		// The output gets events as the agent's pipeline hands them over:
+		// data_stream set and fields encoded once (Event.Body), maps gone.
+		frozen := make([][][]pipeline.Event, workers)
+		for w := range pools {
+			frozen[w] = make([][]pipeline.Event, poolSize)
+			for k, evs := range pools[w] {
+				for _, e := range evs {
+					e.Fields = e.Fields.Clone()
+					e.Fields.Put("data_stream", pipeline.M{"type": "metrics", "dataset": "fleutan.flows", "namespace": c.Namespace})
+					e.Dataset = "fleutan.flows"
+					e.Body = codec.AppendFields(nil, e.Fields)
+					e.Fields = nil
+					frozen[w][k] = append(frozen[w][k], e)
+				}
+			}
+		}
 		var failed sync.Once
 		out := measure(func(w int, batches <-chan int) {
 			cl := clients[w]
 			for bi := range batches {
-				src := pools[w][bi%poolSize]
+				src := frozen[w][bi%poolSize]
 				n := min(batch, total-bi*batch)
 				evs := make([]pipeline.Event, n)
 				for i := range evs {
