@@ -1,0 +1,652 @@
+package kibana
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/output"
+	"github.com/fleutan/fleutanbeat/output/codec"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch"
+	"github.com/fleutan/fleutanbeat/pipeline"
+)
+
+// esURL is the Elasticsearch that `make test` started for the run. Without
+// it the test skips, unless FLEUTANBEAT_REQUIRE_ES=1 makes that a failure.
+func esURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("FLEUTANBEAT_ES_URL")
+	if u == "" {
+		if os.Getenv("FLEUTANBEAT_REQUIRE_ES") == "1" {
+			t.Fatal("FLEUTANBEAT_ES_URL is not set and FLEUTANBEAT_REQUIRE_ES=1: run through `.ci/elasticsearch.sh run VERSION DIR -- go test ...`")
+		}
+		t.Skip("no Elasticsearch: set FLEUTANBEAT_ES_URL (make test starts one)")
+	}
+	return strings.TrimRight(u, "/")
+}
+
+// requireRoot: the inputs read every process's sockets and /proc entries.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
+			t.Fatal("not root and FLEUTANBEAT_REQUIRE_ROOT=1")
+		}
+		t.Skip("needs root: the inputs read every process's sockets and /proc")
+	}
+}
+
+// esREST is a minimal REST helper, independent of the output under test.
+type esREST struct {
+	t   *testing.T
+	url string
+	c   *http.Client
+}
+
+func (e *esREST) json(method, path string, body, out any) {
+	e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.url+path, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := e.c.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode/100 != 2 {
+		e.t.Fatalf("%s %s: status %d: %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+// fieldTypes reads back the mapped type of each field over every index of
+// target; a field mapped differently in two indices is reported as
+// "conflict".
+func (e *esREST) fieldTypes(target string, fields []string) map[string]string {
+	e.t.Helper()
+	var r map[string]struct {
+		Mappings map[string]struct {
+			Mapping map[string]struct {
+				Type string `json:"type"`
+			} `json:"mapping"`
+		} `json:"mappings"`
+	}
+	e.json("GET", "/"+target+"/_mapping/field/"+strings.Join(fields, ","), nil, &r)
+	out := map[string]string{}
+	for _, idx := range r {
+		for f, m := range idx.Mappings {
+			for _, v := range m.Mapping {
+				if cur, ok := out[f]; ok && cur != v.Type {
+					out[f] = "conflict(" + cur + "," + v.Type + ")"
+					continue
+				}
+				out[f] = v.Type
+			}
+		}
+	}
+	return out
+}
+
+func decodeRaw(t *testing.T, src string) config.Raw {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return config.NewRaw(doc.Content[0], "test.yml", "fleutanbeat.inputs.0")
+}
+
+// loopbackTraffic keeps a TCP connection on 127.0.0.1 busy until ctx ends,
+// so the flows input sees a flow of this test with bytes both ways and an
+// RTT sample, whatever else the host does.
+func loopbackTraffic(ctx context.Context, t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		go func() { <-ctx.Done(); c.Close() }()
+		_, _ = io.Copy(c, c) // echo
+	}()
+	go func() {
+		defer wg.Done()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		go func() { <-ctx.Done(); c.Close() }()
+		buf := make([]byte, 4096)
+		for ctx.Err() == nil {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+}
+
+// shipRealEvents runs the real flows, cpu and qdisc inputs for a few
+// periods into a pipeline whose only output is the real Elasticsearch
+// output, as the agent wires them, and returns how many events were acked.
+func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
+	t.Helper()
+	metrics := pipeline.NewMetrics()
+	osets := output.Settings{Logger: slog.New(slog.DiscardHandler), Beat: "fleutanbeat", Version: "test", Metrics: metrics}
+	c := elasticsearch.DefaultConfig()
+	c.Hosts = []string{url}
+	c.Namespace = ns
+	c.Timeout = config.Duration(30 * time.Second)
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := elasticsearch.Setup(ctx, c, osets); err != nil {
+		t.Fatalf("installing templates: %v", err)
+	}
+	g, err := elasticsearch.NewGroup(c, osets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := pipeline.MemQueueConfig{Events: 8192}
+	q.Flush.MinEvents = 512
+	q.Flush.Timeout = config.Duration(200 * time.Millisecond)
+	p := pipeline.New(pipeline.Settings{
+		Metrics: metrics, Queue: q, Outputs: g.Clients, BatchSize: g.BatchSize,
+		Namespace: g.Namespace, Encode: codec.AppendFields,
+		Agent: pipeline.AgentInfo{ID: "kibana-test-agent", Name: "kibana-test", Type: "fleutanbeat", Version: "test", EphemeralID: ns},
+	})
+	p.Start()
+
+	is := input.Settings{Logger: slog.New(slog.DiscardHandler), ProcRoot: "/proc", SysRoot: "/sys", DataPath: t.TempDir(), Metrics: metrics}
+	inputs := []struct {
+		name string
+		new  input.Factory
+		src  string
+	}{
+		// Loopback is included: on a test host the only TCP flows with RTT
+		// samples are local ones (this test's, Elasticsearch's).
+		{"flows", flows.New, "period: 1s\ninclude_loopback: true\n"},
+		{"cpu", cpu.New, "period: 1s\n"},
+		// namespaces: all finds the test's named namespace with the mq
+		// device (mqTraffic); flow_attribution: ebpf fails at start rather
+		// than silently producing no scope: flow events.
+		{"qdisc", qdisc.New, "period: 1s\nnamespaces: all\nflow_attribution: ebpf\n"},
+	}
+	inCtx, stop := context.WithTimeout(ctx, run)
+	defer stop()
+	loopbackTraffic(inCtx, t)
+	mqNetns := mqTraffic(inCtx, t)
+	t.Logf("mq veth vk0 in network namespace %s", mqNetns)
+	var wg sync.WaitGroup
+	errs := make([]error, len(inputs))
+	for i, in := range inputs {
+		it, err := in.new(decodeRaw(t, in.src), is)
+		if err != nil {
+			t.Fatalf("%s: %v", in.name, err)
+		}
+		pub := p.Client(pipeline.ClientConfig{Input: in.name})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := it.Run(inCtx, pub); err != nil && inCtx.Err() == nil {
+				errs[i] = fmt.Errorf("%s: %w", in.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeCtx, closeCancel := context.WithTimeout(context.Background(), time.Minute)
+	defer closeCancel()
+	if n := p.Close(closeCtx); n != 0 {
+		t.Fatalf("%d events undelivered", n)
+	}
+	acked, _ := metrics.Tree().GetValue("pipeline.events.acked")
+	n, _ := acked.(int64)
+	return n
+}
+
+// kqlClause is the KQL the generator writes: `field : "value"` or
+// `field OP number`, joined by " and ".
+var kqlClause = regexp.MustCompile(`^([a-z_.@]+) (:|>=|<=|>|<) ("[^"]*"|-?[0-9.]+)$`)
+
+// kqlToQuery translates that subset into a bool filter; anything else is
+// an error so that a new construct in the generator cannot go unchecked.
+func kqlToQuery(kql string) (map[string]any, error) {
+	var filter []any
+	for _, cl := range strings.Split(kql, " and ") {
+		m := kqlClause.FindStringSubmatch(strings.TrimSpace(cl))
+		if m == nil {
+			return nil, fmt.Errorf("KQL clause %q is outside the subset this test translates", cl)
+		}
+		field, op, val := m[1], m[2], m[3]
+		if op == ":" {
+			if s, err := strconv.Unquote(val); err == nil {
+				val = s
+			}
+			filter = append(filter, map[string]any{"term": map[string]any{field: val}})
+			continue
+		}
+		num, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return nil, fmt.Errorf("KQL clause %q: %s needs a number", cl, op)
+		}
+		rop := map[string]string{">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[op]
+		filter = append(filter, map[string]any{"range": map[string]any{field: map[string]any{rop: num}}})
+	}
+	return map[string]any{"bool": map[string]any{"filter": filter}}, nil
+}
+
+type lensColumn = struct {
+	OperationType string         `json:"operationType"`
+	SourceField   string         `json:"sourceField"`
+	IsBucketed    bool           `json:"isBucketed"`
+	DataType      string         `json:"dataType"`
+	Params        map[string]any `json:"params"`
+}
+
+// metricAgg is the Elasticsearch metric aggregation of a Lens metric
+// column, as Lens's esaggs expression builds it.
+func metricAgg(c lensColumn) (map[string]any, error) {
+	f := map[string]any{"field": c.SourceField}
+	switch c.OperationType {
+	case "average":
+		return map[string]any{"avg": f}, nil
+	case "sum", "max", "min":
+		return map[string]any{c.OperationType: f}, nil
+	case "unique_count":
+		return map[string]any{"cardinality": f}, nil
+	case "median":
+		f["percents"] = []float64{50}
+		return map[string]any{"percentiles": f}, nil
+	case "percentile":
+		p, ok := c.Params["percentile"].(float64)
+		if !ok {
+			return nil, fmt.Errorf("percentile column without params.percentile")
+		}
+		f["percents"] = []float64{p}
+		return map[string]any{"percentiles": f}, nil
+	}
+	return nil, fmt.Errorf("metric operation %q not translated", c.OperationType)
+}
+
+// bucketAgg is the bucket aggregation of a Lens bucketed column; orderAgg
+// is the metric it orders by when that metric is not its direct child.
+func bucketAgg(l lensLayer, id string) (map[string]any, error) {
+	c := l.Columns[id]
+	switch c.OperationType {
+	case "terms":
+		size, _ := c.Params["size"].(float64)
+		t := map[string]any{"field": c.SourceField, "size": int(size)}
+		if ob, ok := c.Params["orderBy"].(map[string]any); ok && ob["type"] == "column" {
+			oid, _ := ob["columnId"].(string)
+			dir, _ := c.Params["orderDirection"].(string)
+			path := "order_" + oid
+			if oc := l.Columns[oid]; oc.OperationType == "percentile" {
+				path += fmt.Sprintf("[%.1f]", oc.Params["percentile"].(float64))
+			} else if oc.OperationType == "median" {
+				path += "[50.0]"
+			}
+			t["order"] = map[string]any{path: dir}
+		}
+		return map[string]any{"terms": t}, nil
+	case "date_histogram":
+		// Lens's "auto" interval depends on the time picker; one second
+		// is the collection period of this test.
+		return map[string]any{"date_histogram": map[string]any{"field": c.SourceField, "fixed_interval": "1s", "min_doc_count": 1}}, nil
+	case "range":
+		var ranges []any
+		rs, _ := c.Params["ranges"].([]any)
+		for _, r := range rs {
+			rm, _ := r.(map[string]any)
+			out := map[string]any{}
+			if v, ok := rm["from"].(float64); ok {
+				out["from"] = v
+			}
+			if v, ok := rm["to"].(float64); ok {
+				out["to"] = v
+			}
+			ranges = append(ranges, out)
+		}
+		if len(ranges) == 0 {
+			return nil, fmt.Errorf("range column without ranges")
+		}
+		return map[string]any{"range": map[string]any{"field": c.SourceField, "ranges": ranges}}, nil
+	}
+	return nil, fmt.Errorf("bucket operation %q not translated", c.OperationType)
+}
+
+// layerAggs nests the bucket columns in column order and puts the metric
+// columns in the innermost bucket (or at the top without buckets), as
+// Lens does; a terms column ordered by a metric gets that metric as its
+// own child too (Lens's orderAgg).
+func layerAggs(l lensLayer) (aggs map[string]any, buckets, metrics []string, err error) {
+	for _, id := range l.ColumnOrder {
+		if l.Columns[id].IsBucketed {
+			buckets = append(buckets, id)
+		} else {
+			metrics = append(metrics, id)
+		}
+	}
+	inner := map[string]any{}
+	for _, id := range metrics {
+		a, err := metricAgg(l.Columns[id])
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("column %s: %w", id, err)
+		}
+		inner[id] = a
+	}
+	for i := len(buckets) - 1; i >= 0; i-- {
+		id := buckets[i]
+		b, err := bucketAgg(l, id)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("column %s: %w", id, err)
+		}
+		if ob, ok := l.Columns[id].Params["orderBy"].(map[string]any); ok && ob["type"] == "column" {
+			oid, _ := ob["columnId"].(string)
+			if oc, ok := l.Columns[oid]; !ok || oc.IsBucketed {
+				return nil, nil, nil, fmt.Errorf("column %s orders by %s, not a metric column", id, oid)
+			}
+			a, err := metricAgg(l.Columns[oid])
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			inner["order_"+oid] = a
+		}
+		b["aggs"] = inner
+		inner = map[string]any{id: b}
+	}
+	return inner, buckets, metrics, nil
+}
+
+// leaf is one innermost bucket: its document count and the value of each
+// metric column (nil when Elasticsearch returned null).
+type leaf struct {
+	path    []string
+	docs    int
+	metrics map[string]any
+}
+
+func metricValue(v map[string]any) any {
+	if vals, ok := v["values"].(map[string]any); ok {
+		for _, x := range vals { // one percent per column
+			return x
+		}
+		return nil
+	}
+	return v["value"]
+}
+
+// leaves walks the response along the bucket columns.
+func leaves(res map[string]any, buckets, metrics []string, path []string, docs int, out *[]leaf) {
+	if len(buckets) == 0 {
+		l := leaf{path: path, docs: docs, metrics: map[string]any{}}
+		for _, m := range metrics {
+			v, _ := res[m].(map[string]any)
+			l.metrics[m] = metricValue(v)
+		}
+		*out = append(*out, l)
+		return
+	}
+	agg, _ := res[buckets[0]].(map[string]any)
+	bs, _ := agg["buckets"].([]any)
+	for _, b := range bs {
+		bm, _ := b.(map[string]any)
+		n, _ := bm["doc_count"].(float64)
+		if n == 0 {
+			continue // a range with no flows in it
+		}
+		key := fmt.Sprint(bm["key"])
+		if s, ok := bm["key_as_string"].(string); ok {
+			key = s
+		}
+		leaves(bm, buckets[1:], metrics, append(append([]string(nil), path...), key), int(n), out)
+	}
+}
+
+// ownTraffic is what the test itself produced, per visualization: a leaf
+// whose bucket keys contain every key and whose metric is positive. It
+// makes the buckets found this test's data, not whatever the host did.
+func ownTraffic(self string) map[string]struct {
+	keys   []string
+	metric string
+} {
+	type want = struct {
+		keys   []string
+		metric string
+	}
+	return map[string]want{
+		"fleutan-qdisc-queue-bytes":     {nil, "bytes"},
+		"fleutan-qdisc-queue-packets":   {nil, "packets"},
+		"fleutan-qdisc-top-flows":       {[]string{"10.78.0.2"}, "bytes"},
+		"fleutan-flow-top-talkers-out":  {[]string{"127.0.0.1"}, "out"},
+		"fleutan-flow-top-talkers-in":   {[]string{"127.0.0.1"}, "in"},
+		"fleutan-flow-rtt-by-process":   {[]string{self}, "p50"},
+		"fleutan-flow-rtt-by-peer":      {[]string{"127.0.0.1"}, "p50"},
+		"fleutan-flow-bdp":              {[]string{self, "127.0.0.1"}, "bdp"},
+		"fleutan-cpu-flows-per-process": {[]string{self}, "flows"},
+	}
+}
+
+func hasOwn(ls []leaf, keys []string, metric string) bool {
+	for _, lf := range ls {
+		have := map[string]bool{}
+		for _, k := range lf.path {
+			have[k] = true
+		}
+		ok := true
+		for _, k := range keys {
+			ok = ok && have[k]
+		}
+		if v, _ := lf.metrics[metric].(float64); ok && v > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRealLensLayersReturnBucketsFromShippedEvents ships real events of
+// the three inputs through the Elasticsearch output, then checks every
+// Lens visualization against that data: each field it uses is mapped with
+// a type its operation accepts, and its layer, run as the equivalent
+// aggregation with its query, returns non-empty buckets with values.
+func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
+	url := esURL(t)
+	requireRoot(t)
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	ns := "kib" + hex.EncodeToString(b)
+	acked := shipRealEvents(t, url, ns, 3500*time.Millisecond)
+	t.Logf("namespace %s: %d events acked", ns, acked)
+	if acked == 0 {
+		t.Fatal("no event acked")
+	}
+	db := &esREST{t: t, url: url, c: &http.Client{Timeout: time.Minute}}
+	target := "metrics-fleutan.*-" + ns
+	db.json("POST", "/"+target+"/_refresh", nil, nil)
+	var counts struct {
+		Aggregations struct {
+			DS struct {
+				Buckets []struct {
+					Key   string `json:"key"`
+					Count int    `json:"doc_count"`
+				} `json:"buckets"`
+			} `json:"ds"`
+		} `json:"aggregations"`
+	}
+	db.json("POST", "/"+target+"/_search", map[string]any{"size": 0,
+		"aggs": map[string]any{"ds": map[string]any{"terms": map[string]any{"field": "data_stream.dataset"}}}}, &counts)
+	got := map[string]int{}
+	for _, b := range counts.Aggregations.DS.Buckets {
+		got[b.Key] = b.Count
+	}
+	t.Logf("documents per dataset: %v", got)
+	for _, ds := range elasticsearch.Datasets {
+		if got[ds] == 0 {
+			t.Errorf("no %s documents in %s", ds, target)
+		}
+	}
+
+	// The comm of this process (TASK_COMM_LEN 16 with the NUL), which is
+	// process.name of its flows and CPU events.
+	self := filepath.Base(os.Args[0])
+	if len(self) > 15 {
+		self = self[:15]
+	}
+	lenses, withBuckets := 0, 0
+	for _, o := range parseBundle(t) {
+		if o.Type != "lens" {
+			continue
+		}
+		lenses++
+		t.Run(o.ID, func(t *testing.T) {
+			st := o.Attributes["state"].(map[string]any)
+			kql := st["query"].(map[string]any)["query"].(string)
+			if fs, _ := st["filters"].([]any); len(fs) != 0 {
+				t.Fatalf("filters %v: this test translates only the query", fs)
+			}
+			query, err := kqlToQuery(kql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layers, _ := lensState(t, o)
+			for lid, l := range layers {
+				// Every field the layer reads, as the real server maps it.
+				var fields []string
+				for _, c := range l.Columns {
+					fields = append(fields, c.SourceField)
+				}
+				sort.Strings(fields)
+				types := db.fieldTypes(target, fields)
+				for _, id := range l.ColumnOrder {
+					c := l.Columns[id]
+					typ, ok := types[c.SourceField]
+					switch {
+					case !ok:
+						t.Errorf("layer %s column %s: field %s is not mapped in %s", lid, id, c.SourceField, target)
+					case !fitsES(c.OperationType, typ):
+						t.Errorf("layer %s column %s: %s on %s field %s", lid, id, c.OperationType, typ, c.SourceField)
+					}
+				}
+
+				aggs, buckets, metrics, err := layerAggs(l)
+				if err != nil {
+					t.Fatalf("layer %s: %v", lid, err)
+				}
+				var res struct {
+					Hits struct {
+						Total struct {
+							Value int `json:"value"`
+						} `json:"total"`
+					} `json:"hits"`
+					Aggregations map[string]any `json:"aggregations"`
+				}
+				body := map[string]any{"size": 0, "track_total_hits": true, "query": query, "aggs": aggs}
+				db.json("POST", "/"+target+"/_search", body, &res)
+				var ls []leaf
+				leaves(res.Aggregations, buckets, metrics, nil, res.Hits.Total.Value, &ls)
+				if len(ls) == 0 {
+					t.Errorf("layer %s: no non-empty bucket (%d documents match %q)", lid, res.Hits.Total.Value, kql)
+					continue
+				}
+				nulls := 0
+				for _, lf := range ls {
+					for _, m := range metrics {
+						if lf.metrics[m] == nil {
+							nulls++
+							t.Errorf("layer %s: bucket %v (%d documents): metric %s (%s of %s) is null",
+								lid, lf.path, lf.docs, m, l.Columns[m].OperationType, l.Columns[m].SourceField)
+						}
+					}
+				}
+				if w, ok := ownTraffic(self)[o.ID]; ok && !hasOwn(ls, w.keys, w.metric) {
+					t.Errorf("layer %s: no bucket with keys %v and %s > 0 from this test's traffic: %+v", lid, w.keys, w.metric, ls)
+				}
+				if nulls == 0 {
+					withBuckets++
+				}
+				t.Logf("layer %s: %d documents, %d buckets, first %v %v", lid, res.Hits.Total.Value, len(ls), ls[0].path, ls[0].metrics)
+			}
+		})
+	}
+	if lenses != 17 {
+		t.Errorf("%d Lens visualizations, want 17", lenses)
+	}
+	if withBuckets != 17 {
+		t.Errorf("%d of %d visualizations return buckets with values, want all 17", withBuckets, lenses)
+	}
+}
+
+// fitsES says whether an operation can run on a field the server maps as
+// typ: the aggregatable types each aggregation accepts.
+func fitsES(op, typ string) bool {
+	numeric := typ == "long" || typ == "double" || typ == "integer" || typ == "float" || typ == "scaled_float" || typ == "unsigned_long"
+	switch op {
+	case "sum", "average", "max", "min", "median", "percentile", "range":
+		return numeric
+	case "terms":
+		return numeric || typ == "keyword" || typ == "ip" || typ == "boolean"
+	case "unique_count":
+		return numeric || typ == "keyword" || typ == "ip" || typ == "boolean" || typ == "date"
+	case "date_histogram":
+		return typ == "date" || typ == "date_nanos"
+	}
+	return false
+}
