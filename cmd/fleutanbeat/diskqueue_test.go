@@ -51,6 +51,16 @@ func (a *diskAgent) stat(key string) float64 {
 	return v
 }
 
+// outputAcked reads output.elasticsearch.events.acked from /stats.
+func (a *diskAgent) outputAcked() float64 {
+	st := getJSON(a.t, "http://"+a.addr+"/stats")
+	o, _ := st["output"].(map[string]any)
+	e, _ := o["elasticsearch"].(map[string]any)
+	ev, _ := e["events"].(map[string]any)
+	v, _ := ev["acked"].(float64)
+	return v
+}
+
 func (a *diskAgent) kill9() {
 	a.t.Helper()
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -93,72 +103,86 @@ func deadHost(t *testing.T) string {
 	return "http://" + addr
 }
 
-// TestAgentCrashesLoseAndDuplicateNothing: with Elasticsearch unreachable
-// the agent fills its disk queue and is killed with SIGKILL at different
-// moments (mid-period, right after start while replaying, mid-delivery once
-// Elasticsearch is back); the last run drains. Every record the queue ever
-// numbered (its sequence, which counts only intact records) is exactly one
-// document in Elasticsearch. Stopping the dedicated node would cost a
-// minute of CI per round; an address with nothing listening is the same
-// outage to the agent.
+// TestAgentCrashesLoseAndDuplicateNothing is the crash test: a
+// dedicated Elasticsearch node is started and stopped; the agent, with its
+// real inputs, fills its disk queue and is killed with SIGKILL at different
+// moments (two periods in, within the first period, right at start-up while
+// the previous records load); the node is started again on the same port
+// and data; the agent is killed once more mid-delivery, then runs until the
+// queue is drained. Every record the queue ever numbered (its persisted
+// sequence, which counts only intact records) is exactly one document:
+// as many documents as distinct ids as events produced.
 func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
-	base := esURL(t)
 	requireRoot(t)
+	node := startESNode(t, "crash")
+	base := node.url
+	node.stop()
 	var nb [4]byte
 	_, _ = rand.Read(nb[:])
 	ns := "crash" + hex.EncodeToString(nb[:])
 	home := t.TempDir()
-	dead := deadHost(t)
-	es := func(host string) []string {
-		return []string{"-E", "output.file.enabled=false",
-			"-E", "output.elasticsearch.hosts=[" + host + "]",
-			"-E", "output.elasticsearch.namespace=" + ns,
-			"-E", "output.elasticsearch.flush_interval=200ms",
-			"-E", "output.elasticsearch.backoff.init=100ms", "-E", "output.elasticsearch.backoff.max=1s"}
-	}
-	datasets := []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"}
-	docs := func() int {
-		n := 0
-		for _, ds := range datasets {
-			n += esCount(t, base, "metrics-"+ds+"-"+ns)
-		}
-		return n
-	}
+	agentArgs := []string{"-E", "output.file.enabled=false",
+		"-E", "output.elasticsearch.hosts=[" + base + "]",
+		"-E", "output.elasticsearch.namespace=" + ns,
+		"-E", "output.elasticsearch.flush_interval=200ms", "-E", "output.elasticsearch.bulk_max_size=10",
+		"-E", "output.elasticsearch.backoff.init=100ms", "-E", "output.elasticsearch.backoff.max=1s"}
+	pattern := "metrics-*-" + ns
 	var last float64
-	// Elasticsearch down: kill after two periods, within the first
-	// period, and right at start-up while the previous records load.
 	for i, wait := range []time.Duration{2500 * time.Millisecond, 1200 * time.Millisecond, 0} {
-		a := startDiskAgent(t, home, es(dead)...)
+		a := startDiskAgent(t, home, agentArgs...)
 		if wait > 0 {
 			waitFor(t, 20*time.Second, "records in the disk queue", func() bool { return a.stat("sequence") > last })
 			time.Sleep(wait)
 		}
 		seq := a.stat("sequence")
 		a.kill9()
-		t.Logf("round %d (Elasticsearch down): killed with sequence >= %v", i, seq)
+		t.Logf("round %d (Elasticsearch stopped): killed with sequence >= %v", i, seq)
 		last = seq
 	}
 	if last == 0 {
-		t.Fatal("nothing produced while Elasticsearch was down")
+		t.Fatal("nothing produced while Elasticsearch was stopped")
 	}
-	// Elasticsearch back: kill while the backlog is being delivered.
-	a := startDiskAgent(t, home, es(base)...)
-	waitFor(t, 60*time.Second, "first documents in Elasticsearch", func() bool { return docs() > 0 })
-	a.kill9()
-	t.Logf("round 3 (Elasticsearch up): killed mid-delivery with %d documents stored", docs())
 
-	a = startDiskAgent(t, home, es(base)...)
-	waitFor(t, 60*time.Second, "the backlog delivered", func() bool { return a.stat("records") < 100 })
+	node.start()
+	// Small bulks spread the backlog over many requests; the kill follows
+	// the first bulk the output reports acked, so it lands mid-delivery.
+	a := startDiskAgent(t, home, agentArgs...)
+	deadline := time.Now().Add(90 * time.Second)
+	for a.outputAcked() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no bulk acked 90 s after Elasticsearch was started; log:\n%s", a.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.kill9()
+	t.Logf("round 3 (Elasticsearch started): killed after the first acked bulk, %d documents stored of a %v backlog", esCount(t, base, pattern), last)
+
+	a = startDiskAgent(t, home, agentArgs...)
+	waitFor(t, 90*time.Second, "the backlog delivered", func() bool { return a.stat("records") < 100 })
 	time.Sleep(1500 * time.Millisecond)
 	closed := a.stop()
 	produced := int(closed["sequence"].(float64))
 	if closed["records"] != float64(0) {
 		t.Fatalf("disk queue closed with %v records unacked", closed["records"])
 	}
-	if got := docs(); got != produced {
-		t.Fatalf("Elasticsearch holds %d documents; the queue recorded %d events produced", got, produced)
+	if produced <= int(last) {
+		t.Fatalf("sequence %d after the outage, %v before: nothing produced once Elasticsearch was back", produced, last)
 	}
-	t.Logf("%d events produced across 5 runs, %d documents", produced, produced)
+	ids := esIDs(t, base, pattern)
+	docs := 0
+	for id, k := range ids {
+		docs += k
+		if k != 1 {
+			t.Errorf("id %s stored %d times", id, k)
+		}
+	}
+	if docs != produced || len(ids) != produced {
+		t.Fatalf("Elasticsearch holds %d documents with %d distinct ids; the queue recorded %d events produced", docs, len(ids), produced)
+	}
+	if n := esCount(t, base, pattern); n != produced {
+		t.Fatalf("_count says %d documents, the queue recorded %d", n, produced)
+	}
+	t.Logf("%d events produced across 5 runs (%v while Elasticsearch was stopped), %d documents, %d distinct ids", produced, last, docs, len(ids))
 }
 
 // TestAgentSkipsDamagedQueueRecords damages the segments of a killed agent
@@ -170,20 +194,29 @@ func TestAgentSkipsDamagedQueueRecords(t *testing.T) {
 	home := t.TempDir()
 	a := startDiskAgent(t, home, "-E", "output.file.enabled=false",
 		"-E", "output.elasticsearch.hosts=["+deadHost(t)+"]")
-	waitFor(t, 20*time.Second, "records in the disk queue", func() bool { return a.stat("sequence") > 20 })
+	// Two segments at least: the sequence comes from the last segment's
+	// name plus its intact records, so the flipped record (in the first)
+	// stays counted while the torn one (in the last) does not. With one
+	// segment neither would be counted.
+	queueDir := filepath.Join(home, "data", "queue")
+	nonEmptySegments := func() []string {
+		segs, _ := filepath.Glob(filepath.Join(queueDir, "*.seg"))
+		sort.Strings(segs)
+		var out []string
+		for _, s := range segs {
+			if st, err := os.Stat(s); err == nil && st.Size() > 0 {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	waitFor(t, 60*time.Second, "two segments in the disk queue", func() bool { return len(nonEmptySegments()) >= 2 })
 	time.Sleep(1500 * time.Millisecond)
 	a.kill9()
 
-	segs, _ := filepath.Glob(filepath.Join(home, "data", "queue", "*.seg"))
-	sort.Strings(segs)
-	var nonEmpty []string
-	for _, s := range segs {
-		if st, err := os.Stat(s); err == nil && st.Size() > 0 {
-			nonEmpty = append(nonEmpty, s)
-		}
-	}
-	if len(nonEmpty) == 0 {
-		t.Fatal("no segment files")
+	nonEmpty := nonEmptySegments()
+	if len(nonEmpty) < 2 {
+		t.Fatalf("%d non-empty segment files, want 2 or more", len(nonEmpty))
 	}
 	first, last := nonEmpty[0], nonEmpty[len(nonEmpty)-1]
 	b, err := os.ReadFile(first)
