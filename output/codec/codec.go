@@ -134,6 +134,20 @@ func (enc *encoder) appendEvent(dst []byte, e *pipeline.Event, opts *Options) []
 }
 
 func (enc *encoder) appendMeta(dst []byte, meta pipeline.M, opts *Options) []byte {
+	// The common case, an event with only its id going to Logstash or a
+	// file, is written directly: keys in sorted order ("_id" < "beat" <
+	// "type" < "version"), no map walk, no sort.
+	if id, ok := meta["_id"].(string); ok && len(meta) == 1 && opts.Beat != "" && opts.Type != "" && opts.Version != "" {
+		dst = append(dst, `,"@metadata":{"_id":`...)
+		dst = appendString(dst, id)
+		dst = append(dst, `,"beat":`...)
+		dst = appendString(dst, opts.Beat)
+		dst = append(dst, `,"type":`...)
+		dst = appendString(dst, opts.Type)
+		dst = append(dst, `,"version":`...)
+		dst = appendString(dst, opts.Version)
+		return append(dst, '}')
+	}
 	var stack [stackMembers]kv
 	ms := stack[:0]
 	add := func(k, v string) {

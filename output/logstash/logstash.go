@@ -390,12 +390,17 @@ type conn struct {
 // more would cost more than it saves.
 const minEventsPerEncoder = 256
 
-// encodeWindow encodes events into cn.docs. Encoding costs more than
-// compressing and sending (output/codec sorts keys at every level), so a
-// large window is encoded on up to GOMAXPROCS goroutines, which all end
-// before it returns.
+// encodeWindow encodes events into cn.docs. Events the pipeline encoded
+// (Event.Body) only need their @timestamp and @metadata spliced around the
+// body, which one goroutine does faster than several. Encoding maps costs
+// more than compressing and sending (output/codec sorts keys at every
+// level), so a large window of such events is encoded on up to GOMAXPROCS
+// goroutines, which all end before it returns.
 func (cn *conn) encodeWindow(events []pipeline.Event) {
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(events)/minEventsPerEncoder))
+	if len(events) > 0 && events[0].Fields == nil && events[0].Body != nil {
+		workers = 1
+	}
 	for len(cn.bufs) < workers {
 		cn.bufs = append(cn.bufs, nil)
 	}
