@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
 )
 
 // rtnl is one NETLINK_ROUTE socket, answering for the network namespace
@@ -45,49 +46,22 @@ func openRtnl() (*rtnl, error) {
 	return &rtnl{fd: fd, buf: make([]byte, rtnlBufLen), req: make([]byte, 0, 64)}, nil
 }
 
-// openRtnlIn creates the socket inside the namespace of nsPath, on a
-// locked thread that returns to its namespace afterwards (or exits, if it
-// cannot: the runtime then retires it).
+// openRtnlIn creates the socket inside the namespace of nsPath; the socket
+// keeps answering for that namespace (see netns.Do).
 func openRtnlIn(nsPath string) (*rtnl, error) {
-	type result struct {
-		r   *rtnl
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		r, restored, err := openRtnlInLocked(nsPath)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{r, err}
-	}()
-	res := <-ch
-	return res.r, res.err
-}
-
-func openRtnlInLocked(nsPath string) (r *rtnl, restored bool, err error) {
-	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	var r *rtnl
+	err := netns.Do(nsPath, func() error {
+		var err error
+		r, err = openRtnl()
+		return err
+	})
 	if err != nil {
-		return nil, true, err
-	}
-	defer unix.Close(target)
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, true, fmt.Errorf("remember current netns: %w", err)
-	}
-	defer unix.Close(orig)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		return nil, true, fmt.Errorf("setns %s: %w", nsPath, err)
-	}
-	r, err = openRtnl()
-	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
 		if r != nil {
 			r.Close()
 		}
-		return nil, false, fmt.Errorf("setns back to the original netns: %w", rerr)
+		return nil, err
 	}
-	return r, true, err
+	return r, nil
 }
 
 func (r *rtnl) Close() error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 
@@ -120,4 +121,48 @@ func List(procRoot, runDir string) ([]Namespace, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Inode < out[j].Inode })
 	return append([]Namespace{*byIno[self.Inode]}, out...), nil
+}
+
+// Do runs fn on an OS thread switched into the network namespace of the
+// file nsPath (/run/netns/NAME, /proc/PID/ns/net) and switches the thread
+// back before returning. Sockets fn creates stay bound to that namespace,
+// which is how one netlink socket per namespace is opened without the rest
+// of the program ever leaving its own.
+//
+// If the thread cannot be switched back, it stays locked and the runtime
+// retires it when the goroutine ends, so it is never reused in the wrong
+// namespace; Do then returns an error even though fn ran, and the caller
+// must release what fn created.
+func Do(nsPath string, fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		restored, err := doLocked(nsPath, fn)
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		ch <- err
+	}()
+	return <-ch
+}
+
+func doLocked(nsPath string, fn func() error) (restored bool, err error) {
+	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true, err
+	}
+	defer unix.Close(target)
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true, fmt.Errorf("remember current netns: %w", err)
+	}
+	defer unix.Close(orig)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		return true, fmt.Errorf("setns: %w (is it a network namespace file?)", err)
+	}
+	ferr := fn()
+	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+		return false, fmt.Errorf("setns back to the original netns: %w", err)
+	}
+	return true, ferr
 }

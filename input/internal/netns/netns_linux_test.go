@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +185,35 @@ func TestListSkipsStaleRunDirEntries(t *testing.T) {
 func TestListFailsWithoutProcRoot(t *testing.T) {
 	if _, err := List(filepath.Join(t.TempDir(), "missing"), ""); err == nil {
 		t.Error("List on a missing procRoot: no error")
+	}
+}
+
+func TestDoRunsInsideTheNamespaceAndComesBack(t *testing.T) {
+	ns := nstest.New(t)
+	var want, inside unix.Stat_t
+	if err := unix.Stat(ns.Path(), &want); err != nil {
+		t.Fatal(err)
+	}
+	self, err := Self("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Do(ns.Path(), func() error {
+		return unix.Stat("/proc/thread-self/ns/net", &inside)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside.Ino != want.Ino {
+		t.Errorf("fn ran in netns %d, want %d", inside.Ino, want.Ino)
+	}
+	if after, _ := Self(""); after.Inode != self.Inode {
+		t.Errorf("caller's namespace changed: %d -> %d", self.Inode, after.Inode)
+	}
+	if err := Do("/nonexistent/netns", func() error { t.Error("fn ran"); return nil }); err == nil {
+		t.Error("Do on a missing path succeeded")
+	}
+	if err := Do("/proc/self/status", func() error { t.Error("fn ran"); return nil }); err == nil || !strings.Contains(err.Error(), "is it a network namespace file?") {
+		t.Errorf("Do on a non-namespace file: %v", err)
 	}
 }

@@ -11,3 +11,6 @@ func Self(procRoot string) (Namespace, error) { return Namespace{}, errNotSuppor
 
 // List is not supported on this OS.
 func List(procRoot, runDir string) ([]Namespace, error) { return nil, errNotSupported }
+
+// Do is not supported on this OS.
+func Do(nsPath string, fn func() error) error { return errNotSupported }

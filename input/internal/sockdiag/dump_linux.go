@@ -3,10 +3,11 @@ package sockdiag
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
 )
 
 const (
@@ -54,52 +55,20 @@ func Open() (*Dumper, error) {
 // namespace it was created in, so only creation needs setns(2), done on a
 // dedicated locked thread.
 func OpenIn(nsPath string) (*Dumper, error) {
-	type result struct {
-		d   *Dumper
-		err error
-	}
-	ch := make(chan result, 1)
-	// The goroutine ends before OpenIn returns. If it cannot switch its
-	// thread back, it exits still locked, and the runtime then retires the
-	// thread instead of reusing it in the wrong namespace.
-	go func() {
-		runtime.LockOSThread()
-		d, restored, err := openIn(nsPath)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{d, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, fmt.Errorf("sockdiag: open in netns %s: %w", nsPath, r.err)
-	}
-	r.d.ns = nsPath
-	return r.d, nil
-}
-
-func openIn(nsPath string) (d *Dumper, restored bool, err error) {
-	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	var d *Dumper
+	err := netns.Do(nsPath, func() error {
+		var err error
+		d, err = open()
+		return err
+	})
 	if err != nil {
-		return nil, true, err
-	}
-	defer unix.Close(target)
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, true, fmt.Errorf("remember current netns: %w", err)
-	}
-	defer unix.Close(orig)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		return nil, true, fmt.Errorf("setns: %w (is it a network namespace file?)", err)
-	}
-	d, err = open()
-	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
 		if d != nil {
 			_ = d.Close()
 		}
-		return nil, false, fmt.Errorf("setns back to the original netns: %w", rerr)
+		return nil, fmt.Errorf("sockdiag: open in netns %s: %w", nsPath, err)
 	}
-	return d, true, err
+	d.ns = nsPath
+	return d, nil
 }
 
 func open() (*Dumper, error) {
