@@ -11,6 +11,11 @@ import (
 // ("source.ip") address nested values; keys themselves never contain dots.
 type M map[string]any
 
+// ReservedKeys is how many top-level keys the pipeline may add to an
+// event's Fields (agent, data_stream, host, tags, fields): inputs size their
+// root map with room for them.
+const ReservedKeys = 5
+
 // Event is one document on its way to the output.
 type Event struct {
 	Timestamp time.Time

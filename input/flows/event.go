@@ -36,16 +36,18 @@ func (f *Flow) Event(ts time.Time, took time.Duration) pipeline.Event {
 	if f.NetnsName != "" {
 		flow["netns_name"] = f.NetnsName
 	}
-	fields := pipeline.M{
-		"event": pipeline.M{
-			"dataset":  Dataset,
-			"module":   "fleutan",
-			"kind":     "metric",
-			"duration": took.Nanoseconds(),
-		},
-		"network": network,
-		"fleutan": pipeline.M{"flow": flow},
+	// Room for the flow's own top-level objects and for what the pipeline
+	// adds (pipeline.ReservedKeys): a map that grows past 8 entries is
+	// rebuilt, at a cost that shows in the per-event profile.
+	fields := make(pipeline.M, 8+pipeline.ReservedKeys)
+	fields["event"] = pipeline.M{
+		"dataset":  Dataset,
+		"module":   "fleutan",
+		"kind":     "metric",
+		"duration": took.Nanoseconds(),
 	}
+	fields["network"] = network
+	fields["fleutan"] = pipeline.M{"flow": flow}
 
 	if listening {
 		fields["source"] = endpoint(local)

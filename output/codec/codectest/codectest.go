@@ -3,6 +3,7 @@
 package codectest
 
 import (
+	"maps"
 	"net/netip"
 	"strconv"
 	"time"
@@ -15,7 +16,7 @@ import (
 // that consecutive events differ.
 func FlowEvent(i int) pipeline.Event {
 	n := uint64(i)
-	return pipeline.Event{
+	e := pipeline.Event{
 		Timestamp: time.Date(2026, 11, 27, 4, 5, 34, 123456789, time.UTC).Add(time.Duration(i) * time.Millisecond),
 		Meta:      pipeline.M{"_id": "fl-" + strconv.Itoa(i)},
 		Series:    "tcp 10.0.0.1:443 10.0.0.2:51234",
@@ -90,4 +91,10 @@ func FlowEvent(i int) pipeline.Event {
 			},
 		},
 	}
+	// Sized like the flows input's root map: room for what the pipeline
+	// adds (pipeline.ReservedKeys).
+	fields := make(pipeline.M, len(e.Fields)+pipeline.ReservedKeys)
+	maps.Copy(fields, e.Fields)
+	e.Fields = fields
+	return e
 }
