@@ -23,8 +23,7 @@ type Collector struct {
 	protocols []uint8
 	families  []uint8
 
-	self    netns.Namespace
-	hasSelf bool
+	sel netns.Selector // which namespaces; the own one is cached
 	// dumpers holds one sock_diag socket per namespace; one that cannot
 	// be opened is logged once and skipped until it disappears.
 	dumpers *netns.Sockets[*sockdiag.Dumper]
@@ -186,38 +185,21 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 }
 
 func (c *Collector) namespaces() ([]netns.Namespace, error) {
-	if c.opts.Namespaces != nil {
-		nss, err := c.opts.Namespaces()
-		if err != nil {
-			return nil, fmt.Errorf("flows: list network namespaces: %w", err)
-		}
-		return nss, nil
-	}
-	if !c.hasSelf {
-		self, err := netns.Self(c.opts.ProcRoot)
-		if err != nil {
-			return nil, fmt.Errorf("flows: own network namespace: %w", err)
-		}
-		c.self, c.hasSelf = self, true
-	}
-	if !c.opts.AllNamespaces {
-		return []netns.Namespace{c.self}, nil
-	}
-	nss, err := netns.List(c.opts.ProcRoot, c.opts.RunDir)
+	// Read the options each time: the input narrows AllNamespaces when a
+	// capability is missing.
+	c.sel.ProcRoot, c.sel.RunDir = c.opts.ProcRoot, c.opts.RunDir
+	c.sel.All, c.sel.List = c.opts.AllNamespaces, c.opts.Namespaces
+	nss, err := c.sel.Namespaces()
 	if err != nil {
-		return nil, fmt.Errorf("flows: list network namespaces: %w", err)
+		return nil, fmt.Errorf("flows: %w", err)
 	}
 	return nss, nil
 }
 
 // isSelf avoids a setns(2) round trip for the collector's own namespace.
 func (c *Collector) isSelf(ns netns.Namespace) bool {
-	if !c.hasSelf {
-		if self, err := netns.Self(c.opts.ProcRoot); err == nil {
-			c.self, c.hasSelf = self, true
-		}
-	}
-	return c.hasSelf && c.self.Inode == ns.Inode
+	c.sel.ProcRoot = c.opts.ProcRoot
+	return c.sel.IsSelf(ns)
 }
 
 // dumpMask widens the requested states by the listeners, which decide the

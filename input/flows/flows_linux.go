@@ -135,13 +135,6 @@ func (in *flowsInput) degrade(have caps.Set) {
 		}
 	}
 	if in.coll.opts.AllNamespaces && in.coll.opts.Namespaces == nil {
-		r := caps.OtherNamespaces()
-		switch m := r.Missing(have); {
-		case !have.Has(caps.SysAdmin):
-			in.coll.opts.AllNamespaces = false
-			in.log.Warn(r.Message("flows", m, "collecting the agent's own network namespace only"), "missing", caps.Names(m))
-		case len(m) > 0:
-			in.log.Warn(r.Message("flows", m, "namespaces held only by other users' processes and not named in /run/netns are not found"), "missing", caps.Names(m))
-		}
+		in.coll.opts.AllNamespaces = caps.AllNamespaces("flows", have, in.log)
 	}
 }

@@ -114,14 +114,7 @@ func (in *qdiscInput) readCaps() {
 	}
 	in.have = &have
 	if in.coll.opts.AllNamespaces && in.namespaces == nil {
-		r := caps.OtherNamespaces()
-		switch m := r.Missing(have); {
-		case !have.Has(caps.SysAdmin):
-			in.coll.opts.AllNamespaces = false
-			in.log.Warn(r.Message("qdisc", m, "collecting the agent's own network namespace only"), "missing", caps.Names(m))
-		case len(m) > 0:
-			in.log.Warn(r.Message("qdisc", m, "namespaces held only by other users' processes and not named in /run/netns are not found"), "missing", caps.Names(m))
-		}
+		in.coll.opts.AllNamespaces = caps.AllNamespaces("qdisc", have, in.log)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -189,4 +190,21 @@ func (r Requirement) Missing(have Set) []Cap { return have.Missing(r.Caps...) }
 // that input gives up.
 func (r Requirement) Message(input string, missing []Cap, effect string) string {
 	return fmt.Sprintf("%s: %s needs %s, which the agent lacks: %s", input, r.Feature, Names(missing), effect)
+}
+
+// AllNamespaces decides whether `namespaces: all` can be honoured with the
+// capabilities in have, logging one line for input when it cannot (or can
+// only in part). It returns false when the input must fall back to its own
+// namespace: without CAP_SYS_ADMIN every setns(2) would fail.
+func AllNamespaces(input string, have Set, log *slog.Logger) bool {
+	r := OtherNamespaces()
+	m := r.Missing(have)
+	switch {
+	case !have.Has(SysAdmin):
+		log.Warn(r.Message(input, m, "collecting the agent's own network namespace only"), "missing", Names(m))
+		return false
+	case len(m) > 0:
+		log.Warn(r.Message(input, m, "namespaces held only by other users' processes and not named in /run/netns are not found"), "missing", Names(m))
+	}
+	return true
 }
