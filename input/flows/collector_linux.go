@@ -122,43 +122,31 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 		return nil, err
 	}
 
-	var errs []error
-	present := make(map[uint64]bool, len(nss))
-	failed := map[uint64]bool{}
 	flows := c.bufs[c.gen][:0]
 	if want := len(c.prev) + len(c.prev)/8 + 16; cap(flows) < want {
 		flows = make([]Flow, 0, want)
 	}
 	clear(c.listeners)
-	for _, ns := range nss {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if present[ns.Inode] {
-			continue
-		}
-		present[ns.Inode] = true
-		d, err := c.dumpers.Get(ns)
-		if err != nil {
-			if !errors.Is(err, netns.ErrUnopenable) {
-				c.log.Warn("flows: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
-			}
-			failed[ns.Inode] = true
-			continue
-		}
+	v, err := c.dumpers.Each(ctx, nss, func(ns netns.Namespace, err error) {
+		c.log.Warn("flows: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
+	}, func(ns netns.Namespace, d *sockdiag.Dumper) error {
 		start := len(flows)
-		flows, err = c.dumpNamespace(d, ns, flows)
-		if err != nil {
+		var err error
+		if flows, err = c.dumpNamespace(d, ns, flows); err != nil {
 			// Drop the partial dump: half a namespace would report the
 			// other half as gone.
 			flows = flows[:start]
-			failed[ns.Inode] = true
-			errs = append(errs, fmt.Errorf("flows: netns %d (%s): %w", ns.Inode, ns.Path, err))
-			// A broken netlink socket is reopened next time.
-			c.dumpers.Discard(ns.Inode)
 		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	c.dumpers.Keep(present)
+	present, failed := v.Present, v.Failed
+	errs := make([]error, 0, len(v.Errs)+1)
+	for _, e := range v.Errs {
+		errs = append(errs, fmt.Errorf("flows: %w", e))
+	}
 
 	flows = c.classify(flows)
 	if c.afterDump != nil {

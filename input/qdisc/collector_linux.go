@@ -108,35 +108,16 @@ func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
 	var out []Sample
-	present := make(map[uint64]bool, len(nss))
-	failed := map[uint64]bool{}
 	seen := make(map[key]bool, len(c.prev))
-	for _, ns := range nss {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if present[ns.Inode] {
-			continue
-		}
-		present[ns.Inode] = true
-		r, err := c.socks.Get(ns)
-		if err != nil {
-			if !errors.Is(err, netns.ErrUnopenable) {
-				c.log.Warn("qdisc: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
-			}
-			failed[ns.Inode] = true
-			continue
-		}
+	v, err := c.socks.Each(ctx, nss, func(ns netns.Namespace, err error) {
+		c.log.Warn("qdisc: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
+	}, func(ns netns.Namespace, r *rtnl) error {
 		start := len(out)
-		out, err = c.collectNamespace(r, ns, out)
-		if err != nil {
+		var err error
+		if out, err = c.collectNamespace(r, ns, out); err != nil {
 			out = out[:start]
-			failed[ns.Inode] = true
-			errs = append(errs, fmt.Errorf("qdisc: netns %d (%s): %w", ns.Inode, ns.Path, err))
-			c.socks.Discard(ns.Inode)
-			continue
+			return err
 		}
 		last, known := c.last[ns.Inode]
 		for i := range out[start:] {
@@ -155,13 +136,21 @@ func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
 			c.prev[k] = prevSample{s.Counters, now}
 		}
 		c.last[ns.Inode] = now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	present, failed := v.Present, v.Failed
+	errs := make([]error, 0, len(v.Errs))
+	for _, e := range v.Errs {
+		errs = append(errs, fmt.Errorf("qdisc: %w", e))
 	}
 	for k := range c.prev {
 		if !seen[k] && !failed[k.netns] {
 			delete(c.prev, k)
 		}
 	}
-	c.socks.Keep(present)
 	for ino := range c.last {
 		if !present[ino] {
 			delete(c.last, ino)

@@ -1,7 +1,9 @@
 package netns
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -82,3 +84,43 @@ func (s *Sockets[T]) Close() error {
 
 // Len is the number of open handles.
 func (s *Sockets[T]) Len() int { return len(s.handles) }
+
+// Visit is the outcome of Sockets.Each: which namespaces were visited and
+// which of them failed (could not be opened, or fn returned an error).
+type Visit struct {
+	Present, Failed map[uint64]bool
+	Errs            []error // fn's errors, wrapped with the namespace
+}
+
+// Each calls fn once per distinct namespace of nss with its handle. A
+// namespace whose handle cannot be opened is failed; unopened is called for
+// its first failure only (to log it once). An error from fn fails the
+// namespace and closes its handle, so the next period reopens it. Handles
+// of namespaces not in nss are closed. Each stops early only when ctx ends.
+func (s *Sockets[T]) Each(ctx context.Context, nss []Namespace, unopened func(Namespace, error), fn func(Namespace, T) error) (Visit, error) {
+	v := Visit{Present: make(map[uint64]bool, len(nss)), Failed: map[uint64]bool{}}
+	for _, ns := range nss {
+		if err := ctx.Err(); err != nil {
+			return v, err
+		}
+		if v.Present[ns.Inode] {
+			continue
+		}
+		v.Present[ns.Inode] = true
+		h, err := s.Get(ns)
+		if err != nil {
+			if !errors.Is(err, ErrUnopenable) {
+				unopened(ns, err)
+			}
+			v.Failed[ns.Inode] = true
+			continue
+		}
+		if err := fn(ns, h); err != nil {
+			v.Failed[ns.Inode] = true
+			v.Errs = append(v.Errs, fmt.Errorf("netns %d (%s): %w", ns.Inode, ns.Path, err))
+			s.Discard(ns.Inode)
+		}
+	}
+	s.Keep(v.Present)
+	return v, nil
+}

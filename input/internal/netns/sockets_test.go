@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"context"
 	"errors"
 	"testing"
 )
@@ -54,5 +55,53 @@ func TestSocketsOpenOnceRememberFailuresAndCloseGone(t *testing.T) {
 	}
 	if err := s.Close(); err != nil || closed != 3 || s.Len() != 0 {
 		t.Fatalf("Close: %v, closed %d, len %d", err, closed, s.Len())
+	}
+}
+
+func TestSocketsEachVisitsOncePerNamespaceAndFailsBrokenOnes(t *testing.T) {
+	closed := 0
+	s := NewSockets(func(ns Namespace) (fakeHandle, error) {
+		if ns.Inode == 3 {
+			return fakeHandle{}, errors.New("permission denied")
+		}
+		return fakeHandle{&closed}, nil
+	})
+	nss := []Namespace{{Inode: 1}, {Inode: 2}, {Inode: 1, Path: "dup"}, {Inode: 3}}
+	var visited []uint64
+	var unopened []uint64
+	run := func() Visit {
+		t.Helper()
+		visited, unopened = nil, nil
+		v, err := s.Each(context.Background(), nss, func(ns Namespace, _ error) { unopened = append(unopened, ns.Inode) },
+			func(ns Namespace, _ fakeHandle) error {
+				visited = append(visited, ns.Inode)
+				if ns.Inode == 2 {
+					return errors.New("dump broke")
+				}
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v := run()
+	if len(visited) != 2 || len(unopened) != 1 || !v.Failed[2] || !v.Failed[3] || v.Failed[1] || len(v.Present) != 3 {
+		t.Fatalf("visited %v, unopened %v, visit %+v", visited, unopened, v)
+	}
+	if len(v.Errs) != 1 || v.Errs[0].Error() != "netns 2 (): dump broke" {
+		t.Fatalf("errs %v", v.Errs)
+	}
+	if closed != 1 || s.Len() != 1 {
+		t.Fatalf("the broken handle was not closed: closed %d, len %d", closed, s.Len())
+	}
+	run() // the unopenable namespace is not reported again
+	if len(unopened) != 0 {
+		t.Fatalf("unopenable namespace reported again: %v", unopened)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Each(ctx, nss, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Each after cancel: %v", err)
 	}
 }
