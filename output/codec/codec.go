@@ -303,58 +303,34 @@ func (enc *encoder) appendValue(dst []byte, v any, depth int) []byte {
 	case map[string]any:
 		return enc.appendObject(dst, t, depth)
 	case []string:
-		if t == nil {
-			return append(dst, "null"...)
-		}
-		dst = append(dst, '[')
-		for i, s := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, s)
-		}
-		return append(dst, ']')
+		return appendArray(dst, t, appendString)
 	case []int64:
-		if t == nil {
-			return append(dst, "null"...)
-		}
-		dst = append(dst, '[')
-		for i, n := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendInt(dst, n, 10)
-		}
-		return append(dst, ']')
+		return appendArray(dst, t, func(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) })
 	case []uint64:
-		if t == nil {
-			return append(dst, "null"...)
-		}
-		dst = append(dst, '[')
-		for i, n := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendUint(dst, n, 10)
-		}
-		return append(dst, ']')
+		return appendArray(dst, t, func(dst []byte, n uint64) []byte { return strconv.AppendUint(dst, n, 10) })
 	case []any:
-		if t == nil {
-			return append(dst, "null"...)
-		}
-		if depth > maxDepth {
+		if t != nil && depth > maxDepth {
 			return appendString(dst, fmt.Sprintf("codec: array nested deeper than %d levels", maxDepth))
 		}
-		dst = append(dst, '[')
-		for i, e := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = enc.appendValue(dst, e, depth+1)
-		}
-		return append(dst, ']')
+		return appendArray(dst, t, func(dst []byte, e any) []byte { return enc.appendValue(dst, e, depth+1) })
 	}
 	return appendFallback(dst, v)
+}
+
+// appendArray writes a JSON array of elems, or null for a nil slice as
+// encoding/json does.
+func appendArray[E any](dst []byte, elems []E, appendElem func([]byte, E) []byte) []byte {
+	if elems == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, e := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendElem(dst, e)
+	}
+	return append(dst, ']')
 }
 
 // appendFloat writes f as encoding/json does (ES6 number formatting), except
