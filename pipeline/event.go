@@ -39,16 +39,45 @@ type Event struct {
 }
 
 // GetValue returns the value at a dotted path.
-func (m M) GetValue(key string) (any, bool) {
-	cur := m
+func (m M) GetValue(key string) (any, bool) { return getPath(m, key) }
+
+// GetString returns the string at a dotted path, false when there is none
+// or the value is not a string. Unlike GetValue it does not allocate for a
+// string an *Object holds.
+func (m M) GetString(key string) (string, bool) {
+	var parent any = m
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		p, ok := getPath(m, key[:i])
+		if !ok {
+			return "", false
+		}
+		parent, key = p, key[i+1:]
+	}
+	if o, ok := parent.(*Object); ok {
+		j, found := o.search(key)
+		if !found || o.ms[j].kind != KindString {
+			return "", false
+		}
+		return o.ms[j].str, true
+	}
+	v, _ := lookup(parent, key)
+	s, ok := v.(string)
+	return s, ok
+}
+
+// HasKey reports whether a dotted path exists.
+func (m M) HasKey(key string) bool { return hasPath(m, key) }
+
+// getPath returns the value at a dotted path below cur, an object of any
+// spelling.
+func getPath(cur any, key string) (any, bool) {
 	for {
 		i := strings.IndexByte(key, '.')
 		if i < 0 {
-			v, ok := cur[key]
-			return v, ok
+			return lookup(cur, key)
 		}
-		next, ok := asM(cur[key[:i]])
-		if !ok {
+		next, ok := lookup(cur, key[:i])
+		if !ok || !isObject(next) {
 			return nil, false
 		}
 		cur, key = next, key[i+1:]
@@ -61,18 +90,19 @@ func (m M) Put(key string, v any) {
 	if mm, ok := v.(map[string]any); ok {
 		v = fromMap(mm)
 	}
-	cur := m
+	var cur any = m
 	for {
 		i := strings.IndexByte(key, '.')
 		if i < 0 {
-			cur[key] = v
+			set(cur, key, v)
 			return
 		}
 		head := key[:i]
-		next, ok := cur.MutableObject(head)
+		next, ok := mutableChild(cur, head)
 		if !ok {
-			next = M{}
-			cur[head] = next
+			nm := M{}
+			set(cur, head, nm)
+			next = nm
 		}
 		cur, key = next, key[i+1:]
 	}
@@ -80,23 +110,34 @@ func (m M) Put(key string, v any) {
 
 // Delete removes the value at a dotted path and reports whether it existed.
 func (m M) Delete(key string) bool {
-	cur := m
+	// Only a path that exists is made private: deleting what is not there
+	// must not copy a shared object.
+	if !hasPath(m, key) {
+		return false
+	}
+	var cur any = m
 	for {
 		i := strings.IndexByte(key, '.')
 		if i < 0 {
-			_, ok := cur[key]
-			delete(cur, key)
-			return ok
+			return del(cur, key)
 		}
-		if _, ok := asM(cur[key[:i]]); !ok {
+		cur, _ = mutableChild(cur, key[:i])
+		key = key[i+1:]
+	}
+}
+
+// hasPath reports whether a dotted path exists below cur without reading
+// the leaf (reading an *Object's number would allocate).
+func hasPath(cur any, key string) bool {
+	for {
+		i := strings.IndexByte(key, '.')
+		if i < 0 {
+			return has(cur, key)
+		}
+		next, ok := lookup(cur, key[:i])
+		if !ok || !isObject(next) {
 			return false
 		}
-		// Only a path that exists is made private: deleting what is not
-		// there must not copy a shared object.
-		if _, ok := M(cur).GetValue(key); !ok {
-			return false
-		}
-		next, _ := cur.MutableObject(key[:i])
 		cur, key = next, key[i+1:]
 	}
 }
@@ -107,17 +148,117 @@ func (m M) Delete(key string) bool {
 func (m M) Clone() M {
 	out := make(M, len(m))
 	for k, v := range m {
-		if _, shared := v.(*Shared); shared {
-			out[k] = v // immutable: copied only when written
-			continue
-		}
-		if sub, ok := asM(v); ok {
-			out[k] = sub.Clone()
-			continue
-		}
-		out[k] = v
+		out[k] = cloneValue(v)
 	}
 	return out
+}
+
+// cloneValue deep-copies an object of any spelling; a *Shared is kept, as
+// it is immutable and copied only when written.
+func cloneValue(v any) any {
+	switch t := v.(type) {
+	case M:
+		return t.Clone()
+	case map[string]any:
+		return M(t).Clone()
+	case *Object:
+		return t.Clone()
+	}
+	return v
+}
+
+// Lookup returns the member key (one level, no dots) of obj, an object of
+// any spelling (M, map[string]any, *Shared, *Object), without copying it:
+// for processors that walk paths themselves.
+func Lookup(obj any, key string) (any, bool) { return lookup(obj, key) }
+
+// IsObject reports whether v is an object of any spelling.
+func IsObject(v any) bool { return isObject(v) }
+
+// isObject reports whether v is an object of any spelling.
+func isObject(v any) bool {
+	switch v.(type) {
+	case M, map[string]any, *Shared, *Object:
+		return true
+	}
+	return false
+}
+
+// lookup returns the member key of obj, an object of any spelling.
+func lookup(obj any, key string) (any, bool) {
+	switch t := obj.(type) {
+	case M:
+		v, ok := t[key]
+		return v, ok
+	case map[string]any:
+		v, ok := t[key]
+		return v, ok
+	case *Shared:
+		v, ok := t.m[key]
+		return v, ok
+	case *Object:
+		return t.Get(key)
+	}
+	return nil, false
+}
+
+func has(obj any, key string) bool {
+	if o, ok := obj.(*Object); ok {
+		_, found := o.search(key)
+		return found
+	}
+	_, ok := lookup(obj, key)
+	return ok
+}
+
+// set writes key in obj, which is writable (never a *Shared).
+func set(obj any, key string, v any) {
+	switch t := obj.(type) {
+	case M:
+		t[key] = v
+	case map[string]any:
+		t[key] = v
+	case *Object:
+		t.Put(key, v)
+	}
+}
+
+// del removes key from obj, which is writable (never a *Shared).
+func del(obj any, key string) bool {
+	switch t := obj.(type) {
+	case M:
+		_, ok := t[key]
+		delete(t, key)
+		return ok
+	case map[string]any:
+		_, ok := t[key]
+		delete(t, key)
+		return ok
+	case *Object:
+		return t.Delete(key)
+	}
+	return false
+}
+
+// mutableChild returns the object at key in obj for writing, in the
+// spelling it has (M or *Object); a *Shared is first replaced in obj by a
+// private copy. It reports false when key holds no object.
+func mutableChild(obj any, key string) (any, bool) {
+	v, ok := lookup(obj, key)
+	if !ok {
+		return nil, false
+	}
+	switch t := v.(type) {
+	case M, *Object:
+		return t, true
+	case map[string]any:
+		return M(t), true
+	case *Shared:
+		cp := t.m.Clone()
+		set(obj, key, cp)
+		return cp, true
+	}
+	return nil, false
 }
 
 // Flatten calls fn for every leaf with its dotted path.
@@ -127,16 +268,26 @@ func (m M) Flatten(fn func(key string, v any)) {
 
 func (m M) flatten(prefix string, fn func(string, any)) {
 	for k, v := range m {
-		key := k
-		if prefix != "" {
-			key = prefix + "." + k
-		}
-		if sub, ok := asM(v); ok {
-			sub.flatten(key, fn)
-			continue
-		}
-		fn(key, v)
+		flattenValue(prefix, k, v, fn)
 	}
+}
+
+func flattenValue(prefix, k string, v any, fn func(string, any)) {
+	key := k
+	if prefix != "" {
+		key = prefix + "." + k
+	}
+	if o, ok := v.(*Object); ok {
+		for i := range o.ms {
+			flattenValue(key, o.ms[i].Key, o.ms[i].Value(), fn)
+		}
+		return
+	}
+	if sub, ok := asM(v); ok {
+		sub.flatten(key, fn)
+		return
+	}
+	fn(key, v)
 }
 
 // asM is AsObject: a read-only view of any spelling of an object.

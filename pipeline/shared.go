@@ -30,8 +30,12 @@ func (s *Shared) Encoding() []byte {
 // SetEncoding caches the object's encoding (the caller's; not copied).
 func (s *Shared) SetEncoding(b []byte) { s.enc.Store(&b) }
 
-// AsObject returns a nested object of any spelling as M: M,
-// map[string]any, or the read-only view of a *Shared.
+// MarshalJSON encodes the object for code that uses encoding/json.
+func (s *Shared) MarshalJSON() ([]byte, error) { return marshalJSON(s.m) }
+
+// AsObject returns a nested object of any spelling as M, for reading: M,
+// map[string]any, the read-only view of a *Shared, or a copy of an
+// *Object's members (so writes to the result do not reach the event).
 func AsObject(v any) (M, bool) {
 	switch t := v.(type) {
 	case M:
@@ -40,13 +44,16 @@ func AsObject(v any) (M, bool) {
 		return M(t), true
 	case *Shared:
 		return t.m, true
+	case *Object:
+		return t.M(), true
 	}
 	return nil, false
 }
 
-// MutableObject returns the object at key (one level) for writing: a
-// *Shared is replaced by a private copy first. It reports false when key
-// holds no object.
+// MutableObject returns the object at key (one level) for writing as M: a
+// *Shared is replaced by a private copy first, an *Object by an M of its
+// members (M.Put and M.Delete write into an *Object in place instead). It
+// reports false when key holds no object.
 func (m M) MutableObject(key string) (M, bool) {
 	switch t := m[key].(type) {
 	case M:
@@ -57,11 +64,16 @@ func (m M) MutableObject(key string) (M, bool) {
 		cp := t.m.Clone()
 		m[key] = cp
 		return cp, true
+	case *Object:
+		cp := t.M()
+		m[key] = cp
+		return cp, true
 	}
 	return nil, false
 }
 
-// Unshared returns a deep copy in which every *Shared is a plain M: for
+// Unshared returns a deep copy in which every *Shared and *Object is a
+// plain M: for
 // comparisons and for code that needs ordinary maps.
 func (m M) Unshared() M {
 	out := make(M, len(m))

@@ -240,6 +240,41 @@ func (enc *encoder) appendObject(dst []byte, m map[string]any, depth int) []byte
 	return append(dst, '}')
 }
 
+// appendOrdered writes an *pipeline.Object: its members are already in key
+// order and its scalars unboxed, so there is nothing to gather or sort.
+func (enc *encoder) appendOrdered(dst []byte, o *pipeline.Object, depth int) []byte {
+	if o == nil {
+		return append(dst, "null"...)
+	}
+	if depth > maxDepth {
+		return appendString(dst, fmt.Sprintf("codec: object nested deeper than %d levels", maxDepth))
+	}
+	dst = append(dst, '{')
+	for i := range o.Len() {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		m := o.At(i)
+		dst = appendString(dst, m.Key)
+		dst = append(dst, ':')
+		switch m.Kind() {
+		case pipeline.KindString:
+			dst = appendString(dst, m.Str())
+		case pipeline.KindInt, pipeline.KindInt64:
+			dst = strconv.AppendInt(dst, m.Int64(), 10)
+		case pipeline.KindUint64:
+			dst = strconv.AppendUint(dst, m.Uint64(), 10)
+		case pipeline.KindFloat64:
+			dst = appendFloat(dst, m.Float64(), 64)
+		case pipeline.KindBool:
+			dst = strconv.AppendBool(dst, m.Bool())
+		default:
+			dst = enc.appendValue(dst, m.Any(), depth+1)
+		}
+	}
+	return append(dst, '}')
+}
+
 func (enc *encoder) appendValue(dst []byte, v any, depth int) []byte {
 	switch t := v.(type) {
 	case nil:
@@ -292,6 +327,8 @@ func (enc *encoder) appendValue(dst []byte, v any, depth int) []byte {
 		return appendNetIP(dst, t)
 	case pipeline.M:
 		return enc.appendObject(dst, t, depth)
+	case *pipeline.Object:
+		return enc.appendOrdered(dst, t, depth)
 	case *pipeline.Shared:
 		// Shared objects never change: encode once, then copy.
 		if b := t.Encoding(); b != nil {

@@ -152,6 +152,37 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestAppendOrderedMatchesMap: an *pipeline.Object encodes exactly as the
+// map of the same members, for every kind of member.
+func TestAppendOrderedMatchesMap(t *testing.T) {
+	obj := pipeline.NewObject(
+		pipeline.String("s", "x\u2028\x00\xfe\""),
+		pipeline.Int("i", -3),
+		pipeline.Int64("i64", math.MinInt64),
+		pipeline.Uint64("u64", math.MaxUint64),
+		pipeline.Float64("f", 1e-7),
+		pipeline.Float64("nan", math.NaN()),
+		pipeline.Bool("b", true),
+		pipeline.Bool("nb", false),
+		pipeline.Any("nil", nil),
+		pipeline.Any("ip", netip.MustParseAddr("::1")),
+		pipeline.Any("m", pipeline.M{"z": 1, "a": pipeline.NewObject()}),
+		pipeline.Any("o", pipeline.NewObject(pipeline.String("k", "v"))),
+		pipeline.Any("list", []string{"a"}),
+	)
+	got := encode(pipeline.M{"obj": obj})
+	want := encode(pipeline.M{"obj": pipeline.M{"obj": obj}.Unshared()["obj"]})
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if !strings.Contains(got, `"nan":null`) {
+		t.Errorf("NaN not written as null: %s", got)
+	}
+	if got := encode(pipeline.M{"o": (*pipeline.Object)(nil)}); !strings.HasSuffix(got, `"o":null}`) {
+		t.Errorf("nil object: %s", got)
+	}
+}
+
 func TestAppendEventLayout(t *testing.T) {
 	e := pipeline.Event{
 		Timestamp: time.Date(2026, 11, 27, 5, 5, 34, 123999999, time.FixedZone("CET", 3600)),
@@ -295,6 +326,9 @@ func FuzzAppendEvent(f *testing.F) {
 		if !math.IsNaN(fl) && !math.IsInf(fl, 0) {
 			fields["float"] = fl
 		}
+		// The same values as an ordered object, built out of order.
+		fields["object"] = pipeline.NewObject(pipeline.Uint64("u", uint64(n)), pipeline.String(val, key),
+			pipeline.Int64(key, n), pipeline.Bool("b", b), pipeline.Any("l", []string{val}))
 		if key == "@timestamp" || key == "@metadata" {
 			t.Skip("reserved top-level key")
 		}
