@@ -43,6 +43,7 @@ type client struct {
 	perr    *atomic.Int64
 	lastPE  atomic.Int64 // unix seconds of the last processor error logged
 	scratch []byte       // encoding buffer, guarded by mu
+	slab    []byte       // where encoded bodies are carved from, guarded by mu
 	agent   *Shared
 	streams map[string]*Shared // data_stream objects by dataset, guarded by mu
 }
@@ -96,17 +97,13 @@ func (c *client) Publish(ctx context.Context, events ...Event) error {
 		if e.Meta == nil {
 			e.Meta = M{}
 		}
+		e.Dataset, _ = e.Fields.GetString("event.dataset")
 		if _, ok := e.Meta["_id"]; !ok {
 			e.Meta["_id"] = c.p.eventID(e, c.seq.Add(1))
 		}
-		if ds, ok := e.Fields.GetValue("event.dataset"); ok {
-			e.Dataset, _ = ds.(string)
-		}
 		if c.p.encode != nil {
 			c.scratch = c.p.encode(c.scratch[:0], e.Fields)
-			// An exact-size copy: the scratch buffer is reused, and a
-			// pointer-free slice is all the GC sees of a queued event.
-			e.Body = append(make([]byte, 0, len(c.scratch)), c.scratch...)
+			e.Body = c.carve(c.scratch)
 			e.Fields = nil
 		}
 		if err := c.p.queue.Push(ctx, *e); err != nil {
@@ -115,6 +112,27 @@ func (c *client) Publish(ctx context.Context, events ...Event) error {
 		c.pubd.Add(1)
 	}
 	return nil
+}
+
+// slabSize is the block encoded bodies are carved from: one allocation per
+// few dozen events instead of one per event. A block lives until its last
+// event is delivered; events leave the queue in order, so that is at most
+// one block more than the queued bodies need.
+const slabSize = 64 << 10
+
+// carve returns a copy of b: an exact-size, pointer-free slice (all the GC
+// sees of a queued event), cut from the current block. Its capacity ends
+// at its length, so nothing appended to one body can reach the next.
+func (c *client) carve(b []byte) []byte {
+	if len(b) > slabSize/8 {
+		return append(make([]byte, 0, len(b)), b...)
+	}
+	if cap(c.slab)-len(c.slab) < len(b) {
+		c.slab = make([]byte, 0, slabSize)
+	}
+	start := len(c.slab)
+	c.slab = append(c.slab, b...)
+	return c.slab[start:len(c.slab):len(c.slab)]
 }
 
 // logProcessorError logs at most once a second per input: a processor that
@@ -153,8 +171,7 @@ func (c *client) decorate(e *Event) {
 		e.Timestamp = time.Now()
 	}
 	e.Fields["agent"] = c.agent
-	ds, _ := e.Fields.GetValue("event.dataset")
-	if s, ok := ds.(string); ok && s != "" {
+	if s, ok := e.Fields.GetString("event.dataset"); ok && s != "" {
 		e.Fields["data_stream"] = c.dataStream(s)
 	}
 	if len(p.tags) > 0 {
@@ -171,36 +188,28 @@ func (c *client) decorate(e *Event) {
 	}
 }
 
-func cloneValue(v any) any {
-	if m, ok := asM(v); ok {
-		return m.Clone()
-	}
-	return v
-}
-
 // eventID is deterministic for events of a series: the same agent, dataset,
 // timestamp and series always give the same id, so a retried or replayed
 // event is a duplicate to Elasticsearch (409 on create), never a second
 // document. Events without a series get an id from the run and a sequence.
 func (p *Pipeline) eventID(e *Event, seq uint64) string {
-	h := sha256.New()
-	ds, _ := e.Fields.GetValue("event.dataset")
-	dataset, _ := ds.(string)
-	var buf [8]byte
-	h.Write([]byte(p.agent.ID))
-	h.Write([]byte{0})
-	h.Write([]byte(dataset))
-	h.Write([]byte{0})
-	binary.BigEndian.PutUint64(buf[:], uint64(e.Timestamp.UnixNano()))
-	h.Write(buf[:])
+	// The hash input is built on the stack: sha256.New and hash.Hash
+	// writes would put the digest and every conversion on the heap.
+	var stack [256]byte
+	in := append(stack[:0], p.agent.ID...)
+	in = append(in, 0)
+	in = append(in, e.Dataset...)
+	in = append(in, 0)
+	in = binary.BigEndian.AppendUint64(in, uint64(e.Timestamp.UnixNano()))
 	if e.Series != "" {
-		h.Write([]byte(e.Series))
+		in = append(in, e.Series...)
 	} else {
-		h.Write([]byte{1})
-		h.Write([]byte(p.agent.EphemeralID))
-		binary.BigEndian.PutUint64(buf[:], seq)
-		h.Write(buf[:])
+		in = append(in, 1)
+		in = append(in, p.agent.EphemeralID...)
+		in = binary.BigEndian.AppendUint64(in, seq)
 	}
-	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(in)
+	var id [22]byte // base64 of 16 bytes, unpadded
+	base64.RawURLEncoding.Encode(id[:], sum[:16])
+	return string(id[:])
 }

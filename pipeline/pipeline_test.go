@@ -272,9 +272,14 @@ func TestEventIDIsDeterministicPerSeries(t *testing.T) {
 	p := New(Settings{Agent: AgentInfo{ID: "agent-1", EphemeralID: "run-1"}})
 	ts := time.Unix(1700000000, 123)
 	mk := func(series string) *Event {
-		return &Event{Timestamp: ts, Fields: M{"event": M{"dataset": "fleutan.flows"}}, Series: series}
+		return &Event{Timestamp: ts, Fields: M{"event": M{"dataset": "fleutan.flows"}}, Dataset: "fleutan.flows", Series: series}
 	}
 	a, b := p.eventID(mk("tcp|1|2"), 1), p.eventID(mk("tcp|1|2"), 99)
+	// Pinned: an id that changed between versions would make a replayed
+	// disk queue or a retried bulk request index a second document.
+	if want := "myMLcrpa9xN9x7-Mj-E_WQ"; a != want {
+		t.Errorf("id %s, want %s as every earlier version computed", a, want)
+	}
 	if a != b {
 		t.Errorf("same series, different ids: %s %s", a, b)
 	}

@@ -107,7 +107,7 @@ func (p *rename) renameOne(m pipeline.M, f RenameField, log []undo) ([]undo, err
 		}
 		return log, fmt.Errorf("rename: field %q not found", f.From)
 	}
-	if _, exists := m.GetValue(f.To); exists {
+	if m.HasKey(f.To) {
 		return log, fmt.Errorf("rename: target field %q already exists, drop or rename it first", f.To)
 	}
 	m.Delete(f.From)
@@ -124,22 +124,20 @@ func (p *rename) renameOne(m pipeline.M, f RenameField, log []undo) ([]undo, err
 // which is what to delete to undo Put(key). Put would replace a scalar in
 // the way; a rename must not destroy data, so that is an error.
 func firstMissing(m pipeline.M, key string) (string, error) {
-	cur := m
+	var cur any = m
 	for i := 0; ; {
 		j := strings.IndexByte(key[i:], '.')
 		if j < 0 {
 			return key, nil
 		}
-		part := key[i : i+j]
-		v, ok := cur[part]
+		v, ok := pipeline.Lookup(cur, key[i:i+j])
 		if !ok {
 			return key[:i+j], nil
 		}
-		next, ok := asM(v)
-		if !ok {
+		if !pipeline.IsObject(v) {
 			return "", fmt.Errorf("rename: cannot create %q: %q is not an object", key, key[:i+j])
 		}
-		cur, i = next, i+j+1
+		cur, i = v, i+j+1
 	}
 }
 

@@ -3,8 +3,6 @@
 package codectest
 
 import (
-	"maps"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -20,81 +18,77 @@ func FlowEvent(i int) pipeline.Event {
 		Timestamp: time.Date(2026, 11, 27, 4, 5, 34, 123456789, time.UTC).Add(time.Duration(i) * time.Millisecond),
 		Meta:      pipeline.M{"_id": "fl-" + strconv.Itoa(i)},
 		Series:    "tcp 10.0.0.1:443 10.0.0.2:51234",
-		Fields: pipeline.M{
-			"event": pipeline.M{
-				"dataset":  "fleutan.flows",
-				"module":   "fleutan",
-				"kind":     "metric",
-				"duration": 10 * time.Second,
-			},
-			"network": pipeline.M{
-				"transport":    "tcp",
-				"type":         "ipv4",
-				"iana_number":  "6",
-				"direction":    "ingress",
-				"community_id": "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
-				"bytes":        1_234_567 + n,
-				"packets":      int64(4321 + i),
-			},
-			"source": pipeline.M{
-				"ip":      netip.MustParseAddr("10.0.0.2"),
-				"port":    51234 + i%1000,
-				"bytes":   uint64(4567),
-				"packets": uint64(89),
-			},
-			"destination": pipeline.M{
-				"ip":      netip.MustParseAddr("10.0.0.1"),
-				"port":    443,
-				"bytes":   uint64(1_230_000) + n,
-				"packets": uint64(4232),
-			},
-			"process": pipeline.M{
-				"pid":        int64(4242),
-				"name":       "nginx",
-				"executable": "/usr/sbin/nginx",
-				"args":       []string{"nginx", "-g", "daemon off;"},
-			},
-			"fleutan": pipeline.M{
-				"flow": pipeline.M{
-					"state": "ESTABLISHED",
-					"inode": uint64(987654),
-					"netns": uint64(4026531840),
-					"tcp": pipeline.M{
-						"rtt_us":            uint32(1234),
-						"rttvar_us":         uint32(321),
-						"min_rtt_us":        uint32(800),
-						"cwnd":              uint32(10),
-						"ssthresh":          uint32(2147483647),
-						"mss":               uint32(1448),
-						"bytes_acked":       uint64(1_230_000) + n,
-						"bytes_received":    uint64(4567),
-						"bytes_sent":        uint64(1_230_100) + n,
-						"bytes_retrans":     uint64(2896),
-						"segs_in":           uint32(90),
-						"segs_out":          uint32(4233),
-						"total_retrans":     uint32(2),
-						"lost":              uint32(0),
-						"delivery_rate_bps": uint64(95_000_000),
-						"pacing_rate_bps":   uint64(190_000_000),
-						"notsent_bytes":     uint32(0),
-						"congestion":        "cubic",
-						"bdp_bytes":         float64(14_662.5),
-					},
-					"delta": pipeline.M{
-						"bytes_in":  uint64(120),
-						"bytes_out": uint64(48_000),
-						"segs_in":   uint64(3),
-						"segs_out":  uint64(34),
-						"retrans":   uint64(0),
-					},
-				},
-			},
-		},
+		// Sized like the flows input's root map: room for what the pipeline
+		// adds (pipeline.ReservedKeys).
+		Fields: make(pipeline.M, 8+pipeline.ReservedKeys),
 	}
-	// Sized like the flows input's root map: room for what the pipeline
-	// adds (pipeline.ReservedKeys).
-	fields := make(pipeline.M, len(e.Fields)+pipeline.ReservedKeys)
-	maps.Copy(fields, e.Fields)
-	e.Fields = fields
+	f := e.Fields
+	b := pipeline.NewBuilder(10, 60)
+	f["event"] = b.Object(
+		pipeline.String("dataset", "fleutan.flows"),
+		pipeline.Int64("duration", int64(10*time.Second)),
+		pipeline.String("kind", "metric"),
+		pipeline.String("module", "fleutan"),
+	)
+	f["network"] = b.Object(
+		pipeline.Uint64("bytes", 1_234_567+n),
+		pipeline.String("community_id", "1:LQU9qZlK+B5F3KDmev6m5PMibrg="),
+		pipeline.String("direction", "ingress"),
+		pipeline.String("iana_number", "6"),
+		pipeline.Uint64("packets", uint64(4321+i)),
+		pipeline.String("transport", "tcp"),
+		pipeline.String("type", "ipv4"),
+	)
+	f["source"] = b.Object(
+		pipeline.Uint64("bytes", 4567),
+		pipeline.String("ip", "10.0.0.2"),
+		pipeline.Uint64("packets", 89),
+		pipeline.Int("port", 51234+i%1000),
+	)
+	f["destination"] = b.Object(
+		pipeline.Uint64("bytes", 1_230_000+n),
+		pipeline.String("ip", "10.0.0.1"),
+		pipeline.Uint64("packets", 4232),
+		pipeline.Int("port", 443),
+	)
+	f["process"] = b.Object(
+		pipeline.Any("args", []string{"nginx", "-g", "daemon off;"}),
+		pipeline.String("executable", "/usr/sbin/nginx"),
+		pipeline.String("name", "nginx"),
+		pipeline.Int("pid", 4242),
+	)
+	f["fleutan"] = b.Object(pipeline.Any("flow", b.Object(
+		pipeline.Any("delta", b.Object(
+			pipeline.Uint64("bytes_in", 120),
+			pipeline.Uint64("bytes_out", 48_000),
+			pipeline.Uint64("retrans", 0),
+			pipeline.Uint64("segs_in", 3),
+			pipeline.Uint64("segs_out", 34),
+		)),
+		pipeline.Uint64("inode", 987654),
+		pipeline.Uint64("netns", 4026531840),
+		pipeline.String("state", "ESTABLISHED"),
+		pipeline.Any("tcp", b.Object(
+			pipeline.Float64("bdp_bytes", 14_662.5),
+			pipeline.Uint64("bytes_acked", 1_230_000+n),
+			pipeline.Uint64("bytes_received", 4567),
+			pipeline.Uint64("bytes_retrans", 2896),
+			pipeline.Uint64("bytes_sent", 1_230_100+n),
+			pipeline.String("congestion", "cubic"),
+			pipeline.Uint64("cwnd", 10),
+			pipeline.Uint64("delivery_rate_bps", 95_000_000),
+			pipeline.Uint64("lost", 0),
+			pipeline.Uint64("min_rtt_us", 800),
+			pipeline.Uint64("mss", 1448),
+			pipeline.Uint64("notsent_bytes", 0),
+			pipeline.Uint64("pacing_rate_bps", 190_000_000),
+			pipeline.Uint64("rtt_us", 1234),
+			pipeline.Uint64("rttvar_us", 321),
+			pipeline.Uint64("segs_in", 90),
+			pipeline.Uint64("segs_out", 4233),
+			pipeline.Uint64("ssthresh", 2147483647),
+			pipeline.Uint64("total_retrans", 2),
+		)),
+	)))
 	return e
 }
