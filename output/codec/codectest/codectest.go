@@ -23,7 +23,7 @@ func FlowEvent(i int) pipeline.Event {
 		Fields: make(pipeline.M, 8+pipeline.ReservedKeys),
 	}
 	f := e.Fields
-	b := pipeline.NewBuilder(10, 60)
+	b := pipeline.NewBuilder(14, 72)
 	f["event"] = b.Object(
 		pipeline.String("dataset", "fleutan.flows"),
 		pipeline.Int64("duration", int64(10*time.Second)),
@@ -69,7 +69,7 @@ func FlowEvent(i int) pipeline.Event {
 		pipeline.Uint64("netns", 4026531840),
 		pipeline.String("state", "ESTABLISHED"),
 		pipeline.Any("tcp", b.Object(
-			pipeline.Float64("bdp_bytes", 14_662.5),
+			pipeline.Uint64("bdp_bytes", 14_662),
 			pipeline.Uint64("bytes_acked", 1_230_000+n),
 			pipeline.Uint64("bytes_received", 4567),
 			pipeline.Uint64("bytes_retrans", 2896),
