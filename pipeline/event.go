@@ -45,24 +45,40 @@ func (m M) GetValue(key string) (any, bool) { return getPath(m, key) }
 // or the value is not a string. Unlike GetValue it does not allocate for a
 // string an *Object holds.
 func (m M) GetString(key string) (string, bool) {
+	mem, ok := m.GetMember(key)
+	if !ok || mem.kind != KindString {
+		if s, isString := mem.val.(string); ok && isString {
+			return s, true
+		}
+		return "", false
+	}
+	return mem.str, true
+}
+
+// GetMember returns the value at a dotted path as a Member (Key unset):
+// for hot readers, such as conditions, that switch on its Kind instead of
+// boxing a number or string an *Object holds. A value an M holds comes back
+// as KindAny.
+func (m M) GetMember(key string) (Member, bool) {
 	var parent any = m
 	if i := strings.LastIndexByte(key, '.'); i >= 0 {
 		p, ok := getPath(m, key[:i])
 		if !ok {
-			return "", false
+			return Member{}, false
 		}
 		parent, key = p, key[i+1:]
 	}
 	if o, ok := parent.(*Object); ok {
 		j, found := o.search(key)
-		if !found || o.ms[j].kind != KindString {
-			return "", false
+		if !found {
+			return Member{}, false
 		}
-		return o.ms[j].str, true
+		mem := o.ms[j]
+		mem.Key = ""
+		return mem, true
 	}
-	v, _ := lookup(parent, key)
-	s, ok := v.(string)
-	return s, ok
+	v, ok := lookup(parent, key)
+	return Member{kind: KindAny, val: v}, ok
 }
 
 // HasKey reports whether a dotted path exists.

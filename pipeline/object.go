@@ -255,6 +255,13 @@ func (o *Object) Put(key string, v any) {
 		o.ms[i] = m
 		return
 	}
+	if len(o.ms) == cap(o.ms) {
+		// Room for a few more, not append's doubling: objects are built
+		// to size, and a processor adds a field or two.
+		grown := make([]Member, len(o.ms), len(o.ms)+4)
+		copy(grown, o.ms)
+		o.ms = grown
+	}
 	o.ms = slices.Insert(o.ms, i, m)
 }
 

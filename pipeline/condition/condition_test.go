@@ -52,6 +52,48 @@ func event() pipeline.M {
 	}
 }
 
+// objectEvent is event() with every nested object an *pipeline.Object of
+// typed members, as the flows input builds them: conditions must read both
+// spellings alike.
+func objectEvent() pipeline.M {
+	out := pipeline.M{}
+	for k, v := range event() {
+		out[k] = toObject(v)
+	}
+	return out
+}
+
+func toObject(v any) any {
+	m, ok := v.(pipeline.M)
+	if !ok {
+		if mm, isMap := v.(map[string]any); isMap {
+			m = mm
+		} else {
+			return v
+		}
+	}
+	var ms []pipeline.Member
+	for k, v := range m {
+		switch x := v.(type) {
+		case string:
+			ms = append(ms, pipeline.String(k, x))
+		case int:
+			ms = append(ms, pipeline.Int(k, x))
+		case int64:
+			ms = append(ms, pipeline.Int64(k, x))
+		case uint64:
+			ms = append(ms, pipeline.Uint64(k, x))
+		case float64:
+			ms = append(ms, pipeline.Float64(k, x))
+		case bool:
+			ms = append(ms, pipeline.Bool(k, x))
+		default:
+			ms = append(ms, pipeline.Any(k, toObject(v)))
+		}
+	}
+	return pipeline.NewObject(ms...)
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name string
@@ -146,15 +188,17 @@ func TestCheck(t *testing.T) {
 		{"operators in one mapping are anded", "equals: {process.name: nginx}\nrange: {destination.port.gt: 1000}", false},
 		{"operators in one mapping all hold", "equals: {process.name: nginx}\nrange: {destination.port.lt: 1000}", true},
 	}
-	ev := event()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := New(parse(t, tt.when))
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			if got := c.Check(ev); got != tt.want {
+			if got := c.Check(event()); got != tt.want {
 				t.Errorf("%s: Check = %v, want %v", c, got, tt.want)
+			}
+			if got := c.Check(objectEvent()); got != tt.want {
+				t.Errorf("%s: Check on objects = %v, want %v", c, got, tt.want)
 			}
 		})
 	}
@@ -252,13 +296,14 @@ func TestString(t *testing.T) {
 // TestCheckDoesNotAllocate guards the per-event cost: conditions walk the
 // dotted path and compare precompiled values.
 func TestCheckDoesNotAllocate(t *testing.T) {
-	c, err := New(parse(t, `or: [{equals: {process.name: apache, source.ip: 10.1.2.3}}, {network: {destination.ip: private}}, {range: {fleutan.flow.tcp.rtt_us.gt: 1e6}}, {contains: {process.args: x}}, {regexp: {process.name: "^x"}}, {has_fields: [user.id]}]`))
+	c, err := New(parse(t, `or: [{equals: {process.name: apache, source.ip: 10.1.2.3}}, {network: {destination.ip: private}}, {range: {fleutan.flow.tcp.rtt_us.gt: 1e6}}, {contains: {process.args: x}}, {regexp: {process.name: "^x"}}, {has_fields: [network.bytes, user.id]}, {range: {network.bytes.gt: 1e9}}, {equals: {network.bytes: 1}}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := event()
-	if n := testing.AllocsPerRun(100, func() { c.Check(ev) }); n != 0 {
-		t.Errorf("Check allocates %v times per event, want 0", n)
+	for name, ev := range map[string]pipeline.M{"maps": event(), "objects": objectEvent()} {
+		if n := testing.AllocsPerRun(100, func() { c.Check(ev) }); n != 0 {
+			t.Errorf("%s: Check allocates %v times per event, want 0", name, n)
+		}
 	}
 }
 

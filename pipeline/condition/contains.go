@@ -42,8 +42,17 @@ func (b *builder) newContains(cfg config.Raw) (Condition, error) {
 
 func (c contains) Check(m pipeline.M) bool {
 	for _, f := range c {
-		v, ok := m.GetValue(f.field)
-		if !ok || !containsMatch(v, f.text) {
+		v, ok := m.GetMember(f.field)
+		if !ok {
+			return false
+		}
+		if v.Kind() == pipeline.KindString {
+			if !strings.Contains(v.Str(), f.text) {
+				return false
+			}
+			continue
+		}
+		if !containsMatch(v.Value(), f.text) {
 			return false
 		}
 	}

@@ -96,12 +96,33 @@ func parseEqualsValue(r config.Raw) (equalsValue, error) {
 
 func (e equals) Check(m pipeline.M) bool {
 	for i := range e {
-		v, ok := m.GetValue(e[i].field)
-		if !ok || !e[i].match(v) {
+		v, ok := m.GetMember(e[i].field)
+		if !ok {
+			return false
+		}
+		if !e[i].matchMember(v) {
 			return false
 		}
 	}
 	return true
+}
+
+// matchMember is match for a value read with GetMember: strings and
+// numbers an *pipeline.Object holds are compared without boxing them.
+func (e *equalsValue) matchMember(v pipeline.Member) bool {
+	switch v.Kind() {
+	case pipeline.KindString:
+		return e.kind == kindString && v.Str() == e.s
+	case pipeline.KindBool:
+		return e.kind == kindBool && v.Bool() == e.b
+	case pipeline.KindInt, pipeline.KindInt64:
+		return e.kind == kindInt && e.matchInt(v.Int64(), 0, true)
+	case pipeline.KindUint64:
+		return e.kind == kindInt && e.matchInt(0, v.Uint64(), false)
+	case pipeline.KindAny:
+		return e.match(v.Any())
+	}
+	return e.match(v.Value())
 }
 
 func (e *equalsValue) match(v any) bool {
@@ -125,18 +146,21 @@ func (e *equalsValue) match(v any) bool {
 		return ok && b == e.b
 	case kindInt:
 		i, u, signed, ok := integer(v)
-		switch {
-		case !ok:
-			return false
-		case signed:
-			return !e.big && i == e.i
-		case e.big:
-			return u == e.u
-		default:
-			return e.i >= 0 && u <= math.MaxInt64 && int64(u) == e.i
-		}
+		return ok && e.matchInt(i, u, signed)
 	}
 	return false
+}
+
+// matchInt compares a field's integer: i when signed, u otherwise.
+func (e *equalsValue) matchInt(i int64, u uint64, signed bool) bool {
+	switch {
+	case signed:
+		return !e.big && i == e.i
+	case e.big:
+		return u == e.u
+	default:
+		return e.i >= 0 && u <= math.MaxInt64 && int64(u) == e.i
+	}
 }
 
 func (e equals) String() string {

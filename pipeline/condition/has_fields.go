@@ -41,7 +41,7 @@ func (b *builder) newHasFields(cfg config.Raw) (Condition, error) {
 
 func (h hasFields) Check(m pipeline.M) bool {
 	for _, f := range h {
-		if _, ok := m.GetValue(f); !ok {
+		if !m.HasKey(f) {
 			return false
 		}
 	}

@@ -138,11 +138,16 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 
 func (n networks) Check(m pipeline.M) bool {
 	for _, f := range n {
-		v, ok := m.GetValue(f.field)
+		v, ok := m.GetMember(f.field)
 		if !ok {
 			return false
 		}
-		a, ok := address(v)
+		var a netip.Addr
+		if v.Kind() == pipeline.KindString {
+			a, ok = parseAddress(v.Str())
+		} else {
+			a, ok = address(v.Value())
+		}
 		if !ok {
 			return false
 		}

@@ -78,11 +78,11 @@ func (b *builder) newRange(cfg config.Raw) (Condition, error) {
 
 func (r ranges) Check(m pipeline.M) bool {
 	for _, b := range r {
-		v, ok := m.GetValue(b.field)
+		v, ok := m.GetMember(b.field)
 		if !ok {
 			return false
 		}
-		f, ok := number(v)
+		f, ok := numberOf(v)
 		if !ok {
 			return false
 		}

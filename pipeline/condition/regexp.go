@@ -48,8 +48,17 @@ func (b *builder) newRegexp(cfg config.Raw) (Condition, error) {
 
 func (r regexps) Check(m pipeline.M) bool {
 	for _, f := range r {
-		v, ok := m.GetValue(f.field)
-		if !ok || !regexpMatch(v, f.re) {
+		v, ok := m.GetMember(f.field)
+		if !ok {
+			return false
+		}
+		if v.Kind() == pipeline.KindString {
+			if !f.re.MatchString(v.Str()) {
+				return false
+			}
+			continue
+		}
+		if !regexpMatch(v.Value(), f.re) {
 			return false
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+
+	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
 // integer classifies an integer field value. Named types such as
@@ -66,6 +68,31 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
+// parseAddress is address for a string.
+func parseAddress(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+// numberOf is number for a value read with GetMember: a number an
+// *pipeline.Object holds is read without boxing it.
+func numberOf(v pipeline.Member) (float64, bool) {
+	switch v.Kind() {
+	case pipeline.KindInt, pipeline.KindInt64:
+		return float64(v.Int64()), true
+	case pipeline.KindUint64:
+		return float64(v.Uint64()), true
+	case pipeline.KindFloat64:
+		return v.Float64(), true
+	case pipeline.KindAny:
+		return number(v.Any())
+	}
+	return 0, false
+}
+
 // address reads an IP field value: netip.Addr as the flows input emits it,
 // net.IP, or its text. IPv4-mapped IPv6 addresses compare as IPv4.
 func address(v any) (netip.Addr, bool) {
@@ -79,10 +106,7 @@ func address(v any) (netip.Addr, bool) {
 			return netip.Addr{}, false
 		}
 	case string:
-		var err error
-		if a, err = netip.ParseAddr(x); err != nil {
-			return netip.Addr{}, false
-		}
+		return parseAddress(x)
 	default:
 		return netip.Addr{}, false
 	}
