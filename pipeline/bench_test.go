@@ -78,7 +78,7 @@ func BenchmarkPipelineFlowsToFile(b *testing.B) {
 	cpu0, wall0 := cpuTime(), time.Now()
 	for i := 0; i < b.N; i++ {
 		e := codectest.FlowEvent(i)
-		e.Meta = nil // the client computes the id, as for real input events
+		e.ID = "" // the client computes the id, as for real input events
 		if err := c.Publish(ctx, e); err != nil {
 			b.Fatal(err)
 		}

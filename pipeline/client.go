@@ -94,12 +94,9 @@ func (c *client) Publish(ctx context.Context, events ...Event) error {
 			c.filt.Add(1)
 			continue
 		}
-		if e.Meta == nil {
-			e.Meta = M{}
-		}
 		e.Dataset, _ = e.Fields.GetString("event.dataset")
-		if _, ok := e.Meta["_id"]; !ok {
-			e.Meta["_id"] = c.p.eventID(e, c.seq.Add(1))
+		if e.ID == "" {
+			e.ID = c.p.eventID(e, c.seq.Add(1))
 		}
 		if c.p.encode != nil {
 			c.scratch = c.p.encode(c.scratch[:0], e.Fields)

@@ -30,7 +30,11 @@ type Event struct {
 	// Dataset is event.dataset, kept beside Body for outputs that route by
 	// it (Elasticsearch data streams).
 	Dataset string
-	// Meta is carried as @metadata: never indexed as a field; holds "_id".
+	// ID is the event's id: @metadata._id, and the _id Elasticsearch
+	// stores the document under. The pipeline sets it (see eventID) unless
+	// the input did.
+	ID string
+	// Meta is carried as @metadata beside _id: never indexed as a field.
 	Meta M
 	// Series identifies the time series this event belongs to (for a flow its
 	// 5-tuple, inode and netns). Together with the agent id, dataset and

@@ -42,7 +42,7 @@ func (o *recordOutput) Publish(ctx context.Context, b *Batch) error {
 	for i := range b.Events {
 		st, _ := b.Status(i)
 		if (st == Pending && err == nil) || st == Acked {
-			o.ids[b.Events[i].Meta["_id"].(string)]++
+			o.ids[b.Events[i].ID]++
 		}
 	}
 	return err

@@ -23,7 +23,7 @@ import (
 
 // Options selects what AppendEvent writes besides @timestamp and the fields.
 type Options struct {
-	// Metadata writes "@metadata" (the event's Meta, e.g. "_id", plus the
+	// Metadata writes "@metadata" (the event's ID as "_id", its Meta, plus the
 	// fields below). Elasticsearch bulk bodies leave it out: @metadata is
 	// never indexed.
 	Metadata bool
@@ -120,7 +120,7 @@ func (enc *encoder) appendEvent(dst []byte, e *pipeline.Event, opts *Options) []
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, e.Timestamp)
 	if opts.Metadata {
-		dst = enc.appendMeta(dst, e.Meta, opts)
+		dst = enc.appendMeta(dst, e.ID, e.Meta, opts)
 	}
 	if e.Fields == nil && e.Body != nil {
 		if len(e.Body) > 0 {
@@ -133,11 +133,11 @@ func (enc *encoder) appendEvent(dst []byte, e *pipeline.Event, opts *Options) []
 	return append(dst, '}')
 }
 
-func (enc *encoder) appendMeta(dst []byte, meta pipeline.M, opts *Options) []byte {
+func (enc *encoder) appendMeta(dst []byte, id string, meta pipeline.M, opts *Options) []byte {
 	// The common case, an event with only its id going to Logstash or a
 	// file, is written directly: keys in sorted order ("_id" < "beat" <
 	// "type" < "version"), no map walk, no sort.
-	if id, ok := meta["_id"].(string); ok && len(meta) == 1 && opts.Beat != "" && opts.Type != "" && opts.Version != "" {
+	if id != "" && len(meta) == 0 && opts.Beat != "" && opts.Type != "" && opts.Version != "" {
 		dst = append(dst, `,"@metadata":{"_id":`...)
 		dst = appendString(dst, id)
 		dst = append(dst, `,"beat":`...)
@@ -162,7 +162,13 @@ func (enc *encoder) appendMeta(dst []byte, meta pipeline.M, opts *Options) []byt
 	add("beat", opts.Beat)
 	add("type", opts.Type)
 	add("version", opts.Version)
+	if id != "" {
+		ms = append(ms, kv{k: "_id", v: literal{}, s: id})
+	}
 	for k, v := range meta {
+		if k == "_id" && id != "" {
+			continue // Event.ID wins
+		}
 		ms = append(ms, kv{k: k, v: v})
 	}
 	if len(ms) == 0 {

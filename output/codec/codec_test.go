@@ -187,7 +187,8 @@ func TestAppendEventLayout(t *testing.T) {
 	e := pipeline.Event{
 		Timestamp: time.Date(2026, 11, 27, 5, 5, 34, 123999999, time.FixedZone("CET", 3600)),
 		Fields:    pipeline.M{"b": 1, "a": 2, "@timestamp": "dup", "@metadata": "dup"},
-		Meta:      pipeline.M{"_id": "abc", "version": "from-meta"},
+		ID:        "abc",
+		Meta:      pipeline.M{"version": "from-meta"},
 	}
 	cases := []struct {
 		name string

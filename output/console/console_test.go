@@ -37,7 +37,7 @@ var settings = output.Settings{Beat: "fleutanbeat", Version: "0.1.0"}
 func sample() []pipeline.Event {
 	ts := time.Date(2026, 11, 27, 4, 5, 34, 123456789, time.UTC)
 	return []pipeline.Event{
-		{Timestamp: ts, Fields: pipeline.M{"event": pipeline.M{"dataset": "fleutan.cpu"}, "fleutan": pipeline.M{"cpu": pipeline.M{"core": 1, "pct": 12.5}}}, Meta: pipeline.M{"_id": "a"}},
+		{Timestamp: ts, Fields: pipeline.M{"event": pipeline.M{"dataset": "fleutan.cpu"}, "fleutan": pipeline.M{"cpu": pipeline.M{"core": 1, "pct": 12.5}}}, ID: "a"},
 		{Timestamp: ts.Add(time.Second), Fields: pipeline.M{"message": "<b>&\n"}},
 	}
 }

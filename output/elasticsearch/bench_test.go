@@ -218,7 +218,7 @@ func BenchmarkShipToElasticsearch(b *testing.B) {
 					evs[i] = src[i]
 					var id [12]byte
 					putID(id[:], bi*batch+i)
-					evs[i].Meta = pipeline.M{"_id": string(id[:])}
+					evs[i].ID = string(id[:])
 				}
 				bt := pipeline.NewBatch(evs)
 				if err := cl.Publish(context.Background(), bt); err != nil || statuses(bt)[pipeline.Acked] != n {

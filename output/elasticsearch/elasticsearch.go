@@ -223,8 +223,7 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			bad = append(bad, nonIndexable{i: i, typ: "index_name", message: err.Error()})
 			continue
 		}
-		id, _ := e.Meta["_id"].(string)
-		c.body = appendAction(c.body, name, id)
+		c.body = appendAction(c.body, name, e.ID)
 		c.body = codec.AppendEvent(c.body, e, codec.Options{})
 		c.body = append(c.body, '\n')
 		c.pos = append(c.pos, i)
@@ -369,15 +368,14 @@ func (c *Client) deadLetter(ctx context.Context, b *pipeline.Batch, bad []nonInd
 	var doc []byte
 	for _, nb := range bad {
 		e := &b.Events[nb.i]
-		id, _ := e.Meta["_id"].(string)
-		c.dlBody = appendAction(c.dlBody, index, id)
+		c.dlBody = appendAction(c.dlBody, index, e.ID)
 		doc = codec.AppendEvent(doc[:0], e, codec.Options{})
 		now.Fields = pipeline.M{
 			"message": string(doc),
 			"error":   pipeline.M{"type": nb.typ, "message": nb.message, "status": nb.status},
 		}
-		if id != "" {
-			now.Fields["event"] = pipeline.M{"id": id}
+		if e.ID != "" {
+			now.Fields["event"] = pipeline.M{"id": e.ID}
 		}
 		c.dlBody = codec.AppendEvent(c.dlBody, &now, codec.Options{})
 		c.dlBody = append(c.dlBody, '\n')

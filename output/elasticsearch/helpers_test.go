@@ -236,7 +236,7 @@ func (e *rest) fieldTypes(index string, fields ...string) map[string]string {
 func flowEvent(i int, ts time.Time) pipeline.Event {
 	return pipeline.Event{
 		Timestamp: ts,
-		Meta:      pipeline.M{"_id": fmt.Sprintf("flow-%07d", i)},
+		ID:        fmt.Sprintf("flow-%07d", i),
 		Fields: pipeline.M{
 			"event": pipeline.M{"dataset": "fleutan.flows", "module": "fleutan", "kind": "metric", "duration": int64(125000)},
 			"agent": pipeline.M{"type": "fleutanbeat", "version": "0.1.0", "id": "5d1f3c1e-agent", "name": "bench-host", "ephemeral_id": "e1"},

@@ -77,7 +77,7 @@ func TestRealOutageLosesAndDuplicatesNothing(t *testing.T) {
 			for j := range 20 {
 				i := int(produced.Load())
 				e := flowEvent(i, base.Add(time.Duration(k)*time.Second))
-				e.Meta = nil // the pipeline sets the deterministic id
+				e.ID = "" // the pipeline sets the deterministic id
 				e.Series = fmt.Sprintf("flow-%d", j)
 				if err := pub.Publish(ctx, e); err != nil {
 					done <- nil

@@ -60,7 +60,7 @@ func events(first, n, pad int) []pipeline.Event {
 		out[i] = pipeline.Event{
 			Timestamp: t0,
 			Fields:    pipeline.M{"seq": first + i, "pad": strings.Repeat("x", pad)},
-			Meta:      pipeline.M{"_id": strconv.Itoa(first + i)},
+			ID:        strconv.Itoa(first + i),
 		}
 	}
 	return out

@@ -389,7 +389,7 @@ func runPipeline(t testing.TB, g output.Group, n int, queue int, within time.Dur
 func testEvent(i int) pipeline.Event {
 	return pipeline.Event{
 		Timestamp: time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
-		Meta:      pipeline.M{"_id": fmt.Sprintf("ev-%d", i)},
+		ID:        fmt.Sprintf("ev-%d", i),
 		Fields: pipeline.M{
 			"event":   pipeline.M{"dataset": "fleutan.flows", "module": "fleutan"},
 			"message": fmt.Sprintf("event %d with \"quotes\", unicode é and \\ backslash", i),

@@ -22,7 +22,7 @@ func BenchmarkQueueFlowEvents(b *testing.B) {
 		e := codectest.FlowEvent(i)
 		e.Body = codec.AppendFields(nil, e.Fields)
 		e.Fields = nil
-		e.Meta = pipeline.M{"_id": "abcdefghijklmnopqrstuv"}
+		e.ID = "abcdefghijklmnopqrstuv"
 		events[i] = e
 	}
 	run := func(b *testing.B, q pipeline.Queue, bytes func() int64) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func event(i int) pipeline.Event {
 	return pipeline.Event{
 		Timestamp: time.Unix(1700000000, int64(i)).UTC(),
 		Body:      []byte(body), Dataset: "fleutan.flows", Series: fmt.Sprintf("s%06d", i),
-		Meta: pipeline.M{"_id": fmt.Sprintf("id-%06d", i)},
+		ID: fmt.Sprintf("id-%06d", i),
 	}
 }
 
@@ -70,7 +71,7 @@ func drain(t *testing.T, q *Queue, ack bool) []string {
 			t.Fatal(err)
 		}
 		for _, e := range b.Events {
-			ids = append(ids, e.Meta["_id"].(string))
+			ids = append(ids, e.ID)
 		}
 		if ack {
 			b.Done()
@@ -125,7 +126,7 @@ func TestRecordsRoundTripAndAckedSegmentsAreDeleted(t *testing.T) {
 	}
 	e, want := b.Events[0], event(0)
 	if !e.Timestamp.Equal(want.Timestamp) || string(e.Body) != string(want.Body) || e.Dataset != want.Dataset ||
-		e.Series != want.Series || e.Meta["_id"] != want.Meta["_id"] {
+		e.Series != want.Series || e.ID != want.ID {
 		t.Fatalf("decoded %+v, want %+v", e, want)
 	}
 	b.Done()
@@ -410,4 +411,28 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// TestRecordMetadataForms: the id alone, the id with other metadata (kept
+// as JSON with "_id", the form records had before Event.ID), and none.
+func TestRecordMetadataForms(t *testing.T) {
+	ts := time.Unix(1700000000, 5)
+	for _, e := range []pipeline.Event{
+		{Timestamp: ts, ID: "only-id", Body: []byte(`"a":1`)},
+		{Timestamp: ts, ID: "with-meta", Meta: pipeline.M{"pipeline": "p1"}, Body: []byte(`"a":1`)},
+		{Timestamp: ts, Meta: pipeline.M{"pipeline": "p1"}, Body: []byte(`"a":1`)},
+		{Timestamp: ts, Body: []byte(`"a":1`)},
+	} {
+		rec, err := appendRecord(nil, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeEvent(rec[headerLen:])
+		if err != nil {
+			t.Fatalf("%s: %v", e.ID, err)
+		}
+		if got.ID != e.ID || !reflect.DeepEqual(got.Meta, e.Meta) || string(got.Body) != string(e.Body) {
+			t.Errorf("got id %q meta %v body %s, want %q %v %s", got.ID, got.Meta, got.Body, e.ID, e.Meta, e.Body)
+		}
+	}
 }

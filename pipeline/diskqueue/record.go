@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -44,13 +45,20 @@ func appendRecord(dst []byte, e *pipeline.Event) ([]byte, error) {
 	dst = appendString(dst, e.Dataset)
 	dst = appendString(dst, e.Series)
 	switch {
-	case len(e.Meta) == 0:
+	case len(e.Meta) == 0 && e.ID == "":
 		dst = append(dst, metaNone)
-	case len(e.Meta) == 1 && isString(e.Meta["_id"]):
+	case len(e.Meta) == 0:
 		dst = append(dst, metaID)
-		dst = appendString(dst, e.Meta["_id"].(string))
+		dst = appendString(dst, e.ID)
 	default:
-		b, err := json.Marshal(e.Meta)
+		meta := e.Meta
+		if e.ID != "" {
+			// The record format predates Event.ID: the id travels in the
+			// @metadata JSON as "_id".
+			meta = maps.Clone(e.Meta)
+			meta["_id"] = e.ID
+		}
+		b, err := json.Marshal(meta)
 		if err != nil {
 			return dst[:start], fmt.Errorf("diskqueue: encode @metadata: %w", err)
 		}
@@ -80,8 +88,6 @@ func appendRecord(dst []byte, e *pipeline.Event) ([]byte, error) {
 func frameCRC(length, payload []byte) uint32 {
 	return crc32.Update(crc32.Update(0, castagnoli, length), castagnoli, payload)
 }
-
-func isString(v any) bool { _, ok := v.(string); return ok }
 
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -193,7 +199,7 @@ func decodeEvent(p []byte) (pipeline.Event, error) {
 		if id, rest, ok = readString(rest); !ok {
 			return e, errBadRecord
 		}
-		e.Meta = pipeline.M{"_id": id}
+		e.ID = id
 	case metaJSON:
 		var js string
 		if js, rest, ok = readString(rest); !ok {
@@ -203,9 +209,12 @@ func decodeEvent(p []byte) (pipeline.Event, error) {
 		if err := json.Unmarshal([]byte(js), &m); err != nil {
 			return e, errBadRecord
 		}
-		e.Meta = pipeline.M{}
-		for k, v := range m {
-			e.Meta[k] = v
+		if id, ok := m["_id"].(string); ok {
+			e.ID = id
+			delete(m, "_id")
+		}
+		if len(m) > 0 {
+			e.Meta = pipeline.M(m)
 		}
 	default:
 		return e, errBadRecord

@@ -16,7 +16,7 @@ func FlowEvent(i int) pipeline.Event {
 	n := uint64(i)
 	e := pipeline.Event{
 		Timestamp: time.Date(2026, 11, 27, 4, 5, 34, 123456789, time.UTC).Add(time.Duration(i) * time.Millisecond),
-		Meta:      pipeline.M{"_id": "fl-" + strconv.Itoa(i)},
+		ID:        "fl-" + strconv.Itoa(i),
 		Series:    "tcp 10.0.0.1:443 10.0.0.2:51234",
 		// Sized like the flows input's root map: room for what the pipeline
 		// adds (pipeline.ReservedKeys).
