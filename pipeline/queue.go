@@ -135,12 +135,15 @@ func (q *MemQueue) Get(ctx context.Context, max int) ([]Event, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	buf := make([]Event, 1, max)
-	buf[0] = first
 	min := q.minBatch
 	if min > max {
 		min = max
 	}
+	// Sized for what is queued or awaited, not for max: a batch slice of
+	// max events is hundreds of kilobytes, most of it unused when events
+	// trickle in.
+	buf := make([]Event, 1, clamp(len(q.ch)+1, min, max))
+	buf[0] = first
 	if q.timeout <= 0 || min <= 1 {
 		return q.drain(buf, max), nil
 	}
@@ -160,6 +163,16 @@ func (q *MemQueue) Get(ctx context.Context, max int) ([]Event, error) {
 		}
 	}
 	return q.drain(buf, max), nil
+}
+
+func clamp(n, lo, hi int) int {
+	if n < lo {
+		n = lo
+	}
+	if n > hi {
+		n = hi
+	}
+	return n
 }
 
 // drain takes what is already queued without waiting.

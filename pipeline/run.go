@@ -113,6 +113,9 @@ func New(s Settings) *Pipeline {
 	return p
 }
 
+// Metrics is the registry the pipeline counts into.
+func (p *Pipeline) Metrics() *Metrics { return p.metrics }
+
 // Start launches one worker per output client. Outputs start before inputs
 // so that nothing published waits on an output that is not there.
 func (p *Pipeline) Start() {
