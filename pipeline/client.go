@@ -102,6 +102,10 @@ func (c *client) Publish(ctx context.Context, events ...Event) error {
 			c.scratch = c.p.encode(c.scratch[:0], e.Fields)
 			e.Body = c.carve(c.scratch)
 			e.Fields = nil
+		} else {
+			// The queue keeps the maps: a private copy, as the input may
+			// reuse its objects once Publish returns (Publisher).
+			e.Fields = e.Fields.Clone()
 		}
 		if err := c.p.queue.Push(ctx, *e); err != nil {
 			return err

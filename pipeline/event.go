@@ -324,3 +324,20 @@ func fromMap(mm map[string]any) M {
 	}
 	return out
 }
+
+// CloneEvents returns copies of events with private Fields and Meta: what
+// a Publisher that keeps events stores, since the input may reuse their
+// memory once Publish returns (see Publisher).
+func CloneEvents(events []Event) []Event {
+	out := make([]Event, len(events))
+	for i := range events {
+		out[i] = events[i]
+		if events[i].Fields != nil {
+			out[i].Fields = events[i].Fields.Clone()
+		}
+		if events[i].Meta != nil {
+			out[i].Meta = events[i].Meta.Clone()
+		}
+	}
+	return out
+}

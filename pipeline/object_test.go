@@ -173,3 +173,34 @@ func TestBuilderObjectsAreIndependent(t *testing.T) {
 		t.Errorf("got  %v\nwant %v", got, want)
 	}
 }
+
+// TestBuilderResetReusesMemory: after Reset the next round's objects and
+// roots take the last round's memory, sized for the last round even when it
+// overflowed the first block.
+func TestBuilderResetReusesMemory(t *testing.T) {
+	b := NewBuilder(1, 2)
+	round := func(tag int) (M, *Object) {
+		root := b.Root(2)
+		o := b.Object(Int("a", tag), Int("b", tag), Int("c", tag)) // overflows the 2-member block
+		p := b.Object(Int("d", tag))
+		root["o"], root["p"] = o, p
+		return root, o
+	}
+	root1, _ := round(1)
+	b.Reset()
+	root2, o2 := round(2)
+	if reflect.ValueOf(root1).Pointer() != reflect.ValueOf(root2).Pointer() {
+		t.Error("Root after Reset is a new map")
+	}
+	b.Reset()
+	_, o3 := round(3)
+	if &o2.ms[0] != &o3.ms[0] {
+		t.Error("after a round that overflowed, Reset did not size the block for it")
+	}
+	if got := (M{"o": o3}).Unshared(); !reflect.DeepEqual(got, M{"o": M{"a": 3, "b": 3, "c": 3}}) {
+		t.Errorf("round 3: %v", got)
+	}
+	if len(b.Root(1)) != 0 {
+		t.Error("a new root is not empty")
+	}
+}

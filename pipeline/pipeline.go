@@ -4,6 +4,12 @@ import "context"
 
 // Publisher is what an input emits into. Publish blocks while the queue is
 // full and returns ctx.Err() when ctx ends first.
+//
+// Publish retains neither the events slice nor anything reachable from the
+// events' Fields once it returns (as io.Writer must not retain p): it
+// encodes or copies what it keeps, so the input may reuse that memory for
+// its next events (a Builder's Reset). Processors may still change the
+// events while Publish runs.
 type Publisher interface {
 	Publish(ctx context.Context, events ...Event) error
 }

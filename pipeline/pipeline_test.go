@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -345,5 +347,57 @@ func TestQueueConfigValidate(t *testing.T) {
 	err := c.Validate()
 	if err == nil || err.Error() != "mem.flush.min_events: 20 is larger than queue.mem.events (10)" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPublishRetainsNothingOfTheEvents: once Publish returns, the input may
+// reuse its objects (Builder.Reset) and its slice, encoded or not.
+func TestPublishRetainsNothingOfTheEvents(t *testing.T) {
+	jsonFields := func(dst []byte, fields M) []byte {
+		b, _ := json.Marshal(fields)
+		return append(dst, b...)
+	}
+	for _, tc := range []struct {
+		name   string
+		encode func([]byte, M) []byte
+	}{{"encoded", jsonFields}, {"maps", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var docs []string
+			out := &recordOutput{ids: map[string]int{}}
+			out.fail = func(_ int, b *Batch) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, e := range b.Events {
+					if e.Fields != nil {
+						e.Body = jsonFields(nil, e.Fields)
+					}
+					docs = append(docs, string(e.Body))
+				}
+				return nil
+			}
+			// The output only runs after Close: the queue holds the events
+			// while their memory is reused.
+			p := New(Settings{Queue: queueCfg(10, 10, time.Hour), Outputs: []Output{out}, Encode: tc.encode})
+			c := p.Client(ClientConfig{})
+			b := NewBuilder(4, 8)
+			mk := func(name string, n uint64) Event {
+				return Event{Timestamp: time.Unix(1, 0), Fields: M{"x": b.Object(String("name", name), Uint64("n", n))}}
+			}
+			evs := []Event{mk("first", 1), mk("second", 2)}
+			root := evs[0].Fields
+			if err := c.Publish(context.Background(), evs...); err != nil {
+				t.Fatal(err)
+			}
+			b.Reset()
+			evs[0], evs[1] = mk("clobbered", 9), mk("clobbered", 9)
+			root["x"] = "clobbered"
+			p.Start()
+			p.Close(context.Background())
+			want := []string{`"x":{"n":1,"name":"first"}`, `"x":{"n":2,"name":"second"}`}
+			if len(docs) != 2 || !strings.Contains(docs[0], want[0]) || !strings.Contains(docs[1], want[1]) {
+				t.Errorf("delivered %q, want documents with %q", docs, want)
+			}
+		})
 	}
 }

@@ -29,7 +29,7 @@ type batchPublisher chan []pipeline.Event
 
 func (p batchPublisher) Publish(ctx context.Context, events ...pipeline.Event) error {
 	select {
-	case p <- events:
+	case p <- pipeline.CloneEvents(events): // the input may reuse events once Publish returns
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -329,7 +329,7 @@ func (r *recorder) Publish(ctx context.Context, events ...pipeline.Event) error 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.events == nil {
-		r.events = append(r.events, events...)
+		r.events = pipeline.CloneEvents(events)
 	}
 	r.cancel()
 	return nil

@@ -25,6 +25,8 @@ type flowsInput struct {
 	log     *slog.Logger
 	coll    *Collector
 	dropped uint64 // flows over max_flows since start
+	// builder holds the objects of the chunk being built (collect).
+	builder *pipeline.Builder
 
 	// Counters on /stats: input.flows.*.
 	collections, failures, overflow, published *atomic.Int64
@@ -40,6 +42,7 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 		filter:      f,
 		log:         s.Logger,
 		coll:        NewCollector(c.collectorOptions(s)),
+		builder:     pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
 		collections: m.Counter("input.flows.collections"),
 		failures:    m.Counter("input.flows.collection_errors"),
 		overflow:    m.Counter("input.flows.dropped_over_max_flows"),
@@ -89,6 +92,11 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 	}
 	var kept, dropped int
 	events := make([]pipeline.Event, 0, min(len(flows), publishChunk))
+	// One Builder for a chunk's objects, reset once the chunk is published
+	// (Publish retains nothing of it): after the first chunk, building an
+	// event allocates only its strings and its root map.
+	b := in.builder
+	b.Reset()
 	for i := range flows {
 		f := &flows[i]
 		if !in.filter.keep(f) {
@@ -99,14 +107,15 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			continue
 		}
 		kept++
-		events = append(events, f.Event(start, took))
+		events = append(events, f.BuildEvent(b, start, took))
 		if len(events) == publishChunk {
 			if err := out.Publish(ctx, events...); err != nil {
 				return err
 			}
 			in.published.Add(int64(len(events)))
-			// Publish copied the events into the queue: the slice is free.
+			// Publish kept nothing: the slice and the objects are free.
 			events = events[:0]
+			b.Reset()
 		}
 	}
 	if len(events) > 0 {

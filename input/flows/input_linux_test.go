@@ -1,9 +1,13 @@
 package flows
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +29,7 @@ type recorder struct {
 
 func (r *recorder) Publish(ctx context.Context, events ...pipeline.Event) error {
 	r.mu.Lock()
-	r.events = append(r.events, events...)
+	r.events = append(r.events, pipeline.CloneEvents(events)...)
 	r.mu.Unlock()
 	select {
 	case r.publish <- len(events):
@@ -152,5 +156,74 @@ func TestInputRunHonoursContextWhilePublishBlocks(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel while publishing")
+	}
+}
+
+// TestInputChunksSurviveBuilderReuse: a collection of several publish
+// chunks, each built in the memory of the chunk before once that was
+// published (Builder.Reset). Every flow must reach the publisher once, as
+// it was when published.
+func TestInputChunksSurviveBuilderReuse(t *testing.T) {
+	ns := nstest.New(t)
+	const conns = 100 // 201 sockets: four chunks of publishChunk
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := ns.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=hold", "FLOWS_HOLD_CONNS="+strconv.Itoa(conns), "FLOWS_HOLD_ADDR=127.0.0.1:5000")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); !strings.HasPrefix(line, "ready") {
+		t.Fatalf("holder: %q", line)
+	}
+
+	m := pipeline.NewMetrics()
+	in := newTestInputMetrics(t, "period: 1h\nprotocols: [tcp]\n", ns, slog.New(slog.DiscardHandler), m)
+	rec := &recorder{publish: make(chan int, 64)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, rec) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Counter("input.flows.collections").Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if want := 2*conns + 1; len(rec.events) != want {
+		t.Fatalf("%d events, want %d", len(rec.events), want)
+	}
+	seen := map[string]int{}
+	for _, e := range rec.events {
+		lp, _ := e.Fields.GetValue("fleutan.flow.local.port")
+		rp, _ := e.Fields.GetValue("fleutan.flow.remote.port")
+		state, _ := e.Fields.GetString("fleutan.flow.state")
+		seen[fmt.Sprint(lp, "-", rp)]++
+		if state == "LISTEN" {
+			continue
+		}
+		if lp != 5000 && rp != 5000 {
+			t.Errorf("established flow %v-%v is not a connection of the :5000 listener", lp, rp)
+		}
+		// The event's parts must belong to one flow: ECS endpoints and the
+		// host-centric view agree.
+		sp, _ := e.Fields.GetValue("source.port")
+		dp, _ := e.Fields.GetValue("destination.port")
+		if !(sp == lp && dp == rp || sp == rp && dp == lp) {
+			t.Errorf("source/destination %v/%v do not match local/remote %v/%v", sp, dp, lp, rp)
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("flow %s published %d times", k, n)
+		}
 	}
 }

@@ -157,7 +157,7 @@ type publisher struct {
 }
 
 func (p *publisher) Publish(_ context.Context, evs ...pipeline.Event) error {
-	p.events = append(p.events, evs...)
+	p.events = append(p.events, pipeline.CloneEvents(evs)...)
 	if p.n--; p.n == 0 {
 		p.cancel()
 	}

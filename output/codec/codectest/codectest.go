@@ -13,6 +13,12 @@ import (
 // the flows input emits them; i varies the ports, counters and timestamp so
 // that consecutive events differ.
 func FlowEvent(i int) pipeline.Event {
+	return BuildFlowEvent(pipeline.NewBuilder(14, 72), i)
+}
+
+// BuildFlowEvent is FlowEvent with the objects taken from b, as the flows
+// input builds a chunk of events with one Builder.
+func BuildFlowEvent(b *pipeline.Builder, i int) pipeline.Event {
 	n := uint64(i)
 	e := pipeline.Event{
 		Timestamp: time.Date(2026, 11, 27, 4, 5, 34, 123456789, time.UTC).Add(time.Duration(i) * time.Millisecond),
@@ -20,10 +26,9 @@ func FlowEvent(i int) pipeline.Event {
 		Series:    "tcp 10.0.0.1:443 10.0.0.2:51234",
 		// Sized like the flows input's root map: room for what the pipeline
 		// adds (pipeline.ReservedKeys).
-		Fields: make(pipeline.M, 8+pipeline.ReservedKeys),
+		Fields: b.Root(8 + pipeline.ReservedKeys),
 	}
 	f := e.Fields
-	b := pipeline.NewBuilder(14, 72)
 	f["event"] = b.Object(
 		pipeline.String("dataset", "fleutan.flows"),
 		pipeline.Int64("duration", int64(10*time.Second)),
