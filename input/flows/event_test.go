@@ -138,7 +138,9 @@ func TestKeyString(t *testing.T) {
 }
 
 // BenchmarkFlowEvent is the input's per-flow share of the agent's hot
-// path: one established TCP flow with a process and deltas to its event.
+// path: one established TCP flow with a process and deltas to its event,
+// with a Builder of its own (Event) and as the input builds, from one
+// Builder reset every publishChunk events (BuildEvent).
 func BenchmarkFlowEvent(b *testing.B) {
 	proc := &procindex.Process{PID: 4242, PPID: 1, Name: "curl", Executable: "/usr/bin/curl",
 		Args: []string{"curl", "http://127.0.0.1:8080/"}, UID: 1000, User: "alice"}
@@ -150,10 +152,23 @@ func BenchmarkFlowEvent(b *testing.B) {
 		HasDelta: true, Delta: Delta{BytesIn: 100, BytesOut: 2000, SegsIn: 3, SegsOut: 4, Retrans: 1},
 	}
 	ts := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		benchSink = f.Event(ts, time.Millisecond)
-	}
+	b.Run("own builder", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			benchSink = f.Event(ts, time.Millisecond)
+		}
+	})
+	b.Run("chunk builder", func(b *testing.B) {
+		bld := pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if i++; i%publishChunk == 0 {
+				bld.Reset()
+			}
+			benchSink = f.BuildEvent(bld, ts, time.Millisecond)
+		}
+	})
 }
 
 var benchSink pipeline.Event
