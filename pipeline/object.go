@@ -10,11 +10,12 @@ import (
 
 // Object is an event object whose shape the input knows when it builds the
 // event (a flow's tcp_info, its endpoints): members kept sorted by key, with
-// numbers, strings and booleans stored unboxed. Compared with M it costs one
-// allocation instead of a map and a boxed value per member, and encoders
-// write it in order without iterating a map or sorting keys: on the flows
-// hot path that is most of the per-event cost. STYLE.md: typed events where
-// the shape is known, a dotted-path map where processors need generality.
+// numbers, strings and booleans stored unboxed. Compared with M it needs no
+// map and no boxed value per member (and, from a Builder, no allocation of
+// its own), and encoders write it in order without iterating a map or
+// sorting keys: on the flows hot path that was most of the per-event cost.
+// STYLE.md: typed events where the shape is known, a dotted-path map where
+// processors need generality.
 //
 // Processors see no difference: M.GetValue, Put and Delete walk through an
 // Object and change it in place (an Object belongs to one event, like an M).

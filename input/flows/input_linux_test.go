@@ -39,6 +39,25 @@ func (r *recorder) Publish(ctx context.Context, events ...pipeline.Event) error 
 	return nil
 }
 
+// collectOnce runs in, whose period is long enough for one collection,
+// until that collection is published, and returns what was published.
+func collectOnce(t *testing.T, in *flowsInput, m *pipeline.Metrics) *recorder {
+	t.Helper()
+	rec := &recorder{publish: make(chan int, 64)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, rec) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Counter("input.flows.collections").Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return rec
+}
+
 // newTestInput builds the input from YAML and points its collector at ns.
 func newTestInput(t *testing.T, src string, ns *nstest.Netns, log *slog.Logger) *flowsInput {
 	return newTestInputMetrics(t, src, ns, log, nil)
@@ -93,27 +112,7 @@ func TestInputPublishesFilteredAndCapped(t *testing.T) {
 			logs.Reset()
 			m := pipeline.NewMetrics()
 			in := newTestInputMetrics(t, tt.yaml, ns, log, m)
-			rec := &recorder{publish: make(chan int, 16)}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- in.Run(ctx, rec) }()
-			if tt.want > 0 {
-				select {
-				case <-rec.publish:
-				case <-time.After(10 * time.Second):
-					t.Fatal("no events published")
-				}
-			}
-			// A period of 1h means one collection; wait until it has
-			// published everything.
-			deadline := time.Now().Add(10 * time.Second)
-			for m.Counter("input.flows.collections").Load() < 1 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			rec := collectOnce(t, in, m)
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			if len(rec.events) != tt.want {
@@ -184,18 +183,7 @@ func TestInputChunksSurviveBuilderReuse(t *testing.T) {
 
 	m := pipeline.NewMetrics()
 	in := newTestInputMetrics(t, "period: 1h\nprotocols: [tcp]\n", ns, slog.New(slog.DiscardHandler), m)
-	rec := &recorder{publish: make(chan int, 64)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx, rec) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Counter("input.flows.collections").Load() < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rec := collectOnce(t, in, m)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if want := 2*conns + 1; len(rec.events) != want {
