@@ -256,11 +256,20 @@ func (o *Object) At(i int) *Member { return &o.ms[i] }
 // search returns the index of key, or where it would be inserted.
 func (o *Object) search(key string) (int, bool) {
 	ms := o.ms
+	if key == "" {
+		// The first byte tests below need one; "" sorts first.
+		return 0, len(ms) > 0 && ms[0].Key == ""
+	}
+	c := key[0]
 	if len(ms) <= 8 {
-		// Short objects: a scan that mostly stops at the first byte beats
-		// the bisection's extra comparisons.
+		// Short objects: a scan that mostly decides on the first byte
+		// beats the bisection's extra comparisons.
 		for i := range ms {
-			if k := ms[i].Key; k >= key {
+			k := ms[i].Key
+			if k != "" && k[0] < c {
+				continue
+			}
+			if k >= key {
 				return i, k == key
 			}
 		}
@@ -269,7 +278,13 @@ func (o *Object) search(key string) (int, bool) {
 	lo, hi := 0, len(ms)
 	for lo < hi {
 		h := int(uint(lo+hi) >> 1)
-		if ms[h].Key < key {
+		if k := ms[h].Key; k != "" && k[0] != c {
+			if k[0] < c {
+				lo = h + 1
+			} else {
+				hi = h
+			}
+		} else if k < key {
 			lo = h + 1
 		} else {
 			hi = h

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
+	"sort"
 	"testing"
 )
 
@@ -202,5 +204,34 @@ func TestBuilderResetReusesMemory(t *testing.T) {
 	}
 	if len(b.Root(1)) != 0 {
 		t.Error("a new root is not empty")
+	}
+}
+
+// TestObjectSearchMatchesSortSearch: the first-byte shortcuts of search
+// agree with sort.SearchStrings on short (scanned) and long (bisected)
+// objects, with empty keys and shared prefixes.
+func TestObjectSearchMatchesSortSearch(t *testing.T) {
+	pool := []string{"", "a", "ab", "abc", "b", "bytes", "bytes_acked", "bytes_in", "c", "cwnd", "d", "delta", "z", "zz", "\xff"}
+	probes := append([]string{"0", "aa", "bz", "bytes_", "bytes_z", "e", "\xff\xff"}, pool...)
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 300; n++ {
+		var keys []string
+		for _, k := range pool {
+			if r.IntN(3) > 0 {
+				keys = append(keys, k)
+			}
+		}
+		ms := make([]Member, len(keys))
+		for i, k := range keys {
+			ms[i] = Int(k, i)
+		}
+		o := NewObject(ms...)
+		for _, p := range probes {
+			want := sort.SearchStrings(keys, p)
+			got, found := o.search(p)
+			if got != want || found != (want < len(keys) && keys[want] == p) {
+				t.Fatalf("keys %q: search(%q) = %d, %v; want %d", keys, p, got, found, want)
+			}
+		}
 	}
 }
