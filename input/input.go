@@ -6,6 +6,7 @@ package input
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -36,3 +37,26 @@ type Settings struct {
 // processors). It decodes strictly and runs the Config's Validate, returning
 // errors positioned with Raw.Locate. It must not start goroutines: Run does.
 type Factory func(cfg config.Raw, s Settings) (Input, error)
+
+// Periodic calls collect at once and then on every tick of period, until
+// ctx ends (nil) or collect fails (its error). A ticker keeps the schedule
+// anchored to the start: a slow collection delays one tick, it does not
+// shift the following ones. collect returns an error only when it cannot
+// go on; an error after ctx ended counts as a clean stop.
+func Periodic(ctx context.Context, period time.Duration, collect func(context.Context) error) error {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		if err := collect(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

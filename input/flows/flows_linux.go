@@ -50,9 +50,7 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 	}, nil
 }
 
-// Run collects at once and then on every tick of the period. A ticker
-// keeps the schedule anchored to the start (a slow collection delays one
-// tick, it does not shift the following ones).
+// Run collects at once and then on every tick of the period.
 func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	defer in.coll.Close()
 	if have, err := caps.Effective(in.coll.opts.ProcRoot); err != nil {
@@ -60,21 +58,7 @@ func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	} else {
 		in.degrade(have)
 	}
-	t := time.NewTicker(in.cfg.Period.D())
-	defer t.Stop()
-	for {
-		if err := in.collect(ctx, out); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return input.Periodic(ctx, in.cfg.Period.D(), func(ctx context.Context) error { return in.collect(ctx, out) })
 }
 
 // collect runs one period; it returns an error only when publishing

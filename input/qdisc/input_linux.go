@@ -137,21 +137,7 @@ func (in *qdiscInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	if err := in.startAttribution(); err != nil {
 		return err
 	}
-	t := time.NewTicker(in.cfg.Period.D())
-	defer t.Stop()
-	for {
-		if err := in.collect(ctx, out); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return input.Periodic(ctx, in.cfg.Period.D(), func(ctx context.Context) error { return in.collect(ctx, out) })
 }
 
 // collect runs one period; it returns an error only when publishing

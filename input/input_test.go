@@ -1,0 +1,55 @@
+package input
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestPeriodic(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name string
+		// collect is called with the call number (1-based) and the cancel
+		// of Periodic's context.
+		collect func(n int, cancel context.CancelFunc) error
+		want    error
+		calls   int
+	}{
+		{"first collection at once, error returned", func(n int, _ context.CancelFunc) error { return boom }, boom, 1},
+		{"collects on every tick until an error", func(n int, _ context.CancelFunc) error {
+			if n == 3 {
+				return boom
+			}
+			return nil
+		}, boom, 3},
+		{"ctx ended: clean stop", func(n int, cancel context.CancelFunc) error {
+			if n == 2 {
+				cancel()
+			}
+			return nil
+		}, nil, 2},
+		{"error after ctx ended is a clean stop", func(n int, cancel context.CancelFunc) error {
+			cancel()
+			return context.Canceled
+		}, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			calls := 0
+			err := Periodic(ctx, time.Millisecond, func(context.Context) error {
+				calls++
+				return tt.collect(calls, cancel)
+			})
+			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Errorf("Periodic = %v, want %v", err, tt.want)
+			}
+			if calls != tt.calls {
+				t.Errorf("%d collections, want %d", calls, tt.calls)
+			}
+		})
+	}
+}
