@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -53,6 +54,26 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // Errorf builds a KeyError for key.
 func Errorf(key, format string, args ...any) error {
 	return &KeyError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// Prefix moves the KeyErrors of a sub-section's Validate under key (an
+// error without a key is put at key itself); nil stays nil.
+func Prefix(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Prefix(key, e))
+		}
+		return errors.Join(out...)
+	}
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		return &KeyError{Key: key + "." + ke.Key, Err: ke.Err}
+	}
+	return Errorf(key, "%v", err)
 }
 
 func splitKey(key string) []string {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/config/tlscfg"
 )
 
 // Config is the `setup.kibana` section.
@@ -20,7 +21,7 @@ type Config struct {
 	// APIKey is "id:api_key" as Kibana's API key UI shows it encoded, or
 	// already base64-encoded; it is sent as "Authorization: ApiKey ...".
 	APIKey  string          `yaml:"api_key"`
-	SSL     SSLConfig       `yaml:"ssl"`
+	SSL     tlscfg.Config   `yaml:"ssl"`
 	Timeout config.Duration `yaml:"timeout"`
 }
 
@@ -29,19 +30,11 @@ type Space struct {
 	ID string `yaml:"id"`
 }
 
-// SSLConfig is `setup.kibana.ssl`.
-type SSLConfig struct {
-	// CertificateAuthorities are PEM files or inline PEM.
-	CertificateAuthorities []string `yaml:"certificate_authorities"`
-	// VerificationMode is full (default), certificate (chain only) or none.
-	VerificationMode string `yaml:"verification_mode"`
-}
-
 // DefaultConfig returns Beats' defaults for setup.kibana.
 func DefaultConfig() Config {
 	return Config{
 		Host:    "localhost:5601",
-		SSL:     SSLConfig{VerificationMode: "full"},
+		SSL:     tlscfg.Config{VerificationMode: "full"},
 		Timeout: config.Duration(90 * time.Second),
 	}
 }
@@ -71,10 +64,8 @@ func (c Config) Validate() error {
 	if c.Password != "" && c.Username == "" {
 		errs = append(errs, config.Errorf("username", "password is set but username is empty"))
 	}
-	switch c.SSL.VerificationMode {
-	case "full", "certificate", "none":
-	default:
-		errs = append(errs, config.Errorf("ssl.verification_mode", "%q is not one of full, certificate, none", c.SSL.VerificationMode))
+	if err := c.SSL.Validate(); err != nil {
+		errs = append(errs, config.Prefix("ssl", err))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, config.Errorf("timeout", "%s must be positive", c.Timeout.D()))

@@ -3,17 +3,13 @@ package kibana
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
-	"os"
 	"strings"
 )
 
@@ -163,42 +159,9 @@ func multipartBody(ndjson []byte) ([]byte, string, error) {
 }
 
 func httpClient(cfg Config) (*http.Client, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if len(cfg.SSL.CertificateAuthorities) > 0 {
-		pool := x509.NewCertPool()
-		for _, ca := range cfg.SSL.CertificateAuthorities {
-			pem := []byte(ca)
-			if !strings.HasPrefix(strings.TrimSpace(ca), "-----BEGIN") {
-				b, err := os.ReadFile(ca)
-				if err != nil {
-					return nil, fmt.Errorf("kibana: ssl.certificate_authorities: %w", err)
-				}
-				pem = b
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("kibana: ssl.certificate_authorities: %.40q holds no PEM certificate", ca)
-			}
-		}
-		tc.RootCAs = pool
-	}
-	switch cfg.SSL.VerificationMode {
-	case "none":
-		tc.InsecureSkipVerify = true
-	case "certificate":
-		// Go cannot skip only the host name check: verify the chain by hand.
-		tc.InsecureSkipVerify = true
-		roots := tc.RootCAs
-		tc.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("tls: server sent no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-			return err
-		}
+	tc, err := cfg.SSL.Build()
+	if err != nil {
+		return nil, fmt.Errorf("kibana: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/config/tlscfg"
 	"gopkg.in/yaml.v3"
 )
 
@@ -42,7 +43,7 @@ type Config struct {
 	APIKey   string            `yaml:"api_key"`
 	Headers  map[string]string `yaml:"headers"`
 	ProxyURL string            `yaml:"proxy_url"`
-	SSL      SSLConfig         `yaml:"ssl"`
+	SSL      tlscfg.Config     `yaml:"ssl"`
 	// Namespace is set as data_stream.namespace on every event and names
 	// the data stream.
 	Namespace string `yaml:"namespace"`
@@ -57,18 +58,6 @@ type Config struct {
 	// Template is the `setup.template` section, decoded by the agent with
 	// DecodeTemplateConfig; it is not a key of output.elasticsearch.
 	Template TemplateConfig `yaml:"-"`
-}
-
-// SSLConfig is the `ssl` sub-section.
-type SSLConfig struct {
-	// CertificateAuthorities are PEM files (or inline PEM) trusted in
-	// addition to nothing: when set, only they are trusted.
-	CertificateAuthorities []string `yaml:"certificate_authorities"`
-	Certificate            string   `yaml:"certificate"`
-	Key                    string   `yaml:"key"`
-	// VerificationMode is full (chain and host name), certificate (chain
-	// only) or none.
-	VerificationMode string `yaml:"verification_mode"`
 }
 
 // Backoff bounds the output's own wait after a request that stored nothing.
@@ -174,7 +163,7 @@ func DefaultConfig() Config {
 		Index:              DefaultIndex,
 		NonIndexablePolicy: NonIndexablePolicy{Action: PolicyDrop},
 		Backoff:            Backoff{Init: config.Duration(time.Second), Max: config.Duration(time.Minute)},
-		SSL:                SSLConfig{VerificationMode: "full"},
+		SSL:                tlscfg.Config{VerificationMode: "full"},
 		Template:           DefaultTemplateConfig(),
 	}
 }
@@ -222,13 +211,8 @@ func (c Config) Validate() error {
 			errs = append(errs, config.Errorf("proxy_url", "%q is not a URL such as http://proxy:3128", c.ProxyURL))
 		}
 	}
-	switch c.SSL.VerificationMode {
-	case "full", "certificate", "none":
-	default:
-		errs = append(errs, config.Errorf("ssl.verification_mode", "%q is not full, certificate or none", c.SSL.VerificationMode))
-	}
-	if (c.SSL.Certificate == "") != (c.SSL.Key == "") {
-		errs = append(errs, config.Errorf("ssl.key", "ssl.certificate and ssl.key go together"))
+	if err := c.SSL.Validate(); err != nil {
+		errs = append(errs, config.Prefix("ssl", err))
 	}
 	if err := checkNamePart(c.Namespace); err != nil {
 		errs = append(errs, config.Errorf("namespace", "%v", err))

@@ -2,15 +2,8 @@ package elasticsearch
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,75 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/config/tlscfg/tlstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
-
-type testCA struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a server certificate for 127.0.0.1 only (no DNS name, so
-// "localhost" fails host name verification).
-func (ca *testCA) issue(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "fleutan-test-node"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-func write(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 const (
 	secUser = "fleutan_writer"
@@ -105,12 +32,12 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 	if out, err := exec.Command("cp", "-r", filepath.Join(home, "config"), filepath.Join(dir, "config")).CombinedOutput(); err != nil {
 		t.Fatalf("copy config: %v: %s", err, out)
 	}
-	ca := newTestCA(t, "fleutan test CA")
-	certPEM, keyPEM := ca.issue(t)
-	caFile := filepath.Join(dir, "config", "certs", "ca.crt")
-	write(t, caFile, ca.certPEM)
-	write(t, filepath.Join(dir, "config", "certs", "node.crt"), certPEM)
-	write(t, filepath.Join(dir, "config", "certs", "node.key"), keyPEM)
+	ca := tlstest.NewCA(t, "fleutan test CA")
+	// 127.0.0.1 only, no DNS name: "localhost" fails host name verification.
+	certPEM, keyPEM := ca.Issue(t, []string{"127.0.0.1"}, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	caFile := tlstest.WriteFile(t, dir, "config/certs/ca.crt", ca.PEM)
+	tlstest.WriteFile(t, dir, "config/certs/node.crt", certPEM)
+	tlstest.WriteFile(t, dir, "config/certs/node.key", keyPEM)
 	users := exec.Command(filepath.Join(home, "bin", "elasticsearch-users"), "useradd", secUser, "-p", secPass, "-r", "superuser")
 	users.Env = append(os.Environ(), "ES_PATH_CONF="+filepath.Join(dir, "config"), "ES_JAVA_HOME="+java)
 	if out, err := users.CombinedOutput(); err != nil {
@@ -127,7 +54,7 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 		t.Fatalf("node url %s is not https", n.url)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.certPEM)
+	pool.AppendCertsFromPEM(ca.PEM)
 	db := newES(t, n.url)
 	db.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	db.user, db.pass = secUser, secPass
@@ -141,9 +68,8 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 		t.Logf("creating an API key now answers %d: %s; extend this test to use it", st, body)
 	}
 
-	wrongCA := newTestCA(t, "some other CA")
-	wrongCAFile := filepath.Join(dir, "wrong-ca.crt")
-	write(t, wrongCAFile, wrongCA.certPEM)
+	wrongCA := tlstest.NewCA(t, "some other CA")
+	wrongCAFile := tlstest.WriteFile(t, dir, "wrong-ca.crt", wrongCA.PEM)
 	localhost := strings.Replace(n.url, "127.0.0.1", "localhost", 1)
 
 	cases := []struct {

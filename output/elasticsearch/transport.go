@@ -2,18 +2,16 @@ package elasticsearch
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	es "github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/fleutan/fleutanbeat/config/tlscfg"
 )
 
 // newESClient builds the go-elasticsearch client: round-robin over hosts,
@@ -103,75 +101,12 @@ func newHTTPTransport(c Config) (*http.Transport, error) {
 	}, nil
 }
 
-// tlsConfig builds the client TLS settings. verification_mode certificate
-// checks the chain but not the host name: Go has no switch for that, so
-// the chain is verified by hand in VerifyConnection.
-func tlsConfig(s SSLConfig) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if len(s.CertificateAuthorities) > 0 {
-		pool := x509.NewCertPool()
-		for _, ca := range s.CertificateAuthorities {
-			pem, err := readPEM(ca)
-			if err != nil {
-				return nil, fmt.Errorf("elasticsearch: ssl.certificate_authorities: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("elasticsearch: ssl.certificate_authorities: %s holds no PEM certificate", shortPEM(ca))
-			}
-		}
-		cfg.RootCAs = pool
-	}
-	if s.Certificate != "" {
-		certPEM, err := readPEM(s.Certificate)
-		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: ssl.certificate: %w", err)
-		}
-		keyPEM, err := readPEM(s.Key)
-		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: ssl.key: %w", err)
-		}
-		pair, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: ssl.certificate/ssl.key: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	switch s.VerificationMode {
-	case "none":
-		cfg.InsecureSkipVerify = true
-	case "certificate":
-		cfg.InsecureSkipVerify = true
-		roots := cfg.RootCAs
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("tls: server sent no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-			return err
-		}
-	}
-	return cfg, nil
-}
-
-// readPEM takes inline PEM or a file path, as Beats does.
-func readPEM(s string) ([]byte, error) {
-	if strings.HasPrefix(strings.TrimSpace(s), "-----BEGIN") {
-		return []byte(s), nil
-	}
-	b, err := os.ReadFile(s)
+// tlsConfig builds the client TLS settings (config/tlscfg), its errors
+// naming the output.
+func tlsConfig(s tlscfg.Config) (*tls.Config, error) {
+	tc, err := s.Build()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
-	return b, nil
-}
-
-func shortPEM(s string) string {
-	if strings.HasPrefix(strings.TrimSpace(s), "-----BEGIN") {
-		return "inline PEM"
-	}
-	return s
+	return tc, nil
 }

@@ -124,25 +124,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.SSL.Validate(); err != nil {
-		errs = append(errs, prefixKeys("ssl", err))
+		errs = append(errs, config.Prefix("ssl", err))
 	}
 	return errors.Join(errs...)
-}
-
-// prefixKeys moves the KeyErrors of a sub-section's Validate under key.
-func prefixKeys(key string, err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, prefixKeys(key, e))
-		}
-		return errors.Join(out...)
-	}
-	var ke *config.KeyError
-	if errors.As(err, &ke) {
-		return &config.KeyError{Key: key + "." + ke.Key, Err: ke.Err}
-	}
-	return config.Errorf(key, "%v", err)
 }
 
 // hostPort normalises a hosts entry to host:port.

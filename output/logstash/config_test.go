@@ -75,7 +75,7 @@ ssl: {verification_mode: strictest, certificate: a.pem, supported_protocols: [SS
 			"ttl: must not be negative",
 			"backoff.max: 1s is less than backoff.init (2s)",
 			`proxy_url: scheme "http" is not supported`,
-			`ssl.verification_mode: "strictest" is not one of full, certificate, none`,
+			`ssl.verification_mode: "strictest" is not one of full, strict, certificate, none`,
 			"ssl.certificate: certificate and key must be set together",
 			`ssl.supported_protocols.0: "SSLv3" is not supported`,
 		}},

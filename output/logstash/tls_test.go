@@ -2,110 +2,28 @@ package logstash
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/config/tlscfg/tlstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
-// testCA is a CA the test generates, able to sign server and client
-// certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns PEM certificate and key for the given names (IP addresses
-// become IP SANs).
-func (ca *testCA) issue(t testing.TB, usage x509.ExtKeyUsage, names ...string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-func writeFile(t testing.TB, dir, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "fleutan test CA")
-	other := newTestCA(t, "some other CA")
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
-	otherFile := writeFile(t, dir, "other.pem", other.pem)
-	srvCert, srvKey := ca.issue(t, x509.ExtKeyUsageServerAuth, "localhost", "127.0.0.1")
-	wrongName, wrongNameKey := ca.issue(t, x509.ExtKeyUsageServerAuth, "logstash.example")
-	cliCert, cliKey := ca.issue(t, x509.ExtKeyUsageClientAuth, "fleutanbeat")
-	cliCertFile, cliKeyFile := writeFile(t, dir, "client.pem", cliCert), writeFile(t, dir, "client.key", cliKey)
+	ca := tlstest.NewCA(t, "fleutan test CA")
+	other := tlstest.NewCA(t, "some other CA")
+	caFile := tlstest.WriteFile(t, dir, "ca.pem", ca.PEM)
+	otherFile := tlstest.WriteFile(t, dir, "other.pem", other.PEM)
+	srvCert, srvKey := ca.Issue(t, []string{"localhost", "127.0.0.1"}, x509.ExtKeyUsageServerAuth)
+	wrongName, wrongNameKey := ca.Issue(t, []string{"logstash.example"}, x509.ExtKeyUsageServerAuth)
+	cliCert, cliKey := ca.Issue(t, []string{"fleutanbeat"}, x509.ExtKeyUsageClientAuth)
+	cliCertFile, cliKeyFile := tlstest.WriteFile(t, dir, "client.pem", cliCert), tlstest.WriteFile(t, dir, "client.key", cliKey)
 	pair := func(c, k []byte) tls.Certificate {
 		p, err := tls.X509KeyPair(c, k)
 		if err != nil {
@@ -114,7 +32,7 @@ func TestTLS(t *testing.T) {
 		return p
 	}
 	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(ca.cert)
+	clientCAs.AddCert(ca.Cert)
 
 	for _, tc := range []struct {
 		name    string
@@ -126,7 +44,7 @@ func TestTLS(t *testing.T) {
 		{"full with the right CA file", &tls.Config{Certificates: []tls.Certificate{pair(srvCert, srvKey)}}, "localhost",
 			fmt.Sprintf("{certificate_authorities: [%q]}", caFile), ""},
 		{"full with the right CA inline", &tls.Config{Certificates: []tls.Certificate{pair(srvCert, srvKey)}}, "127.0.0.1",
-			fmt.Sprintf("{certificate_authorities: [%q], verification_mode: full}", string(ca.pem)), ""},
+			fmt.Sprintf("{certificate_authorities: [%q], verification_mode: full}", string(ca.PEM)), ""},
 		{"full with a wrong CA", &tls.Config{Certificates: []tls.Certificate{pair(srvCert, srvKey)}}, "localhost",
 			fmt.Sprintf("{certificate_authorities: [%q]}", otherFile), "certificate signed by unknown authority"},
 		{"none with a wrong CA", &tls.Config{Certificates: []tls.Certificate{pair(srvCert, srvKey)}}, "localhost",
@@ -172,7 +90,7 @@ func TestTLS(t *testing.T) {
 
 func TestTLSConfigErrorsAtStartup(t *testing.T) {
 	dir := t.TempDir()
-	notPEM := writeFile(t, dir, "junk.pem", []byte("not a certificate"))
+	notPEM := tlstest.WriteFile(t, dir, "junk.pem", []byte("not a certificate"))
 	for _, tc := range []struct {
 		ssl, want string
 	}{
