@@ -78,6 +78,20 @@ func (r Raw) Decode(out any) error {
 	return decodeInto(r, out)
 }
 
+// Validator is a section's Config: Validate checks the decoded values and
+// returns KeyErrors relative to the section.
+type Validator interface{ Validate() error }
+
+// DecodeValid decodes the section into out as Decode does, then runs its
+// Validate and positions the errors (Locate): what every plugin's
+// constructor starts with.
+func (r Raw) DecodeValid(out Validator) error {
+	if err := r.Decode(out); err != nil {
+		return err
+	}
+	return r.Locate(out.Validate())
+}
+
 // Child returns the sub-section at key (one level, no dots) of a mapping.
 func (r Raw) Child(key string) (Raw, bool) {
 	if r.node == nil || r.node.Kind != yaml.MappingNode {

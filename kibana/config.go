@@ -43,10 +43,8 @@ func DefaultConfig() Config {
 // validates it.
 func Decode(raw config.Raw) (Config, error) {
 	c := DefaultConfig()
-	if err := raw.Decode(&c); err != nil {
-		return c, err
-	}
-	return c, raw.Locate(c.Validate())
+	err := raw.DecodeValid(&c)
+	return c, err
 }
 
 // Validate checks the values; it does not touch the network.

@@ -63,16 +63,12 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 	a := &agent{root: root, cfg: cfg, metrics: pipeline.NewMetrics()}
 	a.paths = resolvePaths(cfg.Path)
 	var errs []error
-	decode := func(section string, out interface{ Validate() error }) {
+	decode := func(section string, out config.Validator) {
 		raw, ok := root.Child(section)
 		if !ok {
 			return
 		}
-		if err := raw.Decode(out); err != nil {
-			errs = append(errs, err)
-			return
-		}
-		if err := raw.Locate(out.Validate()); err != nil {
+		if err := raw.DecodeValid(out); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -93,16 +89,12 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 	a.queue = pipeline.DefaultQueueConfig()
 	if qraw, ok := root.Child("queue"); ok {
 		memRaw := qraw.Without("disk")
-		if err := memRaw.Decode(&a.queue); err != nil {
-			errs = append(errs, err)
-		} else if err := memRaw.Locate(a.queue.Validate()); err != nil {
+		if err := memRaw.DecodeValid(&a.queue); err != nil {
 			errs = append(errs, err)
 		}
 		if draw, ok := qraw.Child("disk"); ok {
 			d := diskqueue.DefaultConfig()
-			if err := draw.Decode(&d); err != nil {
-				errs = append(errs, err)
-			} else if err := draw.Locate(d.Validate()); err != nil {
+			if err := draw.DecodeValid(&d); err != nil {
 				errs = append(errs, err)
 			}
 			if _, mem := qraw.Child("mem"); mem {

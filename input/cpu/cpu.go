@@ -10,11 +10,8 @@ import (
 // New is the input.Factory of the cpu input.
 func New(cfg config.Raw, s input.Settings) (input.Input, error) {
 	c := DefaultConfig()
-	if err := cfg.Decode(&c); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, cfg.Locate(err)
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)

@@ -48,10 +48,7 @@ func New(cfg config.Raw, s output.Settings) (output.Group, error) {
 // closes; tests and `test output` capture the documents this way.
 func NewWithWriter(cfg config.Raw, s output.Settings, w io.Writer) (output.Group, error) {
 	c := DefaultConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return output.Group{}, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return output.Group{}, err
 	}
 	cl := &client{

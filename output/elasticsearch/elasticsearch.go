@@ -86,10 +86,8 @@ func DecodeWithSetup(raw, setup config.Raw) (Config, error) {
 // the CLI commands (setup, test output, export template).
 func DecodeConfig(raw config.Raw) (Config, error) {
 	c := DefaultConfig()
-	if err := raw.Decode(&c); err != nil {
-		return c, err
-	}
-	return c, raw.Locate(c.Validate())
+	err := raw.DecodeValid(&c)
+	return c, err
 }
 
 // NewGroup builds the output from a decoded Config (with Template set from

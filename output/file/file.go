@@ -45,10 +45,7 @@ var errClosed = errors.New("file output: closed")
 // fails at start-up rather than at the first batch.
 func New(cfg config.Raw, s output.Settings) (output.Group, error) {
 	c := DefaultConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return output.Group{}, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return output.Group{}, err
 	}
 	w, err := newWriter(c, s)

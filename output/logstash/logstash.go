@@ -43,10 +43,7 @@ var errClosed = errors.New("logstash output: closed")
 // Logstash does not stop the agent from starting.
 func New(cfg config.Raw, s output.Settings) (output.Group, error) {
 	c := DefaultConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return output.Group{}, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return output.Group{}, err
 	}
 	return newGroup(c, s)

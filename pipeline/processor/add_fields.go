@@ -37,10 +37,7 @@ type addFields struct {
 
 func newAddFields(cfg config.Raw, _ Settings) (pipeline.Processor, error) {
 	c := DefaultAddFieldsConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return nil, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return nil, err
 	}
 	fields := pipeline.M{}

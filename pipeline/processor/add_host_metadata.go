@@ -64,10 +64,7 @@ type addHostMetadata struct {
 
 func newAddHostMetadata(cfg config.Raw, s Settings) (pipeline.Processor, error) {
 	c := DefaultAddHostMetadataConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return nil, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return nil, err
 	}
 	p := &addHostMetadata{cfg: c, s: s, now: time.Now}

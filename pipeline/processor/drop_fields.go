@@ -40,10 +40,7 @@ type dropFields struct {
 
 func newDropFields(cfg config.Raw, _ Settings) (pipeline.Processor, error) {
 	c := DefaultDropFieldsConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return nil, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return nil, err
 	}
 	l, _ := parseFieldList(c.Fields, "fields")

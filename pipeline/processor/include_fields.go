@@ -25,10 +25,7 @@ type includeFields struct{ list fieldList }
 
 func newIncludeFields(cfg config.Raw, _ Settings) (pipeline.Processor, error) {
 	c := DefaultIncludeFieldsConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return nil, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return nil, err
 	}
 	l, _ := parseFieldList(c.Fields, "fields")

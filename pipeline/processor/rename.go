@@ -52,10 +52,7 @@ type rename struct {
 
 func newRename(cfg config.Raw, s Settings) (pipeline.Processor, error) {
 	c := DefaultRenameConfig()
-	if err := cfg.Decode(&c); err != nil {
-		return nil, err
-	}
-	if err := cfg.Locate(c.Validate()); err != nil {
+	if err := cfg.DecodeValid(&c); err != nil {
 		return nil, err
 	}
 	return &rename{fields: c.Fields, ignoreMissing: c.IgnoreMissing, failOnError: c.FailOnError, s: s}, nil
