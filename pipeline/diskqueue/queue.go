@@ -229,16 +229,7 @@ func (q *Queue) Push(ctx context.Context, e pipeline.Event) error {
 			}
 			break // nothing sealed to drop: overshoot by this record
 		}
-		ch := q.changed
-		q.waiting++
-		q.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
-		q.mu.Lock()
-		q.waiting--
-		if err := ctx.Err(); err != nil {
+		if err := q.waitLocked(ctx); err != nil {
 			return err
 		}
 	}
@@ -302,6 +293,21 @@ func (q *Queue) syncLoop(ctx context.Context) {
 		q.syncLocked()
 		q.mu.Unlock()
 	}
+}
+
+// waitLocked releases q.mu until signal or the end of ctx (its error), and
+// holds it again on return.
+func (q *Queue) waitLocked(ctx context.Context) error {
+	ch := q.changed
+	q.waiting++
+	q.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	q.waiting--
+	return ctx.Err()
 }
 
 // signal wakes waiting readers and writers; q.mu held.
@@ -378,17 +384,9 @@ func (q *Queue) Get(ctx context.Context, max int) (pipeline.QueueBatch, error) {
 			q.mu.Unlock()
 			return pipeline.QueueBatch{}, pipeline.ErrQueueDrained
 		}
-		ch := q.changed
-		q.waiting++
+		err = q.waitLocked(ctx)
 		q.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
-		q.mu.Lock()
-		q.waiting--
-		q.mu.Unlock()
-		if err := ctx.Err(); err != nil {
+		if err != nil {
 			return pipeline.QueueBatch{}, err
 		}
 	}
