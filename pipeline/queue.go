@@ -121,10 +121,10 @@ func (q *MemQueue) Close() {
 func (q *MemQueue) Len() int { return len(q.ch) }
 func (q *MemQueue) Cap() int { return cap(q.ch) }
 
-// Get returns up to max events: at once when min_events are queued,
+// Get returns up to limit events: at once when min_events are queued,
 // otherwise when flush.timeout has passed since the first event arrived.
 // It returns io.EOF-like errQueueDrained when closed and empty, or ctx.Err().
-func (q *MemQueue) Get(ctx context.Context, max int) ([]Event, error) {
+func (q *MemQueue) Get(ctx context.Context, limit int) ([]Event, error) {
 	var first Event
 	select {
 	case e, ok := <-q.ch:
@@ -135,21 +135,18 @@ func (q *MemQueue) Get(ctx context.Context, max int) ([]Event, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	min := q.minBatch
-	if min > max {
-		min = max
-	}
+	want := min(q.minBatch, limit)
 	// Sized for what is queued or awaited, not for max: a batch slice of
 	// max events is hundreds of kilobytes, most of it unused when events
 	// trickle in.
-	buf := make([]Event, 1, clamp(len(q.ch)+1, min, max))
+	buf := make([]Event, 1, min(max(len(q.ch)+1, want), limit))
 	buf[0] = first
-	if q.timeout <= 0 || min <= 1 {
-		return q.drain(buf, max), nil
+	if q.timeout <= 0 || want <= 1 {
+		return q.drain(buf, limit), nil
 	}
 	timer := time.NewTimer(q.timeout)
 	defer timer.Stop()
-	for len(buf) < min {
+	for len(buf) < want {
 		select {
 		case e, ok := <-q.ch:
 			if !ok {
@@ -157,22 +154,12 @@ func (q *MemQueue) Get(ctx context.Context, max int) ([]Event, error) {
 			}
 			buf = append(buf, e)
 		case <-timer.C:
-			return q.drain(buf, max), nil
+			return q.drain(buf, limit), nil
 		case <-ctx.Done():
 			return buf, nil
 		}
 	}
-	return q.drain(buf, max), nil
-}
-
-func clamp(n, lo, hi int) int {
-	if n < lo {
-		n = lo
-	}
-	if n > hi {
-		n = hi
-	}
-	return n
+	return q.drain(buf, limit), nil
 }
 
 // drain takes what is already queued without waiting.
