@@ -235,7 +235,7 @@ func (c *Collector) dumpNamespace(d *sockdiag.Dumper, ns netns.Namespace, flows 
 				return nil
 			})
 			if err != nil {
-				return flows, fmt.Errorf("sock_diag dump %s/%s: %w", transportName(proto), familyName(fam), err)
+				return flows, fmt.Errorf("sock_diag dump %s/%s: %w", TransportName(proto), familyName(fam), err)
 			}
 		}
 	}

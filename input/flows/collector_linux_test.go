@@ -33,7 +33,7 @@ func only(t *testing.T, flows []Flow, proto uint8, local, remote string) *Flow {
 		}
 	}
 	if len(got) != 1 {
-		t.Fatalf("want exactly one %s flow %s -> %s, got %d in %s", transportName(proto), local, remote, len(got), dumpFlows(flows))
+		t.Fatalf("want exactly one %s flow %s -> %s, got %d in %s", TransportName(proto), local, remote, len(got), dumpFlows(flows))
 	}
 	return got[0]
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input/internal/communityid"
+	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -74,7 +75,7 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 		network = append(network, pipeline.Uint64("packets", uint64(f.TCP.SegsOut)+uint64(f.TCP.SegsIn)))
 	}
 	network = append(network,
-		pipeline.String("transport", transportName(f.Protocol)),
+		pipeline.String("transport", TransportName(f.Protocol)),
 		pipeline.String("type", networkType(f, local, remote)),
 	)
 	fields["network"] = b.Object(network...)
@@ -108,24 +109,7 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 	fields["fleutan"] = b.Object(pipeline.Any("flow", b.Object(flow...)))
 
 	if p := f.Process; p != nil {
-		proc := make([]pipeline.Member, 0, 5)
-		if len(p.Args) > 0 {
-			proc = append(proc, pipeline.Any("args", p.Args))
-		}
-		if p.Executable != "" {
-			proc = append(proc, pipeline.String("executable", p.Executable))
-		}
-		proc = append(proc, pipeline.String("name", p.Name))
-		if p.PPID > 0 {
-			proc = append(proc, pipeline.Any("parent", b.Object(pipeline.Int("pid", p.PPID))))
-		}
-		proc = append(proc, pipeline.Int("pid", p.PID))
-		fields["process"] = b.Object(proc...)
-		user := []pipeline.Member{pipeline.String("id", strconv.FormatUint(uint64(p.UID), 10))}
-		if p.User != "" {
-			user = append(user, pipeline.String("name", p.User))
-		}
-		fields["user"] = b.Object(user...)
+		fields["process"], fields["user"] = ProcessObjects(b, p)
 	} else if f.State != stateTimeWait && f.State != stateSynRecv {
 		// Without a process the socket's owner (sock_i_uid) still names the
 		// user; TIME-WAIT and request sockets have none and report 0.
@@ -133,6 +117,28 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 	}
 
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: f.Key().String()}
+}
+
+// ProcessObjects returns the ECS process and user objects of a flow's
+// owner, as the flows input and the qdisc input's flow events carry them.
+func ProcessObjects(b *pipeline.Builder, p *procindex.Process) (process, user *pipeline.Object) {
+	proc := make([]pipeline.Member, 0, 5)
+	if len(p.Args) > 0 {
+		proc = append(proc, pipeline.Any("args", p.Args))
+	}
+	if p.Executable != "" {
+		proc = append(proc, pipeline.String("executable", p.Executable))
+	}
+	proc = append(proc, pipeline.String("name", p.Name))
+	if p.PPID > 0 {
+		proc = append(proc, pipeline.Any("parent", b.Object(pipeline.Int("pid", p.PPID))))
+	}
+	proc = append(proc, pipeline.Int("pid", p.PID))
+	id := pipeline.String("id", strconv.FormatUint(uint64(p.UID), 10))
+	if p.User != "" {
+		return b.Object(proc...), b.Object(id, pipeline.String("name", p.User))
+	}
+	return b.Object(proc...), b.Object(id)
 }
 
 // tcpObject is fleutan.flow.tcp: the kernel's tcp_info for the socket.

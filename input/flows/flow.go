@@ -117,7 +117,7 @@ func (k Key) String() string {
 	b := make([]byte, 0, 96)
 	b = strconv.AppendUint(b, k.Netns, 10)
 	b = append(b, '/')
-	b = append(b, transportName(k.Protocol)...)
+	b = append(b, TransportName(k.Protocol)...)
 	b = append(b, '/')
 	b = k.Local.AppendTo(b)
 	b = append(b, '/')
@@ -186,7 +186,9 @@ func diff(cur, prev uint64) uint64 {
 	return 0
 }
 
-func transportName(p uint8) string {
+// TransportName is network.transport for an IP protocol number, the
+// number itself for protocols without a name here.
+func TransportName(p uint8) string {
 	switch p {
 	case protoTCP:
 		return "tcp"

@@ -182,7 +182,7 @@ func (s *FlowSample) Event(ts time.Time, took time.Duration) pipeline.Event {
 		}
 	}
 	network := pipeline.M{
-		"transport":   transport(s.Protocol),
+		"transport":   flows.TransportName(s.Protocol),
 		"iana_number": strconv.Itoa(int(s.Protocol)),
 		"direction":   direction,
 		"type":        "ipv4",
@@ -197,23 +197,10 @@ func (s *FlowSample) Event(ts time.Time, took time.Duration) pipeline.Event {
 		network["community_id"] = communityid.V1(0, s.Protocol, src, dst)
 	}
 	if s.Flow != nil && s.Flow.Process != nil {
-		p := s.Flow.Process
-		proc := pipeline.M{"pid": p.PID, "name": p.Name}
-		if p.Executable != "" {
-			proc["executable"] = p.Executable
-		}
-		if len(p.Args) > 0 {
-			proc["args"] = p.Args
-		}
-		fields["process"] = proc
-		user := pipeline.M{"id": strconv.FormatUint(uint64(p.UID), 10)}
-		if p.User != "" {
-			user["name"] = p.User
-		}
-		fields["user"] = user
+		fields["process"], fields["user"] = flows.ProcessObjects(pipeline.NewBuilder(3, 8), s.Flow.Process)
 	}
 	b := []byte(series)
-	b = append(b, transport(s.Protocol)...)
+	b = append(b, flows.TransportName(s.Protocol)...)
 	b = append(b, '/')
 	b = s.Local.AppendTo(b)
 	b = append(b, '/')
@@ -225,14 +212,4 @@ func (s *FlowSample) Event(ts time.Time, took time.Duration) pipeline.Event {
 
 func devKeySeries(d *Device) string {
 	return strconv.FormatUint(d.Netns, 10) + "/" + d.Name
-}
-
-func transport(p uint8) string {
-	switch p {
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	}
-	return strconv.Itoa(int(p))
 }

@@ -100,7 +100,7 @@ func TestQdiscEventFields(t *testing.T) {
 func TestJoinFlowsTopPerQueueAndOther(t *testing.T) {
 	dev := &Device{Netns: 10, Index: 2, Name: "veth0", TxQueues: 2}
 	ap := netip.MustParseAddrPort
-	proc := &procindex.Process{PID: 42, Name: "sender", UID: 0}
+	proc := &procindex.Process{PID: 42, PPID: 7, Name: "sender", UID: 1000, User: "alice"}
 	fl := []flows.Flow{
 		{Netns: 11, Protocol: 17, Local: ap("10.0.0.1:1000"), Remote: ap("10.0.0.2:80"), Inode: 501, Direction: flows.Outbound, Process: proc},
 		{Netns: 11, Protocol: 6, Local: ap("10.0.0.1:443"), Remote: ap("10.0.0.9:5555"), Inode: 0, Direction: flows.Inbound},
@@ -161,6 +161,9 @@ func TestJoinFlowsTopPerQueueAndOther(t *testing.T) {
 		"destination.port":            80,
 		"process.pid":                 42,
 		"process.name":                "sender",
+		"process.parent.pid":          7, // the same process fields as the flows input's
+		"user.id":                     "1000",
+		"user.name":                   "alice",
 	} {
 		if v, ok := ev.Fields.GetValue(path); !ok || !reflect.DeepEqual(v, want) {
 			t.Errorf("%s = %#v, want %#v", path, v, want)
