@@ -1,16 +1,13 @@
 package kibana
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,22 +28,9 @@ import (
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
-
-// esURL is the Elasticsearch that `make test` started for the run. Without
-// it the test skips, unless FLEUTANBEAT_REQUIRE_ES=1 makes that a failure.
-func esURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("FLEUTANBEAT_ES_URL")
-	if u == "" {
-		if os.Getenv("FLEUTANBEAT_REQUIRE_ES") == "1" {
-			t.Fatal("FLEUTANBEAT_ES_URL is not set and FLEUTANBEAT_REQUIRE_ES=1: run through `.ci/elasticsearch.sh run VERSION DIR -- go test ...`")
-		}
-		t.Skip("no Elasticsearch: set FLEUTANBEAT_ES_URL (make test starts one)")
-	}
-	return strings.TrimRight(u, "/")
-}
 
 // requireRoot: the inputs read every process's sockets and /proc entries.
 func requireRoot(t *testing.T) {
@@ -57,72 +41,6 @@ func requireRoot(t *testing.T) {
 		}
 		t.Skip("needs root: the inputs read every process's sockets and /proc")
 	}
-}
-
-// esREST is a minimal REST helper, independent of the output under test.
-type esREST struct {
-	t   *testing.T
-	url string
-	c   *http.Client
-}
-
-func (e *esREST) json(method, path string, body, out any) {
-	e.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.url+path, r)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := e.c.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode/100 != 2 {
-		e.t.Fatalf("%s %s: status %d: %s", method, path, res.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
-}
-
-// fieldTypes reads back the mapped type of each field over every index of
-// target; a field mapped differently in two indices is reported as
-// "conflict".
-func (e *esREST) fieldTypes(target string, fields []string) map[string]string {
-	e.t.Helper()
-	var r map[string]struct {
-		Mappings map[string]struct {
-			Mapping map[string]struct {
-				Type string `json:"type"`
-			} `json:"mapping"`
-		} `json:"mappings"`
-	}
-	e.json("GET", "/"+target+"/_mapping/field/"+strings.Join(fields, ","), nil, &r)
-	out := map[string]string{}
-	for _, idx := range r {
-		for f, m := range idx.Mappings {
-			for _, v := range m.Mapping {
-				if cur, ok := out[f]; ok && cur != v.Type {
-					out[f] = "conflict(" + cur + "," + v.Type + ")"
-					continue
-				}
-				out[f] = v.Type
-			}
-		}
-	}
-	return out
 }
 
 func decodeRaw(t *testing.T, src string) config.Raw {
@@ -506,7 +424,7 @@ func hasOwn(ls []leaf, keys []string, metric string) bool {
 // a type its operation accepts, and its layer, run as the equivalent
 // aggregation with its query, returns non-empty buckets with values.
 func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
-	url := esURL(t)
+	url := estest.URL(t)
 	requireRoot(t)
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
@@ -518,9 +436,9 @@ func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
 	if acked == 0 {
 		t.Fatal("no event acked")
 	}
-	db := &esREST{t: t, url: url, c: &http.Client{Timeout: time.Minute}}
+	db := estest.NewClient(t, url)
 	target := "metrics-fleutan.*-" + ns
-	db.json("POST", "/"+target+"/_refresh", nil, nil)
+	db.JSON("POST", "/"+target+"/_refresh", nil, nil)
 	var counts struct {
 		Aggregations struct {
 			DS struct {
@@ -531,7 +449,7 @@ func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
 			} `json:"ds"`
 		} `json:"aggregations"`
 	}
-	db.json("POST", "/"+target+"/_search", map[string]any{"size": 0,
+	db.JSON("POST", "/"+target+"/_search", map[string]any{"size": 0,
 		"aggs": map[string]any{"ds": map[string]any{"terms": map[string]any{"field": "data_stream.dataset"}}}}, &counts)
 	got := map[string]int{}
 	for _, b := range counts.Aggregations.DS.Buckets {
@@ -574,7 +492,7 @@ func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
 					fields = append(fields, c.SourceField)
 				}
 				sort.Strings(fields)
-				types := db.fieldTypes(target, fields)
+				types := db.FieldTypes(target, fields...)
 				for _, id := range l.ColumnOrder {
 					c := l.Columns[id]
 					typ, ok := types[c.SourceField]
@@ -599,7 +517,7 @@ func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
 					Aggregations map[string]any `json:"aggregations"`
 				}
 				body := map[string]any{"size": 0, "track_total_hits": true, "query": query, "aggs": aggs}
-				db.json("POST", "/"+target+"/_search", body, &res)
+				db.JSON("POST", "/"+target+"/_search", body, &res)
 				var ls []leaf
 				leaves(res.Aggregations, buckets, metrics, nil, res.Hits.Total.Value, &ls)
 				if len(ls) == 0 {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 )
 
 // diskAgent runs the built binary with the disk queue, real inputs at 1s
@@ -116,6 +118,7 @@ func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
 	requireRoot(t)
 	node := startESNode(t, "crash")
 	base := node.url
+	es := estest.NewClient(t, base)
 	node.stop()
 	var nb [4]byte
 	_, _ = rand.Read(nb[:])
@@ -155,7 +158,7 @@ func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	a.kill9()
-	t.Logf("round 3 (Elasticsearch started): killed after the first acked bulk, %d documents stored of a %v backlog", esCount(t, base, pattern), last)
+	t.Logf("round 3 (Elasticsearch started): killed after the first acked bulk, %d documents stored of a %v backlog", esCount(es, pattern), last)
 
 	a = startDiskAgent(t, home, agentArgs...)
 	waitFor(t, 90*time.Second, "the backlog delivered", func() bool { return a.stat("records") < 100 })
@@ -168,7 +171,7 @@ func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
 	if produced <= int(last) {
 		t.Fatalf("sequence %d after the outage, %v before: nothing produced once Elasticsearch was back", produced, last)
 	}
-	ids := esIDs(t, base, pattern)
+	ids := esIDs(es, pattern)
 	docs := 0
 	for id, k := range ids {
 		docs += k
@@ -179,7 +182,7 @@ func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
 	if docs != produced || len(ids) != produced {
 		t.Fatalf("Elasticsearch holds %d documents with %d distinct ids; the queue recorded %d events produced", docs, len(ids), produced)
 	}
-	if n := esCount(t, base, pattern); n != produced {
+	if n := esCount(es, pattern); n != produced {
 		t.Fatalf("_count says %d documents, the queue recorded %d", n, produced)
 	}
 	t.Logf("%d events produced across 5 runs (%v while Elasticsearch was stopped), %d documents, %d distinct ids", produced, last, docs, len(ids))

@@ -4,65 +4,29 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 )
 
-// esURL returns the Elasticsearch that make test started, skipping (or
-// failing, with FLEUTANBEAT_REQUIRE_ES=1) when there is none.
-func esURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("FLEUTANBEAT_ES_URL")
-	if u != "" {
-		return strings.TrimRight(u, "/")
+// esCount refreshes index and counts its documents; an index that does not
+// exist yet counts 0.
+func esCount(es *estest.Client, index string) int {
+	es.T.Helper()
+	es.JSON("POST", "/"+index+"/_refresh?ignore_unavailable=true", nil, nil)
+	var r struct {
+		Count int `json:"count"`
 	}
-	if os.Getenv("FLEUTANBEAT_REQUIRE_ES") == "1" {
-		t.Fatal("FLEUTANBEAT_REQUIRE_ES=1 but FLEUTANBEAT_ES_URL is not set (run through make test)")
-	}
-	t.Skip("no Elasticsearch (FLEUTANBEAT_ES_URL unset; make test starts one)")
-	return ""
-}
-
-func esDo(t *testing.T, method, url string, body any) map[string]any {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, raw)
-	}
-	return m
-}
-
-func esCount(t *testing.T, base, index string) int {
-	t.Helper()
-	esDo(t, "POST", base+"/"+index+"/_refresh?ignore_unavailable=true", nil)
-	m := esDo(t, "GET", base+"/"+index+"/_count?ignore_unavailable=true", nil)
-	n, _ := m["count"].(float64)
-	return int(n)
+	es.JSON("GET", "/"+index+"/_count?ignore_unavailable=true", nil, &r)
+	return r.Count
 }
 
 // TestAgentBinaryShipsToElasticsearch runs the built agent with its real
@@ -70,8 +34,9 @@ func esCount(t *testing.T, base, index string) int {
 // per dataset, with the intended mapping types, exactly once each, and a flow
 // this test holds is found with this process.
 func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
-	base := esURL(t)
+	base := estest.URL(t)
 	requireRoot(t)
+	es := estest.NewClient(t, base)
 	bin := buildBinary(t)
 	var nb [4]byte
 	_, _ = rand.Read(nb[:])
@@ -123,7 +88,7 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 	stream := func(ds string) string { return "metrics-" + ds + "-" + ns }
 	waitFor(t, 60*time.Second, "documents of every dataset in Elasticsearch", func() bool {
 		for _, ds := range datasets {
-			if esCount(t, base, stream(ds)) == 0 {
+			if esCount(es, stream(ds)) == 0 {
 				return false
 			}
 		}
@@ -147,28 +112,18 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 	// Every published event is one document: no loss, no duplicate.
 	total := 0
 	for _, ds := range datasets {
-		total += esCount(t, base, stream(ds))
+		total += esCount(es, stream(ds))
 	}
 	if float64(total) != published {
 		t.Errorf("documents in Elasticsearch = %d, events published = %v", total, published)
 	}
 
 	// The mapping has the intended types.
-	m := esDo(t, "GET", base+"/"+stream("fleutan.flows")+"/_mapping/field/source.ip,network.bytes,fleutan.flow.tcp.rtt_us,process.name,@timestamp,fleutan.flow.final", nil)
 	want := map[string]string{
 		"source.ip": "ip", "network.bytes": "long", "fleutan.flow.tcp.rtt_us": "long",
 		"process.name": "keyword", "@timestamp": "date", "fleutan.flow.final": "boolean",
 	}
-	got := map[string]string{}
-	for _, idx := range m {
-		fields, _ := idx.(map[string]any)["mappings"].(map[string]any)
-		for name, f := range fields {
-			mp, _ := f.(map[string]any)["mapping"].(map[string]any)
-			for _, def := range mp {
-				got[name], _ = def.(map[string]any)["type"].(string)
-			}
-		}
-	}
+	got := es.FieldTypes(stream("fleutan.flows"), "source.ip", "network.bytes", "fleutan.flow.tcp.rtt_us", "process.name", "@timestamp", "fleutan.flow.final")
 	for f, typ := range want {
 		if got[f] != typ {
 			t.Errorf("mapping of %s = %q, want %q", f, got[f], typ)
@@ -176,13 +131,14 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 	}
 
 	// The test's own flow, with this process.
-	res := esDo(t, "POST", base+"/"+stream("fleutan.flows")+"/_search", map[string]any{
+	var res map[string]any
+	es.JSON("POST", "/"+stream("fleutan.flows")+"/_search", map[string]any{
 		"size": 1,
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
 			map[string]any{"term": map[string]any{"fleutan.flow.remote.port": port}},
 			map[string]any{"term": map[string]any{"fleutan.flow.direction": "outbound"}},
 		}}},
-	})
+	}, &res)
 	hits, _ := res["hits"].(map[string]any)["hits"].([]any)
 	if len(hits) == 0 {
 		t.Fatalf("no flow to port %d in Elasticsearch: %v", port, res)
@@ -200,7 +156,7 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 // TestIndexManagementCommands: setup, test output and export template
 // against the real Elasticsearch, and test output against a dead host.
 func TestIndexManagementCommands(t *testing.T) {
-	base := esURL(t)
+	base := estest.URL(t)
 	cfg := shippedConfig(t)
 	es := func(args ...string) (int, string, string) {
 		full := append(args, "-c", cfg, "--path.home", t.TempDir(),
@@ -232,7 +188,8 @@ func TestIndexManagementCommands(t *testing.T) {
 		})
 	}
 	// The composable templates are in place.
-	m := esDo(t, "GET", base+"/_index_template/metrics-fleutan.*", nil)
+	var m map[string]any
+	estest.NewClient(t, base).JSON("GET", "/_index_template/metrics-fleutan.*", nil, &m)
 	if its, _ := m["index_templates"].([]any); len(its) != 3 {
 		t.Errorf("index templates after setup: %v", m)
 	}

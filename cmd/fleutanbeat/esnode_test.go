@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 )
 
 // esNode is a dedicated Elasticsearch that a test stops and starts with
@@ -25,14 +27,10 @@ type esNode struct {
 // startESNode starts a node on a fresh folder under the repository's
 // ignored .es/run (t.TempDir is 0700 root-owned, which the unprivileged
 // node cannot enter); it is stopped and removed when the test ends. Like
-// esURL it skips without `make test`, or fails with FLEUTANBEAT_REQUIRE_ES=1.
+// estest.URL it skips without `make test`, or fails with FLEUTANBEAT_REQUIRE_ES=1.
 func startESNode(t *testing.T, name string) *esNode {
 	t.Helper()
-	esURL(t)
-	v := os.Getenv("FLEUTANBEAT_ES_VERSION")
-	if v == "" {
-		t.Fatal("FLEUTANBEAT_ES_VERSION is not set next to FLEUTANBEAT_ES_URL")
-	}
+	v := estest.Version(t)
 	root, err := filepath.Abs("../../.es/run")
 	if err != nil {
 		t.Fatal(err)
@@ -90,12 +88,13 @@ func (n *esNode) runScript(args ...string) string {
 
 // esIDs returns how many times each _id occurs in the indices matched by
 // pattern, paging with the scroll API so that no cap hides a document.
-func esIDs(t *testing.T, base, pattern string) map[string]int {
-	t.Helper()
-	esDo(t, "POST", base+"/"+pattern+"/_refresh?ignore_unavailable=true&allow_no_indices=true", nil)
+func esIDs(es *estest.Client, pattern string) map[string]int {
+	es.T.Helper()
+	es.JSON("POST", "/"+pattern+"/_refresh?ignore_unavailable=true&allow_no_indices=true", nil, nil)
 	ids := map[string]int{}
-	m := esDo(t, "POST", base+"/"+pattern+"/_search?scroll=1m&ignore_unavailable=true&allow_no_indices=true",
-		map[string]any{"size": 5000, "_source": false, "query": map[string]any{"match_all": map[string]any{}}})
+	var m map[string]any
+	es.JSON("POST", "/"+pattern+"/_search?scroll=1m&ignore_unavailable=true&allow_no_indices=true",
+		map[string]any{"size": 5000, "_source": false, "query": map[string]any{"match_all": map[string]any{}}}, &m)
 	for {
 		hits, _ := m["hits"].(map[string]any)
 		list, _ := hits["hits"].([]any)
@@ -108,12 +107,13 @@ func esIDs(t *testing.T, base, pattern string) map[string]int {
 		}
 		sid, _ := m["_scroll_id"].(string)
 		if sid == "" {
-			t.Fatalf("search of %s: no _scroll_id in %v", pattern, m)
+			es.T.Fatalf("search of %s: no _scroll_id in %v", pattern, m)
 		}
-		m = esDo(t, "POST", base+"/_search/scroll", map[string]any{"scroll": "1m", "scroll_id": sid})
+		m = nil
+		es.JSON("POST", "/_search/scroll", map[string]any{"scroll": "1m", "scroll_id": sid}, &m)
 	}
 	if sid, _ := m["_scroll_id"].(string); sid != "" {
-		esDo(t, "DELETE", base+"/_search/scroll", map[string]any{"scroll_id": sid})
+		es.JSON("DELETE", "/_search/scroll", map[string]any{"scroll_id": sid}, nil)
 	}
 	return ids
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/output/codec"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -75,7 +76,7 @@ type shipResult struct {
 // size and write uncompressed to their own data stream. The output is given
 // events as the agent's pipeline produces them (encoded once, Event.Body).
 func BenchmarkShipToElasticsearch(b *testing.B) {
-	url := esURL(b)
+	url := estest.URL(b)
 	total := envInt("FLEUTANBEAT_BENCH_EVENTS", 1_000_000)
 	workers := envInt("FLEUTANBEAT_BENCH_WORKERS", 2)
 	batch := 1600
@@ -227,11 +228,11 @@ func BenchmarkShipToElasticsearch(b *testing.B) {
 				}
 			}
 		})
-		db := newES(b, url)
-		if got := db.count("metrics-fleutan.flows-" + run + "out"); got != total {
+		db := estest.NewClient(b, url)
+		if got := count(db, "metrics-fleutan.flows-"+run+"out"); got != total {
 			b.Fatalf("output stored %d of %d", got, total)
 		}
-		if got := db.count("metrics-fleutan.flows-" + run + "ceim"); got != total {
+		if got := count(db, "metrics-fleutan.flows-"+run+"ceim"); got != total {
 			b.Fatalf("ceiling stored %d of %d", got, total)
 		}
 		outRate := float64(total) / out.wall.Seconds()

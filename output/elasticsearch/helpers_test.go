@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,35 +14,9 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
-
-// esURL is the Elasticsearch that `make test` started once for the whole
-// run (.ci/elasticsearch.sh run). Without it the test skips, unless
-// FLEUTANBEAT_REQUIRE_ES=1 makes that a failure.
-func esURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("FLEUTANBEAT_ES_URL")
-	if u == "" {
-		if os.Getenv("FLEUTANBEAT_REQUIRE_ES") == "1" {
-			t.Fatal("FLEUTANBEAT_ES_URL is not set and FLEUTANBEAT_REQUIRE_ES=1: run through `.ci/elasticsearch.sh run VERSION DIR -- go test ...`")
-		}
-		t.Skip("no Elasticsearch: set FLEUTANBEAT_ES_URL (make test starts one)")
-	}
-	return strings.TrimRight(u, "/")
-}
-
-// esVersion is the version the script runs, for tests that start their
-// own node.
-func esVersion(t testing.TB) string {
-	t.Helper()
-	esURL(t)
-	v := os.Getenv("FLEUTANBEAT_ES_VERSION")
-	if v == "" {
-		t.Fatal("FLEUTANBEAT_ES_VERSION is not set next to FLEUTANBEAT_ES_URL")
-	}
-	return v
-}
 
 func scriptPath(t testing.TB) string {
 	if s := os.Getenv("FLEUTANBEAT_ES_SCRIPT"); s != "" {
@@ -108,7 +79,7 @@ func (n *node) stop() { runScript(n.t, "stop", n.dir) }
 // when the test ends.
 func startNode(t testing.TB, name string, dir string, args ...string) *node {
 	t.Helper()
-	n := &node{t: t, dir: dir, version: esVersion(t), args: args}
+	n := &node{t: t, dir: dir, version: estest.Version(t), args: args}
 	if n.dir == "" {
 		n.dir = nodeDir(t, name)
 	}
@@ -128,73 +99,22 @@ func uniqueName(t testing.TB) string {
 	return "t" + hex.EncodeToString(b)
 }
 
-// es is a tiny REST helper for assertions, independent of the output.
-type rest struct {
-	t      testing.TB
-	url    string
-	client *http.Client
-	user   string
-	pass   string
-}
-
-func newES(t testing.TB, url string) *rest {
-	return &rest{t: t, url: url, client: &http.Client{Timeout: 60 * time.Second}}
-}
-
-func (e *rest) do(method, path string, body any) (int, []byte) {
-	e.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.url+path, r)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if e.user != "" {
-		req.SetBasicAuth(e.user, e.pass)
-	}
-	res, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	out, _ := io.ReadAll(res.Body)
-	return res.StatusCode, out
-}
-
-func (e *rest) json(method, path string, body any, out any) {
-	e.t.Helper()
-	st, b := e.do(method, path, body)
-	if st/100 != 2 {
-		e.t.Fatalf("%s %s: status %d: %s", method, path, st, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
-}
-
-func (e *rest) count(index string) int {
-	e.t.Helper()
-	e.json("POST", "/"+index+"/_refresh?expand_wildcards=all", nil, nil)
+// count refreshes index (hidden backing indices too) and counts its
+// documents.
+func count(db *estest.Client, index string) int {
+	db.T.Helper()
+	db.JSON("POST", "/"+index+"/_refresh?expand_wildcards=all", nil, nil)
 	var r struct {
 		Count int `json:"count"`
 	}
-	e.json("GET", "/"+index+"/_count", nil, &r)
+	db.JSON("GET", "/"+index+"/_count", nil, &r)
 	return r.Count
 }
 
-// ids returns every _id stored in index (up to 10000).
-func (e *rest) ids(index string) map[string]int {
-	e.t.Helper()
-	e.json("POST", "/"+index+"/_refresh", nil, nil)
+// docIDs returns every _id stored in index (up to 10000).
+func docIDs(db *estest.Client, index string) map[string]int {
+	db.T.Helper()
+	db.JSON("POST", "/"+index+"/_refresh", nil, nil)
 	var r struct {
 		Hits struct {
 			Hits []struct {
@@ -202,32 +122,10 @@ func (e *rest) ids(index string) map[string]int {
 			} `json:"hits"`
 		} `json:"hits"`
 	}
-	e.json("POST", "/"+index+"/_search", map[string]any{"size": 10000, "_source": false, "query": map[string]any{"match_all": map[string]any{}}}, &r)
+	db.JSON("POST", "/"+index+"/_search", map[string]any{"size": 10000, "_source": false, "query": map[string]any{"match_all": map[string]any{}}}, &r)
 	out := map[string]int{}
 	for _, h := range r.Hits.Hits {
 		out[h.ID]++
-	}
-	return out
-}
-
-// fieldTypes returns the mapped type of each dotted field of index.
-func (e *rest) fieldTypes(index string, fields ...string) map[string]string {
-	e.t.Helper()
-	var r map[string]struct {
-		Mappings map[string]struct {
-			Mapping map[string]struct {
-				Type string `json:"type"`
-			} `json:"mapping"`
-		} `json:"mappings"`
-	}
-	e.json("GET", "/"+index+"/_mapping/field/"+strings.Join(fields, ","), nil, &r)
-	out := map[string]string{}
-	for _, idx := range r {
-		for f, m := range idx.Mappings {
-			for _, v := range m.Mapping {
-				out[f] = v.Type
-			}
-		}
 	}
 	return out
 }

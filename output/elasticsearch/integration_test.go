@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/output"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -45,7 +46,7 @@ func fieldNames(m map[string]string) []string {
 // replays them: the replay is all 409s, counted as duplicates, and the
 // document count does not change.
 func TestRealBulkStoresEventsOnceWithMappings(t *testing.T) {
-	url := esURL(t)
+	url := estest.URL(t)
 	ns := uniqueName(t)
 	cases := []struct {
 		name   string
@@ -70,8 +71,8 @@ func TestRealBulkStoresEventsOnceWithMappings(t *testing.T) {
 			if got := statuses(b1)[pipeline.Acked] + statuses(b2)[pipeline.Acked]; got != 2000 {
 				t.Fatalf("acked %d events, want 2000 (%v %v)", got, statuses(b1), statuses(b2))
 			}
-			db := newES(t, url)
-			if n := db.count(tc.target); n != 2000 {
+			db := estest.NewClient(t, url)
+			if n := count(db, tc.target); n != 2000 {
 				t.Fatalf("%s holds %d documents, want 2000", tc.target, n)
 			}
 			// A replay (a retried batch, a disk queue read twice) must not
@@ -80,14 +81,14 @@ func TestRealBulkStoresEventsOnceWithMappings(t *testing.T) {
 			if got := statuses(b3)[pipeline.Acked]; got != 500 {
 				t.Fatalf("replay acked %d, want 500", got)
 			}
-			if n := db.count(tc.target); n != 2000 {
+			if n := count(db, tc.target); n != 2000 {
 				t.Fatalf("after replay %s holds %d documents, want 2000", tc.target, n)
 			}
 			want := Stats{Acked: 2000, Duplicates: 500}
 			if got := cl.Stats(); got != want {
 				t.Fatalf("stats %+v, want %+v", got, want)
 			}
-			got := db.fieldTypes(tc.target, fieldNames(wantFlowTypes)...)
+			got := db.FieldTypes(tc.target, fieldNames(wantFlowTypes)...)
 			for f, typ := range wantFlowTypes {
 				if got[f] != typ {
 					t.Errorf("field %s mapped as %q, want %q", f, got[f], typ)
@@ -101,7 +102,7 @@ func TestRealBulkStoresEventsOnceWithMappings(t *testing.T) {
 						} `json:"hits"`
 					} `json:"hits"`
 				}
-				db.json("POST", "/"+tc.target+"/_search", map[string]any{"size": 1}, &r)
+				db.JSON("POST", "/"+tc.target+"/_search", map[string]any{"size": 1}, &r)
 				if len(r.Hits.Hits) != 1 || !strings.HasPrefix(r.Hits.Hits[0].Index, ".ds-"+tc.target+"-") {
 					t.Fatalf("documents are not in a data stream backing index: %+v", r.Hits.Hits)
 				}
@@ -113,7 +114,7 @@ func TestRealBulkStoresEventsOnceWithMappings(t *testing.T) {
 // TestRealMappingConflictFollowsPolicy sends one event whose value cannot
 // be indexed (a string in a long field) among good ones.
 func TestRealMappingConflictFollowsPolicy(t *testing.T) {
-	url := esURL(t)
+	url := estest.URL(t)
 	ns := uniqueName(t)
 	bad := func(events []pipeline.Event) []pipeline.Event {
 		events[3].Fields.Put("fleutan.flow.tcp.rtt_us", "not-a-number")
@@ -131,7 +132,7 @@ func TestRealMappingConflictFollowsPolicy(t *testing.T) {
 		if got, want := cl.Stats(), (Stats{Acked: 9, Dropped: 1}); got != want {
 			t.Fatalf("stats %+v, want %+v", got, want)
 		}
-		if n := newES(t, url).count("metrics-fleutan.flows-" + c.Namespace); n != 9 {
+		if n := count(estest.NewClient(t, url), "metrics-fleutan.flows-"+c.Namespace); n != 9 {
 			t.Fatalf("stored %d, want 9", n)
 		}
 	})
@@ -148,7 +149,7 @@ func TestRealMappingConflictFollowsPolicy(t *testing.T) {
 		if got, want := cl.Stats(), (Stats{Acked: 9, DeadLettered: 1}); got != want {
 			t.Fatalf("stats %+v, want %+v", got, want)
 		}
-		db := newES(t, url)
+		db := estest.NewClient(t, url)
 		var r struct {
 			Hits struct {
 				Hits []struct {
@@ -157,8 +158,8 @@ func TestRealMappingConflictFollowsPolicy(t *testing.T) {
 				} `json:"hits"`
 			} `json:"hits"`
 		}
-		db.json("POST", "/"+c.NonIndexablePolicy.Index+"/_refresh", nil, nil)
-		db.json("POST", "/"+c.NonIndexablePolicy.Index+"/_search", map[string]any{}, &r)
+		db.JSON("POST", "/"+c.NonIndexablePolicy.Index+"/_refresh", nil, nil)
+		db.JSON("POST", "/"+c.NonIndexablePolicy.Index+"/_search", map[string]any{}, &r)
 		if len(r.Hits.Hits) != 1 || r.Hits.Hits[0].ID != "flow-0000003" {
 			t.Fatalf("dead-letter index holds %+v, want the one bad event", r.Hits.Hits)
 		}
@@ -169,7 +170,7 @@ func TestRealMappingConflictFollowsPolicy(t *testing.T) {
 		// Sending the same bad event again is a duplicate in the
 		// dead-letter index too, not a second copy.
 		publish(t, cl, bad(flowEvents(0, 10, time.Now())))
-		if n := db.count(c.NonIndexablePolicy.Index); n != 1 {
+		if n := count(db, c.NonIndexablePolicy.Index); n != 1 {
 			t.Fatalf("dead-letter index holds %d after a replay, want 1", n)
 		}
 	})
@@ -178,14 +179,14 @@ func TestRealMappingConflictFollowsPolicy(t *testing.T) {
 // TestRealSetupIsIdempotentAndTestOutputReportsVersion runs Setup twice and
 // reads back the index templates.
 func TestRealSetupIsIdempotentAndTestOutputReportsVersion(t *testing.T) {
-	url := esURL(t)
+	url := estest.URL(t)
 	c := testConfig(url)
 	for range 2 {
 		if err := Setup(context.Background(), c, testSettings()); err != nil {
 			t.Fatalf("Setup: %v", err)
 		}
 	}
-	db := newES(t, url)
+	db := estest.NewClient(t, url)
 	var r struct {
 		IndexTemplates []struct {
 			Name          string `json:"name"`
@@ -196,7 +197,7 @@ func TestRealSetupIsIdempotentAndTestOutputReportsVersion(t *testing.T) {
 			} `json:"index_template"`
 		} `json:"index_templates"`
 	}
-	db.json("GET", "/_index_template/metrics-fleutan.*", nil, &r)
+	db.JSON("GET", "/_index_template/metrics-fleutan.*", nil, &r)
 	if len(r.IndexTemplates) != 3 {
 		t.Fatalf("found %d index templates, want 3", len(r.IndexTemplates))
 	}
@@ -209,7 +210,7 @@ func TestRealSetupIsIdempotentAndTestOutputReportsVersion(t *testing.T) {
 	if err := TestOutput(context.Background(), c, &out); err != nil {
 		t.Fatalf("TestOutput: %v\n%s", err, out.String())
 	}
-	if v := esVersion(t); !strings.Contains(out.String(), "version: "+v) {
+	if v := estest.Version(t); !strings.Contains(out.String(), "version: "+v) {
 		t.Fatalf("TestOutput did not report version %s:\n%s", v, out.String())
 	}
 }

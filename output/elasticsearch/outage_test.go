@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -106,11 +107,11 @@ func TestRealOutageLosesAndDuplicatesNothing(t *testing.T) {
 	if total <= int(stoppedAt) {
 		t.Fatalf("nothing produced during the outage (%d before, %d total)", stoppedAt, total)
 	}
-	db := newES(t, n.url)
-	if got := db.count("metrics-fleutan.flows-default"); got != total {
+	db := estest.NewClient(t, n.url)
+	if got := count(db, "metrics-fleutan.flows-default"); got != total {
 		t.Fatalf("Elasticsearch holds %d documents, produced %d", got, total)
 	}
-	ids := db.ids("metrics-fleutan.flows-default")
+	ids := docIDs(db, "metrics-fleutan.flows-default")
 	if len(ids) != total {
 		t.Fatalf("Elasticsearch holds %d distinct ids, produced %d", len(ids), total)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config/tlscfg/tlstest"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -25,7 +26,7 @@ const (
 // with a CA made here and a file-realm user, then checks basic auth, a
 // wrong password, a wrong CA and the verification modes.
 func TestRealSecurityAuthAndTLS(t *testing.T) {
-	version := esVersion(t)
+	version := estest.Version(t)
 	dir := nodeDir(t, "secure")
 	home := runScript(t, "fetch", version)
 	java := runScript(t, "java", version)
@@ -55,16 +56,16 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.PEM)
-	db := newES(t, n.url)
-	db.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
-	db.user, db.pass = secUser, secPass
+	db := estest.NewClient(t, n.url)
+	db.HTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	db.User, db.Password = secUser, secPass
 
 	// API keys live in the .security index, whose mapping needs the
 	// analysis-common module that this distribution lacks (creating one
 	// answers 400 "Unknown filter type [pattern_capture]"); the API key
 	// header is checked against a fake server in
 	// TestFaultAPIKeyIsSentBase64Encoded instead.
-	if st, body := db.do("POST", "/_security/api_key", map[string]any{"name": "fleutan-test"}); st != 400 || !strings.Contains(string(body), "pattern_capture") {
+	if st, body := db.Do("POST", "/_security/api_key", map[string]any{"name": "fleutan-test"}); st != 400 || !strings.Contains(string(body), "pattern_capture") {
 		t.Logf("creating an API key now answers %d: %s; extend this test to use it", st, body)
 	}
 
@@ -124,7 +125,7 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 			}
 		})
 	}
-	if got := db.count("metrics-fleutan.flows-secure"); got != stored {
+	if got := count(db, "metrics-fleutan.flows-secure"); got != stored {
 		t.Fatalf("stored %d documents, want %d", got, stored)
 	}
 }
