@@ -116,10 +116,10 @@ func deadHost(t *testing.T) string {
 // as many documents as distinct ids as events produced.
 func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
 	requireRoot(t)
-	node := startESNode(t, "crash")
-	base := node.url
+	node := estest.StartNode(t, "crash", "")
+	base := node.URL
 	es := estest.NewClient(t, base)
-	node.stop()
+	node.Stop()
 	var nb [4]byte
 	_, _ = rand.Read(nb[:])
 	ns := "crash" + hex.EncodeToString(nb[:])
@@ -146,7 +146,7 @@ func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
 		t.Fatal("nothing produced while Elasticsearch was stopped")
 	}
 
-	node.start()
+	node.Start()
 	// Small bulks spread the backlog over many requests; the kill follows
 	// the first bulk the output reports acked, so it lands mid-delivery.
 	a := startDiskAgent(t, home, agentArgs...)

@@ -29,6 +29,38 @@ func esCount(es *estest.Client, index string) int {
 	return r.Count
 }
 
+// esIDs returns how many times each _id occurs in the indices matched by
+// pattern, paging with the scroll API so that no cap hides a document.
+func esIDs(es *estest.Client, pattern string) map[string]int {
+	es.T.Helper()
+	es.JSON("POST", "/"+pattern+"/_refresh?ignore_unavailable=true&allow_no_indices=true", nil, nil)
+	ids := map[string]int{}
+	var m map[string]any
+	es.JSON("POST", "/"+pattern+"/_search?scroll=1m&ignore_unavailable=true&allow_no_indices=true",
+		map[string]any{"size": 5000, "_source": false, "query": map[string]any{"match_all": map[string]any{}}}, &m)
+	for {
+		hits, _ := m["hits"].(map[string]any)
+		list, _ := hits["hits"].([]any)
+		if len(list) == 0 {
+			break
+		}
+		for _, h := range list {
+			id, _ := h.(map[string]any)["_id"].(string)
+			ids[id]++
+		}
+		sid, _ := m["_scroll_id"].(string)
+		if sid == "" {
+			es.T.Fatalf("search of %s: no _scroll_id in %v", pattern, m)
+		}
+		m = nil
+		es.JSON("POST", "/_search/scroll", map[string]any{"scroll": "1m", "scroll_id": sid}, &m)
+	}
+	if sid, _ := m["_scroll_id"].(string); sid != "" {
+		es.JSON("DELETE", "/_search/scroll", map[string]any{"scroll_id": sid}, nil)
+	}
+	return ids
+}
+
 // TestAgentBinaryShipsToElasticsearch runs the built agent with its real
 // inputs against the real Elasticsearch: documents land in one data stream
 // per dataset, with the intended mapping types, exactly once each, and a flow

@@ -1,15 +1,10 @@
 package elasticsearch
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,79 +12,6 @@ import (
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
-
-func scriptPath(t testing.TB) string {
-	if s := os.Getenv("FLEUTANBEAT_ES_SCRIPT"); s != "" {
-		return s
-	}
-	p, err := filepath.Abs("../../.ci/elasticsearch.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// node is a dedicated Elasticsearch started by a test.
-type node struct {
-	t       testing.TB
-	dir     string
-	version string
-	url     string
-	args    []string
-}
-
-// nodeDir is a fresh state folder under the repository's ignored .es/
-// (t.TempDir is 0700 root-owned, which the unprivileged node cannot enter).
-func nodeDir(t testing.TB, name string) string {
-	root, err := filepath.Abs("../../.es/run")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, fmt.Sprintf("%s-%d", name, os.Getpid()))
-	_ = os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func runScript(t testing.TB, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("bash", append([]string{scriptPath(t)}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("elasticsearch.sh %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	t.Logf("elasticsearch.sh %s: %s", args[0], strings.TrimSpace(errb.String()))
-	return strings.TrimSpace(out.String())
-}
-
-func (n *node) start() {
-	n.t.Helper()
-	n.url = runScript(n.t, append([]string{"start", n.version, n.dir}, n.args...)...)
-}
-
-func (n *node) stop() { runScript(n.t, "stop", n.dir) }
-
-// startNode starts a dedicated node; it is stopped and its folder removed
-// when the test ends.
-func startNode(t testing.TB, name string, dir string, args ...string) *node {
-	t.Helper()
-	n := &node{t: t, dir: dir, version: estest.Version(t), args: args}
-	if n.dir == "" {
-		n.dir = nodeDir(t, name)
-	}
-	t.Cleanup(func() {
-		n.stop()
-		_ = os.RemoveAll(n.dir)
-	})
-	n.start()
-	return n
-}
 
 func uniqueName(t testing.TB) string {
 	b := make([]byte, 4)

@@ -30,12 +30,12 @@ func outageSeconds() time.Duration {
 // pipeline while its Elasticsearch is stopped for 30 s and started again
 // on the same data: every event produced is stored exactly once.
 func TestRealOutageLosesAndDuplicatesNothing(t *testing.T) {
-	n := startNode(t, "outage", "")
-	port := n.url[strings.LastIndexByte(n.url, ':')+1:]
+	n := estest.StartNode(t, "outage", "")
+	port := n.URL[strings.LastIndexByte(n.URL, ':')+1:]
 	if _, err := strconv.Atoi(port); err != nil {
-		t.Fatalf("bad url %q", n.url)
+		t.Fatalf("bad url %q", n.URL)
 	}
-	c := testConfig(n.url)
+	c := testConfig(n.URL)
 	c.Worker = 2
 	c.BulkMaxSize = 200
 	c.Timeout = config.Duration(5 * time.Second)
@@ -90,11 +90,10 @@ func TestRealOutageLosesAndDuplicatesNothing(t *testing.T) {
 	}()
 
 	time.Sleep(3 * time.Second)
-	n.stop()
+	n.Stop()
 	stoppedAt := produced.Load()
 	time.Sleep(outageSeconds())
-	n.args = []string{"-Ehttp.port=" + port}
-	n.start()
+	n.Start()
 	time.Sleep(3 * time.Second)
 	cancel()
 	<-done
@@ -107,7 +106,7 @@ func TestRealOutageLosesAndDuplicatesNothing(t *testing.T) {
 	if total <= int(stoppedAt) {
 		t.Fatalf("nothing produced during the outage (%d before, %d total)", stoppedAt, total)
 	}
-	db := estest.NewClient(t, n.url)
+	db := estest.NewClient(t, n.URL)
 	if got := count(db, "metrics-fleutan.flows-default"); got != total {
 		t.Fatalf("Elasticsearch holds %d documents, produced %d", got, total)
 	}

@@ -27,9 +27,9 @@ const (
 // wrong password, a wrong CA and the verification modes.
 func TestRealSecurityAuthAndTLS(t *testing.T) {
 	version := estest.Version(t)
-	dir := nodeDir(t, "secure")
-	home := runScript(t, "fetch", version)
-	java := runScript(t, "java", version)
+	dir := estest.NodeDir(t, "secure")
+	home := estest.Script(t, "fetch", version)
+	java := estest.Script(t, "java", version)
 	if out, err := exec.Command("cp", "-r", filepath.Join(home, "config"), filepath.Join(dir, "config")).CombinedOutput(); err != nil {
 		t.Fatalf("copy config: %v: %s", err, out)
 	}
@@ -44,19 +44,19 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 	if out, err := users.CombinedOutput(); err != nil {
 		t.Fatalf("elasticsearch-users: %v: %s", err, out)
 	}
-	n := startNode(t, "secure", dir,
+	n := estest.StartNode(t, "secure", dir,
 		"-Expack.security.enabled=true",
 		"-Expack.security.http.ssl.enabled=true",
 		"-Expack.security.http.ssl.certificate=certs/node.crt",
 		"-Expack.security.http.ssl.key=certs/node.key",
 		"-Expack.security.http.ssl.certificate_authorities=certs/ca.crt",
 	)
-	if !strings.HasPrefix(n.url, "https://") {
-		t.Fatalf("node url %s is not https", n.url)
+	if !strings.HasPrefix(n.URL, "https://") {
+		t.Fatalf("node url %s is not https", n.URL)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.PEM)
-	db := estest.NewClient(t, n.url)
+	db := estest.NewClient(t, n.URL)
 	db.HTTP.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	db.User, db.Password = secUser, secPass
 
@@ -71,7 +71,7 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 
 	wrongCA := tlstest.NewCA(t, "some other CA")
 	wrongCAFile := tlstest.WriteFile(t, dir, "wrong-ca.crt", wrongCA.PEM)
-	localhost := strings.Replace(n.url, "127.0.0.1", "localhost", 1)
+	localhost := strings.Replace(n.URL, "127.0.0.1", "localhost", 1)
 
 	cases := []struct {
 		name    string
@@ -83,10 +83,10 @@ func TestRealSecurityAuthAndTLS(t *testing.T) {
 		mode    string
 		wantErr string // empty: events are stored
 	}{
-		{name: "basic auth", host: n.url, user: secUser, pass: secPass, ca: caFile, mode: "full"},
-		{name: "wrong password", host: n.url, user: secUser, pass: "wrong", ca: caFile, mode: "full", wantErr: "401 authentication failed"},
-		{name: "wrong CA", host: n.url, user: secUser, pass: secPass, ca: wrongCAFile, mode: "full", wantErr: "TLS error"},
-		{name: "wrong CA, verification none", host: n.url, user: secUser, pass: secPass, ca: wrongCAFile, mode: "none"},
+		{name: "basic auth", host: n.URL, user: secUser, pass: secPass, ca: caFile, mode: "full"},
+		{name: "wrong password", host: n.URL, user: secUser, pass: "wrong", ca: caFile, mode: "full", wantErr: "401 authentication failed"},
+		{name: "wrong CA", host: n.URL, user: secUser, pass: secPass, ca: wrongCAFile, mode: "full", wantErr: "TLS error"},
+		{name: "wrong CA, verification none", host: n.URL, user: secUser, pass: secPass, ca: wrongCAFile, mode: "none"},
 		{name: "host name mismatch, full", host: localhost, user: secUser, pass: secPass, ca: caFile, mode: "full", wantErr: "TLS error"},
 		{name: "host name mismatch, certificate", host: localhost, user: secUser, pass: secPass, ca: caFile, mode: "certificate"},
 		{name: "wrong CA, certificate", host: localhost, user: secUser, pass: secPass, ca: wrongCAFile, mode: "certificate", wantErr: "TLS error"},

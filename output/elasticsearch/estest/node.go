@@ -1,0 +1,116 @@
+package estest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Node is a dedicated Elasticsearch that a test started with
+// .ci/elasticsearch.sh, its state in its own folder so that a restart keeps
+// the documents.
+type Node struct {
+	t       testing.TB
+	Dir     string
+	Version string
+	URL     string
+	args    []string
+	port    string
+}
+
+// StartNode starts a node of the run's version on dir (a fresh NodeDir(t,
+// name) when dir is ""), with args (-Ekey=value) added to the script's; it
+// is stopped and its folder removed when the test ends. Like URL it skips
+// without `make test`, or fails with FLEUTANBEAT_REQUIRE_ES=1.
+func StartNode(t testing.TB, name, dir string, args ...string) *Node {
+	t.Helper()
+	n := &Node{t: t, Dir: dir, Version: Version(t), args: args}
+	if n.Dir == "" {
+		n.Dir = NodeDir(t, name)
+	}
+	t.Cleanup(func() {
+		n.Stop()
+		_ = os.RemoveAll(n.Dir)
+	})
+	n.Start()
+	return n
+}
+
+// Start starts the node, on the port of its first start when there was
+// one: clients keep their configured host across an outage.
+func (n *Node) Start() {
+	n.t.Helper()
+	args := append([]string{"start", n.Version, n.Dir}, n.args...)
+	if n.port != "" {
+		args = append(args, "-Ehttp.port="+n.port)
+	}
+	u := strings.TrimRight(Script(n.t, args...), "/")
+	port := u[strings.LastIndexByte(u, ':')+1:]
+	if n.port != "" && port != n.port {
+		n.t.Fatalf("node restarted on %s, want port %s", u, n.port)
+	}
+	n.URL, n.port = u, port
+}
+
+// Stop stops the node; its data stays for the next Start.
+func (n *Node) Stop() {
+	n.t.Helper()
+	Script(n.t, "stop", n.Dir)
+}
+
+// NodeDir is a fresh state folder under the repository's ignored .es/run
+// (t.TempDir is 0700 root-owned, which the unprivileged node cannot enter).
+func NodeDir(t testing.TB, name string) string {
+	t.Helper()
+	root := filepath.Join(repoRoot(t), ".es", "run")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, fmt.Sprintf("%s-%d", name, os.Getpid()))
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Script runs .ci/elasticsearch.sh (FLEUTANBEAT_ES_SCRIPT, which the script
+// exports, or the repository's) with args and returns what it printed.
+func Script(t testing.TB, args ...string) string {
+	t.Helper()
+	script := os.Getenv("FLEUTANBEAT_ES_SCRIPT")
+	if script == "" {
+		script = filepath.Join(repoRoot(t), ".ci", "elasticsearch.sh")
+	}
+	cmd := exec.Command("bash", append([]string{script}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("elasticsearch.sh %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	t.Logf("elasticsearch.sh %s: %s", args[0], strings.TrimSpace(errb.String()))
+	return strings.TrimSpace(out.String())
+}
+
+// repoRoot is the folder holding go.mod, above the test's package folder.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's folder")
+		}
+		dir = parent
+	}
+}
