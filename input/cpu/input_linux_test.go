@@ -16,8 +16,8 @@ import (
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 

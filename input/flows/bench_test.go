@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 const (

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 // helperEnv switches the test binary into a traffic helper driven by line

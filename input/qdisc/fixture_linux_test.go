@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 var update = flag.Bool("update", false, "recapture testdata/live_*.hex from the running kernel")

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 func TestDeviceGoneAndQdiscRecreatedBetweenPeriods(t *testing.T) {

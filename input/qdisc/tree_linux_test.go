@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 func collectOnce(t *testing.T, c *Collector) []Sample {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 	"golang.org/x/sys/unix"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 	"golang.org/x/sys/unix"
 )
 
