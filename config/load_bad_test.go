@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 // TestLoadRejectsBadConfigs pins the full text users see from
@@ -182,21 +184,8 @@ func TestLoadStrictPerms(t *testing.T) {
 	}
 }
 
-// requireRoot skips a test that needs root, or fails it where CI promises
-// root (FLEUTANBEAT_REQUIRE_ROOT=1). nstest is internal to input/.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
-		t.Fatal("test needs root and FLEUTANBEAT_REQUIRE_ROOT=1")
-	}
-	t.Skip("test needs root to chown a file")
-}
-
 func TestLoadStrictPermsOwner(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t) // to chown the file to another user
 	path := filepath.Join(t.TempDir(), "fleutanbeat.yml")
 	if err := os.WriteFile(path, []byte("output.console: {}\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/codec"
@@ -31,17 +32,6 @@ import (
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
-
-// requireRoot: the inputs read every process's sockets and /proc entries.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
-			t.Fatal("not root and FLEUTANBEAT_REQUIRE_ROOT=1")
-		}
-		t.Skip("needs root: the inputs read every process's sockets and /proc")
-	}
-}
 
 func decodeRaw(t *testing.T, src string) config.Raw {
 	t.Helper()
@@ -425,7 +415,7 @@ func hasOwn(ls []leaf, keys []string, metric string) bool {
 // aggregation with its query, returns non-empty buckets with values.
 func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
 	url := estest.URL(t)
-	requireRoot(t)
+	nstest.RequireRoot(t) // the inputs read every process's sockets and /proc entries
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,41 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
-
-// requireRoot mirrors nstest.RequireRoot, which cmd cannot import.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
-		t.Fatal("test needs root and FLEUTANBEAT_REQUIRE_ROOT=1 is set")
-	}
-	t.Skip("test needs root (set FLEUTANBEAT_REQUIRE_ROOT=1 to make this a failure)")
-}
-
-// newNetns mirrors nstest.New: a named namespace with loopback up,
-// deleted when the test ends.
-func newNetns(t *testing.T) string {
-	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := "flt-" + hex.EncodeToString(b[:])
-	cmd(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
-
-func cmd(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // liveSetup is a namespace "host" with a two-queue veth under mq towards a
 // peer namespace, a sender and two sinks with names the test chose.
@@ -93,15 +59,15 @@ func startRole(t *testing.T, s *liveSetup, ns, role, name string, args ...string
 }
 
 func newLiveSetup(t *testing.T) *liveSetup {
-	requireRoot(t)
-	s := &liveSetup{host: newNetns(t), bin: t.TempDir()}
-	peer := newNetns(t)
-	cmd(t, "ip", "-n", s.host, "link", "add", "fl0", "numtxqueues", "2", "type", "veth", "peer", "name", "fl0p", "netns", peer)
-	cmd(t, "ip", "-n", s.host, "addr", "add", "10.99.0.1/24", "dev", "fl0")
-	cmd(t, "ip", "-n", peer, "addr", "add", "10.99.0.2/24", "dev", "fl0p")
-	cmd(t, "ip", "-n", s.host, "link", "set", "fl0", "up")
-	cmd(t, "ip", "-n", peer, "link", "set", "fl0p", "up")
-	cmd(t, "ip", "netns", "exec", s.host, "tc", "qdisc", "add", "dev", "fl0", "root", "handle", "1:", "mq")
+	nstest.RequireRoot(t)
+	s := &liveSetup{host: nstest.New(t).Name, bin: t.TempDir()}
+	peer := nstest.New(t).Name
+	nstest.Cmd(t, "ip", "-n", s.host, "link", "add", "fl0", "numtxqueues", "2", "type", "veth", "peer", "name", "fl0p", "netns", peer)
+	nstest.Cmd(t, "ip", "-n", s.host, "addr", "add", "10.99.0.1/24", "dev", "fl0")
+	nstest.Cmd(t, "ip", "-n", peer, "addr", "add", "10.99.0.2/24", "dev", "fl0p")
+	nstest.Cmd(t, "ip", "-n", s.host, "link", "set", "fl0", "up")
+	nstest.Cmd(t, "ip", "-n", peer, "link", "set", "fl0p", "up")
+	nstest.Cmd(t, "ip", "netns", "exec", s.host, "tc", "qdisc", "add", "dev", "fl0", "root", "handle", "1:", "mq")
 
 	startRole(t, s, peer, "sink", "fl-sink", "10.99.0.2:7001")
 	s.sink6PID, _ = startRole(t, s, s.host, "sink", "fl-sink6", "[::1]:7002")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 )
 
@@ -115,7 +116,7 @@ func deadHost(t *testing.T) string {
 // sequence, which counts only intact records) is exactly one document:
 // as many documents as distinct ids as events produced.
 func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	node := estest.StartNode(t, "crash", "")
 	base := node.URL
 	es := estest.NewClient(t, base)
@@ -193,7 +194,7 @@ func TestAgentCrashesLoseAndDuplicateNothing(t *testing.T) {
 // it with the file output: it starts, writes every intact record and
 // reports two damaged regions.
 func TestAgentSkipsDamagedQueueRecords(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	home := t.TempDir()
 	a := startDiskAgent(t, home, "-E", "output.file.enabled=false",
 		"-E", "output.elasticsearch.hosts=["+deadHost(t)+"]")

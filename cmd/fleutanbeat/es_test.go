@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 )
 
@@ -67,7 +68,7 @@ func esIDs(es *estest.Client, pattern string) map[string]int {
 // this test holds is found with this process.
 func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 	base := estest.URL(t)
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	es := estest.NewClient(t, base)
 	bin := buildBinary(t)
 	var nb [4]byte

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 // buildBinary compiles the agent once per test binary run.
@@ -61,7 +63,7 @@ func shippedConfig(t *testing.T) string {
 // shipped config (real flows input, file output), reads /stats, sends
 // SIGTERM and checks that every published event is in the file.
 func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	bin := buildBinary(t)
 	cfg := shippedConfig(t)
 	home := t.TempDir()
@@ -307,15 +309,3 @@ var (
 	binPath string
 	binErr  error
 )
-
-// requireRoot mirrors nstest.RequireRoot, which cmd cannot import.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
-		t.Fatal("test needs root and FLEUTANBEAT_REQUIRE_ROOT=1 is set")
-	}
-	t.Skip("test needs root (set FLEUTANBEAT_REQUIRE_ROOT=1 to make this a failure)")
-}

@@ -67,18 +67,6 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
-// requireRoot mirrors nstest.RequireRoot, which cmd/ cannot import.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FLEUTANBEAT_REQUIRE_ROOT") == "1" {
-		t.Fatal("test needs root and FLEUTANBEAT_REQUIRE_ROOT=1 is set")
-	}
-	t.Skip("test needs root (set FLEUTANBEAT_REQUIRE_ROOT=1 to make this a failure)")
-}
-
 // requireTool finds a program. Tools of Debian's base system (util-linux,
 // dpkg) are a failure to lack under FLEUTANBEAT_REQUIRE_ROOT=1; others
 // are skipped: tests never install anything.

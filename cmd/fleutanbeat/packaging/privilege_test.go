@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 // nobody is the unprivileged user of the privilege tests (Debian's
@@ -221,7 +223,7 @@ const (
 // missing capability costs its feature, says so in one log line per
 // input naming it, and the rest keeps shipping.
 func TestLeastPrivilege(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	// A socket of root (this test) that only a privileged agent attributes.
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -292,7 +294,7 @@ func TestLeastPrivilege(t *testing.T) {
 // CAP_SYS_ADMIN to enter another network namespace: without it one line
 // says so and the agent's own namespace is still collected.
 func TestLeastPrivilegeOtherNamespaces(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	ipTool := requireTool(t, "ip", false)
 	name := fmt.Sprintf("fbt-caps-%d-%x", os.Getpid(), time.Now().UnixNano()&0xffff)
 	if out, err := exec.Command(ipTool, "netns", "add", name).CombinedOutput(); err != nil {
