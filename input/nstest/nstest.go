@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -65,4 +66,21 @@ func Cmd(t testing.TB, args ...string) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// VethPair creates dev (numtxqueues txq, in a) and its peer dev+"p" (in b,
+// which may be a itself), with IPv6 off so nothing but the test's traffic
+// crosses it, addr on dev and a permanent neighbour for peerAddr with a MAC
+// nobody owns: the peer drops the frames (PACKET_OTHERHOST) without
+// answering, so no ARP goes out and no ICMP comes back.
+func VethPair(t testing.TB, a, b *Netns, dev string, txq int, addr, peerAddr string) {
+	t.Helper()
+	for _, n := range []*Netns{a, b} {
+		n.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+	a.Run(t, "ip", "link", "add", dev, "numtxqueues", strconv.Itoa(txq), "type", "veth", "peer", "name", dev+"p", "netns", b.Name)
+	a.Run(t, "ip", "addr", "add", addr+"/24", "dev", dev)
+	a.Run(t, "ip", "link", "set", dev, "up")
+	b.Run(t, "ip", "link", "set", dev+"p", "up")
+	a.Run(t, "ip", "neigh", "add", peerAddr, "lladdr", "02:00:00:00:00:02", "dev", dev, "nud", "permanent")
 }

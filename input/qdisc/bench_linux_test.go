@@ -138,7 +138,7 @@ func BenchmarkXmitAttributionOverhead(b *testing.B) {
 func benchXmitOverhead(b *testing.B, attach string) {
 	nstest.RequireRoot(b)
 	a, peer := nstest.New(b), nstest.New(b)
-	vethPair(b, a, peer, "vo0", 1, "10.82.0.1", "10.82.0.2")
+	nstest.VethPair(b, a, peer, "vo0", 1, "10.82.0.1", "10.82.0.2")
 	const packets = 200000
 	send := func() time.Duration {
 		cmd := a.Command("taskset", "-c", "0", os.Args[0], "-test.run=^$", "10.82.0.2:9", fmt.Sprint(packets), "64")

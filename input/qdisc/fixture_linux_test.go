@@ -25,8 +25,8 @@ func TestCaptureLiveFixtures(t *testing.T) {
 	}
 	nstest.RequireRoot(t)
 	a, b := nstest.New(t), nstest.New(t)
-	vethPair(t, a, b, "vh0", 1, "10.80.0.1", "10.80.0.2")
-	vethPair(t, a, b, "vq0", 2, "10.80.1.1", "10.80.1.2")
+	nstest.VethPair(t, a, b, "vh0", 1, "10.80.0.1", "10.80.0.2")
+	nstest.VethPair(t, a, b, "vq0", 2, "10.80.1.1", "10.80.1.2")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vh0", "root", "handle", "1:", "htb", "default", "20")
 	a.Run(t, "tc", "class", "add", "dev", "vh0", "parent", "1:", "classid", "1:20", "htb", "rate", "5gbit", "ceil", "8gbit", "prio", "3")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vq0", "root", "handle", "7:", "mq")

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,22 +135,6 @@ func testNamespaces(t testing.TB, nss ...*nstest.Netns) func() ([]netns.Namespac
 	return func() ([]netns.Namespace, error) { return out, nil }
 }
 
-// vethPair creates dev (numtxqueues txq, in a) and its peer (in b), with
-// IPv6 off so nothing but the test's traffic crosses it, addr on dev and
-// a permanent neighbour for peerAddr with a MAC nobody owns: b drops the
-// frames (PACKET_OTHERHOST) without answering, so no ICMP comes back.
-func vethPair(t testing.TB, a, b *nstest.Netns, dev string, txq int, addr, peerAddr string) {
-	t.Helper()
-	for _, n := range []*nstest.Netns{a, b} {
-		n.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-	}
-	a.Run(t, "ip", "link", "add", dev, "numtxqueues", strconv.Itoa(txq), "type", "veth", "peer", "name", dev+"p", "netns", b.Name)
-	a.Run(t, "ip", "addr", "add", addr+"/24", "dev", dev)
-	a.Run(t, "ip", "link", "set", dev, "up")
-	b.Run(t, "ip", "link", "set", dev+"p", "up")
-	a.Run(t, "ip", "neigh", "add", peerAddr, "lladdr", "02:00:00:00:00:02", "dev", dev, "nud", "permanent")
-}
-
 // sendUDP sends count datagrams of size bytes to dst from a socket created
 // inside ns by the test process itself (a socket belongs to the namespace
 // it was created in), for tests that need traffic but no known owner.
@@ -161,55 +144,15 @@ func sendUDP(t *testing.T, ns *nstest.Netns, dst string, count, size int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, restored, err := socketIn(ns.Path())
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	defer unix.Close(r.fd)
-	if err := unix.Connect(r.fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+	fd := ns.Socket(t, unix.AF_INET, unix.SOCK_DGRAM)
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, size)
 	for range count {
-		if _, err := unix.Write(r.fd, buf); err != nil {
+		if _, err := unix.Write(fd, buf); err != nil {
 			t.Fatal(err)
 		}
 	}
-}
-
-func socketIn(nsPath string) (fd int, restored bool, err error) {
-	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, true, err
-	}
-	defer unix.Close(target)
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, true, err
-	}
-	defer unix.Close(orig)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		return -1, true, err
-	}
-	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
-		if err == nil {
-			unix.Close(fd)
-		}
-		return -1, false, rerr
-	}
-	return fd, true, err
 }

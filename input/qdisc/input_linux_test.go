@@ -36,7 +36,7 @@ func TestMQPerQueueDeltasAndFlowAttribution(t *testing.T) {
 func testMQ(t *testing.T, method string) {
 	nstest.RequireRoot(t)
 	a, b := nstest.New(t), nstest.New(t)
-	vethPair(t, a, b, "vq0", 4, "10.77.0.1", "10.77.0.2")
+	nstest.VethPair(t, a, b, "vq0", 4, "10.77.0.1", "10.77.0.2")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vq0", "root", "handle", "1:", "mq")
 	// XPS: CPU 0 sends on queue 0, CPU 1 on queue 1.
 	a.Run(t, "sh", "-c", "echo 1 > /sys/class/net/vq0/queues/tx-0/xps_cpus && echo 2 > /sys/class/net/vq0/queues/tx-1/xps_cpus && echo 0 > /sys/class/net/vq0/queues/tx-2/xps_cpus && echo 0 > /sys/class/net/vq0/queues/tx-3/xps_cpus")
@@ -167,7 +167,7 @@ func (p *publisher) Publish(_ context.Context, evs ...pipeline.Event) error {
 func TestRunPublishesQdiscAndClassEvents(t *testing.T) {
 	nstest.RequireRoot(t)
 	a, b := nstest.New(t), nstest.New(t)
-	vethPair(t, a, b, "vq1", 2, "10.81.0.1", "10.81.0.2")
+	nstest.VethPair(t, a, b, "vq1", 2, "10.81.0.1", "10.81.0.2")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vq1", "root", "handle", "5:", "mq")
 	cfg := DefaultConfig()
 	cfg.FlowAttribution = AttributionOff

@@ -14,8 +14,8 @@ import (
 func TestDeviceGoneAndQdiscRecreatedBetweenPeriods(t *testing.T) {
 	nstest.RequireRoot(t)
 	a, b := nstest.New(t), nstest.New(t)
-	vethPair(t, a, b, "vg0", 1, "10.79.0.1", "10.79.0.2")
-	vethPair(t, a, b, "vr0", 1, "10.79.1.1", "10.79.1.2")
+	nstest.VethPair(t, a, b, "vg0", 1, "10.79.0.1", "10.79.0.2")
+	nstest.VethPair(t, a, b, "vr0", 1, "10.79.1.1", "10.79.1.2")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vg0", "root", "handle", "1:", "pfifo")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vr0", "root", "handle", "1:", "pfifo")
 	c := NewCollector(CollectorOptions{Namespaces: testNamespaces(t, a)})
@@ -65,7 +65,7 @@ func TestDeviceGoneAndQdiscRecreatedBetweenPeriods(t *testing.T) {
 func TestXPSReadLeavesNoThreadInAnotherNamespace(t *testing.T) {
 	nstest.RequireRoot(t)
 	a, b := nstest.New(t), nstest.New(t)
-	vethPair(t, a, b, "vx0", 2, "10.83.0.1", "10.83.0.2")
+	nstest.VethPair(t, a, b, "vx0", 2, "10.83.0.1", "10.83.0.2")
 	a.Run(t, "sh", "-c", "echo 2 > /sys/class/net/vx0/queues/tx-0/xps_cpus && echo 1 > /sys/class/net/vx0/queues/tx-1/xps_cpus")
 	nsIno := func(p string) uint64 {
 		var st unix.Stat_t

@@ -26,8 +26,8 @@ func collectOnce(t *testing.T, c *Collector) []Sample {
 func TestHTBAndTBFTrees(t *testing.T) {
 	nstest.RequireRoot(t)
 	a, b := nstest.New(t), nstest.New(t)
-	vethPair(t, a, b, "vh0", 1, "10.78.0.1", "10.78.0.2")
-	vethPair(t, a, b, "vt0", 1, "10.78.1.1", "10.78.1.2")
+	nstest.VethPair(t, a, b, "vh0", 1, "10.78.0.1", "10.78.0.2")
+	nstest.VethPair(t, a, b, "vt0", 1, "10.78.1.1", "10.78.1.2")
 	for _, cmd := range [][]string{
 		{"tc", "qdisc", "add", "dev", "vh0", "root", "handle", "1:", "htb", "default", "20"},
 		{"tc", "class", "add", "dev", "vh0", "parent", "1:", "classid", "1:1", "htb", "rate", "2gbit"},

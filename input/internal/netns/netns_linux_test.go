@@ -1,4 +1,4 @@
-package netns
+package netns_test
 
 import (
 	"os"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"golang.org/x/sys/unix"
 )
@@ -22,8 +23,8 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
-func find(list []Namespace, ino uint64) (Namespace, int) {
-	n, at := Namespace{}, -1
+func find(list []netns.Namespace, ino uint64) (netns.Namespace, int) {
+	n, at := netns.Namespace{}, -1
 	for i, ns := range list {
 		if ns.Inode == ino {
 			if at >= 0 {
@@ -56,7 +57,7 @@ func startIn(t *testing.T, self uint64, args ...string) (*exec.Cmd, uint64) {
 }
 
 func TestSelfMatchesProcSelf(t *testing.T) {
-	self, err := Self("")
+	self, err := netns.Self("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +68,11 @@ func TestSelfMatchesProcSelf(t *testing.T) {
 
 func TestListFindsNamedNamespaces(t *testing.T) {
 	a, b := nstest.New(t), nstest.New(t)
-	self, err := Self("")
+	self, err := netns.Self("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := List("", "")
+	list, err := netns.List("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestListFindsNamedNamespaces(t *testing.T) {
 		if at < 1 {
 			t.Fatalf("%s (inode %d): index %d in %+v", n.Name, ino, at, list)
 		}
-		if want := (Namespace{Inode: ino, Path: n.Path(), Name: n.Name}); got != want {
+		if want := (netns.Namespace{Inode: ino, Path: n.Path(), Name: n.Name}); got != want {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
 		inos[ino] = true
@@ -102,13 +103,13 @@ func TestListFindsNamedNamespaces(t *testing.T) {
 
 func TestListNamedNamespaceWithProcessesIsReportedOnceByName(t *testing.T) {
 	n := nstest.New(t)
-	self, _ := Self("")
+	self, _ := netns.Self("")
 	_, ino := startIn(t, self.Inode, "ip", "netns", "exec", n.Name, "sleep", "30")
 	_, ino2 := startIn(t, self.Inode, "ip", "netns", "exec", n.Name, "sleep", "30")
 	if ino != ino2 || ino != inode(t, n.Path()) {
 		t.Fatalf("inodes %d %d, want %d", ino, ino2, inode(t, n.Path()))
 	}
-	list, err := List("", "")
+	list, err := netns.List("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,19 +121,19 @@ func TestListNamedNamespaceWithProcessesIsReportedOnceByName(t *testing.T) {
 
 func TestListFindsUnnamedNamespaceThroughItsProcess(t *testing.T) {
 	nstest.RequireRoot(t)
-	self, _ := Self("")
+	self, _ := netns.Self("")
 	// unshare execs sleep in place, so the pid is the holder's.
 	cmd, ino := startIn(t, self.Inode, "unshare", "--net", "sleep", "30")
 	_, ino2 := startIn(t, self.Inode, "unshare", "--net", "sleep", "30")
 	if ino == ino2 {
 		t.Fatal("two unshare --net gave one namespace")
 	}
-	list, err := List("", t.TempDir())
+	list, err := netns.List("", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, at := find(list, ino)
-	want := Namespace{Inode: ino, Path: "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"}
+	want := netns.Namespace{Inode: ino, Path: "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/net"}
 	if at < 1 || got != want {
 		t.Fatalf("got %+v at %d, want %+v", got, at, want)
 	}
@@ -154,7 +155,7 @@ func TestListFindsUnnamedNamespaceThroughItsProcess(t *testing.T) {
 
 func TestListSkipsStaleRunDirEntries(t *testing.T) {
 	nstest.RequireRoot(t)
-	self, _ := Self("")
+	self, _ := netns.Self("")
 	cmd, ino := startIn(t, self.Inode, "unshare", "--net", "sleep", "30")
 	run := t.TempDir()
 	for _, name := range []string{"bound", "stale"} {
@@ -168,12 +169,12 @@ func TestListSkipsStaleRunDirEntries(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(run, "bound"), unix.MNT_DETACH) })
 
-	list, err := List("", run)
+	list, err := netns.List("", run)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, at := find(list, ino)
-	if want := (Namespace{Inode: ino, Path: filepath.Join(run, "bound"), Name: "bound"}); at < 1 || got != want {
+	if want := (netns.Namespace{Inode: ino, Path: filepath.Join(run, "bound"), Name: "bound"}); at < 1 || got != want {
 		t.Errorf("got %+v at %d, want %+v", got, at, want)
 	}
 	staleIno := inode(t, filepath.Join(run, "stale"))
@@ -183,7 +184,7 @@ func TestListSkipsStaleRunDirEntries(t *testing.T) {
 }
 
 func TestListFailsWithoutProcRoot(t *testing.T) {
-	if _, err := List(filepath.Join(t.TempDir(), "missing"), ""); err == nil {
+	if _, err := netns.List(filepath.Join(t.TempDir(), "missing"), ""); err == nil {
 		t.Error("List on a missing procRoot: no error")
 	}
 }
@@ -194,11 +195,11 @@ func TestDoRunsInsideTheNamespaceAndComesBack(t *testing.T) {
 	if err := unix.Stat(ns.Path(), &want); err != nil {
 		t.Fatal(err)
 	}
-	self, err := Self("")
+	self, err := netns.Self("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Do(ns.Path(), func() error {
+	err = netns.Do(ns.Path(), func() error {
 		return unix.Stat("/proc/thread-self/ns/net", &inside)
 	})
 	if err != nil {
@@ -207,13 +208,13 @@ func TestDoRunsInsideTheNamespaceAndComesBack(t *testing.T) {
 	if inside.Ino != want.Ino {
 		t.Errorf("fn ran in netns %d, want %d", inside.Ino, want.Ino)
 	}
-	if after, _ := Self(""); after.Inode != self.Inode {
+	if after, _ := netns.Self(""); after.Inode != self.Inode {
 		t.Errorf("caller's namespace changed: %d -> %d", self.Inode, after.Inode)
 	}
-	if err := Do("/nonexistent/netns", func() error { t.Error("fn ran"); return nil }); err == nil {
+	if err := netns.Do("/nonexistent/netns", func() error { t.Error("fn ran"); return nil }); err == nil {
 		t.Error("Do on a missing path succeeded")
 	}
-	if err := Do("/proc/self/status", func() error { t.Error("fn ran"); return nil }); err == nil || !strings.Contains(err.Error(), "is it a network namespace file?") {
+	if err := netns.Do("/proc/self/status", func() error { t.Error("fn ran"); return nil }); err == nil || !strings.Contains(err.Error(), "is it a network namespace file?") {
 		t.Errorf("Do on a non-namespace file: %v", err)
 	}
 }
