@@ -69,22 +69,21 @@ func TestCaptureFixtures(t *testing.T) {
 // message stream.
 func captureRaw(t testing.TB, d *Dumper, req Request) []byte {
 	t.Helper()
-	d.seq++
-	msg, err := req.marshal(nil, d.seq)
+	msg, err := req.marshal(nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := unix.Write(d.fd, msg); err != nil {
+	if _, err := d.c.Send(msg); err != nil {
 		t.Fatal(err)
 	}
 	var raw []byte
 	for {
-		n, err := d.recv()
+		b, err := d.c.Recv()
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw = append(raw, d.buf[:n]...)
-		done, err := ParseMessages(d.buf[:n], req.Protocol, func(*Socket) error { return nil })
+		raw = append(raw, b...)
+		done, err := ParseMessages(b, req.Protocol, func(*Socket) error { return nil })
 		if err != nil {
 			t.Fatal(err)
 		}

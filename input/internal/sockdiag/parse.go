@@ -2,41 +2,30 @@ package sockdiag
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
-	"syscall"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netlink"
 )
 
-// Sentinel errors, for errors.Is.
+// Sentinel errors, for errors.Is: package netlink's, which frames the
+// dumps.
 var (
 	// ErrMalformed marks kernel data that does not parse: a length that
 	// runs past its buffer, a message shorter than its fixed header.
-	ErrMalformed = errors.New("malformed netlink data")
+	ErrMalformed = netlink.ErrMalformed
 	// ErrDumpIncomplete marks a dump that lost messages (ENOBUFS,
 	// NLMSG_OVERRUN, a truncated read): the sockets passed to the callback
 	// were real, but some are missing.
-	ErrDumpIncomplete = errors.New("dump incomplete")
+	ErrDumpIncomplete = netlink.ErrDumpIncomplete
 	// ErrDumpInterrupted marks a dump the kernel flagged NLM_F_DUMP_INTR:
 	// the socket tables changed under it, so the set may be inconsistent.
-	ErrDumpInterrupted = errors.New("dump interrupted by a concurrent change")
+	ErrDumpInterrupted = netlink.ErrDumpInterrupted
 )
 
-// Constants from linux/netlink.h, linux/sock_diag.h and linux/inet_diag.h,
-// kept here so the parser builds (and fuzzes) on any OS.
+// Constants from linux/sock_diag.h and linux/inet_diag.h, kept here so the
+// parser builds (and fuzzes) on any OS.
 const (
-	nlmsgHdrLen = 16 // struct nlmsghdr
-
-	nlmsgNoop    = 1
-	nlmsgError   = 2
-	nlmsgDone    = 3
-	nlmsgOverrun = 4
-
-	nlmFRequest  = 0x1
-	nlmFMulti    = 0x2
-	nlmFDumpIntr = 0x10
-	nlmFDump     = 0x100 | 0x200 // NLM_F_ROOT | NLM_F_MATCH
-
 	sockDiagByFamily = 20
 
 	inetDiagMsgLen = 72 // struct inet_diag_msg
@@ -82,8 +71,8 @@ type Parser struct {
 
 	sock     Socket
 	cong     []string
-	intr     bool
-	fnFailed bool // the last parse stopped on an error from fn
+	f        netlink.Framer // NLM_F_DUMP_INTR across Parse calls
+	fnFailed bool           // the last parse stopped on an error from fn
 }
 
 // ParseMessages decodes a buffer of netlink messages as received from a
@@ -107,82 +96,39 @@ func (p *Parser) Parse(b []byte, fn func(*Socket) error) (done bool, err error) 
 
 // parse skips messages whose sequence number is not seq (when seq is not 0),
 // so stale replies of an abandoned dump never reach fn. A nil fn only looks
-// for the end of the dump.
+// for the end of the dump. It steps through the messages with Framer.Next
+// rather than Walk: a callback per message, one more indirect call, made
+// BenchmarkDump/parse ~7 ns (~9%) slower per socket.
 func (p *Parser) parse(b []byte, seq uint32, fn func(*Socket) error) (done bool, err error) {
 	p.fnFailed = false
-	for off := 0; off < len(b); {
-		rest := b[off:]
-		if len(rest) < nlmsgHdrLen {
-			return false, malformed("%d trailing bytes at offset %d are shorter than a netlink header", len(rest), off)
-		}
-		l := ne.Uint32(rest[0:4])
-		if l < nlmsgHdrLen || uint64(l) > uint64(len(rest)) {
-			return false, malformed("netlink message at offset %d has length %d, %d bytes left", off, l, len(rest))
-		}
-		typ := ne.Uint16(rest[4:6])
-		flags := ne.Uint16(rest[6:8])
-		mseq := ne.Uint32(rest[8:12])
-		payload := rest[nlmsgHdrLen:l]
-		off += min(align4(int(l)), len(rest))
-		if seq != 0 && mseq != seq {
+	f := &p.f
+	f.Reset(b, seq)
+	for f.Next() {
+		if fn == nil {
 			continue
 		}
-		if flags&nlmFDumpIntr != 0 {
-			p.intr = true
-		}
-		switch typ {
-		case sockDiagByFamily:
-			if fn == nil {
-				continue
-			}
-			if err := p.decode(payload); err != nil {
-				return false, err
-			}
-			if err := fn(&p.sock); err != nil {
-				p.fnFailed = true
-				return false, err
-			}
-		case nlmsgDone:
-			// The payload is the dump callback's final return value
-			// (netlink_dump, nlk->dump_done_errno): 0 or a negative errno.
-			if len(payload) >= 4 {
-				if e := int32(ne.Uint32(payload)); e < 0 {
-					return true, kernelError(e)
-				}
-			}
-			return true, p.takeIntr()
-		case nlmsgError:
-			// struct nlmsgerr: a negative errno, 0 for an acknowledgement.
-			if len(payload) < 4 {
-				return true, malformed("NLMSG_ERROR payload of %d bytes", len(payload))
-			}
-			if e := int32(ne.Uint32(payload)); e != 0 {
-				return true, kernelError(e)
-			}
-			return true, p.takeIntr()
-		case nlmsgOverrun:
-			return true, fmt.Errorf("NLMSG_OVERRUN: %w", ErrDumpIncomplete)
-		default:
-			// NLMSG_NOOP and types a newer kernel may add carry no socket.
+		if err := p.message(f.Type, f.Payload, fn); err != nil {
+			return false, err
 		}
 	}
-	return false, nil
+	return f.Done(), f.Err()
 }
 
-func (p *Parser) takeIntr() error {
-	if p.intr {
-		p.intr = false
-		return ErrDumpInterrupted
+// message decodes one netlink message of a dump and passes its socket to
+// fn. Types other than SOCK_DIAG_BY_FAMILY, which a newer kernel may add,
+// carry no socket.
+func (p *Parser) message(typ uint16, payload []byte, fn func(*Socket) error) error {
+	if typ != sockDiagByFamily {
+		return nil
+	}
+	if err := p.decode(payload); err != nil {
+		return err
+	}
+	if err := fn(&p.sock); err != nil {
+		p.fnFailed = true
+		return err
 	}
 	return nil
-}
-
-func kernelError(e int32) error {
-	errno := syscall.Errno(-int64(e))
-	if errno == syscall.ENOBUFS {
-		return fmt.Errorf("kernel: %w: %w", ErrDumpIncomplete, errno)
-	}
-	return fmt.Errorf("kernel: %w", errno)
 }
 
 func malformed(format string, args ...any) error {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netlink"
 )
 
 var update = flag.Bool("update", false, "capture testdata/*.bin from the running kernel (Linux, root) and rewrite testdata/*.golden.json")
@@ -207,7 +209,7 @@ func TestParseInternsCongestionNames(t *testing.T) {
 // Builders for hand-made messages.
 
 func nlmsg(typ, flags uint16, seq uint32, payload []byte) []byte {
-	b := ne.AppendUint32(nil, uint32(nlmsgHdrLen+len(payload)))
+	b := ne.AppendUint32(nil, uint32(netlink.HdrLen+len(payload)))
 	b = ne.AppendUint16(b, typ)
 	b = ne.AppendUint16(b, flags)
 	b = ne.AppendUint32(b, seq)
@@ -278,7 +280,7 @@ func tcpInfoBytes(n int) []byte {
 }
 
 func TestParseMessages(t *testing.T) {
-	done := nlmsg(nlmsgDone, nlmFMulti, 1, ne.AppendUint32(nil, 0))
+	done := nlmsg(netlink.TypeDone, netlink.FlagMulti, 1, ne.AppendUint32(nil, 0))
 	cases := []struct {
 		name     string
 		in       []byte
@@ -290,7 +292,7 @@ func TestParseMessages(t *testing.T) {
 	}{
 		{
 			name: "header fields and addresses", proto: tcp, wantN: 1, wantDone: true,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet)), done...),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet)), done...),
 			check: func(t *testing.T, s *Socket) {
 				if s.Local != netip.MustParseAddrPort("10.0.0.1:80") || s.Remote != netip.MustParseAddrPort("10.0.0.2:4242") ||
 					s.Inode != 77 || s.Cookie != 0x1deadbeef || s.State != TCP_ESTABLISHED || s.Protocol != tcp || s.HasTCPInfo {
@@ -300,7 +302,7 @@ func TestParseMessages(t *testing.T) {
 		},
 		{
 			name: "short tcp_info of an old kernel leaves newer fields zero", proto: tcp, wantN: 1, wantDone: true,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(104)))), done...),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(104)))), done...),
 			check: func(t *testing.T, s *Socket) {
 				ti := s.TCPInfo
 				if !s.HasTCPInfo || ti.Len != 104 || ti.RTT != 1234 || ti.TotalRetrans != 5 || ti.BytesAcked != 0 || ti.PacingRate != 0 {
@@ -310,7 +312,7 @@ func TestParseMessages(t *testing.T) {
 		},
 		{
 			name: "tcp_info cut inside a u64 drops the partial field", proto: tcp, wantN: 1, wantDone: true,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(124)))), done...),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(124)))), done...),
 			check: func(t *testing.T, s *Socket) {
 				if s.TCPInfo.Len != 124 || s.TCPInfo.BytesAcked != 0 || s.TCPInfo.TotalRetrans != 5 {
 					t.Errorf("got %+v", s.TCPInfo)
@@ -319,7 +321,7 @@ func TestParseMessages(t *testing.T) {
 		},
 		{
 			name: "longer tcp_info of a newer kernel is read up to what we know", proto: tcp, wantN: 1, wantDone: true,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(400)))), done...),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(400)))), done...),
 			check: func(t *testing.T, s *Socket) {
 				ti := s.TCPInfo
 				if ti.Len != 400 || ti.BytesAcked != 1000001 || ti.BytesReceived != 2000000 || ti.SndWnd != 65535 ||
@@ -330,7 +332,7 @@ func TestParseMessages(t *testing.T) {
 		},
 		{
 			name: "INET_DIAG_INFO on UDP is not read as tcp_info", proto: udp, wantN: 1, wantDone: true,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(248)))), done...),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet, attr(attrInfo, tcpInfoBytes(248)))), done...),
 			check: func(t *testing.T, s *Socket) {
 				if s.HasTCPInfo || s.Protocol != udp {
 					t.Errorf("got %+v", s)
@@ -339,7 +341,7 @@ func TestParseMessages(t *testing.T) {
 		},
 		{
 			name: "congestion, skmeminfo, meminfo and flagged or unknown attributes", proto: tcp, wantN: 1, wantDone: true,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet,
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet,
 				attr(attrCong, []byte("reno\x00")),
 				attr(attrSkMemInfo, []byte{1, 0, 0, 0, 2, 0, 0, 0}),
 				attr(attrMemInfo|0x8000, make([]byte, 16)),
@@ -357,7 +359,7 @@ func TestParseMessages(t *testing.T) {
 				m := diagMsg(afInet6)
 				copy(m[8:24], netip.MustParseAddr("2001:db8::1").AsSlice())
 				copy(m[24:40], netip.MustParseAddr("::ffff:10.1.2.3").AsSlice())
-				return append(nlmsg(sockDiagByFamily, nlmFMulti, 1, m), done...)
+				return append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, m), done...)
 			}(),
 			check: func(t *testing.T, s *Socket) {
 				if s.Local != netip.MustParseAddrPort("[2001:db8::1]:80") || s.Remote != netip.MustParseAddrPort("[::ffff:10.1.2.3]:4242") {
@@ -367,67 +369,67 @@ func TestParseMessages(t *testing.T) {
 		},
 		{
 			name: "multi-part without NLMSG_DONE is not done", proto: tcp, wantN: 2,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet)), nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet))...),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet)), nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet))...),
 		},
 		{
 			name: "NOOP and unknown message types are skipped", proto: tcp, wantN: 0, wantDone: true,
-			in: append(append(nlmsg(nlmsgNoop, 0, 1, nil), nlmsg(77, 0, 1, []byte{1, 2, 3, 4})...), done...),
+			in: append(append(nlmsg(netlink.TypeNoop, 0, 1, nil), nlmsg(77, 0, 1, []byte{1, 2, 3, 4})...), done...),
 		},
 		{
 			name: "NLMSG_ERROR carries the errno", proto: tcp, wantDone: true, wantErr: syscall.EPERM,
-			in: nlmsg(nlmsgError, 0, 1, append(errnoPayload(syscall.EPERM), make([]byte, 16)...)),
+			in: nlmsg(netlink.TypeError, 0, 1, append(errnoPayload(syscall.EPERM), make([]byte, 16)...)),
 		},
 		{
 			name: "NLMSG_ERROR ENOBUFS says the dump is incomplete", proto: tcp, wantDone: true, wantErr: ErrDumpIncomplete,
-			in: nlmsg(nlmsgError, 0, 1, errnoPayload(syscall.ENOBUFS)),
+			in: nlmsg(netlink.TypeError, 0, 1, errnoPayload(syscall.ENOBUFS)),
 		},
 		{
 			name: "NLMSG_ERROR 0 is an acknowledgement", proto: tcp, wantDone: true,
-			in: nlmsg(nlmsgError, 0, 1, make([]byte, 20)),
+			in: nlmsg(netlink.TypeError, 0, 1, make([]byte, 20)),
 		},
 		{
 			name: "NLMSG_DONE with a negative status", proto: tcp, wantDone: true, wantErr: syscall.EINTR,
-			in: nlmsg(nlmsgDone, nlmFMulti, 1, errnoPayload(syscall.EINTR)),
+			in: nlmsg(netlink.TypeDone, netlink.FlagMulti, 1, errnoPayload(syscall.EINTR)),
 		},
 		{
 			name: "NLMSG_OVERRUN", proto: tcp, wantDone: true, wantErr: ErrDumpIncomplete,
-			in: nlmsg(nlmsgOverrun, 0, 1, nil),
+			in: nlmsg(netlink.TypeOverrun, 0, 1, nil),
 		},
 		{
 			name: "NLM_F_DUMP_INTR is reported at the end", proto: tcp, wantN: 1, wantDone: true, wantErr: ErrDumpInterrupted,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti|nlmFDumpIntr, 1, diagMsg(afInet)), done...),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti|netlink.FlagDumpIntr, 1, diagMsg(afInet)), done...),
 		},
 		{
 			name: "message length past the buffer", proto: tcp, wantErr: ErrMalformed,
-			in: nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet))[:60],
+			in: nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet))[:60],
 		},
 		{
 			name: "message length below the header", proto: tcp, wantErr: ErrMalformed,
-			in: func() []byte { b := nlmsg(nlmsgDone, 0, 1, nil); ne.PutUint32(b, 8); return b }(),
+			in: func() []byte { b := nlmsg(netlink.TypeDone, 0, 1, nil); ne.PutUint32(b, 8); return b }(),
 		},
 		{
 			name: "trailing bytes shorter than a header", proto: tcp, wantN: 1, wantErr: ErrMalformed,
-			in: append(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet)), 1, 2, 3),
+			in: append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet)), 1, 2, 3),
 		},
 		{
 			name: "inet_diag_msg too short", proto: tcp, wantErr: ErrMalformed,
-			in: nlmsg(sockDiagByFamily, nlmFMulti, 1, make([]byte, 40)),
+			in: nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, make([]byte, 40)),
 		},
 		{
 			name: "unknown address family", proto: tcp, wantErr: ErrMalformed,
-			in: nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(1)),
+			in: nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(1)),
 		},
 		{
 			name: "attribute length below its header", proto: tcp, wantErr: ErrMalformed,
-			in: nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet, []byte{2, 0, 2, 0})),
+			in: nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet, []byte{2, 0, 2, 0})),
 		},
 		{
 			name: "attribute length past the message", proto: tcp, wantErr: ErrMalformed,
-			in: nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet, []byte{200, 0, 2, 0, 1, 2, 3, 4})),
+			in: nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet, []byte{200, 0, 2, 0, 1, 2, 3, 4})),
 		},
 		{
 			name: "trailing attribute bytes", proto: tcp, wantErr: ErrMalformed,
-			in: nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet, []byte{1, 2})),
+			in: nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet, []byte{1, 2})),
 		},
 	}
 	for _, c := range cases {
@@ -466,9 +468,9 @@ func TestParseStopsOnCallbackError(t *testing.T) {
 }
 
 func TestParseSkipsOtherSequenceNumbers(t *testing.T) {
-	in := append(nlmsg(sockDiagByFamily, nlmFMulti, 6, diagMsg(afInet)), nlmsg(nlmsgDone, nlmFMulti, 6, nil)...)
-	in = append(in, nlmsg(sockDiagByFamily, nlmFMulti, 7, diagMsg(afInet))...)
-	in = append(in, nlmsg(nlmsgDone, nlmFMulti, 7, nil)...)
+	in := append(nlmsg(sockDiagByFamily, netlink.FlagMulti, 6, diagMsg(afInet)), nlmsg(netlink.TypeDone, netlink.FlagMulti, 6, nil)...)
+	in = append(in, nlmsg(sockDiagByFamily, netlink.FlagMulti, 7, diagMsg(afInet))...)
+	in = append(in, nlmsg(netlink.TypeDone, netlink.FlagMulti, 7, nil)...)
 	var p Parser
 	n := 0
 	done, err := p.parse(in, 7, func(*Socket) error { n++; return nil })
@@ -533,7 +535,7 @@ func FuzzParseMessages(f *testing.F) {
 		}
 		f.Add(b, uint8(tcp))
 	}
-	f.Add(nlmsg(sockDiagByFamily, nlmFMulti, 1, diagMsg(afInet6, attr(attrInfo, tcpInfoBytes(30)), attr(attrCong, []byte("x")))), uint8(tcp))
+	f.Add(nlmsg(sockDiagByFamily, netlink.FlagMulti, 1, diagMsg(afInet6, attr(attrInfo, tcpInfoBytes(30)), attr(attrCong, []byte("x")))), uint8(tcp))
 	f.Fuzz(func(t *testing.T, b []byte, proto uint8) {
 		n := 0
 		_, _ = ParseMessages(b, proto, func(s *Socket) error {
@@ -544,7 +546,7 @@ func FuzzParseMessages(f *testing.F) {
 			return nil
 		})
 		// Every socket needs at least a header and an inet_diag_msg.
-		if n > len(b)/(nlmsgHdrLen+inetDiagMsgLen) {
+		if n > len(b)/(netlink.HdrLen+inetDiagMsgLen) {
 			t.Fatalf("%d sockets from %d bytes", n, len(b))
 		}
 	})

@@ -1,6 +1,10 @@
 package sockdiag
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netlink"
+)
 
 // Request selects the sockets of one dump.
 type Request struct {
@@ -30,11 +34,7 @@ func (r Request) marshal(b []byte, seq uint32) ([]byte, error) {
 	if states == 0 {
 		states = AllStates
 	}
-	b = ne.AppendUint32(b, nlmsgHdrLen+inetDiagReqLen)
-	b = ne.AppendUint16(b, sockDiagByFamily)
-	b = ne.AppendUint16(b, nlmFRequest|nlmFDump)
-	b = ne.AppendUint32(b, seq)
-	b = ne.AppendUint32(b, 0) // nlmsg_pid: the kernel fills in our port
+	b = netlink.AppendHeader(b, sockDiagByFamily, netlink.FlagRequest|netlink.FlagDump, seq, inetDiagReqLen)
 	b = append(b, r.Family, r.Protocol, uint8(r.extFor()), 0)
 	b = ne.AppendUint32(b, states)
 	// struct inet_diag_sockid, all zero for a dump: no filter, and
