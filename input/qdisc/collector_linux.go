@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fleutan/fleutanbeat/input/internal/netlink"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 )
 
@@ -219,8 +220,8 @@ func (c *Collector) collectNamespace(r *rtnl, ns netns.Namespace, out []Sample) 
 				out = append(out, sampleOf(ScopeClass, d, m))
 			}
 		})
-		var ed errDump
-		if errors.As(err, &ed) && (-ed.errno == int32(unix.ENODEV) || -ed.errno == int32(unix.EINVAL)) {
+		var ke *netlink.KernelError
+		if errors.As(err, &ke) && (ke.Errno == unix.ENODEV || ke.Errno == unix.EINVAL) {
 			// The device went away between the dumps.
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fleutan/fleutanbeat/input/internal/netlink"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
@@ -46,8 +47,8 @@ func TestCaptureLiveFixtures(t *testing.T) {
 		var sb strings.Builder
 		fmt.Fprintf(&sb, "# RTM_NEWQDISC and RTM_NEWTCLASS dumps of %s, captured from Linux (TestCaptureLiveFixtures -update).\n", dev)
 		record := func(typ uint16, p []byte) {
-			var h [nlmsgHdrLen]byte
-			binary.NativeEndian.PutUint32(h[0:], uint32(nlmsgHdrLen+len(p)))
+			var h [netlink.HdrLen]byte
+			binary.NativeEndian.PutUint32(h[0:], uint32(netlink.HdrLen+len(p)))
 			binary.NativeEndian.PutUint16(h[4:], typ)
 			binary.NativeEndian.PutUint32(h[8:], 1)
 			msg := append(h[:], p...)

@@ -6,13 +6,10 @@ import (
 	"fmt"
 )
 
-// Netlink framing (linux/netlink.h) and rtnetlink message types
-// (linux/rtnetlink.h). Constants are spelled out so the parser builds and
-// is fuzzed on every OS.
+// rtnetlink message types (linux/rtnetlink.h); the framing is package
+// netlink's. Constants are spelled out so the parser builds and is fuzzed
+// on every OS.
 const (
-	nlmsgHdrLen  = 16
-	nlmsgError   = 2
-	nlmsgDone    = 3
 	rtmNewLink   = 16
 	rtmNewQdisc  = 36
 	rtmNewTclass = 40
@@ -199,48 +196,4 @@ func parseLink(b []byte) (linkMsg, error) {
 		return nil
 	})
 	return l, err
-}
-
-// errDump is an NLMSG_ERROR answer to a dump.
-type errDump struct{ errno int32 }
-
-func (e errDump) Error() string { return fmt.Sprintf("netlink error %d", -e.errno) }
-
-// frames walks the netlink messages of one datagram, calling fn for each
-// message of sequence seq that is neither DONE nor ERROR. It reports
-// whether NLMSG_DONE was seen.
-func frames(b []byte, seq uint32, fn func(typ uint16, payload []byte) error) (done bool, err error) {
-	for len(b) >= nlmsgHdrLen {
-		l := int(binary.NativeEndian.Uint32(b))
-		typ := binary.NativeEndian.Uint16(b[4:])
-		s := binary.NativeEndian.Uint32(b[8:])
-		if l < nlmsgHdrLen || l > len(b) {
-			return false, fmt.Errorf("netlink message length %d of %d bytes", l, len(b))
-		}
-		p := b[nlmsgHdrLen:l]
-		if s == seq {
-			switch typ {
-			case nlmsgDone:
-				return true, nil
-			case nlmsgError:
-				if len(p) < 4 {
-					return true, fmt.Errorf("NLMSG_ERROR: %w", errShort)
-				}
-				if e := int32(binary.NativeEndian.Uint32(p)); e != 0 {
-					return true, errDump{e}
-				}
-				return true, nil
-			default:
-				if err := fn(typ, p); err != nil {
-					return false, err
-				}
-			}
-		}
-		a := (l + 3) &^ 3
-		if a >= len(b) {
-			break
-		}
-		b = b[a:]
-	}
-	return false, nil
 }

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fleutan/fleutanbeat/input/internal/nstest"
+	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
 var update = flag.Bool("update", false, "capture testdata/getlink.bin from the running kernel (Linux, root)")
