@@ -3,6 +3,7 @@ package estest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,12 @@ func (n *Node) Start() {
 	args := append([]string{"start", n.Version, n.Dir}, n.args...)
 	if n.port != "" {
 		args = append(args, "-Ehttp.port="+n.port)
+	} else {
+		// The script's range (19200-19999) binds the lowest free port: a
+		// node of another test package, started while this one is down
+		// for an outage, would take its port. Starting the range at a
+		// random point keeps dedicated nodes apart.
+		args = append(args, fmt.Sprintf("-Ehttp.port=%d-19999", 19300+rand.IntN(600)))
 	}
 	u := strings.TrimRight(Script(n.t, args...), "/")
 	port := u[strings.LastIndexByte(u, ':')+1:]
