@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,15 +20,30 @@ import (
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 )
 
-// esCount refreshes index and counts its documents; an index that does not
-// exist yet counts 0.
+// esCount refreshes index and counts its documents. An index that does
+// not exist yet counts 0, and so does one whose shard is not allocated yet
+// (503 no_shard_available_action_exception right after the agent created
+// the data stream): callers poll.
 func esCount(es *estest.Client, index string) int {
 	es.T.Helper()
-	es.JSON("POST", "/"+index+"/_refresh?ignore_unavailable=true", nil, nil)
+	if st, b := es.Do("POST", "/"+index+"/_refresh?ignore_unavailable=true", nil); st == http.StatusServiceUnavailable {
+		return 0
+	} else if st/100 != 2 {
+		es.T.Fatalf("refresh %s: status %d: %s", index, st, b)
+	}
+	st, b := es.Do("GET", "/"+index+"/_count?ignore_unavailable=true", nil)
+	if st == http.StatusServiceUnavailable {
+		return 0
+	}
+	if st/100 != 2 {
+		es.T.Fatalf("count %s: status %d: %s", index, st, b)
+	}
 	var r struct {
 		Count int `json:"count"`
 	}
-	es.JSON("GET", "/"+index+"/_count?ignore_unavailable=true", nil, &r)
+	if err := json.Unmarshal(b, &r); err != nil {
+		es.T.Fatalf("count %s: %v: %s", index, err, b)
+	}
 	return r.Count
 }
 
