@@ -103,8 +103,8 @@ func icmpPorts(counterpart func(uint16) (uint16, bool), typ, code uint16) (dport
 }
 
 // icmp4Counterpart pairs ICMP request and reply types (RFC 792, RFC 950,
-// RFC 1256). Router solicitation maps to advertisement but not back, as in
-// the spec's reference implementation.
+// RFC 1256), both ways, as the spec's reference implementation does: an
+// advertisement answering a solicitation is the same flow.
 func icmp4Counterpart(t uint16) (uint16, bool) {
 	switch t {
 	case 8: // echo
@@ -121,6 +121,8 @@ func icmp4Counterpart(t uint16) (uint16, bool) {
 		return 15, true
 	case 10: // router solicitation
 		return 9, true
+	case 9: // router advertisement
+		return 10, true
 	case 17: // address mask request
 		return 18, true
 	case 18:

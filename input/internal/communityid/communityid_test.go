@@ -96,6 +96,32 @@ func TestV1EdgeCases(t *testing.T) {
 	}
 }
 
+// Router discovery (RFC 1256): a solicitation to all-routers and the
+// advertisement answering it are one flow, whichever is seen. The ids are
+// those of the reference implementation (communityid 1.5.0 on PyPI).
+func TestV1ICMPRouterDiscoveryIsOneFlow(t *testing.T) {
+	icmp := func(src string, typ uint16, dst string) string {
+		return V1(0, protoICMP, netip.AddrPortFrom(netip.MustParseAddr(src), typ), netip.AddrPortFrom(netip.MustParseAddr(dst), 0))
+	}
+	tests := []struct {
+		name string
+		src  string
+		typ  uint16
+		dst  string
+		want string
+	}{
+		{"advertisement to all-systems", "192.168.1.1", 9, "224.0.0.1", "1:THmmK/QRj37KMuzh5OFYuU0Og+s="},
+		{"solicitation it answers", "224.0.0.1", 10, "192.168.1.1", "1:THmmK/QRj37KMuzh5OFYuU0Og+s="},
+		{"advertisement to all-routers", "192.168.1.1", 9, "224.0.0.2", "1:vkMnDyjR+kz6khnGeaF8P+Ccq/E="},
+		{"solicitation to all-routers", "224.0.0.2", 10, "192.168.1.1", "1:vkMnDyjR+kz6khnGeaF8P+Ccq/E="},
+	}
+	for _, tt := range tests {
+		if got := icmp(tt.src, tt.typ, tt.dst); got != tt.want {
+			t.Errorf("%s: type %d %s -> %s: got %s, want %s", tt.name, tt.typ, tt.src, tt.dst, got, tt.want)
+		}
+	}
+}
+
 func TestV1AllocatesOnlyTheResult(t *testing.T) {
 	src := netip.MustParseAddrPort("[2001:470:e5bf:dead:4957:2174:e82c:4887]:63943")
 	dst := netip.MustParseAddrPort("[2607:f8b0:400c:c03::1a]:25")
@@ -112,6 +138,10 @@ func FuzzV1Symmetric(f *testing.F) {
 	f.Add(uint16(0), uint8(6), []byte{1, 2, 3, 4}, uint16(1122), []byte{5, 6, 7, 8}, uint16(3344))
 	f.Add(uint16(1), uint8(58), make([]byte, 16), uint16(128), []byte{0xfe, 0x80, 15: 1}, uint16(0))
 	f.Add(uint16(0), uint8(46), []byte{10, 1, 12, 1}, uint16(0), []byte{10, 1, 12, 2}, uint16(0))
+	f.Add(uint16(0), uint8(1), []byte{10, 0, 0, 1}, uint16(8), []byte{10, 0, 0, 2}, uint16(0))
+	f.Add(uint16(0), uint8(1), []byte{10, 0, 0, 1}, uint16(9), []byte{224, 0, 0, 1}, uint16(0))
+	f.Add(uint16(0), uint8(1), []byte{224, 0, 0, 2}, uint16(10), []byte{10, 0, 0, 1}, uint16(0))
+	f.Add(uint16(0), uint8(58), []byte{0xfe, 0x80, 15: 1}, uint16(134), []byte{0xff, 0x02, 15: 1}, uint16(0))
 	f.Fuzz(func(t *testing.T, seed uint16, proto uint8, a []byte, ap uint16, b []byte, bp uint16) {
 		sa, _ := netip.AddrFromSlice(a)
 		da, _ := netip.AddrFromSlice(b)
@@ -120,15 +150,40 @@ func FuzzV1Symmetric(f *testing.F) {
 		if fwd != "" && len(fwd) != 30 {
 			t.Fatalf("malformed id %q", fwd)
 		}
-		// ICMP is symmetric only for request/reply pairs, given as
-		// (type, code) -> (counterpart type, code): not a plain swap.
 		if proto == protoICMP || proto == protoICMPv6 {
+			checkICMPPairs(t, seed, proto, src, dst, fwd)
 			return
 		}
 		if fwd != rev {
 			t.Fatalf("V1(%v,%v)=%q but V1(%v,%v)=%q", src, dst, fwd, dst, src, rev)
 		}
 	})
+}
+
+// checkICMPPairs holds the ICMP mapping to what makes a request and its
+// reply one flow: the reply to (type t, code c) from src to dst is the
+// counterpart type sent back, with any code, and must hash alike. A type
+// that maps to another must be mapped back by it, or the reply of a
+// request would be a one-way message of its own (router advertisement 9
+// once was).
+func checkICMPPairs(t *testing.T, seed uint16, proto uint8, src, dst netip.AddrPort, fwd string) {
+	t.Helper()
+	counterpart := icmp4Counterpart
+	if proto == protoICMPv6 {
+		counterpart = icmp6Counterpart
+	}
+	typ := src.Port()
+	c, ok := counterpart(typ)
+	if !ok {
+		return
+	}
+	if back, ok := counterpart(c); !ok || back != typ {
+		t.Fatalf("proto %d: type %d maps to %d, which maps to %d (ok %v)", proto, typ, c, back, ok)
+	}
+	reply := V1(seed, proto, netip.AddrPortFrom(dst.Addr(), c), netip.AddrPortFrom(src.Addr(), dst.Port()^0x5a))
+	if reply != fwd {
+		t.Fatalf("proto %d: type %d %v -> %v hashes %q, its reply type %d hashes %q", proto, typ, src, dst, fwd, c, reply)
+	}
 }
 
 func BenchmarkV1(b *testing.B) {
