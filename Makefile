@@ -8,7 +8,7 @@ PKGS     := ./...
 # Benchmarks write their figures here (and to stdout).
 BENCH_OUT ?= build/bench.txt
 
-.PHONY: all build run test test-unit vet fmt-check bench fuzz clean help package image
+.PHONY: all build run test test-unit vet fmt-check bench fuzz clean help package image venv
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make test    vet, format check and the whole test suite with -race against a real Elasticsearch"
 	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 20s) each"
+	@echo "make venv    the Python reference tools the tests compare against, in .venv"
 	@echo "make package build build/fleutanbeat_VERSION_ARCH.deb (dpkg-deb)"
 	@echo "make image   container image (needs a Docker engine)"
 
@@ -48,6 +49,21 @@ ES_VERSION ?= 8.19.21
 # likewise FLEUTANBEAT_REQUIRE_ES=1 for the Elasticsearch tests.
 test: fmt-check vet build
 	.ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
+# Tests that compare with a reference implementation find its Python here;
+# without it they skip, unless FLEUTANBEAT_REQUIRE_TOOLS=1 (set by .ci/run).
+test: venv
+test: export FLEUTANBEAT_PYTHON = $(abspath $(VENV))/bin/python
+
+# The Python packages of .ci/python-requirements.txt, from PyPI into a
+# virtualenv under the ignored .venv/, kept between runs (like .es/) and
+# brought up to date when that file changes. Add a tool by adding its line.
+PYTHON ?= python3
+VENV   ?= .venv
+venv: $(VENV)/.installed
+$(VENV)/.installed: .ci/python-requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r .ci/python-requirements.txt
+	touch $@
 
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
