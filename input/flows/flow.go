@@ -186,18 +186,6 @@ func diff(cur, prev uint64) uint64 {
 	return 0
 }
 
-// TransportName is network.transport for an IP protocol number, the
-// number itself for protocols without a name here.
-func TransportName(p uint8) string {
-	switch p {
-	case protoTCP:
-		return "tcp"
-	case protoUDP:
-		return "udp"
-	}
-	return strconv.Itoa(int(p))
-}
-
 func familyName(f uint8) string {
 	if f == afInet6 {
 		return "ipv6"
