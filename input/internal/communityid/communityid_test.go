@@ -1,10 +1,12 @@
 package communityid
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -147,8 +149,15 @@ func FuzzV1Symmetric(f *testing.F) {
 		da, _ := netip.AddrFromSlice(b)
 		src, dst := netip.AddrPortFrom(sa, ap), netip.AddrPortFrom(da, bp)
 		fwd, rev := V1(seed, proto, src, dst), V1(seed, proto, dst, src)
-		if fwd != "" && len(fwd) != 30 {
-			t.Fatalf("malformed id %q", fwd)
+		if fwd != "" {
+			if sum, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(fwd, "1:")); err != nil || len(sum) != 20 || fwd[:2] != "1:" {
+				t.Fatalf("malformed id %q", fwd)
+			}
+		}
+		// The same endpoints written otherwise are the same flow: IPv4 as
+		// IPv4-mapped IPv6, and with a zone.
+		if alt := V1(seed, proto, otherForm(src), otherForm(dst)); alt != fwd {
+			t.Fatalf("V1(%v,%v)=%q but V1(%v,%v)=%q", src, dst, fwd, otherForm(src), otherForm(dst), alt)
 		}
 		if proto == protoICMP || proto == protoICMPv6 {
 			checkICMPPairs(t, seed, proto, src, dst, fwd)
@@ -158,6 +167,17 @@ func FuzzV1Symmetric(f *testing.F) {
 			t.Fatalf("V1(%v,%v)=%q but V1(%v,%v)=%q", src, dst, fwd, dst, src, rev)
 		}
 	})
+}
+
+func otherForm(ap netip.AddrPort) netip.AddrPort {
+	a := ap.Addr()
+	switch {
+	case a.Is4():
+		a = netip.AddrFrom16(a.As16())
+	case a.Is6():
+		a = a.WithZone("eth0")
+	}
+	return netip.AddrPortFrom(a, ap.Port())
 }
 
 // checkICMPPairs holds the ICMP mapping to what makes a request and its
