@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleutan/fleutanbeat/internal/pyvenv"
+	"github.com/fleutan/fleutanbeat/input/pyvenv"
 )
 
 // referenceVersion is the communityid package on PyPI that the spec names
