@@ -503,50 +503,85 @@ func TestRealWriteBlockKeepsEvents(t *testing.T) {
 	t.Logf("%d events produced (%d before the block), %d blocked retries", produced, blockedAt, blocked)
 }
 
-// TestRealMissingPrivilegeKeepsEvents ships flows as a file-realm user
-// whose role may not write to the data stream, for 20 s, then changes
-// the role (roles.yml, which the node reloads) to grant create_doc and
-// auto_configure: every event produced is stored once, none dropped.
-func TestRealMissingPrivilegeKeepsEvents(t *testing.T) {
+// limitedNode is a dedicated node with security on and a small
+// http.max_content_length (64 KB), shared by the tests that need either:
+// one node start instead of two.
+type limitedNode struct {
+	url   string
+	roles string // roles.yml, which the node reloads within 5 s
+}
+
+const (
+	limitedAdmin   = "fleutan_admin"
+	limitedShipper = "fleutan_shipper"
+)
+
+// shipperRole is the role of limitedShipper: create_doc and
+// auto_configure on the index names given.
+func shipperRole(names string) []byte {
+	return []byte(limitedShipper + ":\n  cluster: [monitor]\n  indices:\n    - names: [" + names + "]\n      privileges: [create_doc, auto_configure]\n")
+}
+
+// TestRealLimitedNode runs the tests that need a write refused for a
+// missing privilege or a request refused as too large, in parallel on one
+// dedicated node.
+func TestRealLimitedNode(t *testing.T) {
 	t.Parallel()
 	version := estest.Version(t)
-	dir := estest.NodeDir(t, "privilege")
+	dir := estest.NodeDir(t, "limited")
 	home := estest.Script(t, "fetch", version)
 	java := estest.Script(t, "java", version)
 	if out, err := exec.Command("cp", "-r", filepath.Join(home, "config"), filepath.Join(dir, "config")).CombinedOutput(); err != nil {
 		t.Fatalf("copy config: %v: %s", err, out)
 	}
-	roles := filepath.Join(dir, "config", "roles.yml")
-	role := func(names string) []byte {
-		return []byte("fleutan_shipper:\n  cluster: [monitor]\n  indices:\n    - names: [" + names + "]\n      privileges: [create_doc, auto_configure]\n")
-	}
-	// Some index privilege, so the bulk request as a whole is allowed
+	ln := &limitedNode{roles: filepath.Join(dir, "config", "roles.yml")}
+	// Some index privilege, so that a bulk request as a whole is allowed
 	// and each item is refused for its index.
-	if err := os.WriteFile(roles, role(`"fleutan-other-*"`), 0o644); err != nil {
+	if err := os.WriteFile(ln.roles, shipperRole(`"fleutan-other-*"`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const shipper, admin = "fleutan_shipper", "fleutan_admin"
-	for _, u := range [][2]string{{admin, "superuser"}, {shipper, "fleutan_shipper"}} {
+	for _, u := range [][2]string{{limitedAdmin, "superuser"}, {limitedShipper, limitedShipper}} {
 		cmd := exec.Command(filepath.Join(home, "bin", "elasticsearch-users"), "useradd", u[0], "-p", secPass, "-r", u[1])
 		cmd.Env = append(os.Environ(), "ES_PATH_CONF="+filepath.Join(dir, "config"), "ES_JAVA_HOME="+java)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("elasticsearch-users: %v: %s", err, out)
 		}
 	}
-	n := estest.StartNode(t, "privilege", dir, "-Expack.security.enabled=true")
-	db := estest.NewClient(t, n.URL)
-	db.User, db.Password = admin, secPass
+	ln.url = estest.StartNode(t, "limited", dir, "-Expack.security.enabled=true", "-Ehttp.max_content_length=64kb").URL
+	t.Run("MissingPrivilegeKeepsEvents", func(t *testing.T) {
+		t.Parallel()
+		testMissingPrivilegeKeepsEvents(t, ln)
+	})
+	t.Run("413SplitsAndRefusesTheOversizedEvent", func(t *testing.T) {
+		t.Parallel()
+		test413SplitsAndRefusesTheOversizedEvent(t, ln)
+	})
+}
 
-	c := testConfig(n.URL)
+// adminClient is an assertion client of the node as limitedAdmin.
+func (ln *limitedNode) adminClient(t *testing.T) *estest.Client {
+	db := estest.NewClient(t, ln.url)
+	db.User, db.Password = limitedAdmin, secPass
+	return db
+}
+
+// testMissingPrivilegeKeepsEvents ships flows as a file-realm user whose
+// role may not write to the data stream, for 20 s, then changes the role
+// (roles.yml) to grant create_doc and auto_configure: every event produced
+// is stored once, none dropped.
+func testMissingPrivilegeKeepsEvents(t *testing.T, ln *limitedNode) {
+	db := ln.adminClient(t)
+	c := testConfig(ln.url)
 	c.Namespace = uniqueName(t)
-	c.BulkMaxSize = 200
+	// 20 flow events stay under the node's 64 KB limit: no split here.
+	c.BulkMaxSize = 20
 	c.Backoff = Backoff{Init: config.Duration(100 * time.Millisecond), Max: config.Duration(time.Second)}
-	c.Username, c.Password = admin, secPass
+	c.Username, c.Password = limitedAdmin, secPass
 	if err := Setup(context.Background(), c, testSettings()); err != nil {
-		t.Fatalf("Setup as %s: %v", admin, err)
+		t.Fatalf("Setup as %s: %v", limitedAdmin, err)
 	}
 	// The shipper may not manage templates either: they are in place.
-	c.Username = shipper
+	c.Username = limitedShipper
 	c.Template.Enabled = false
 	stream := "metrics-fleutan.flows-" + c.Namespace
 	log, records := newRecordingLogger()
@@ -555,7 +590,7 @@ func TestRealMissingPrivilegeKeepsEvents(t *testing.T) {
 	sh := startShipping(t, c, s)
 	time.Sleep(blockSeconds())
 	blocked := sh.counter(MetricBlocked)
-	if err := os.WriteFile(roles, role(`"metrics-fleutan.*-*"`), 0o644); err != nil {
+	if err := os.WriteFile(ln.roles, shipperRole(`"metrics-fleutan.*-*"`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if blocked == 0 {
@@ -574,7 +609,7 @@ func TestRealMissingPrivilegeKeepsEvents(t *testing.T) {
 	for _, r := range records() {
 		if r["msg"] == "the output's user may not write to "+stream+"; events are kept and retried" {
 			lines++
-			if e, _ := r["error"].(string); !strings.Contains(e, shipper) || r["error.type"] != "security_exception" || r["status"] != int64(403) {
+			if e, _ := r["error"].(string); !strings.Contains(e, limitedShipper) || r["error.type"] != "security_exception" || r["status"] != int64(403) {
 				t.Errorf("missing privilege log line %v", r)
 			}
 		}
@@ -585,14 +620,12 @@ func TestRealMissingPrivilegeKeepsEvents(t *testing.T) {
 	t.Logf("%d events produced, %d blocked retries before the grant", produced, blocked)
 }
 
-// TestReal413SplitsAndRefusesTheOversizedEvent sends a batch of 400 flow
+// test413SplitsAndRefusesTheOversizedEvent sends a batch of 400 flow
 // events (about 650 KB) with one 100 KB event to a node whose
 // http.max_content_length is 64 KB: the 399 others are stored once, in
 // requests that fit, and the oversized one follows non_indexable_policy.
-func TestReal413SplitsAndRefusesTheOversizedEvent(t *testing.T) {
-	t.Parallel()
-	n := estest.StartNode(t, "toolarge", "", "-Ehttp.max_content_length=64kb")
-	db := estest.NewClient(t, n.URL)
+func test413SplitsAndRefusesTheOversizedEvent(t *testing.T, ln *limitedNode) {
+	db := ln.adminClient(t)
 	cases := []struct {
 		policy      string
 		compression int
@@ -603,7 +636,8 @@ func TestReal413SplitsAndRefusesTheOversizedEvent(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/compression_level=%d", tc.policy, tc.compression), func(t *testing.T) {
-			c := testConfig(n.URL)
+			c := testConfig(ln.url)
+			c.Username, c.Password = limitedAdmin, secPass
 			c.Namespace = uniqueName(t)
 			c.CompressionLevel = tc.compression
 			dlq := "fleutan-dlq-" + c.Namespace
