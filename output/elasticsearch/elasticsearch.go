@@ -261,6 +261,9 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	stored := 0
+	// The reason of the previous retried item: a batch refused by a block
+	// has one reason for every item, checked against the log limit once.
+	var explained itemResult
 	for k, i := range c.pos {
 		if items == nil {
 			b.Ack(i)
@@ -268,22 +271,23 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		it := items[k]
-		switch classify(it.Status, it.Type) {
+		switch out := classify(it.Status, it.Type); out {
 		case outStored:
 			b.Ack(i)
 			stored++
 		case outDuplicate:
 			b.Ack(i)
 			c.n.duplicates.Add(1)
-		case outRetry:
+		case outRetry, outBlocked:
 			b.Retry(i)
 			c.n.retried.Add(1)
-			c.explainRetry(&b.Events[i], it)
-		case outBlocked:
-			b.Retry(i)
-			c.n.retried.Add(1)
-			c.n.blocked.Add(1)
-			c.explainRetry(&b.Events[i], it)
+			if out == outBlocked {
+				c.n.blocked.Add(1)
+			}
+			if it.Status != explained.Status || it.Type != explained.Type {
+				explained = it
+				c.explainRetry(&b.Events[i], it)
+			}
 		case outNonIndexable:
 			bad = append(bad, nonIndexable{i: i, status: it.Status, typ: it.Type, message: it.Reason})
 		}
