@@ -13,6 +13,8 @@ import (
 
 // Settings is what the program, not the user, provides to an output.
 type Settings struct {
+	// Logger already carries output=NAME (the agent adds it once); an
+	// output that added it again would write the key twice per line.
 	Logger *slog.Logger
 	// Beat names the agent for outputs that tag events (Logstash
 	// @metadata.beat) and set user agents.

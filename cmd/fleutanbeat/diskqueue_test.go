@@ -34,7 +34,7 @@ func startDiskAgent(t *testing.T, home string, extra ...string) *diskAgent {
 		"-E", "queue.disk.segment_size=64KiB", "-E", "queue.disk.flush.timeout=200ms",
 		"-E", "shutdown_timeout=60s"}
 	cmd := exec.Command(buildBinary(t), append(args, extra...)...)
-	a := &diskAgent{t: t, cmd: cmd, stderr: &lockedBuffer{}}
+	a := &diskAgent{t: t, cmd: cmd, stderr: agentLog(t)}
 	cmd.Stderr = a.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

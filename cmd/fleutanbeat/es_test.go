@@ -127,7 +127,7 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 		"-E", "output.elasticsearch.flush_interval=200ms",
 		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
 		"-E", "fleutanbeat.inputs.2.period=1s")
-	stderr := &lockedBuffer{}
+	stderr := agentLog(t)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

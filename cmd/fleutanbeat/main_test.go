@@ -72,7 +72,7 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
 		"-E", "fleutanbeat.inputs.2.period=1s", "-E", "logging.metrics.period=1s",
 		"-E", "queue.mem.flush.timeout=100ms")
-	stderr := &lockedBuffer{}
+	stderr := agentLog(t)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -85,27 +85,56 @@ func parseBulkReply(body []byte, n int) (items []itemResult, err error) {
 	return items, nil
 }
 
-// Item outcomes, by the rules of the issue: 2xx stored, 409 already stored
-// (a create of a known _id), 429 and 5xx later, other 4xx never.
+// Item outcomes. Like Logstash's Elasticsearch output, only errors about
+// the document itself are final: whatever an operator can fix (a write
+// block, a missing privilege) or the cluster recovers from (429, 5xx), and
+// whatever the output does not know, is retried, since a dropped event
+// cannot come back.
 type outcome uint8
 
 const (
 	outStored outcome = iota
 	outDuplicate
 	outRetry
+	// outBlocked is a retry that waits on an operator: a write block or
+	// a missing privilege.
+	outBlocked
 	outNonIndexable
 )
 
-func classify(status int) outcome {
+// documentErrors are the 400 error types that say the document cannot be
+// indexed as it is (a value the mapping refuses, an unknown field under
+// strict mapping).
+var documentErrors = map[string]bool{
+	"mapper_parsing_exception":         true,
+	"document_parsing_exception":       true,
+	"illegal_argument_exception":       true,
+	"strict_dynamic_mapping_exception": true,
+}
+
+// typeTooLarge is the error type the output gives an event whose bulk
+// request alone is refused with 413: Elasticsearch answers with an empty
+// body, so there is no type of its own.
+const typeTooLarge = "request_too_large"
+
+func classify(status int, typ string) outcome {
 	switch {
 	case status >= 200 && status < 300:
 		return outStored
 	case status == 409:
 		return outDuplicate
-	case status == 429 || status >= 500:
-		return outRetry
+	case status == 400 && documentErrors[typ]:
+		return outNonIndexable
+	case status == 404 && typ == "index_not_found_exception":
+		// The target does not exist and may not be created
+		// (action.auto_create_index, require_alias).
+		return outNonIndexable
+	case status == 413 && typ == typeTooLarge:
+		return outNonIndexable
+	case status == 403 && (typ == "cluster_block_exception" || typ == "security_exception"):
+		return outBlocked
 	}
-	return outNonIndexable
+	return outRetry
 }
 
 // appendAction appends a create action line with _index and _id. _id

@@ -73,8 +73,11 @@ const (
 )
 
 // NonIndexablePolicy says what happens to an event Elasticsearch refuses
-// with a 4xx other than 409 and 429 (a mapping conflict, a bad value):
-// `drop: ~` or `dead_letter_index: {index: NAME}`, as in Beats.
+// for the document itself (a mapping conflict, a bad value: 400 with a
+// document error type, 404 for a target that cannot be created) or that
+// is larger on its own than the cluster accepts (413): `drop: ~` or
+// `dead_letter_index: {index: NAME}`, as in Beats. Every other refusal
+// is retried.
 type NonIndexablePolicy struct {
 	Action string // PolicyDrop or PolicyDeadLetterIndex
 	Index  string // dead-letter index name

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
@@ -34,17 +35,22 @@ const (
 	MetricRetried      = "output.elasticsearch.events.retried"
 	MetricDropped      = "output.elasticsearch.events.dropped"
 	MetricDeadLettered = "output.elasticsearch.events.dead_lettered"
+	// MetricBlocked counts the retries (also in MetricRetried) of events
+	// refused by a write block or for a missing privilege: retries that
+	// wait on an operator rather than on the cluster.
+	MetricBlocked = "output.elasticsearch.events.blocked"
 )
 
 // Stats is a snapshot of the output's counters, summed over its workers.
 // Acked counts newly stored events; Duplicates those Elasticsearch already
-// had (409), which are acknowledged too.
+// had (409), which are acknowledged too. Blocked is the part of Retried
+// that a write block or a missing privilege caused.
 type Stats struct {
-	Acked, Duplicates, Retried, Dropped, DeadLettered int64
+	Acked, Duplicates, Retried, Dropped, DeadLettered, Blocked int64
 }
 
 type counters struct {
-	acked, duplicates, retried, dropped, deadLettered *atomic.Int64
+	acked, duplicates, retried, dropped, deadLettered, blocked *atomic.Int64
 }
 
 func newCounters(m *pipeline.Metrics) counters {
@@ -57,6 +63,7 @@ func newCounters(m *pipeline.Metrics) counters {
 		retried:      m.Counter(MetricRetried),
 		dropped:      m.Counter(MetricDropped),
 		deadLettered: m.Counter(MetricDeadLettered),
+		blocked:      m.Counter(MetricBlocked),
 	}
 }
 
@@ -126,8 +133,12 @@ type shared struct {
 	n       counters
 	setup   setupOnce
 
-	mu     sync.Mutex
-	logged map[string]bool // drop reasons already logged
+	mu sync.Mutex
+	// logged is when each reason was last logged: a reason that holds
+	// for hours (a write block) is logged once per logEvery, not per
+	// batch.
+	logged   map[string]time.Time
+	logEvery time.Duration
 }
 
 func newShared(c Config, s output.Settings) (*shared, error) {
@@ -135,7 +146,9 @@ func newShared(c Config, s output.Settings) (*shared, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sh := &shared{cfg: c, log: log.With("output", "elasticsearch"), n: newCounters(s.Metrics), logged: map[string]bool{}}
+	// The agent's logger already carries output=elasticsearch; adding it
+	// again would write the key twice in every line.
+	sh := &shared{cfg: c, log: log, n: newCounters(s.Metrics), logged: map[string]time.Time{}, logEvery: time.Minute}
 	if c.Mode == ModeIndex {
 		p, err := parsePattern(c.Index)
 		if err != nil {
@@ -175,6 +188,10 @@ type Client struct {
 	dlBody  []byte
 	backoff time.Duration
 	pos     []int // batch index of each bulk action
+	// off is where each bulk action starts in body, plus the end: the
+	// request can be split between any two actions.
+	off   []int
+	dlOff []int
 }
 
 // Stats returns the counters of the whole output (all workers).
@@ -185,6 +202,7 @@ func (c *Client) Stats() Stats {
 		Retried:      c.n.retried.Load(),
 		Dropped:      c.n.dropped.Load(),
 		DeadLettered: c.n.deadLettered.Load(),
+		Blocked:      c.n.blocked.Load(),
 	}
 }
 
@@ -204,14 +222,15 @@ type nonIndexable struct {
 	typ, message string
 }
 
-// Publish sends the batch as one bulk request and reports each event.
+// Publish sends the batch as one bulk request (split when the cluster
+// finds it too large) and reports each event.
 func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 	if err := c.ensureSetup(ctx); err != nil {
 		c.wait(ctx)
 		return err
 	}
 	var bad []nonIndexable
-	c.body, c.pos = c.body[:0], c.pos[:0]
+	c.body, c.pos, c.off = c.body[:0], c.pos[:0], c.off[:0]
 	var name []byte
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -221,15 +240,17 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			bad = append(bad, nonIndexable{i: i, typ: "index_name", message: err.Error()})
 			continue
 		}
+		c.off = append(c.off, len(c.body))
 		c.body = appendAction(c.body, name, e.ID)
 		c.body = codec.AppendEvent(c.body, e, codec.Options{})
 		c.body = append(c.body, '\n')
 		c.pos = append(c.pos, i)
 	}
+	c.off = append(c.off, len(c.body))
 	var items []itemResult
 	if len(c.pos) > 0 {
 		var err error
-		items, err = c.bulk(ctx, c.body, len(c.pos))
+		items, err = c.bulkSplit(ctx, c.body, c.off)
 		if err != nil {
 			c.n.retried.Add(int64(len(c.pos)))
 			// Events refused before sending stay refused: only the sent
@@ -240,6 +261,9 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	stored := 0
+	// The reason of the previous retried item: a batch refused by a block
+	// has one reason for every item, checked against the log limit once.
+	var explained itemResult
 	for k, i := range c.pos {
 		if items == nil {
 			b.Ack(i)
@@ -247,16 +271,23 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		it := items[k]
-		switch classify(it.Status) {
+		switch out := classify(it.Status, it.Type); out {
 		case outStored:
 			b.Ack(i)
 			stored++
 		case outDuplicate:
 			b.Ack(i)
 			c.n.duplicates.Add(1)
-		case outRetry:
+		case outRetry, outBlocked:
 			b.Retry(i)
 			c.n.retried.Add(1)
+			if out == outBlocked {
+				c.n.blocked.Add(1)
+			}
+			if it.Status != explained.Status || it.Type != explained.Type {
+				explained = it
+				c.explainRetry(&b.Events[i], it)
+			}
 		case outNonIndexable:
 			bad = append(bad, nonIndexable{i: i, status: it.Status, typ: it.Type, message: it.Reason})
 		}
@@ -269,6 +300,92 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 		c.backoff = 0
 	}
 	return nil
+}
+
+// bulkSplit sends the actions of body that start at off[0], off[1], ...
+// (off ends with the end of the last one). A request the cluster refuses
+// as too large (413, above http.max_content_length) is sent again in two
+// halves, down to single actions; an action too large on its own gets a
+// typeTooLarge result, for non_indexable_policy. The results are in action
+// order; nil means every action succeeded.
+func (c *Client) bulkSplit(ctx context.Context, body []byte, off []int) ([]itemResult, error) {
+	n := len(off) - 1
+	items, err := c.bulk(ctx, body[off[0]:off[n]], n)
+	if !errors.Is(err, errTooLarge) {
+		return items, err
+	}
+	if n == 1 {
+		return []itemResult{{Status: http.StatusRequestEntityTooLarge, Type: typeTooLarge,
+			Reason: fmt.Sprintf("the event alone makes a bulk request of %d bytes, more than the cluster accepts (http.max_content_length)", off[1]-off[0])}}, nil
+	}
+	c.logLimited("split", "Elasticsearch refused a bulk request as too large (413); sending it in halves until it fits",
+		"events", n, "bytes", off[n]-off[0], "fix", "lower bulk_max_size, or raise http.max_content_length on the cluster")
+	mid := n / 2
+	left, err := c.bulkSplit(ctx, body, off[:mid+1])
+	if err != nil {
+		return nil, err
+	}
+	// An error on the second half retries the first too; its actions
+	// are creates with fixed ids, so they come back as 409s.
+	right, err := c.bulkSplit(ctx, body, off[mid:])
+	if err != nil {
+		return nil, err
+	}
+	if left == nil && right == nil {
+		return nil, nil
+	}
+	return append(allStored(left, mid), allStored(right, n-mid)...), nil
+}
+
+// allStored returns items, or n successes for a nil (error-free) reply.
+func allStored(items []itemResult, n int) []itemResult {
+	if items != nil {
+		return items
+	}
+	out := make([]itemResult, n)
+	for i := range out {
+		out[i].Status = http.StatusCreated
+	}
+	return out
+}
+
+// explainRetry logs, once per reason per minute, why events are kept and
+// what would end it, naming the index of the first event concerned.
+func (c *Client) explainRetry(e *pipeline.Event, it itemResult) {
+	key := fmt.Sprintf("retry:%d:%s", it.Status, it.Type)
+	if !c.shouldLog(key) {
+		return
+	}
+	index := c.target(e)
+	level, msg, fix := slog.LevelWarn, "", ""
+	switch {
+	case it.Type == "cluster_block_exception":
+		msg = "index " + index + " has a write block; events are kept and retried"
+		fix = "lift the block named in the error: index.blocks.write or index.blocks.read_only of the index, or cluster.blocks.read_only"
+	case it.Type == "security_exception":
+		msg = "the output's user may not write to " + index + "; events are kept and retried"
+		fix = "grant the user's role the create_doc and auto_configure index privileges on " + index
+	case it.Status == http.StatusTooManyRequests:
+		level = slog.LevelInfo
+		msg = "Elasticsearch pushes back (429) on writes to " + index + "; events are kept and retried with backoff"
+		fix = "none if it passes; otherwise give the cluster capacity or lower worker and bulk_max_size"
+	case it.Status >= 500:
+		msg = fmt.Sprintf("Elasticsearch failed to store events in %s (status %d); events are kept and retried", index, it.Status)
+		fix = "see error and the cluster's logs"
+	default:
+		msg = fmt.Sprintf("Elasticsearch refused events for %s with an error this output does not know (status %d); events are kept and retried", index, it.Status)
+		fix = "see error; the events stay queued until its cause is fixed"
+	}
+	c.log.Log(context.Background(), level, msg, "index", index, "status", it.Status, "error.type", it.Type, "error", it.Reason, "fix", fix)
+}
+
+// target names the index or data stream an event goes to, for logs.
+func (c *Client) target(e *pipeline.Event) string {
+	name, err := c.indexFor(nil, e)
+	if err != nil {
+		return "(no valid index name)"
+	}
+	return string(name)
 }
 
 func anyRetry(b *pipeline.Batch) bool {
@@ -351,26 +468,40 @@ func (c *Client) refuse(ctx context.Context, b *pipeline.Batch, bad []nonIndexab
 		reason := "non_indexable:" + nb.typ
 		b.Drop(nb.i, reason)
 		c.n.dropped.Add(1)
-		c.logOnce(reason, "dropping event Elasticsearch cannot index (non_indexable_policy: drop); first document's error",
-			"status", nb.status, "error.type", nb.typ, "error", nb.message)
+		c.logLimited(reason, "dropping event Elasticsearch cannot index (non_indexable_policy: drop); first document's error",
+			"index", c.target(&b.Events[nb.i]), "status", nb.status, "error.type", nb.typ, "error", nb.message)
 	}
 }
+
+// deadLetterMax is how much of an event too large to send (413) its dead
+// letter keeps: the whole event would be refused again.
+const deadLetterMax = 4 << 10
 
 // deadLetter stores the refused events as strings with their error in the
 // dead-letter index. The action reuses the event's _id, so retrying a
 // dead-letter write never stores it twice.
 func (c *Client) deadLetter(ctx context.Context, b *pipeline.Batch, bad []nonIndexable) {
 	index := []byte(c.cfg.NonIndexablePolicy.Index)
-	c.dlBody = c.dlBody[:0]
+	c.dlBody, c.dlOff = c.dlBody[:0], c.dlOff[:0]
 	now := pipeline.Event{Timestamp: time.Now()}
 	var doc []byte
 	for _, nb := range bad {
 		e := &b.Events[nb.i]
+		c.dlOff = append(c.dlOff, len(c.dlBody))
 		c.dlBody = appendAction(c.dlBody, index, e.ID)
 		doc = codec.AppendEvent(doc[:0], e, codec.Options{})
+		msg := nb.message
+		if nb.typ == typeTooLarge && len(doc) > deadLetterMax {
+			msg += fmt.Sprintf("; message holds the first %d of the event's %d bytes", deadLetterMax, len(doc))
+			cut := deadLetterMax
+			for cut > 0 && !utf8.RuneStart(doc[cut]) {
+				cut--
+			}
+			doc = doc[:cut]
+		}
 		now.Fields = pipeline.M{
 			"message": string(doc),
-			"error":   pipeline.M{"type": nb.typ, "message": nb.message, "status": nb.status},
+			"error":   pipeline.M{"type": nb.typ, "message": msg, "status": nb.status},
 		}
 		if e.ID != "" {
 			now.Fields["event"] = pipeline.M{"id": e.ID}
@@ -378,42 +509,63 @@ func (c *Client) deadLetter(ctx context.Context, b *pipeline.Batch, bad []nonInd
 		c.dlBody = codec.AppendEvent(c.dlBody, &now, codec.Options{})
 		c.dlBody = append(c.dlBody, '\n')
 	}
-	items, err := c.bulk(ctx, c.dlBody, len(bad))
+	c.dlOff = append(c.dlOff, len(c.dlBody))
+	items, err := c.bulkSplit(ctx, c.dlBody, c.dlOff)
 	for k, nb := range bad {
-		st := 0
-		if err == nil {
-			st = 201
-			if items != nil {
-				st = items[k].Status
-			}
+		it := itemResult{Status: http.StatusCreated}
+		if items != nil {
+			it = items[k]
 		}
+		out := classify(it.Status, it.Type)
 		switch {
-		case err == nil && (classify(st) == outStored || classify(st) == outDuplicate):
+		case err == nil && (out == outStored || out == outDuplicate):
 			b.Ack(nb.i)
 			c.n.deadLettered.Add(1)
-			c.logOnce("dead_letter:"+nb.typ, "event Elasticsearch cannot index stored in the dead-letter index; first document's error",
+			c.logLimited("dead_letter:"+nb.typ, "event Elasticsearch cannot index stored in the dead-letter index; first document's error",
 				"index", c.cfg.NonIndexablePolicy.Index, "status", nb.status, "error.type", nb.typ, "error", nb.message)
+		case err == nil && out == outNonIndexable:
+			// Not even the dead letter can be stored (a mapping of the
+			// dead-letter index that refuses it, a limit smaller than
+			// its truncated message): retrying would block the queue.
+			reason := "non_indexable:" + nb.typ
+			b.Drop(nb.i, reason)
+			c.n.dropped.Add(1)
+			c.logLimited("dead_letter_refused:"+nb.typ, "the dead-letter index refused an event Elasticsearch cannot index; dropping it",
+				"index", c.cfg.NonIndexablePolicy.Index, "error.type", nb.typ, "error", nb.message,
+				"dead_letter.error.type", it.Type, "dead_letter.error", it.Reason)
 		default:
 			b.Retry(nb.i)
 			c.n.retried.Add(1)
-			msg := fmt.Sprintf("status %d", st)
+			if out == outBlocked {
+				c.n.blocked.Add(1)
+			}
+			msg := fmt.Sprintf("status %d", it.Status)
 			if err != nil {
 				msg = err.Error()
-			} else if items != nil {
-				msg += ": " + items[k].Type + ": " + items[k].Reason
+			} else {
+				msg += ": " + it.Type + ": " + it.Reason
 			}
-			c.logOnce("dead_letter_failed", "writing to the dead-letter index failed; the events will be retried",
+			c.logLimited("dead_letter_failed", "writing to the dead-letter index failed; the events will be retried",
 				"index", c.cfg.NonIndexablePolicy.Index, "error", msg)
 		}
 	}
 }
 
-func (c *Client) logOnce(key, msg string, args ...any) {
+// shouldLog reports whether a line for key is due: the first time, and
+// again once logEvery has passed.
+func (c *Client) shouldLog(key string) bool {
+	now := time.Now()
 	c.mu.Lock()
-	seen := c.logged[key]
-	c.logged[key] = true
-	c.mu.Unlock()
-	if !seen {
+	defer c.mu.Unlock()
+	if last, ok := c.logged[key]; ok && now.Sub(last) < c.logEvery {
+		return false
+	}
+	c.logged[key] = now
+	return true
+}
+
+func (c *Client) logLimited(key, msg string, args ...any) {
+	if c.shouldLog(key) {
 		c.log.Warn(msg, args...)
 	}
 }
@@ -452,6 +604,9 @@ func (c *Client) ensureSetup(ctx context.Context) error {
 	return nil
 }
 
+// errTooLarge is a whole request refused with 413.
+var errTooLarge = errors.New("request too large")
+
 // statusError describes a non-2xx reply to a whole request.
 func statusError(what string, status int, body []byte) error {
 	msg := strings.TrimSpace(string(body))
@@ -464,7 +619,7 @@ func statusError(what string, status int, body []byte) error {
 	case http.StatusForbidden:
 		return fmt.Errorf("elasticsearch: %s: 403 the user lacks a privilege: %s", what, msg)
 	case http.StatusRequestEntityTooLarge:
-		return fmt.Errorf("elasticsearch: %s: 413 request too large: lower bulk_max_size (http.max_content_length of the cluster)", what)
+		return fmt.Errorf("elasticsearch: %s: 413 %w: lower bulk_max_size (http.max_content_length of the cluster)", what, errTooLarge)
 	}
 	return fmt.Errorf("elasticsearch: %s: status %d: %s", what, status, msg)
 }

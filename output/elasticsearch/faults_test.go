@@ -22,9 +22,32 @@ import (
 )
 
 // fakeES answers bulk requests with a status per item chosen by fn (the
-// action's position in the request and the request's sequence number).
+// action's position in the request and the request's sequence number),
+// with the error type Elasticsearch gives that status most often.
 // Only for fault injection: behaviour is proven against the real server.
 func fakeES(t *testing.T, fn func(req, item int) int) (*httptest.Server, *atomic.Int64) {
+	return fakeESItems(t, func(req, item int) fakeItem {
+		st := fn(req, item)
+		return fakeItem{st, injectedType[st]}
+	})
+}
+
+// fakeItem is the status and error type of one bulk item.
+type fakeItem struct {
+	status int
+	typ    string
+}
+
+var injectedType = map[int]string{
+	400: "document_parsing_exception",
+	403: "cluster_block_exception",
+	404: "index_not_found_exception",
+	429: "es_rejected_execution_exception",
+	503: "unavailable_shards_exception",
+}
+
+// fakeESItems is fakeES with the error type chosen by fn too.
+func fakeESItems(t *testing.T, fn func(req, item int) fakeItem) (*httptest.Server, *atomic.Int64) {
 	var reqs atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Elastic-Product", "Elasticsearch")
@@ -47,11 +70,11 @@ func fakeES(t *testing.T, fn func(req, item int) int) (*httptest.Server, *atomic
 			if line%2 == 1 {
 				continue
 			}
-			st := fn(n, len(items))
-			item := fmt.Sprintf(`{"create":{"status":%d}}`, st)
-			if st >= 300 {
+			it := fn(n, len(items))
+			item := fmt.Sprintf(`{"create":{"status":%d}}`, it.status)
+			if it.status >= 300 {
 				errs = true
-				item = fmt.Sprintf(`{"create":{"status":%d,"error":{"type":"es_rejected_execution_exception","reason":"injected %d"}}}`, st, st)
+				item = fmt.Sprintf(`{"create":{"status":%d,"error":{"type":%q,"reason":"injected %d"}}}`, it.status, it.typ, it.status)
 			}
 			items = append(items, item)
 		}
@@ -105,20 +128,32 @@ func TestFault429StormRetriesUntilStored(t *testing.T) {
 	}
 }
 
-// TestFaultMixedItemsAreJudgedOneByOne: 201, 409, 429, 503 and 400 in one
-// reply give ack, duplicate, retry, retry and drop.
+// TestFaultMixedItemsAreJudgedOneByOne: every outcome in one reply, each
+// item judged by its status and error type.
 func TestFaultMixedItemsAreJudgedOneByOne(t *testing.T) {
-	codes := []int{201, 409, 429, 503, 400}
-	srv, _ := fakeES(t, func(req, item int) int { return codes[item] })
+	items := []struct {
+		fakeItem
+		want pipeline.Status
+	}{
+		{fakeItem{201, ""}, pipeline.Acked},
+		{fakeItem{409, "version_conflict_engine_exception"}, pipeline.Acked},
+		{fakeItem{429, "es_rejected_execution_exception"}, pipeline.Retry},
+		{fakeItem{503, "unavailable_shards_exception"}, pipeline.Retry},
+		{fakeItem{400, "document_parsing_exception"}, pipeline.Dropped},
+		{fakeItem{403, "cluster_block_exception"}, pipeline.Retry},
+		{fakeItem{403, "security_exception"}, pipeline.Retry},
+		{fakeItem{400, "index_closed_exception"}, pipeline.Retry},
+		{fakeItem{404, "index_not_found_exception"}, pipeline.Dropped},
+	}
+	srv, _ := fakeESItems(t, func(req, item int) fakeItem { return items[item].fakeItem })
 	cl := newTestClient(t, faultConfig(srv.URL))
-	b := publish(t, cl, flowEvents(0, 5, time.Now()))
-	want := []pipeline.Status{pipeline.Acked, pipeline.Acked, pipeline.Retry, pipeline.Retry, pipeline.Dropped}
-	for i, w := range want {
-		if st, _ := b.Status(i); st != w {
-			t.Errorf("item %d (status %d): %v, want %v", i, codes[i], st, w)
+	b := publish(t, cl, flowEvents(0, len(items), time.Now()))
+	for i, it := range items {
+		if st, _ := b.Status(i); st != it.want {
+			t.Errorf("item %d (%d %s): %v, want %v", i, it.status, it.typ, st, it.want)
 		}
 	}
-	if got, want := cl.Stats(), (Stats{Acked: 1, Duplicates: 1, Retried: 2, Dropped: 1}); got != want {
+	if got, want := cl.Stats(), (Stats{Acked: 1, Duplicates: 1, Retried: 5, Blocked: 2, Dropped: 2}); got != want {
 		t.Fatalf("stats %+v, want %+v", got, want)
 	}
 }

@@ -72,7 +72,6 @@ func newGroup(c Config, s output.Settings) (output.Group, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("output", "logstash")
 	beat := c.Index
 	if beat == "" {
 		beat = s.Beat
