@@ -31,6 +31,8 @@ type Collector struct {
 	// since, so their delta is their cumulative count.
 	known map[uint64]bool
 	procs *procindex.Index
+	// procStats is what the last process index Update did and found.
+	procStats procindex.Stats
 
 	prev    []Flow
 	prevIdx map[Key]int32
@@ -306,6 +308,18 @@ func (c *Collector) classify(flows []Flow) []Flow {
 	return flows
 }
 
+// ProcessStats describes the attribution of the last Collect: the
+// sockets left without a process, by reason, and what it cost.
+func (c *Collector) ProcessStats() procindex.Stats { return c.procStats }
+
+// Hint tells the process index that pid may hold a socket it does not
+// know yet (see procindex.Index.Hint). Safe from any goroutine.
+func (c *Collector) Hint(pid int) {
+	if c.procs != nil {
+		c.procs.Hint(pid)
+	}
+}
+
 // attribute finds the owning process of each socket. Socket inodes are
 // unique across namespaces (sockfs), so one index serves all of them.
 func (c *Collector) attribute(flows []Flow) error {
@@ -319,7 +333,8 @@ func (c *Collector) attribute(flows []Flow) error {
 		}
 	}
 	var errs []error
-	if _, err := c.procs.Update(c.inodes); err != nil {
+	var err error
+	if c.procStats, err = c.procs.Update(c.inodes); err != nil {
 		// A partial index still attributes what it found.
 		errs = append(errs, fmt.Errorf("flows: process index: %w", err))
 	}
