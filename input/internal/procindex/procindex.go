@@ -1,7 +1,8 @@
 // Package procindex maps socket inodes to the processes holding them, by
 // reading the fd tables under /proc incrementally: a period in which no
-// process changed its fd table reads no fd link at all, and one in which a
-// few did reads about as many links as there are new sockets.
+// process changed its fd table reads one fd link per socket that several
+// processes share and no other, and one in which a few did reads about as
+// many links as they have new fds and fds that are not live sockets.
 //
 // Ownership follows ss(8) -p, which lists every process whose
 // /proc/PID/fd holds the socket: Lookup reports the lowest pid among them,
@@ -16,7 +17,9 @@
 // unchanged fd count (Update says how). Limits: an exec(2) that keeps comm
 // and the fd count is noticed at the next read of that process; a socket
 // moved by dup2(2) over a trusted fd while a copy stays elsewhere is found
-// at the rate-limited full scan. Sockets no readable process holds
+// at the rate-limited full scan. Before Linux 6.2 the size of /proc/PID/fd
+// is not its fd count: changed fd tables are then found only through
+// closed sockets, Hint and the sweep, and a refresh lists every fd number. Sockets no readable process holds
 // (kernel sockets, fds in flight in SCM_RIGHTS, fds of processes we may
 // not read) stay unresolved, are counted by reason in Stats, and cost one
 // search when they first appear, not one per period.

@@ -227,11 +227,7 @@ func (x *Index) Update(live []uint32) (Stats, error) {
 	}
 	defer unix.Close(procfd)
 	if x.countMode == countUnknown {
-		x.countMode = countEntries
-		var fs unix.Statfs_t
-		if unix.Fstatfs(procfd, &fs) == nil && fs.Type == unix.PROC_SUPER_MAGIC {
-			x.countMode = countSize
-		}
+		x.countMode = detectCountMode(procfd)
 	}
 	if err := x.list(procfd); err != nil {
 		return Stats{}, err
@@ -556,11 +552,23 @@ func (x *Index) read(procfd, pid int, st *pidState, refresh bool) {
 		x.stats.Read++
 		st.fullGen = x.gen
 	}
-	n := x.relist(dfd, int32(pid), st, refresh)
-	if x.countMode == countSize && count == 0 && n > 0 {
-		x.countMode = countNone // procfs before Linux 6.2
-	}
+	x.relist(dfd, int32(pid), st, refresh)
 	st.fdCount = count
+}
+
+// detectCountMode tells procfs from a fixture tree, and on procfs whether
+// the size of PID/fd counts fds: this process holds procfd open, so its
+// own count is at least one where the kernel counts.
+func detectCountMode(procfd int) countMode {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(procfd, &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return countEntries
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(procfd, "self/fd", &st, 0) != nil || st.Size == 0 {
+		return countNone
+	}
+	return countSize
 }
 
 func (x *Index) dropFDs(pid int, st *pidState) {
@@ -648,9 +656,8 @@ func (x *Index) heldElsewhere(ino uint32, p holder) bool {
 }
 
 // relist lists every fd number (getdents) and reads each one, or with
-// trust only the untrusted ones and the new numbers. It returns the
-// number of fds.
-func (x *Index) relist(dfd int, pid int32, st *pidState, trust bool) int {
+// trust only the untrusted ones and the new numbers.
+func (x *Index) relist(dfd int, pid int32, st *pidState, trust bool) {
 	x.names = x.names[:0]
 	if _, err := unix.Seek(dfd, 0, 0); err == nil {
 		_ = readDirents(dfd, x.dirBuf, func(name []byte) {
@@ -698,7 +705,6 @@ func (x *Index) relist(dfd int, pid int32, st *pidState, trust bool) int {
 		}
 	}
 	st.fds = fds
-	return len(fds)
 }
 
 // readFD reads the link of one fd: the socket inode (0 for anything else)
