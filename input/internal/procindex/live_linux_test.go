@@ -409,3 +409,42 @@ func BenchmarkFullScan(b *testing.B) {
 	b.ReportMetric(float64(s.FDsRead), "fds/op")
 	b.ReportMetric(float64(s.Processes), "procs/op")
 }
+
+// BenchmarkUpdateReplacedSockets: in every Update each of 8 processes
+// holding 500 sockets has replaced one on the same fd number (same fd
+// count), so the index refreshes them; the cost is that of the steady
+// state of a host whose long-lived processes open new connections.
+func BenchmarkUpdateReplacedSockets(b *testing.B) {
+	nstest.RequireRoot(b)
+	var children []*child
+	var live []uint32
+	for range 8 {
+		c := startChild(b, 500, -1)
+		children = append(children, c)
+		live = append(live, c.inodes...)
+	}
+	x := New(Options{})
+	if s, err := x.Update(live); err != nil || s.Resolved != len(live) {
+		b.Fatal(s, err)
+	}
+	b.ReportAllocs()
+	var fds, sweeps int
+	for b.Loop() {
+		b.StopTimer()
+		for i, c := range children {
+			ino := c.do(b, "replace")
+			// replace closes the child's last socket: keep live in step.
+			j := (i+1)*500 - 1
+			live[j] = ino
+		}
+		b.StartTimer()
+		s, err := x.Update(live)
+		if err != nil || s.Resolved != len(live) {
+			b.Fatal(s, err)
+		}
+		fds += s.FDsRead
+		sweeps += s.Sweeps
+	}
+	b.ReportMetric(float64(fds)/float64(b.N), "fds/op")
+	b.ReportMetric(float64(sweeps)/float64(b.N), "sweeps/op")
+}
