@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 func runChild(mode string) int {
 	kind, arg, _ := strings.Cut(mode, " ")
 	n, _ := strconv.Atoi(arg)
+	if kind == "reuse" {
+		return reuseChild()
+	}
 	stop := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
@@ -93,6 +96,37 @@ func runChild(mode string) int {
 		wg.Wait()
 	default:
 		return 2
+	}
+	return 0
+}
+
+// reuseChild holds its own executable open, says "ready" and, on the line
+// "connect ADDR", closes it and connects to ADDR: the socket takes the
+// file's fd number and the fd count stays. It exits at EOF.
+func reuseChild() int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	fmt.Println("ready")
+	var conns []net.Conn
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if addr, ok := strings.CutPrefix(in.Text(), "connect "); ok {
+			_ = f.Close()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			conns = append(conns, c)
+		}
 	}
 	return 0
 }

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +23,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
+	"golang.org/x/sys/unix"
 )
 
 // periodResult is one measured period with the children's own CPU time over
@@ -463,5 +468,101 @@ func checkPinned(t *testing.T, method string, i int, r periodResult, pid int, mi
 	// once; the spinning thread never does.
 	if mig := num(t, *proc, "fleutan.cpu.migrations"); mig > 3 {
 		t.Errorf("period %d: pinned child migrated %v times, want at most 3", i, mig)
+	}
+}
+
+// TestSelectionFindsSocketOnReusedFD: the cpu input selects network
+// processes through the same process index as the flows input, so a
+// process that closed a file and connected on its fd number, at an
+// unchanged fd count, is selected at the very next period.
+func TestSelectionFindsSocketOnReusedFD(t *testing.T) {
+	nstest.RequireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var heldMu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+
+	c := startChild(t, "reuse")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fdDir := "/proc/" + strconv.Itoa(c.pid()) + "/fd/"
+	fileFD := ""
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if target, _ := os.Readlink(fdDir + e.Name()); target == exe {
+			fileFD = e.Name()
+		}
+	}
+	if fileFD == "" {
+		t.Fatalf("the child does not hold %s", exe)
+	}
+	count := func() int64 {
+		var st unix.Stat_t
+		if err := unix.Stat(fdDir, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Size
+	}
+
+	log := slog.New(slog.DiscardHandler)
+	in := &cpuInput{cfg: DefaultConfig(), s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, infos: map[int]*procInfo{}, buf: make([]byte, 4096)}
+	in.procs = procindex.New(procindex.Options{ProcRoot: "/proc"})
+	sel, err := in.selectProcesses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.has(c.pid()) {
+		t.Fatalf("child %d selected before it has a socket", c.pid())
+	}
+	before := count()
+	if _, err := fmt.Fprintln(c.stdin, "connect "+ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		target, _ := os.Readlink(fdDir + fileFD)
+		if strings.HasPrefix(target, "socket:") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fd %s of the child is %q, not a socket", fileFD, target)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if after := count(); after != before {
+		t.Fatalf("fd count %d then %d: not a reused fd at the same count", before, after)
+	}
+	sel, err = in.selectProcesses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := sel.flows(c.pid()); !ok || n != 1 {
+		t.Errorf("child %d: selected %v with %d flows, want selected with 1", c.pid(), ok, n)
 	}
 }

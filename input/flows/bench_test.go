@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -22,11 +23,21 @@ import (
 const (
 	benchHelpers        = 4
 	benchConnsPerHelper = 4500 // 2 fds each + a listener: 9,001 fds per helper
+	// benchChurn connections per holder are replaced in each churn period:
+	// 2*45*4 = 360 new sockets, 1% of 36,000.
+	benchChurn   = 45
+	churnPeriods = 10
 )
 
 // runHolder opens FLOWS_HOLD_CONNS loopback connections to its own
-// listener at FLOWS_HOLD_ADDR, holding both ends, says "ready" and waits
-// for stdin to close.
+// listener at FLOWS_HOLD_ADDR, holding both ends, and a file; says
+// "ready" and obeys stdin until EOF:
+//
+//	churn K     closes K connections (both ends) and opens K new ones, on
+//	            the fd numbers just freed: the fd count stays
+//	reuse ADDR  closes the file and connects to ADDR: the socket takes the
+//	            file's fd number, the fd count stays; answers LOCAL
+//	take        waits until a connection from another holder is accepted
 func runHolder() int {
 	n, _ := strconv.Atoi(os.Getenv("FLOWS_HOLD_CONNS"))
 	ln, err := net.Listen("tcp", os.Getenv("FLOWS_HOLD_ADDR"))
@@ -34,30 +45,78 @@ func runHolder() int {
 		fmt.Println("err", err)
 		return 1
 	}
-	accepted := make(chan []net.Conn, 1)
+	accepted := make(chan net.Conn, n)
 	go func() {
-		var cs []net.Conn
-		for len(cs) < n {
+		for {
 			c, err := ln.Accept()
 			if err != nil {
-				break
+				return
 			}
-			cs = append(cs, c)
+			accepted <- c
 		}
-		accepted <- cs
 	}()
+	// peers maps a dialed connection's local address to its accepted end.
+	peers := map[string]net.Conn{}
 	var dialed []net.Conn
-	for range n {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			fmt.Println("err", err)
-			return 1
+	dial := func(k int) error {
+		for range k {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return err
+			}
+			dialed = append(dialed, c)
 		}
-		dialed = append(dialed, c)
+		for range k {
+			a := <-accepted
+			peers[a.RemoteAddr().String()] = a
+		}
+		return nil
 	}
-	held := <-accepted
-	fmt.Println("ready", len(dialed), len(held))
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // EOF when the test ends
+	if err := dial(n); err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	file, err := os.Open(os.DevNull)
+	if err != nil {
+		fmt.Println("err", err)
+		return 1
+	}
+	var reused []net.Conn
+	fmt.Println("ready", len(dialed), len(peers))
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		switch {
+		case len(f) == 2 && f[0] == "churn":
+			k, _ := strconv.Atoi(f[1])
+			for _, c := range dialed[:k] {
+				key := c.LocalAddr().String()
+				_ = c.Close()
+				_ = peers[key].Close()
+				delete(peers, key)
+			}
+			dialed = append(dialed[:0:0], dialed[k:]...)
+			if err := dial(k); err != nil {
+				fmt.Println("err", err)
+				continue
+			}
+			fmt.Println("ok")
+		case len(f) == 2 && f[0] == "reuse":
+			_ = file.Close()
+			c, err := net.Dial("tcp", f[1])
+			if err != nil {
+				fmt.Println("err", err)
+				continue
+			}
+			reused = append(reused, c)
+			fmt.Println("ok", c.LocalAddr().String())
+		case len(f) == 1 && f[0] == "take":
+			reused = append(reused, <-accepted)
+			fmt.Println("ok")
+		default:
+			fmt.Println("err unknown command", in.Text())
+		}
+	}
 	return 0
 }
 
@@ -87,14 +146,19 @@ func (m *measure) wallPer() float64 { return m.wall / float64(m.runs) }
 
 // BenchmarkFlowsVsSS compares one full collection (sock_diag dump with
 // tcp_info, direction, process attribution) with ss(8) over 36,000
-// loopback sockets. Run with -benchtime=5x: b.N is the number of steady
-// collections.
+// loopback sockets held by four processes: cold (a new collector), steady
+// with nothing changed (b.N collections), steady with 1% of the sockets
+// new in every period (churnPeriods collections; the goal), and one
+// period in which a socket took the fd number of a closed file at an
+// unchanged fd count (the procfs method's search). Every collection must
+// attribute every socket to its holder.
 func BenchmarkFlowsVsSS(b *testing.B) {
 	ns := nstest.New(b)
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
+	var holders []*benchHolder
 	for i := range benchHelpers {
 		cmd := ns.Command(exe)
 		cmd.Env = append(os.Environ(), helperEnv+"=hold",
@@ -107,30 +171,76 @@ func BenchmarkFlowsVsSS(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		if !strings.HasPrefix(line, "ready") {
+		h := &benchHolder{in: in, out: bufio.NewReader(out), pid: cmd.Process.Pid}
+		if line := h.read(); !strings.HasPrefix(line, "ready") {
 			b.Fatalf("holder %d: %q", i, line)
 		}
+		holders = append(holders, h)
 	}
 	want := 2 * benchHelpers * benchConnsPerHelper
 	nsInfo := namespaceOf(b, ns)
 	opts := CollectorOptions{Protocols: []uint8{protoTCP}, States: 1 << stateEstablished}
+	// A socket's holder: the one whose listener is its local or remote
+	// end; the reused-fd connection is the exception, added below.
+	owners := map[string]int{}
+	holderOf := func(f *Flow) int {
+		if pid, ok := owners[f.Local.String()+" "+f.Remote.String()]; ok {
+			return pid
+		}
+		ep := f.Remote
+		if f.Local.Port() == 5000 {
+			ep = f.Local
+		}
+		return holders[int(ep.Addr().As4()[3])-1].pid
+	}
 
-	var cold, steady, ssP, ssN measure
-	cold.name, steady.name, ssP.name, ssN.name = "ours cold (first collection)", "ours steady", "ss -tinp", "ss -tin"
+	var cold, steady, churn, reuse, ssP, ssN measure
+	cold.name, steady.name, ssP.name, ssN.name = "ours cold (first collection)", "ours steady, nothing new", "ss -tinp", "ss -tin"
+	churn.name = fmt.Sprintf("ours steady, %d new sockets", benchChurn*2*benchHelpers)
+	reuse.name = "ours, 1 socket on a reused fd"
 	// The agent's life: one cold collection, then steady ones on the same
 	// collector; the process's RSS is read after those.
 	c := collectorIn(b, opts, nsInfo)
 	t0, c0 := time.Now(), selfCPU()
-	checkBench(b, c, want, "first collection")
+	checkBench(b, c, want, holderOf, "first collection")
 	cold.add(selfCPU()-c0, time.Since(t0))
 	b.ResetTimer()
 	for b.Loop() {
 		t0, c0 := time.Now(), selfCPU()
-		checkBench(b, c, want, "steady collection")
+		checkBench(b, c, want, holderOf, "steady collection")
 		steady.add(selfCPU()-c0, time.Since(t0))
 	}
 	b.StopTimer()
+	var refreshed, read, sweeps int
+	for range churnPeriods {
+		for _, h := range holders {
+			if line := h.do(fmt.Sprintf("churn %d", benchChurn)); line != "ok" {
+				b.Fatalf("churn: %q", line)
+			}
+		}
+		t0, c0 := time.Now(), selfCPU()
+		checkBench(b, c, want, holderOf, "collection after churn")
+		churn.add(selfCPU()-c0, time.Since(t0))
+		ps := c.ProcessStats()
+		refreshed, read, sweeps = refreshed+ps.Refreshed, read+ps.FDsRead, sweeps+ps.Sweeps
+	}
+	line := holders[0].do("reuse 127.0.0.2:5000")
+	local, ok := strings.CutPrefix(line, "ok ")
+	if !ok {
+		b.Fatalf("reuse: %q", line)
+	}
+	owners[local+" 127.0.0.2:5000"] = holders[0].pid
+	// Until accept(2) the other end has no fd, and no process.
+	if line := holders[1].do("take"); line != "ok" {
+		b.Fatalf("take: %q", line)
+	}
+	t0, c0 = time.Now(), selfCPU()
+	checkBench(b, c, want+2, holderOf, "collection after a reused fd")
+	reuse.add(selfCPU()-c0, time.Since(t0))
+	reusePS := c.ProcessStats()
+	if reusePS.Sweeps != 1 {
+		b.Fatalf("a socket on a reused fd made no sweep: %+v", reusePS)
+	}
 	rss := vmRSSMiB(b)
 	_ = c.Close()
 
@@ -141,7 +251,7 @@ func BenchmarkFlowsVsSS(b *testing.B) {
 	for range 2 {
 		c := NewCollector(only)
 		t0, c0 := time.Now(), selfCPU()
-		checkBench(b, c, want, "cold collection")
+		checkBench(b, c, want+2, holderOf, "cold collection")
 		cold.add(selfCPU()-c0, time.Since(t0))
 		_ = c.Close()
 	}
@@ -170,39 +280,71 @@ func BenchmarkFlowsVsSS(b *testing.B) {
 
 	b.ReportMetric(cold.cpuPer(), "cpu-s/cold-collection")
 	b.ReportMetric(steady.cpuPer(), "cpu-s/collection")
+	b.ReportMetric(churn.cpuPer(), "cpu-s/churn-collection")
+	b.ReportMetric(reuse.cpuPer(), "cpu-s/reused-fd-collection")
 	b.ReportMetric(ssP.cpuPer(), "cpu-s/ss-tinp")
 	b.ReportMetric(ssN.cpuPer(), "cpu-s/ss-tin")
 	b.ReportMetric(steady.cpuPer()/ssP.cpuPer(), "ratio-vs-ss-tinp")
 	b.ReportMetric(steady.cpuPer()/ssN.cpuPer(), "ratio-vs-ss-tin")
+	b.ReportMetric(churn.cpuPer()/ssP.cpuPer(), "churn-ratio-vs-ss-tinp")
+	b.ReportMetric(reuse.cpuPer()/ssP.cpuPer(), "reused-fd-ratio-vs-ss-tinp")
 	b.ReportMetric(cold.cpuPer()/ssP.cpuPer(), "cold-ratio-vs-ss-tinp")
 	b.ReportMetric(rss, "VmRSS-MiB")
-	b.Logf("%d sockets in netns %s", want, ns.Name)
-	b.Logf("%-30s %5s %14s %14s", "what", "runs", "cpu s/run", "wall s/run")
-	for _, m := range []*measure{&cold, &steady, &ssP, &ssN} {
-		b.Logf("%-30s %5d %14.4f %14.4f", m.name, m.runs, m.cpuPer(), m.wallPer())
+	b.Logf("%d sockets in netns %s; %d processes under /proc", want, ns.Name, reusePS.Processes)
+	b.Logf("%-34s %5s %14s %14s", "what", "runs", "cpu s/run", "wall s/run")
+	for _, m := range []*measure{&cold, &steady, &churn, &reuse, &ssP, &ssN} {
+		b.Logf("%-34s %5d %14.4f %14.4f", m.name, m.runs, m.cpuPer(), m.wallPer())
 	}
-	b.Logf("ratio ours/ss -tinp %.3f (goal <= 0.25), ours/ss -tin %.3f (goal <= 1.5), VmRSS %.1f MiB (goal <= 80)",
-		steady.cpuPer()/ssP.cpuPer(), steady.cpuPer()/ssN.cpuPer(), rss)
+	b.Logf("per churn period: %.1f fd tables refreshed, %.0f fd links read, %d sweeps in %d periods; reused fd: %+v",
+		float64(refreshed)/churnPeriods, float64(read)/churnPeriods, sweeps, churnPeriods, reusePS)
+	b.Logf("ratio ours/ss -tinp: steady %.3f (goal <= 0.25), 1%% new %.3f (goal <= 0.15), cold %.3f (goal <= 0.5), reused fd %.3f; ours/ss -tin %.3f (goal <= 1.5); VmRSS %.1f MiB (goal <= 80)",
+		steady.cpuPer()/ssP.cpuPer(), churn.cpuPer()/ssP.cpuPer(), cold.cpuPer()/ssP.cpuPer(), reuse.cpuPer()/ssP.cpuPer(),
+		steady.cpuPer()/ssN.cpuPer(), rss)
+}
+
+// benchHolder is a running runHolder.
+type benchHolder struct {
+	in  io.WriteCloser
+	out *bufio.Reader
+	pid int
+}
+
+func (h *benchHolder) read() string {
+	line, _ := h.out.ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+func (h *benchHolder) do(cmd string) string {
+	_, _ = fmt.Fprintln(h.in, cmd)
+	return h.read()
 }
 
 // checkBench collects and checks that every socket is there and
-// attributed, so the figures are for complete work.
-func checkBench(b *testing.B, c *Collector, want int, what string) {
+// attributed to its holder, so the figures are for complete work.
+func checkBench(b *testing.B, c *Collector, want int, holderOf func(*Flow) int, what string) {
 	flows, err := c.Collect(context.Background())
 	if err != nil {
 		b.Fatalf("%s: %v", what, err)
 	}
-	attributed := 0
+	live, right := 0, 0
+	var wrong []string
 	for i := range flows {
-		if flows[i].Process != nil {
-			attributed++
+		f := &flows[i]
+		if f.Final {
+			continue
+		}
+		live++
+		if f.Process != nil && f.Process.PID == holderOf(f) {
+			right++
+		} else if len(wrong) < 5 {
+			wrong = append(wrong, fmt.Sprintf("%s inode %d: process %+v, want pid %d", f.Key(), f.Inode, f.Process, holderOf(f)))
 		}
 	}
-	if len(flows) != want || attributed != want {
-		b.Fatalf("%s: %d flows, %d attributed, want %d", what, len(flows), attributed, want)
+	if live != want || right != want {
+		b.Fatalf("%s: %d flows, %d attributed to their holder, want %d; %s; attribution %+v",
+			what, live, right, want, strings.Join(wrong, "; "), c.ProcessStats())
 	}
 }
-
 func vmRSSMiB(b *testing.B) float64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
@@ -31,6 +32,8 @@ type Collector struct {
 	// since, so their delta is their cumulative count.
 	known map[uint64]bool
 	procs *procindex.Index
+	// procStats is what the last process index Update did and found.
+	procStats procindex.Stats
 
 	prev    []Flow
 	prevIdx map[Key]int32
@@ -46,6 +49,7 @@ type Collector struct {
 	listeners map[listenerKey]struct{}
 	inodes    []uint32
 	procCopy  map[*procindex.Process]*procindex.Process
+	seen      []bool
 
 	// afterDump lets tests act between the dump and the /proc walk.
 	afterDump func()
@@ -306,6 +310,18 @@ func (c *Collector) classify(flows []Flow) []Flow {
 	return flows
 }
 
+// ProcessStats describes the attribution of the last Collect: the
+// sockets left without a process, by reason, and what it cost.
+func (c *Collector) ProcessStats() procindex.Stats { return c.procStats }
+
+// Hint tells the process index that pid may hold a socket it does not
+// know yet (see procindex.Index.Hint). Safe from any goroutine.
+func (c *Collector) Hint(pid int) {
+	if c.procs != nil {
+		c.procs.Hint(pid)
+	}
+}
+
 // attribute finds the owning process of each socket. Socket inodes are
 // unique across namespaces (sockfs), so one index serves all of them.
 func (c *Collector) attribute(flows []Flow) error {
@@ -319,7 +335,8 @@ func (c *Collector) attribute(flows []Flow) error {
 		}
 	}
 	var errs []error
-	if _, err := c.procs.Update(c.inodes); err != nil {
+	var err error
+	if c.procStats, err = c.procs.Update(c.inodes); err != nil {
 		// A partial index still attributes what it found.
 		errs = append(errs, fmt.Errorf("flows: process index: %w", err))
 	}
@@ -356,11 +373,16 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 		c.idxs[c.gen] = idx
 	}
 	clear(idx)
+	// seen marks the previous flows found again, so that finding the gone
+	// ones needs no second lookup per flow.
+	c.seen = slices.Grow(c.seen[:0], len(c.prev))[:len(c.prev)]
+	clear(c.seen)
 	for i := range flows {
 		f := &flows[i]
 		k := f.Key()
 		idx[k] = int32(i)
 		if j, ok := c.prevIdx[k]; ok {
+			c.seen[j] = true
 			p := &c.prev[j]
 			f.FirstSeen = p.FirstSeen
 			if f.HasTCP && f.Direction != Listening {
@@ -374,14 +396,15 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 		}
 	}
 	live := len(flows)
-	for k, j := range c.prevIdx {
-		if _, ok := idx[k]; ok {
+	for j, seen := range c.seen {
+		if seen || failed[c.prev[j].Netns] {
+			// Not seen is not gone in a failed namespace: keep it as the
+			// reference, unreported.
 			continue
 		}
 		p := c.prev[j]
-		if failed[k.Netns] {
-			// Not seen is not gone: keep it as the reference, unreported.
-			continue
+		if c.prevIdx[p.Key()] != int32(j) {
+			continue // a duplicate in the dump, reported once
 		}
 		p.Final, p.HasDelta, p.Delta = true, false, Delta{}
 		flows = append(flows, p)
@@ -389,12 +412,10 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 	next := flows[:live:live]
 	// Carry the flows of failed namespaces so they are neither lost nor
 	// reported final on the next good collection.
-	for k, j := range c.prevIdx {
-		if failed[k.Netns] {
-			if _, ok := idx[k]; !ok {
-				idx[k] = int32(len(next))
-				next = append(next, c.prev[j])
-			}
+	for j, seen := range c.seen {
+		if !seen && failed[c.prev[j].Netns] && c.prevIdx[c.prev[j].Key()] == int32(j) {
+			idx[c.prev[j].Key()] = int32(len(next))
+			next = append(next, c.prev[j])
 		}
 	}
 	c.prev, c.prevIdx = next, idx

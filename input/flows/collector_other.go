@@ -2,7 +2,11 @@
 
 package flows
 
-import "context"
+import (
+	"context"
+
+	"github.com/fleutan/fleutanbeat/input/internal/procindex"
+)
 
 // Collector is only implemented on Linux.
 type Collector struct{}
@@ -15,3 +19,9 @@ func (c *Collector) Collect(context.Context) ([]Flow, error) { return nil, errNo
 
 // Close does nothing.
 func (c *Collector) Close() error { return nil }
+
+// ProcessStats is empty on this OS.
+func (c *Collector) ProcessStats() procindex.Stats { return procindex.Stats{} }
+
+// Hint does nothing on this OS.
+func (c *Collector) Hint(pid int) {}

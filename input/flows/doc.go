@@ -31,6 +31,17 @@
 //     included. UDP sockets carry no counters in sock_diag, so UDP flows
 //     have no bytes, packets or deltas.
 //
+// Process attribution: a socket's process is the lowest-pid process whose
+// /proc/PID/fd holds it, among those ss -tnp lists for it at the same
+// moment, from the first collection on (input/internal/procindex says how
+// the index stays exact cheaply, also when a socket takes the fd number of
+// a closed file). Sockets left without a process are counted per
+// collection on /stats as input.flows.unattributed, by reason: exited (its
+// known holders exited), unreadable (a process's fd table could not be
+// read, without CAP_SYS_PTRACE for instance) and no_owner (no readable
+// process holds it: kernel sockets, sockets in flight in SCM_RIGHTS, an
+// owner that exited before it was found).
+//
 // Direction: a TCP LISTEN socket or an unconnected UDP socket (state CLOSE,
 // no remote) is listening; a connected socket whose local port is the port
 // of a listener of the same namespace and protocol, bound to the same

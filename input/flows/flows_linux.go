@@ -30,6 +30,9 @@ type flowsInput struct {
 
 	// Counters on /stats: input.flows.*.
 	collections, failures, overflow, published *atomic.Int64
+	// unattributed counts, per collection, the live sockets left without
+	// a process, by reason (procindex.Stats).
+	unattributed struct{ exited, unreadable, noOwner *atomic.Int64 }
 }
 
 func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
@@ -37,7 +40,7 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 	if m == nil {
 		m = pipeline.NewMetrics()
 	}
-	return &flowsInput{
+	in := &flowsInput{
 		cfg:         c,
 		filter:      f,
 		log:         s.Logger,
@@ -47,7 +50,11 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 		failures:    m.Counter("input.flows.collection_errors"),
 		overflow:    m.Counter("input.flows.dropped_over_max_flows"),
 		published:   m.Counter("input.flows.events"),
-	}, nil
+	}
+	in.unattributed.exited = m.LabeledCounter("input.flows.unattributed", "reason", "exited")
+	in.unattributed.unreadable = m.LabeledCounter("input.flows.unattributed", "reason", "unreadable")
+	in.unattributed.noOwner = m.LabeledCounter("input.flows.unattributed", "reason", "no_owner")
+	return in, nil
 }
 
 // Run collects at once and then on every tick of the period.
@@ -74,6 +81,10 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		in.failures.Add(1)
 		in.log.Warn("flows: collection failed", "error", err, "flows", len(flows))
 	}
+	ps := in.coll.ProcessStats()
+	in.unattributed.exited.Add(int64(ps.Exited))
+	in.unattributed.unreadable.Add(int64(ps.Unreadable))
+	in.unattributed.noOwner.Add(int64(ps.NoOwner))
 	var kept, dropped int
 	events := make([]pipeline.Event, 0, min(len(flows), publishChunk))
 	// One Builder for a chunk's objects, reset once the chunk is published

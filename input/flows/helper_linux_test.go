@@ -32,6 +32,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "hold" {
 		os.Exit(runHolder())
 	}
+	if os.Getenv(helperEnv) == "sleep" {
+		// A child holding the fds it inherited until its parent is gone.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -39,6 +44,10 @@ func TestMain(m *testing.M) {
 //
 //	listen tcp|udp ADDR   accept   dial tcp|udp ADDR   use I
 //	send N   sync   recv N   close   closelistener
+//	dialmany ADDR N   acceptmany N   (TCP, N connections at once)
+//	openfile   dialonfile ADDR   (see fileThenDial)
+//	share N   (a child inherits the listener and the first N connections)
+//	unshare N   (closes the first N connections here; the child keeps them)
 //
 // accept and dial add a connection and make it current; use I switches
 // to the I-th (from 0). send writes in the background (the peer may have
@@ -65,6 +74,11 @@ type helperState struct {
 	conns  []net.Conn
 	writes []chan error
 	cur    int
+	file   *os.File
+	child  *exec.Cmd
+	// childIn is the child's stdin: the child exits when it closes with
+	// this process.
+	childIn io.WriteCloser
 }
 
 func (h *helperState) add(c net.Conn) string {
@@ -83,6 +97,21 @@ func (h *helperState) command(f []string) (string, error) {
 			return f[i]
 		}
 		return ""
+	}
+	switch f[0] {
+	case "dialmany", "acceptmany", "openfile", "dialonfile", "share":
+		return h.more(f[0], arg(1), arg(2))
+	case "unshare":
+		n, _ := strconv.Atoi(arg(1))
+		if n > len(h.conns) {
+			return "", errors.New("not that many connections")
+		}
+		for _, c := range h.conns[:n] {
+			if err := c.Close(); err != nil {
+				return "", err
+			}
+		}
+		return "", nil
 	}
 	if f[0] != "listen" && f[0] != "dial" && f[0] != "accept" && f[0] != "closelistener" && len(h.conns) == 0 {
 		return "", errors.New("no connection")
@@ -150,6 +179,124 @@ func (h *helperState) command(f []string) (string, error) {
 		return "", h.ln.Close()
 	}
 	return "", fmt.Errorf("unknown command %q", f[0])
+}
+
+// more runs the commands that make many sockets, reuse an fd or fork.
+func (h *helperState) more(cmd, a1, a2 string) (string, error) {
+	switch cmd {
+	case "dialmany", "acceptmany":
+		n, err := strconv.Atoi(a2)
+		if cmd == "acceptmany" {
+			n, err = strconv.Atoi(a1)
+		}
+		if err != nil {
+			return "", err
+		}
+		for range n {
+			var c net.Conn
+			if cmd == "dialmany" {
+				c, err = net.Dial("tcp", a1)
+			} else {
+				c, err = h.ln.Accept()
+			}
+			if err != nil {
+				return "", err
+			}
+			h.add(c)
+		}
+		return "", nil
+	case "openfile":
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return "", err
+		}
+		h.file = f
+		return strconv.Itoa(int(f.Fd())), nil
+	case "dialonfile":
+		return h.fileThenDial(a1)
+	case "share":
+		n, err := strconv.Atoi(a1)
+		if err != nil || n > len(h.conns) || h.ln == nil {
+			return "", fmt.Errorf("share %q: need a listener and that many connections", a1)
+		}
+		var files []*os.File
+		for _, s := range append([]any{h.ln}, anySlice(h.conns[:n])...) {
+			f, err := s.(interface{ File() (*os.File, error) }).File()
+			if err != nil {
+				return "", err
+			}
+			files = append(files, f)
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		h.child = exec.Command(exe)
+		h.child.Env = append(os.Environ(), helperEnv+"=sleep")
+		h.child.ExtraFiles = files
+		if h.childIn, err = h.child.StdinPipe(); err != nil {
+			return "", err
+		}
+		if err := h.child.Start(); err != nil {
+			return "", err
+		}
+		// The dups File made are the child's now; here the originals stay.
+		for _, f := range files {
+			_ = f.Close()
+		}
+		return strconv.Itoa(h.child.Process.Pid), nil
+	}
+	return "", fmt.Errorf("unknown command %q", cmd)
+}
+
+func anySlice(cs []net.Conn) []any {
+	out := make([]any, len(cs))
+	for i, c := range cs {
+		out[i] = c
+	}
+	return out
+}
+
+// fileThenDial closes the file of openfile and connects at once, so that
+// the socket takes the file's fd number and the process's fd count is the
+// same before and after. It answers "FILEFD SOCKFD COUNTBEFORE COUNTAFTER
+// LOCAL REMOTE"; the test checks the numbers.
+func (h *helperState) fileThenDial(addr string) (string, error) {
+	if h.file == nil {
+		return "", errors.New("no file: openfile first")
+	}
+	before, err := fdCount()
+	if err != nil {
+		return "", err
+	}
+	fileFD := int(h.file.Fd())
+	if err := h.file.Close(); err != nil {
+		return "", err
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	after, err := fdCount()
+	if err != nil {
+		return "", err
+	}
+	sockFD := -1
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	_ = rc.Control(func(fd uintptr) { sockFD = int(fd) })
+	ends := h.add(c)
+	return fmt.Sprintf("%d %d %d %d %s", fileFD, sockFD, before, after, ends), nil
+}
+
+// fdCount is the number of open fds (the size of /proc/self/fd, Linux >=
+// 6.2); stat opens no fd.
+func fdCount() (int64, error) {
+	var st unix.Stat_t
+	err := unix.Stat("/proc/self/fd", &st)
+	return st.Size, err
 }
 
 // waitAcked polls the unacknowledged send queue (SIOCOUTQ, see tcp(7)).

@@ -71,7 +71,7 @@ func TestUpdateOnFakeProcTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Stats{Processes: 4, FDsRead: 5, Resolved: 2, Unresolved: 1}); stats != want {
+	if want := (Stats{Processes: 4, FDsRead: 5, Read: 2, Resolved: 2, Unresolved: 1, NoOwner: 1}); stats != want {
 		t.Errorf("first Update: %+v, want %+v", stats, want)
 	}
 	want := &Process{PID: 100, PPID: 1, Name: "server", Executable: "/usr/bin/server",
@@ -88,19 +88,22 @@ func TestUpdateOnFakeProcTree(t *testing.T) {
 		t.Errorf("PIDs() = %v, want [100 200]", got)
 	}
 
-	// 300 and 400 stay listed here, unlike in /proc, but are not read
-	// again: nothing is pending. 789 was unresolved after every process was read, so it
-	// is an orphan and costs nothing more.
+	// 300 and 400 stay listed here, unlike in /proc, and are tried again
+	// as new processes, without an fd table to read. 789 was unresolved
+	// after every process was read, so it is an orphan and costs nothing
+	// more. The one link read checks that 100, the owner of the shared
+	// socket 456, still holds it.
 	stats, err = x.Update([]uint32{123, 456, 789})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Stats{Processes: 4, FDsRead: 0, Resolved: 2, Unresolved: 1}); stats != want {
+	if want := (Stats{Processes: 4, FDsRead: 1, Resolved: 2, Unresolved: 1, NoOwner: 1}); stats != want {
 		t.Errorf("steady Update: %+v, want %+v", stats, want)
 	}
 
-	// The worker opens a socket. Directory sizes on a disk file system do
-	// not count entries, so the rate-limited full rescan finds it here.
+	// The worker opens a socket. Outside procfs the index counts the
+	// entries of PID/fd, which is what its size gives on procfs: the
+	// worker's count changed, so it alone is refreshed.
 	if err := os.Symlink("socket:[999]", filepath.Join(procRoot, "200", "fd", "7")); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,7 @@ func TestUpdateOnFakeProcTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.Resolved != 3 || stats.Unresolved != 0 || stats.FullScans != 1 {
+	if stats.Resolved != 3 || stats.Unresolved != 0 || stats.Refreshed != 1 || stats.FullScans != 0 || stats.Sweeps != 0 {
 		t.Errorf("after a new socket: %+v", stats)
 	}
 	if got, ok := x.Lookup(999); !ok || got.PID != 200 || got.PPID != 100 || !reflect.DeepEqual(got.Args, []string{"server", "--worker"}) {

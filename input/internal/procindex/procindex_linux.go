@@ -17,27 +17,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Index maps socket inodes to processes. Update, Lookup and PIDs may be
-// called from different goroutines.
+// Index maps socket inodes to processes. Update, Lookup, PIDs and Hint may
+// be called from different goroutines.
 type Index struct {
 	procRoot  string
 	passwd    string
 	log       *slog.Logger
 	fullEvery uint64
 
-	mu       sync.RWMutex
-	gen      uint64 // Update number
-	lastFull uint64
-	pids     map[int]*pidState
-	// holders maps every socket inode seen in a scanned fd table to the
-	// pids that held it then. Inodes leave it when they leave the live
-	// set or their holders are rescanned or gone.
-	holders  map[uint32]holders
+	// hints are pids named by Hint since the last Update; a lock of their
+	// own so that Hint never waits for an Update.
+	hintMu sync.Mutex
+	hints  map[int]struct{}
+	taken  map[int]struct{}
+
+	mu        sync.RWMutex
+	gen       uint64 // Update number
+	lastFull  uint64
+	countMode countMode
+	pids      map[int]*pidState
+	// holders maps every socket inode seen in a read fd table to the
+	// (pid, fd) pairs that held it then. A pair leaves when a later read
+	// of that process no longer finds it there, or the process is gone.
+	holders map[uint32]holders
+	// shared are the inodes of holders with more than one pair: the only
+	// sockets whose owner can change while they stay live and known.
+	shared   map[uint32]struct{}
 	live     map[uint32]struct{}
 	prevLive map[uint32]struct{}
-	// orphans are live inodes that a full rescan could not resolve; they
-	// no longer trigger rescans.
+	// orphans are live inodes that a whole read of every fd table could
+	// not resolve; they no longer make the index search.
 	orphans map[uint32]struct{}
+	// exited are live inodes whose every known holder has exited.
+	exited  map[uint32]struct{}
 	pending []uint32
 	owners  []int
 
@@ -48,32 +60,64 @@ type Index struct {
 	dirBuf  []byte
 	fileBuf []byte
 	linkBuf [64]byte
+	names   []int32
 	stats   Stats
 }
 
-// holders is a small set of pids; most sockets have exactly one holder, so
-// the first is stored inline to spare an allocation per socket.
-type holders struct {
-	first int
-	rest  []int
+// countMode says how the number of open fds of a process is known.
+type countMode uint8
+
+const (
+	countUnknown countMode = iota
+	// countSize: st_size of /proc/PID/fd is the number of open fds
+	// (proc_fd_getattr, Linux >= 6.2): one stat per process.
+	countSize
+	// countEntries: ProcRoot is not procfs (a fixture tree): count the
+	// directory's entries, which is what st_size means on procfs.
+	countEntries
+	// countNone: procfs before Linux 6.2 reports 0; only closed sockets,
+	// hints and the searches below find reused fds.
+	countNone
+)
+
+type holder struct {
+	pid, fd int32
 }
 
-func (h holders) min() int {
+// holders is a small set of (pid, fd) pairs; most sockets have exactly one
+// holder, so the first is stored inline to spare an allocation per socket.
+type holders struct {
+	first holder
+	rest  []holder
+}
+
+// min is the holder with the lowest pid: the owner Lookup reports.
+func (h holders) min() holder {
 	m := h.first
 	for _, p := range h.rest {
-		m = min(m, p)
+		if p.pid < m.pid {
+			m = p
+		}
 	}
 	return m
+}
+
+// fdEntry is one open fd; ino is 0 when it is not a socket.
+type fdEntry struct {
+	fd  int32
+	ino uint32
 }
 
 type pidState struct {
 	stat    procStat
 	listed  uint64 // gen of the last listing that showed the pid
-	scanGen uint64 // gen of the last fd scan, 0 = never
+	readGen uint64 // gen of the last read of its fd table, 0 = never
+	fullGen uint64 // gen of the last read of every fd in it
 	ownGen  uint64 // gen in which it was found holding a live socket
-	fdSize  int64  // st_size of PID/fd at the last scan (open fds, Linux >= 6.2)
-	dirty   bool   // one of its sockets closed since the last scan
-	inodes  []uint32
+	fdCount int64  // open fds at the last read, -1 when unknown
+	dirty   bool   // a live socket it held closed, or Hint named it
+	denied  bool   // its fd table could not be read at the last attempt
+	fds     []fdEntry
 	proc    *Process
 }
 
@@ -100,14 +144,27 @@ func New(opts Options) *Index {
 		passwd:    filepath.Join(etc, "etc", "passwd"),
 		log:       log,
 		fullEvery: uint64(every),
+		hints:     map[int]struct{}{},
+		taken:     map[int]struct{}{},
 		pids:      map[int]*pidState{},
 		holders:   map[uint32]holders{},
+		shared:    map[uint32]struct{}{},
 		live:      map[uint32]struct{}{},
 		prevLive:  map[uint32]struct{}{},
 		orphans:   map[uint32]struct{}{},
+		exited:    map[uint32]struct{}{},
 		dirBuf:    make([]byte, 32<<10),
 		fileBuf:   make([]byte, 4096),
 	}
+}
+
+// Hint says that pid may hold a socket the index does not know yet: the
+// next Update rereads the fds of its table that may have changed, even
+// when its fd count did not. It never blocks on an Update in progress.
+func (x *Index) Hint(pid int) {
+	x.hintMu.Lock()
+	x.hints[pid] = struct{}{}
+	x.hintMu.Unlock()
 }
 
 // Lookup returns the owner of a socket inode given to the last Update.
@@ -118,7 +175,7 @@ func (x *Index) Lookup(inode uint32) (*Process, bool) {
 	if !ok {
 		return nil, false
 	}
-	st := x.pids[h.min()]
+	st := x.pids[int(h.min().pid)]
 	if st == nil || st.proc == nil {
 		return nil, false
 	}
@@ -133,10 +190,29 @@ func (x *Index) PIDs() []int {
 	return append([]int(nil), x.owners...)
 }
 
-// Update makes as many of the live socket inodes resolvable as it can,
-// cheapest step first: nothing when all are known; else the fd tables of
-// new processes; else of processes whose fd count changed or that closed a
-// socket; else, at most once per FullScanInterval Updates, all of them.
+// Update makes every live socket inode whose holder is alive and readable
+// resolvable, reading as few fd links as it can:
+//
+//  1. the fd table of each new process, whole;
+//  2. of each known process that closed a live socket, was named by Hint,
+//     or whose fd count changed, only the fds that may have changed
+//     (refresh, below);
+//  3. for each socket with several holders, the fd of the lowest-pid one,
+//     which must still hold it (else that process is refreshed);
+//  4. if live inodes remain unknown, a refresh of every other process:
+//     this finds a socket opened on the fd number of a closed file at an
+//     unchanged fd count;
+//  5. if some still remain, at most once per FullScanInterval Updates,
+//     every fd of every process; what that does not find is an orphan
+//     and searched no more.
+//
+// A refresh rereads the fds that are not sockets, those whose socket is no
+// longer live or has other holders, and new fd numbers above the highest
+// known one, and trusts the rest: a live socket that only this process
+// held at that fd is still there, since closing the fd would have
+// released it. The trust is checked: when the fds found do not add up to
+// the process's fd count, every fd number is listed again (getdents).
+//
 // Processes that vanish or deny access are skipped; only an unreadable
 // ProcRoot is an error.
 func (x *Index) Update(live []uint32) (Stats, error) {
@@ -150,9 +226,13 @@ func (x *Index) Update(live []uint32) (Stats, error) {
 		return Stats{}, fmt.Errorf("procindex: open %s: %w", x.procRoot, err)
 	}
 	defer unix.Close(procfd)
+	if x.countMode == countUnknown {
+		x.countMode = detectCountMode(procfd)
+	}
 	if err := x.list(procfd); err != nil {
 		return Stats{}, err
 	}
+	x.takeHints()
 
 	x.prevLive, x.live = x.live, x.prevLive
 	clear(x.live)
@@ -163,21 +243,34 @@ func (x *Index) Update(live []uint32) (Stats, error) {
 		if _, ok := x.live[ino]; ok {
 			continue
 		}
-		// A closed socket: its holders probably opened another in its
-		// place, perhaps keeping their fd count.
+		// A closed socket: its holders probably opened another on the
+		// same fd number, perhaps keeping their fd count.
 		if h, ok := x.holders[ino]; ok {
-			x.markDirty(h.first)
+			x.markDirty(h.first.pid)
 			for _, p := range h.rest {
-				x.markDirty(p)
+				x.markDirty(p.pid)
 			}
-			delete(x.holders, ino)
 		}
 	}
-	for ino := range x.orphans {
-		if _, ok := x.live[ino]; !ok {
-			delete(x.orphans, ino)
+	for _, set := range []map[uint32]struct{}{x.orphans, x.exited} {
+		for ino := range set {
+			if _, ok := x.live[ino]; !ok {
+				delete(set, ino)
+			}
 		}
 	}
+
+	for pid, st := range x.pids {
+		if st.readGen == 0 {
+			x.read(procfd, pid, st, false)
+		}
+	}
+	for pid, st := range x.pids {
+		if st.readGen != x.gen && (st.dirty || x.countChanged(procfd, pid, st)) {
+			x.read(procfd, pid, st, true)
+		}
+	}
+	x.verifyShared(procfd)
 
 	x.pending = x.pending[:0]
 	for ino := range x.live {
@@ -188,20 +281,23 @@ func (x *Index) Update(live []uint32) (Stats, error) {
 		}
 	}
 	if len(x.pending) > 0 {
-		x.scanWhere(procfd, func(_ int, st *pidState) bool { return st.scanGen == 0 })
-	}
-	if x.filterPending() > 0 {
-		x.scanWhere(procfd, func(pid int, st *pidState) bool {
-			return st.scanGen != x.gen && x.fdTableChanged(procfd, pid, st)
-		})
-	}
-	if x.filterPending() > 0 && x.gen-x.lastFull >= x.fullEvery {
-		if n := x.scanWhere(procfd, func(_ int, st *pidState) bool { return st.scanGen != x.gen }); n > 0 {
-			x.stats.FullScans = 1
-			x.lastFull = x.gen
+		for pid, st := range x.pids {
+			if st.readGen != x.gen && !st.denied {
+				x.stats.Sweeps = 1
+				x.read(procfd, pid, st, true)
+			}
 		}
 	}
-	if x.filterPending() > 0 && (x.stats.FullScans > 0 || x.allScanned()) {
+	if x.filterPending() > 0 && x.gen-x.lastFull >= x.fullEvery {
+		for pid, st := range x.pids {
+			if st.fullGen != x.gen {
+				x.stats.FullScans = 1
+				x.lastFull = x.gen
+				x.read(procfd, pid, st, false)
+			}
+		}
+	}
+	if x.filterPending() > 0 && (x.stats.FullScans > 0 || x.allReadWhole()) {
 		for _, ino := range x.pending {
 			x.orphans[ino] = struct{}{}
 		}
@@ -212,8 +308,18 @@ func (x *Index) Update(live []uint32) (Stats, error) {
 	return x.stats, nil
 }
 
-func (x *Index) markDirty(pid int) {
-	if st := x.pids[pid]; st != nil {
+func (x *Index) takeHints() {
+	x.hintMu.Lock()
+	x.hints, x.taken = x.taken, x.hints
+	x.hintMu.Unlock()
+	for pid := range x.taken {
+		x.markDirty(int32(pid))
+	}
+	clear(x.taken)
+}
+
+func (x *Index) markDirty(pid int32) {
+	if st := x.pids[int(pid)]; st != nil {
 		st.dirty = true
 	}
 }
@@ -231,9 +337,9 @@ func (x *Index) filterPending() int {
 	return len(p)
 }
 
-func (x *Index) allScanned() bool {
+func (x *Index) allReadWhole() bool {
 	for _, st := range x.pids {
-		if st.scanGen != x.gen {
+		if st.fullGen != x.gen {
 			return false
 		}
 	}
@@ -250,7 +356,7 @@ func (x *Index) list(procfd int) error {
 		}
 		st := x.pids[pid]
 		if st == nil {
-			st = &pidState{}
+			st = &pidState{fdCount: -1}
 			x.pids[pid] = st
 		}
 		st.listed = x.gen
@@ -267,169 +373,433 @@ func (x *Index) list(procfd int) error {
 	return nil
 }
 
+// forget drops a process that is gone. A live socket it was the last
+// known holder of is counted as exited until it closes or is found again.
 func (x *Index) forget(pid int, st *pidState) {
-	x.dropHeld(pid, st)
+	for _, e := range st.fds {
+		if e.ino == 0 {
+			continue
+		}
+		x.unhold(e.ino, holder{int32(pid), e.fd})
+		if _, held := x.holders[e.ino]; !held {
+			if _, ok := x.live[e.ino]; ok {
+				x.exited[e.ino] = struct{}{}
+			}
+		}
+	}
 	delete(x.pids, pid)
 }
 
-// dropHeld removes pid from the holders of the sockets of its last scan.
-func (x *Index) dropHeld(pid int, st *pidState) {
-	for _, ino := range st.inodes {
-		h, ok := x.holders[ino]
-		if !ok {
-			continue
-		}
-		switch {
-		case h.first == pid && len(h.rest) == 0:
-			delete(x.holders, ino)
-			continue
-		case h.first == pid:
-			h.first, h.rest = h.rest[len(h.rest)-1], h.rest[:len(h.rest)-1]
-		default:
-			for i, p := range h.rest {
-				if p == pid {
-					h.rest[i] = h.rest[len(h.rest)-1]
-					h.rest = h.rest[:len(h.rest)-1]
-					break
-				}
-			}
-		}
-		x.holders[ino] = h
-	}
-	st.inodes = st.inodes[:0]
-}
-
-func (x *Index) addHeld(pid int, ino uint32) {
+func (x *Index) hold(ino uint32, p holder) {
 	h, ok := x.holders[ino]
 	if !ok {
-		x.holders[ino] = holders{first: pid}
+		x.holders[ino] = holders{first: p}
 		return
 	}
-	if h.first == pid {
+	if h.first == p || slices.Contains(h.rest, p) {
 		return
 	}
-	for _, p := range h.rest {
-		if p == pid {
-			return
-		}
+	h.rest = append(h.rest, p)
+	x.holders[ino] = h
+	x.shared[ino] = struct{}{}
+}
+
+func (x *Index) unhold(ino uint32, p holder) {
+	h, ok := x.holders[ino]
+	if !ok {
+		return
 	}
-	h.rest = append(h.rest, pid)
+	switch i := slices.Index(h.rest, p); {
+	case h.first == p && len(h.rest) == 0:
+		delete(x.holders, ino)
+		return
+	case h.first == p:
+		h.first, h.rest = h.rest[len(h.rest)-1], h.rest[:len(h.rest)-1]
+	case i >= 0:
+		h.rest[i] = h.rest[len(h.rest)-1]
+		h.rest = h.rest[:len(h.rest)-1]
+	default:
+		return
+	}
+	if len(h.rest) == 0 {
+		delete(x.shared, ino)
+	}
 	x.holders[ino] = h
 }
 
-// scanWhere rescans the fd tables of the processes selected by want and
-// returns how many it scanned. It does not stop once nothing is pending:
-// every selected holder of a socket must be known for the lowest-pid rule
-// and PIDs to be deterministic.
-func (x *Index) scanWhere(procfd int, want func(int, *pidState) bool) int {
-	n := 0
-	for pid, st := range x.pids {
-		if want(pid, st) {
-			x.scan(procfd, pid, st)
-			n++
-		}
+// trusted reports whether a refresh may skip rereading fd entry e of pid:
+// a live socket that only this fd held at the last read.
+func (x *Index) trusted(pid int32, e fdEntry) bool {
+	if e.ino == 0 {
+		return false
 	}
-	return n
+	if _, ok := x.live[e.ino]; !ok {
+		return false
+	}
+	h, ok := x.holders[e.ino]
+	return ok && len(h.rest) == 0 && h.first == holder{pid, e.fd}
 }
 
-// fdTableChanged reports whether a scanned process may hold sockets its
-// last scan did not see: one of them closed, or its fd count changed.
-// Before Linux 6.2 the size of /proc/PID/fd is 0, so only the first holds
-// and the full rescan does the rest.
-func (x *Index) fdTableChanged(procfd, pid int, st *pidState) bool {
-	if st.dirty {
-		return true
+// countChanged reports whether the number of open fds of a read process
+// differs from that of its last read.
+func (x *Index) countChanged(procfd, pid int, st *pidState) bool {
+	if x.countMode == countNone {
+		return false
 	}
-	return x.fdCount(procfd, pid) != st.fdSize
+	return x.fdCount(procfd, pid) != st.fdCount
 }
 
-// fdCount is the size of /proc/PID/fd, -1 when it cannot be read. Stat
-// needs no permission on the directory itself, so it works even where
+// fdCount is the number of open fds of pid, -1 when it cannot be read.
+// Stat needs no permission on the directory itself, so it works even where
 // reading the fds is denied.
 func (x *Index) fdCount(procfd, pid int) int64 {
-	var s unix.Stat_t
 	var b [24]byte
-	if unix.Fstatat(procfd, string(pidPath(b[:0], pid, "/fd")), &s, 0) != nil {
+	name := string(pidPath(b[:0], pid, "/fd"))
+	if x.countMode == countEntries {
+		dfd, err := unix.Openat(procfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1
+		}
+		defer unix.Close(dfd)
+		return x.countEntries(dfd)
+	}
+	var s unix.Stat_t
+	if unix.Fstatat(procfd, name, &s, 0) != nil {
 		return -1
 	}
 	return s.Size
 }
 
-// scan rereads a process's stat and fd table. A process that is gone is
-// forgotten; one whose fd table is unreadable keeps no sockets.
-func (x *Index) scan(procfd, pid int, st *pidState) {
-	var pb [24]byte
+func (x *Index) countEntries(dfd int) int64 {
+	var n int64
+	if _, err := unix.Seek(dfd, 0, 0); err != nil {
+		return -1
+	}
+	if readDirents(dfd, x.dirBuf, func(name []byte) {
+		if name[0] != '.' {
+			n++
+		}
+	}) != nil {
+		return -1
+	}
+	return n
+}
+
+// dirCount is fdCount on an open fd directory.
+func (x *Index) dirCount(dfd int) int64 {
+	switch x.countMode {
+	case countEntries:
+		return x.countEntries(dfd)
+	case countSize:
+		var s unix.Stat_t
+		if unix.Fstat(dfd, &s) != nil {
+			return -1
+		}
+		return s.Size
+	}
+	return -1
+}
+
+// read rereads a process's stat and fd table: every fd, or with refresh
+// only those that may have changed (see Update). A process that is gone
+// is forgotten; one whose fd table is unreadable keeps no sockets.
+func (x *Index) read(procfd, pid int, st *pidState, refresh bool) {
 	ps, err := x.readStat(procfd, pid)
 	if err != nil {
 		x.forget(pid, st)
 		return
 	}
 	ps.PID = pid
-	if ps.StartTime != st.stat.StartTime || ps.Comm != st.stat.Comm {
-		// A reused pid or an exec: the details are another process's.
+	if ps.StartTime != st.stat.StartTime {
+		// A reused pid: nothing known about the old process holds.
+		refresh = false
 		st.proc = nil
+	} else if ps.Comm != st.stat.Comm {
+		st.proc = nil // an exec: the details are another program's
 	}
 	st.stat = ps
-	x.dropHeld(pid, st)
-	st.scanGen, st.dirty, st.fdSize = x.gen, false, -1
+	st.readGen, st.dirty = x.gen, false
 
+	var pb [24]byte
 	dfd, err := unix.Openat(procfd, string(pidPath(pb[:0], pid, "/fd")), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
 			x.forget(pid, st)
 			return
 		}
-		// Denied: retry only when its fd count changes.
-		st.fdSize = x.fdCount(procfd, pid)
+		// Denied: retried when its fd count changes or at a full scan.
+		x.dropFDs(pid, st)
+		st.denied, st.fullGen = true, x.gen
+		st.fdCount = x.fdCount(procfd, pid)
 		return
 	}
 	defer unix.Close(dfd)
-	var s unix.Stat_t
-	if unix.Fstat(dfd, &s) == nil {
-		st.fdSize = s.Size
-	}
-	_ = readDirentsRaw(dfd, x.dirBuf, func(name []byte, cname *byte) {
-		if name[0] == '.' {
+	st.denied = false
+	count := x.dirCount(dfd)
+	if refresh && count >= 0 {
+		x.stats.Refreshed++
+		consistent, complete := x.probe(dfd, int32(pid), st, count)
+		if consistent && complete {
+			st.fdCount = count
 			return
 		}
-		x.stats.FDsRead++
-		n, err := readlinkat(dfd, cname, x.linkBuf[:])
-		if err != nil {
-			return // the fd was closed since getdents
-		}
-		if ino, ok := parseSocketLink(x.linkBuf[:n]); ok {
-			st.inodes = append(st.inodes, ino)
-			x.addHeld(pid, ino)
-		}
-	})
+		// Not trusted any more: an fd may hide behind a trusted one.
+		refresh = consistent
+	}
+	if refresh {
+		x.stats.Relisted++
+	} else {
+		x.stats.Read++
+		st.fullGen = x.gen
+	}
+	x.relist(dfd, int32(pid), st, refresh)
+	st.fdCount = count
 }
 
-// resolve counts the live inodes, records every holder for PIDs and loads
-// the details of the chosen owners.
+// detectCountMode tells procfs from a fixture tree, and on procfs whether
+// the size of PID/fd counts fds: this process holds procfd open, so its
+// own count is at least one where the kernel counts.
+func detectCountMode(procfd int) countMode {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(procfd, &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+		return countEntries
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(procfd, "self/fd", &st, 0) != nil || st.Size == 0 {
+		return countNone
+	}
+	return countSize
+}
+
+func (x *Index) dropFDs(pid int, st *pidState) {
+	for _, e := range st.fds {
+		if e.ino != 0 {
+			x.unhold(e.ino, holder{int32(pid), e.fd})
+		}
+	}
+	st.fds = st.fds[:0]
+}
+
+// probe rereads the untrusted fds of st.fds and the fd numbers just above
+// them, in place. complete is false when the fds found do not add up to
+// count (an fd number elsewhere is new); consistent is false when a live
+// socket turned up on another fd than the one it was known on, so that
+// dup2(2) may have replaced a trusted fd.
+func (x *Index) probe(dfd int, pid int32, st *pidState, count int64) (consistent, complete bool) {
+	var known int64
+	consistent = true
+	next := int32(0)
+	out := st.fds[:0]
+	for _, e := range st.fds {
+		next = e.fd + 1
+		if x.trusted(pid, e) {
+			out = append(out, e)
+			known++
+			continue
+		}
+		ino, ok := x.readFD(dfd, e.fd)
+		if e.ino != 0 && ino != e.ino {
+			x.unhold(e.ino, holder{pid, e.fd})
+		}
+		if !ok {
+			continue // closed
+		}
+		if ino != 0 {
+			if x.heldElsewhere(ino, holder{pid, e.fd}) {
+				consistent = false
+			}
+			x.hold(ino, holder{pid, e.fd})
+		}
+		out = append(out, fdEntry{e.fd, ino})
+		known++
+	}
+	// New fds: the lowest free number is taken first, so once the closed
+	// numbers are reused they follow the highest one.
+	for misses := 0; known < count && misses < 8; next++ {
+		ino, ok := x.readFD(dfd, next)
+		if !ok {
+			misses++
+			continue
+		}
+		if ino != 0 {
+			if x.heldElsewhere(ino, holder{pid, next}) {
+				consistent = false
+			}
+			x.hold(ino, holder{pid, next})
+		}
+		out = append(out, fdEntry{next, ino})
+		known++
+	}
+	st.fds = out
+	return consistent, known == count
+}
+
+// heldElsewhere reports whether a live socket found at p is known on
+// another fd of the same process.
+func (x *Index) heldElsewhere(ino uint32, p holder) bool {
+	if _, ok := x.live[ino]; !ok {
+		return false
+	}
+	h, ok := x.holders[ino]
+	if !ok {
+		return false
+	}
+	if h.first.pid == p.pid && h.first.fd != p.fd {
+		return true
+	}
+	for _, q := range h.rest {
+		if q.pid == p.pid && q.fd != p.fd {
+			return true
+		}
+	}
+	return false
+}
+
+// relist lists every fd number (getdents) and reads each one, or with
+// trust only the untrusted ones and the new numbers.
+func (x *Index) relist(dfd int, pid int32, st *pidState, trust bool) {
+	x.names = x.names[:0]
+	if _, err := unix.Seek(dfd, 0, 0); err == nil {
+		_ = readDirents(dfd, x.dirBuf, func(name []byte) {
+			if fd, ok := atoi(name); ok || (len(name) == 1 && name[0] == '0') {
+				x.names = append(x.names, int32(fd))
+			}
+		})
+	}
+	// procfs lists fds in order already; a fixture tree may not.
+	slices.Sort(x.names)
+	old := st.fds
+	fds := make([]fdEntry, 0, len(x.names))
+	i := 0
+	for _, fd := range x.names {
+		for i < len(old) && old[i].fd < fd {
+			if old[i].ino != 0 {
+				x.unhold(old[i].ino, holder{pid, old[i].fd})
+			}
+			i++
+		}
+		var prev fdEntry
+		if i < len(old) && old[i].fd == fd {
+			prev = old[i]
+			i++
+			if trust && x.trusted(pid, prev) {
+				fds = append(fds, prev)
+				continue
+			}
+		}
+		ino, ok := x.readFD(dfd, fd)
+		if prev.ino != 0 && ino != prev.ino {
+			x.unhold(prev.ino, holder{pid, fd})
+		}
+		if !ok {
+			continue // closed since getdents
+		}
+		if ino != 0 {
+			x.hold(ino, holder{pid, fd})
+		}
+		fds = append(fds, fdEntry{fd, ino})
+	}
+	for ; i < len(old); i++ {
+		if old[i].ino != 0 {
+			x.unhold(old[i].ino, holder{pid, old[i].fd})
+		}
+	}
+	st.fds = fds
+}
+
+// readFD reads the link of one fd: the socket inode (0 for anything else)
+// and false when the fd is not open.
+func (x *Index) readFD(dfd int, fd int32) (uint32, bool) {
+	x.stats.FDsRead++
+	var nb [12]byte
+	name := strconv.AppendInt(nb[:0], int64(fd), 10)
+	name = append(name, 0)
+	n, err := readlinkat(dfd, &name[0], x.linkBuf[:])
+	if err != nil {
+		return 0, false
+	}
+	ino, _ := parseSocketLink(x.linkBuf[:n])
+	return ino, true
+}
+
+// verifyShared checks, for each live socket with several holders, that
+// the lowest-pid one still holds it at the known fd: a process that
+// closed a shared socket leaves no other trace (the socket stays live,
+// and another fd may keep its fd count).
+func (x *Index) verifyShared(procfd int) {
+	for ino := range x.shared {
+		if _, ok := x.live[ino]; !ok {
+			continue
+		}
+		for range 8 {
+			h, ok := x.holders[ino]
+			if !ok || len(h.rest) == 0 {
+				break
+			}
+			m := h.min()
+			st := x.pids[int(m.pid)]
+			if st == nil || st.readGen == x.gen {
+				break
+			}
+			if got, ok := x.readPidFD(procfd, m); ok && got == ino {
+				break
+			}
+			x.read(procfd, int(m.pid), st, true)
+		}
+	}
+}
+
+func (x *Index) readPidFD(procfd int, p holder) (uint32, bool) {
+	var b [40]byte
+	name := pidPath(b[:0], int(p.pid), "/fd/")
+	name = strconv.AppendInt(name, int64(p.fd), 10)
+	name = append(name, 0)
+	x.stats.FDsRead++
+	n, err := readlinkat(procfd, &name[0], x.linkBuf[:])
+	if err != nil {
+		return 0, false
+	}
+	return parseSocketLink(x.linkBuf[:n])
+}
+
+// resolve counts the live inodes, records every holder for PIDs, loads
+// the details of the chosen owners and says why the others have none.
 func (x *Index) resolve(procfd int) {
+	denied := false
+	for _, st := range x.pids {
+		denied = denied || st.denied
+	}
 	x.owners = x.owners[:0]
 	for ino := range x.live {
 		h, ok := x.holders[ino]
 		if !ok {
 			x.stats.Unresolved++
+			switch _, gone := x.exited[ino]; {
+			case gone:
+				x.stats.Exited++
+			case denied:
+				x.stats.Unreadable++
+			default:
+				x.stats.NoOwner++
+			}
 			continue
 		}
 		x.stats.Resolved++
-		x.markOwner(h.first)
+		x.markOwner(h.first.pid)
 		for _, p := range h.rest {
-			x.markOwner(p)
+			x.markOwner(p.pid)
 		}
-		if st := x.pids[h.min()]; st != nil && st.proc == nil {
+		if st := x.pids[int(h.min().pid)]; st != nil && st.proc == nil {
 			st.proc = x.details(procfd, st.stat)
 		}
 	}
 	slices.Sort(x.owners)
 }
 
-func (x *Index) markOwner(pid int) {
-	if st := x.pids[pid]; st != nil && st.ownGen != x.gen {
+func (x *Index) markOwner(pid int32) {
+	if st := x.pids[int(pid)]; st != nil && st.ownGen != x.gen {
 		st.ownGen = x.gen
-		x.owners = append(x.owners, pid)
+		x.owners = append(x.owners, int(pid))
 	}
 }
 
@@ -535,15 +905,9 @@ func atoi(b []byte) (int, bool) {
 	return n, n > 0
 }
 
-func readDirents(fd int, buf []byte, fn func(name []byte)) error {
-	return readDirentsRaw(fd, buf, func(name []byte, _ *byte) { fn(name) })
-}
-
-// readDirentsRaw walks struct linux_dirent64 records (getdents64(2)):
+// readDirents walks struct linux_dirent64 records (getdents64(2)):
 // d_ino u64, d_off s64, d_reclen u16, d_type u8, d_name NUL-terminated.
-// It passes each name also as a C string pointer into buf so that
-// readlinkat needs no copy.
-func readDirentsRaw(fd int, buf []byte, fn func(name []byte, cname *byte)) error {
+func readDirents(fd int, buf []byte, fn func(name []byte)) error {
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err != nil {
@@ -562,7 +926,7 @@ func readDirentsRaw(fd int, buf []byte, fn func(name []byte, cname *byte)) error
 			}
 			rec := buf[off+19 : off+reclen]
 			if end := bytes.IndexByte(rec, 0); end > 0 {
-				fn(rec[:end], &rec[0])
+				fn(rec[:end])
 			}
 			off += reclen
 		}

@@ -18,5 +18,8 @@ func (x *Index) Update(live []uint32) (Stats, error) { return Stats{}, errNotSup
 // Lookup finds nothing on this OS.
 func (x *Index) Lookup(inode uint32) (*Process, bool) { return nil, false }
 
+// Hint does nothing on this OS.
+func (x *Index) Hint(pid int) {}
+
 // PIDs is empty on this OS.
 func (x *Index) PIDs() []int { return nil }
