@@ -50,6 +50,7 @@ func cmdExportConfig(o *options, _ []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(o *options, _ []string, _, stderr io.Writer) int {
+	o.forRun = true
 	var logCloser io.Closer
 	a, err := buildAgent(o, func(c loggingConfig, p config.Paths) (*slog.Logger, error) {
 		l, cl, err := newLogger(c, o.toStderr, p.Logs, stderr)

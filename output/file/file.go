@@ -42,7 +42,8 @@ var errClosed = errors.New("file output: closed")
 
 // New builds output.file from its section. It creates the directory and
 // opens (or, with rotate_on_startup, rotates) the file now, so a bad path
-// fails at start-up rather than at the first batch.
+// fails at start-up rather than at the first batch; with s.CheckOnly it
+// creates nothing (the file is opened by the first Publish, if any).
 func New(cfg config.Raw, s output.Settings) (output.Group, error) {
 	c := DefaultConfig()
 	if err := cfg.DecodeValid(&c); err != nil {
@@ -104,6 +105,9 @@ func newWriter(c Config, s output.Settings) (*writer, error) {
 		opts: codec.Options{Metadata: true, Beat: s.Beat, Type: "_doc", Version: s.Version},
 		log:  log,
 		w:    bufio.NewWriterSize(nil, bufSize),
+	}
+	if s.CheckOnly {
+		return w, nil
 	}
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("file output: create directory: %w", err)
