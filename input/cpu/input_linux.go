@@ -47,15 +47,25 @@ type cpuInput struct {
 	// have is the effective capability set, read at the start of Run;
 	// nil when unknown, in which case no capability is blamed.
 	have *caps.Set
+
+	// Counters on /stats: input.cpu.*, and the method in use.
+	n         input.Counters
+	methodVal *pipeline.Text
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
+	m := s.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
 	return &cpuInput{
-		cfg:   c,
-		s:     s,
-		log:   s.Logger,
-		infos: map[int]*procInfo{},
-		buf:   make([]byte, 4096),
+		cfg:       c,
+		s:         s,
+		log:       s.Logger,
+		infos:     map[int]*procInfo{},
+		buf:       make([]byte, 4096),
+		n:         input.NewCounters(m, "cpu"),
+		methodVal: m.Text("input.cpu.method"),
 	}, nil
 }
 
@@ -136,6 +146,7 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 		return err
 	}
 	in.meter, in.method = m, method
+	in.methodVal.Set(method)
 	defer m.close()
 	in.degradeSelection()
 	if in.cfg.Processes == ProcessesNetwork {
@@ -149,11 +160,13 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	}
 	sel, err := in.selectProcesses()
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: selecting network processes failed", "error", err)
 	}
 	m.track(sel.pids())
 	cores, softirqs, coreErr := in.readCores(nil, nil)
 	if coreErr != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: reading core statistics failed", "error", coreErr)
 	}
 
@@ -180,7 +193,9 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 				}
 				return err
 			}
+			in.n.Events.Add(int64(len(events)))
 		}
+		in.n.Collections.Add(1)
 	}
 }
 
@@ -190,10 +205,12 @@ func (in *cpuInput) period(prevSel selection, prevCores []coreTimes, prevSoftirq
 	usage, took, err := in.meter.collect()
 	now := time.Now()
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: measuring processes failed", "method", in.method, "error", err)
 	}
 	sel, err := in.selectProcesses()
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: selecting network processes failed", "error", err)
 	}
 	in.meter.track(sel.pids())
@@ -201,6 +218,7 @@ func (in *cpuInput) period(prevSel selection, prevCores []coreTimes, prevSoftirq
 	var events []pipeline.Event
 	cores, softirqs, err := in.readCores(nil, nil)
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: reading core statistics failed", "error", err)
 	}
 	hasSoftirqs := len(softirqs) > 0 && len(prevSoftirqs) > 0

@@ -29,7 +29,8 @@ type flowsInput struct {
 	builder *pipeline.Builder
 
 	// Counters on /stats: input.flows.*.
-	collections, failures, overflow, published *atomic.Int64
+	n        input.Counters
+	overflow *atomic.Int64
 }
 
 func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
@@ -38,15 +39,13 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 		m = pipeline.NewMetrics()
 	}
 	return &flowsInput{
-		cfg:         c,
-		filter:      f,
-		log:         s.Logger,
-		coll:        NewCollector(c.collectorOptions(s)),
-		builder:     pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
-		collections: m.Counter("input.flows.collections"),
-		failures:    m.Counter("input.flows.collection_errors"),
-		overflow:    m.Counter("input.flows.dropped_over_max_flows"),
-		published:   m.Counter("input.flows.events"),
+		cfg:      c,
+		filter:   f,
+		log:      s.Logger,
+		coll:     NewCollector(c.collectorOptions(s)),
+		builder:  pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
+		n:        input.NewCounters(m, "flows"),
+		overflow: m.Counter("input.flows.dropped_over_max_flows"),
 	}, nil
 }
 
@@ -71,7 +70,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		in.failures.Add(1)
+		in.n.Errors.Add(1)
 		in.log.Warn("flows: collection failed", "error", err, "flows", len(flows))
 	}
 	var kept, dropped int
@@ -96,7 +95,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			if err := out.Publish(ctx, events...); err != nil {
 				return err
 			}
-			in.published.Add(int64(len(events)))
+			in.n.Events.Add(int64(len(events)))
 			// Publish kept nothing: the slice and the objects are free.
 			events = events[:0]
 			b.Reset()
@@ -106,11 +105,11 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if err := out.Publish(ctx, events...); err != nil {
 			return err
 		}
-		in.published.Add(int64(len(events)))
+		in.n.Events.Add(int64(len(events)))
 	}
 	// Counted once published: a completed period is what /stats and the
 	// tests wait for.
-	defer in.collections.Add(1)
+	defer in.n.Collections.Add(1)
 	if dropped > 0 {
 		in.overflow.Add(int64(dropped))
 		in.dropped += uint64(dropped)

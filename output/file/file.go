@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/output"
@@ -76,6 +77,10 @@ type writer struct {
 	size, durable int64
 	closed        bool
 	line          []byte
+
+	// libbeat.output.write.*: bytes made durable in the files, and
+	// failed writes, flushes, rotations and opens.
+	written, writeErrs *atomic.Int64
 }
 
 func newWriter(c Config, s output.Settings) (*writer, error) {
@@ -94,12 +99,18 @@ func newWriter(c Config, s output.Settings) (*writer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	m := s.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
 	w := &writer{
-		path:  filepath.Join(dir, c.Filename),
-		limit: int64(c.RotateEveryKB) << 10,
-		files: c.NumberOfFiles,
-		mode:  mode,
-		fsync: c.Fsync,
+		written:   m.Counter(pipeline.MetricOutputWriteBytes),
+		writeErrs: m.Counter(pipeline.MetricOutputWriteErrors),
+		path:      filepath.Join(dir, c.Filename),
+		limit:     int64(c.RotateEveryKB) << 10,
+		files:     c.NumberOfFiles,
+		mode:      mode,
+		fsync:     c.Fsync,
 		// @metadata as Beats' file and console codecs write it, so the
 		// file can be replayed into Logstash or Elasticsearch with its _id.
 		opts: codec.Options{Metadata: true, Beat: s.Beat, Type: "_doc", Version: s.Version},
@@ -142,6 +153,7 @@ func (w *writer) Publish(ctx context.Context, b *pipeline.Batch) error {
 		// A previous write failed: reopen, possibly after the operator
 		// freed space or fixed the directory.
 		if err := w.open(); err != nil {
+			w.writeErrs.Add(1)
 			return err
 		}
 	}
@@ -229,6 +241,7 @@ func (w *writer) flush() error {
 			return fmt.Errorf("file output: fsync %s: %w", w.path, err)
 		}
 	}
+	w.written.Add(w.size - w.durable)
 	w.durable = w.size
 	return nil
 }
@@ -265,6 +278,7 @@ func (w *writer) rotate() error {
 // fail cuts the file back to its last flushed size, so that a retried
 // batch leaves no partial line, and closes it; the next Publish reopens.
 func (w *writer) fail() {
+	w.writeErrs.Add(1)
 	if w.f == nil {
 		return
 	}
