@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
@@ -36,6 +37,7 @@ type qdiscInput struct {
 	// (the eBPF attach method, or off).
 	n           input.Counters
 	attribution *pipeline.Text
+	evictions   *atomic.Int64
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
@@ -51,7 +53,8 @@ func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, er
 		m = pipeline.NewMetrics()
 	}
 	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss,
-		n: input.NewCounters(m, "qdisc"), attribution: m.Text("input.qdisc.flow_attribution")}
+		n: input.NewCounters(m, "qdisc"), attribution: m.Text("input.qdisc.flow_attribution"),
+		evictions: m.Counter("input.qdisc.ebpf_evictions")}
 	if in.sysRoot == "" {
 		in.sysRoot = "/sys"
 	}
@@ -99,6 +102,7 @@ func (in *qdiscInput) startAttribution() error {
 	}
 	in.log.Info("qdisc: flow attribution by eBPF on net:net_dev_start_xmit", "method", x.Method())
 	in.attribution.Set(x.Method())
+	x.evicted = in.evictions
 	in.xmit = x
 	if in.have != nil {
 		r := caps.ProcessAttribution()
