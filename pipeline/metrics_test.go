@@ -39,7 +39,6 @@ func TestOutputCountersFollowEveryOutcome(t *testing.T) {
 	m := NewMetrics()
 	p := New(Settings{Metrics: m, Queue: queueCfg(100, 20, 0), Outputs: []Output{out}, BatchSize: 20,
 		RetryInit: 1, RetryMax: 1})
-	p.Start()
 	c := p.Client(ClientConfig{})
 	events := make([]Event, 20)
 	for i := range events {
@@ -48,6 +47,8 @@ func TestOutputCountersFollowEveryOutcome(t *testing.T) {
 	if err := c.Publish(context.Background(), events...); err != nil {
 		t.Fatal(err)
 	}
+	// Queued before the worker starts, so the first batch holds all 20.
+	p.Start()
 	if n := p.Close(context.Background()); n != 0 {
 		t.Fatalf("undelivered = %d", n)
 	}
