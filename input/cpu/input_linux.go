@@ -54,19 +54,29 @@ type cpuInput struct {
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
-	m := s.Metrics
+	in := &cpuInput{
+		cfg:   c,
+		s:     s,
+		log:   s.Logger,
+		infos: map[int]*procInfo{},
+		buf:   make([]byte, 4096),
+	}
+	in.registerCounters()
+	return in, nil
+}
+
+// registerCounters sets up the counters once; an input built without
+// newInput (tests) gets them at its first use.
+func (in *cpuInput) registerCounters() {
+	if in.methodVal != nil {
+		return
+	}
+	m := in.s.Metrics
 	if m == nil {
 		m = pipeline.NewMetrics()
 	}
-	return &cpuInput{
-		cfg:       c,
-		s:         s,
-		log:       s.Logger,
-		infos:     map[int]*procInfo{},
-		buf:       make([]byte, 4096),
-		n:         input.NewCounters(m, "cpu"),
-		methodVal: m.Text("input.cpu.method"),
-	}, nil
+	in.n = input.NewCounters(m, "cpu")
+	in.methodVal = m.Text("input.cpu.method")
 }
 
 func loadBPFMeter(procRoot string) (meter, error) {
@@ -140,6 +150,7 @@ func (in *cpuInput) degradeSelection() {
 // the sampler one per sample interval, and a period is a whole number of
 // samples so that every period ends on a sample.
 func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
+	in.registerCounters()
 	in.readCaps()
 	m, method, err := in.openMeter()
 	if err != nil {
@@ -202,6 +213,7 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 // period ends a measurement period: it collects the meter, reselects the
 // processes for the next period and builds the events.
 func (in *cpuInput) period(prevSel selection, prevCores []coreTimes, prevSoftirqs []netSoftirqs) ([]pipeline.Event, selection, []coreTimes, []netSoftirqs) {
+	in.registerCounters()
 	usage, took, err := in.meter.collect()
 	now := time.Now()
 	if err != nil {
