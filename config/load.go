@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -130,18 +129,6 @@ func flatten(errs []error) []error {
 	return out
 }
 
-// yaml.v3 reports syntax errors as "yaml: line N: problem".
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func syntaxError(file string, err error) error {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: "invalid YAML: " + m[2]}
-	}
-	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
-}
-
 // parseDocument parses exactly one YAML document whose top is a mapping
 // and returns a copy with aliases expanded.
 func parseDocument(data []byte, file string) (root *yaml.Node, err error) {
@@ -158,14 +145,14 @@ func parseDocument(data []byte, file string) (root *yaml.Node, err error) {
 		if errors.Is(err, io.EOF) {
 			return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: 1, Column: 1}, nil
 		}
-		return nil, syntaxError(file, err)
+		return nil, syntaxError(file, data, err)
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
 		return nil, &Error{File: file, Line: max(next.Line, 1), Column: next.Column, Msg: "a second YAML document starts here; keep one document per config file (remove the --- line)"}
 	case !errors.Is(err, io.EOF):
-		return nil, syntaxError(file, err)
+		return nil, syntaxError(file, data, err)
 	}
 	c := &copier{file: file}
 	top := doc.Content[0]

@@ -6,6 +6,7 @@ package input
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
@@ -58,5 +59,28 @@ func Periodic(ctx context.Context, period time.Duration, collect func(context.Co
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// Counters are what every input counts on /stats, under input.<type>:
+// collections (periods completed), events published, and errors
+// (collections or parts of one that failed and were logged). An input
+// adds its own with Metrics.Counter("input.<type>.<name>"), or
+// Metrics.Text for a word such as the method in use.
+type Counters struct {
+	Collections, Events, Errors *atomic.Int64
+}
+
+// NewCounters registers input.<typ>.{collections,events,errors} in m; a nil
+// m (tests) gets a registry of its own.
+func NewCounters(m *pipeline.Metrics, typ string) Counters {
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
+	p := "input." + typ + "."
+	return Counters{
+		Collections: m.Counter(p + "collections"),
+		Events:      m.Counter(p + "events"),
+		Errors:      m.Counter(p + "errors"),
 	}
 }

@@ -28,6 +28,17 @@ type Settings struct {
 	// Setup is the `setup` section, for outputs that prepare their
 	// destination (Elasticsearch index templates: setup.template).
 	Setup config.Raw
+	// CheckOnly says the output is built to check its configuration
+	// (test config, export ...): it must create no file or directory and
+	// open no connection. Only `run` builds outputs for real.
+	CheckOnly bool
+}
+
+// Checker is implemented by clients that can tell, without side effects,
+// whether they could deliver (`test output`): a file output checks that
+// its directory can be created or written.
+type Checker interface {
+	Check() error
 }
 
 // Group is a configured output: its clients each consume batches

@@ -7,19 +7,76 @@ import (
 	"sync/atomic"
 )
 
-// Metrics is the registry of counters and gauges the agent reports on
-// /stats, /metrics and in the periodic metrics log line. Names are dotted
-// ("pipeline.events.acked"); a label (one key, one value) splits a counter
-// into a family such as dropped events per reason.
+// Metrics is the registry of counters, gauges and texts the agent reports
+// on /stats, /metrics, in the periodic metrics log line and in the stop
+// summary. Names are dotted ("pipeline.events.acked"); a label (one key,
+// one value) splits a counter into a family such as dropped events per
+// reason. Adding a counter is one Counter call with its name: every view
+// shows it from then on.
 type Metrics struct {
 	mu       sync.Mutex
 	counters map[string]*atomic.Int64
 	gauges   map[string]func() int64
+	texts    map[string]*Text
 }
 
 // NewMetrics returns an empty registry.
 func NewMetrics() *Metrics {
-	return &Metrics{counters: map[string]*atomic.Int64{}, gauges: map[string]func() int64{}}
+	return &Metrics{counters: map[string]*atomic.Int64{}, gauges: map[string]func() int64{}, texts: map[string]*Text{}}
+}
+
+// The active output's counters, named as in Beats' monitoring
+// (libbeat.output.*) whatever the output. The pipeline's workers count the
+// events' outcomes; each output counts what only it sees (bytes, I/O
+// errors, 429 replies) under the same prefix.
+const (
+	// Type is the output's name ("elasticsearch").
+	MetricOutputType = "libbeat.output.type"
+	// Batches is the number of Publish calls, retries included; Total the
+	// events handed over in them.
+	MetricOutputBatches = "libbeat.output.events.batches"
+	MetricOutputTotal   = "libbeat.output.events.total"
+	// Active is a gauge: events inside a Publish call now.
+	MetricOutputActive = "libbeat.output.events.active"
+	// Every event handed over ends in exactly one of these, so once the
+	// workers are idle Total = Acked + Duplicates + DeadLetter + Dropped +
+	// Failed. Acked
+	// counts events the destination newly stored; Duplicates those it
+	// already had (Elasticsearch 409); DeadLetter events stored in the
+	// dead-letter index instead; Dropped events refused for good; Failed
+	// events to be sent again (each retry counts in Total again).
+	MetricOutputAcked      = "libbeat.output.events.acked"
+	MetricOutputDuplicates = "libbeat.output.events.duplicates"
+	MetricOutputDeadLetter = "libbeat.output.events.dead_letter"
+	MetricOutputDropped    = "libbeat.output.events.dropped"
+	MetricOutputFailed     = "libbeat.output.events.failed"
+	// TooMany counts events refused with 429 Too Many Requests.
+	MetricOutputTooMany = "libbeat.output.events.toomany"
+	// Bytes on the wire (or into the file), and I/O errors, as the
+	// output counts them.
+	MetricOutputWriteBytes  = "libbeat.output.write.bytes"
+	MetricOutputWriteErrors = "libbeat.output.write.errors"
+	MetricOutputReadBytes   = "libbeat.output.read.bytes"
+	MetricOutputReadErrors  = "libbeat.output.read.errors"
+	// Latency of Publish calls in microseconds: the sum over all calls
+	// (divide by batches for the mean) and the longest one.
+	MetricOutputLatencySum = "libbeat.output.write.latency_us.sum"
+	MetricOutputLatencyMax = "libbeat.output.write.latency_us.max"
+)
+
+// Text is a metric whose value is a word, such as the method an input
+// measures with; empty texts are not reported.
+type Text struct{ v atomic.Pointer[string] }
+
+// Set changes the value.
+func (t *Text) Set(s string) { t.v.Store(&s) }
+
+// Load returns the value, "" when unset.
+func (t *Text) Load() string {
+	if p := t.v.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Counter returns the counter with the given name, creating it at zero. Keep
@@ -40,6 +97,18 @@ func (m *Metrics) LabeledCounter(name, label, value string) *atomic.Int64 {
 	return m.Counter(name + "{" + label + "=" + value + "}")
 }
 
+// Text returns the text metric with the given name, creating it unset.
+func (m *Metrics) Text(name string) *Text {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.texts[name]
+	if !ok {
+		t = new(Text)
+		m.texts[name] = t
+	}
+	return t
+}
+
 // Gauge registers a function read at snapshot time.
 func (m *Metrics) Gauge(name string, fn func() int64) {
 	m.mu.Lock()
@@ -54,6 +123,9 @@ type Sample struct {
 	Value string // label value
 	N     int64
 	Gauge bool
+	// Text is the value of a text metric (N is then 0).
+	Text   string
+	IsText bool
 }
 
 // Snapshot returns every metric sorted by name, then label value.
@@ -74,6 +146,11 @@ func (m *Metrics) Snapshot() []Sample {
 	for k, fn := range m.gauges {
 		gauges[k] = fn
 	}
+	for k, t := range m.texts {
+		if v := t.Load(); v != "" {
+			out = append(out, Sample{Name: k, Text: v, IsText: true})
+		}
+	}
 	m.mu.Unlock()
 	// Gauges run outside the lock: they may take locks of their own.
 	for k, fn := range gauges {
@@ -93,6 +170,10 @@ func (m *Metrics) Snapshot() []Sample {
 func (m *Metrics) Tree() M {
 	root := M{}
 	for _, s := range m.Snapshot() {
+		if s.IsText {
+			root.Put(s.Name, s.Text)
+			continue
+		}
 		if s.Label == "" {
 			root.Put(s.Name, s.N)
 			continue

@@ -58,6 +58,7 @@ type Pipeline struct {
 	encode          func([]byte, M) []byte
 
 	acked, retried *atomic.Int64
+	out            *outputCounters
 
 	stop     context.CancelFunc // ends output work at the drain deadline
 	wg       sync.WaitGroup
@@ -110,7 +111,52 @@ func New(s Settings) *Pipeline {
 	}
 	s.Metrics.Gauge("pipeline.queue.events", func() int64 { return int64(p.queue.Len()) })
 	s.Metrics.Gauge("pipeline.events.inflight", func() int64 { return p.inflight.Load() })
+	p.out = newOutputCounters(s.Metrics)
 	return p
+}
+
+// outputCounters are libbeat.output.events.* and the write latency, which
+// the workers count for whatever output is active.
+type outputCounters struct {
+	batches, total, acked, duplicates, deadLetter, dropped, failed *atomic.Int64
+	latencySum                                                     *atomic.Int64
+	active, latencyMax                                             atomic.Int64
+}
+
+func newOutputCounters(m *Metrics) *outputCounters {
+	c := &outputCounters{
+		batches:    m.Counter(MetricOutputBatches),
+		total:      m.Counter(MetricOutputTotal),
+		acked:      m.Counter(MetricOutputAcked),
+		duplicates: m.Counter(MetricOutputDuplicates),
+		deadLetter: m.Counter(MetricOutputDeadLetter),
+		dropped:    m.Counter(MetricOutputDropped),
+		failed:     m.Counter(MetricOutputFailed),
+		latencySum: m.Counter(MetricOutputLatencySum),
+	}
+	m.Gauge(MetricOutputActive, c.active.Load)
+	m.Gauge(MetricOutputLatencyMax, c.latencyMax.Load)
+	return c
+}
+
+// publish hands one batch to the output, counting it.
+func (c *outputCounters) publish(ctx context.Context, out Output, b *Batch) error {
+	n := int64(b.Len())
+	c.batches.Add(1)
+	c.total.Add(n)
+	c.active.Add(n)
+	start := time.Now()
+	err := out.Publish(ctx, b)
+	us := time.Since(start).Microseconds()
+	c.latencySum.Add(us)
+	for {
+		m := c.latencyMax.Load()
+		if us <= m || c.latencyMax.CompareAndSwap(m, us) {
+			break
+		}
+	}
+	c.active.Add(-n)
+	return err
 }
 
 // Metrics is the registry the pipeline counts into.
@@ -185,7 +231,7 @@ func (p *Pipeline) deliver(ctx context.Context, worker int, out Output, events [
 	backoff := p.retryInit
 	for len(events) > 0 {
 		b := NewBatch(events)
-		err := out.Publish(ctx, b)
+		err := p.out.publish(ctx, out, b)
 		var retry []Event
 		for i := range b.Events {
 			st, reason := b.Status(i)
@@ -198,10 +244,20 @@ func (p *Pipeline) deliver(ctx context.Context, worker int, out Output, events [
 			switch st {
 			case Acked:
 				p.acked.Add(1)
+				switch b.storedAs(i) {
+				case storedDuplicate:
+					p.out.duplicates.Add(1)
+				case storedDeadLetter:
+					p.out.deadLetter.Add(1)
+				default:
+					p.out.acked.Add(1)
+				}
 			case Dropped:
 				p.metrics.LabeledCounter("pipeline.events.dropped", "reason", reason).Add(1)
+				p.out.dropped.Add(1)
 			case Retry:
 				retry = append(retry, b.Events[i])
+				p.out.failed.Add(1)
 			}
 		}
 		p.inflight.Add(-int64(len(events) - len(retry)))

@@ -125,7 +125,7 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 	outName, outRaw := cfg.ActiveOutput()
 	a.outName, a.outRaw = outName, outRaw
 	a.outSettings = output.Settings{Logger: log.With("output", outName), Beat: "fleutanbeat", Version: version,
-		DataPath: a.paths.Data, Metrics: a.metrics, Setup: cfg.Setup}
+		DataPath: a.paths.Data, Metrics: a.metrics, Setup: cfg.Setup, CheckOnly: !o.forRun}
 	if f, ok := outputFactories[outName]; ok {
 		g, err := f(outRaw, a.outSettings)
 		if err != nil {

@@ -29,6 +29,10 @@ type options struct {
 	pathHome    string
 	logLevel    string
 	strictPerms bool
+	// forRun is set by `run` alone: every other command builds the
+	// outputs only to check them and must create no file (as in Beats,
+	// where only run and setup change anything).
+	forRun bool
 	// setup only
 	indexManagement bool
 	dashboards      bool

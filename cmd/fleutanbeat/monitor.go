@@ -75,6 +75,13 @@ func writePrometheus(w http.ResponseWriter, samples []pipeline.Sample) {
 	typed := map[string]bool{}
 	for _, s := range samples {
 		name := "fleutanbeat_" + strings.NewReplacer(".", "_", "-", "_").Replace(s.Name)
+		if s.IsText {
+			// A text is an info metric, as Prometheus exporters write
+			// versions and modes: the value in a label, 1 as the sample.
+			name += "_info"
+			fmt.Fprintf(&b, "# TYPE %s gauge\n%s{value=%q} 1\n", name, name, s.Text)
+			continue
+		}
 		kind := "gauge"
 		if !s.Gauge {
 			name += "_total"

@@ -50,6 +50,7 @@ func cmdExportConfig(o *options, _ []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(o *options, _ []string, _, stderr io.Writer) int {
+	o.forRun = true
 	var logCloser io.Closer
 	a, err := buildAgent(o, func(c loggingConfig, p config.Paths) (*slog.Logger, error) {
 		l, cl, err := newLogger(c, o.toStderr, p.Logs, stderr)
@@ -113,6 +114,7 @@ func (a *agent) run(ctx context.Context) error {
 			}
 		}()
 	}
+	a.metrics.Text(pipeline.MetricOutputType).Set(a.outName)
 	p := pipeline.New(pipeline.Settings{
 		Logger: a.log, Metrics: a.metrics, Agent: info, Processors: a.processors,
 		Tags: a.cfg.Tags, Fields: fields, FieldsUnderRoot: a.cfg.FieldsUnderRoot,
@@ -202,6 +204,7 @@ func logMetrics(ctx context.Context, log *slog.Logger, m *pipeline.Metrics, peri
 	t := time.NewTicker(period)
 	defer t.Stop()
 	last := map[string]int64{}
+	lastText := map[string]string{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,6 +213,14 @@ func logMetrics(ctx context.Context, log *slog.Logger, m *pipeline.Metrics, peri
 		}
 		attrs := []any{}
 		for _, s := range m.Snapshot() {
+			if s.IsText {
+				// A text is logged when it is new or changed.
+				if lastText[s.Name] != s.Text {
+					lastText[s.Name] = s.Text
+					attrs = append(attrs, s.Name, s.Text)
+				}
+				continue
+			}
 			key := s.Name
 			if s.Label != "" {
 				key += "." + s.Value

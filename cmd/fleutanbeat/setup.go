@@ -6,7 +6,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/kibana"
+	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 )
 
@@ -92,7 +94,14 @@ func cmdTestOutput(o *options, _ []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	case "file", "console":
-		// Building the output opened (and so checked) its file.
+		for _, c := range a.out.Clients {
+			if ch, ok := c.(output.Checker); ok {
+				if err := ch.Check(); err != nil {
+					fmt.Fprintf(stderr, "test output: %v\n", err)
+					return exitConfig
+				}
+			}
+		}
 		fmt.Fprintf(stdout, "output.%s: OK\n", a.outName)
 		return exitOK
 	}
@@ -100,8 +109,22 @@ func cmdTestOutput(o *options, _ []string, stdout, stderr io.Writer) int {
 	return exitConfig
 }
 
+// cmdExportTemplate prints the templates whatever output is active, as
+// Beats do: it contacts nothing. The settings come from
+// output.elasticsearch when it is the active output (namespace, mode) and
+// from setup.template; otherwise the defaults apply.
 func cmdExportTemplate(o *options, _ []string, stdout, stderr io.Writer) int {
-	_, c, err := esConfig(o, "export template")
+	a, err := buildAgent(o, discardLogger)
+	if err != nil {
+		fmt.Fprintln(stderr, errorLines(err))
+		return exitConfig
+	}
+	a.close()
+	esRaw := a.outRaw
+	if a.outName != "elasticsearch" {
+		esRaw = config.Raw{}
+	}
+	c, err := elasticsearch.DecodeWithSetup(esRaw, a.cfg.Setup)
 	if err != nil {
 		fmt.Fprintln(stderr, errorLines(err))
 		return exitConfig

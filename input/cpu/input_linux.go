@@ -47,16 +47,36 @@ type cpuInput struct {
 	// have is the effective capability set, read at the start of Run;
 	// nil when unknown, in which case no capability is blamed.
 	have *caps.Set
+
+	// Counters on /stats: input.cpu.*, and the method in use.
+	n         input.Counters
+	methodVal *pipeline.Text
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
-	return &cpuInput{
+	in := &cpuInput{
 		cfg:   c,
 		s:     s,
 		log:   s.Logger,
 		infos: map[int]*procInfo{},
 		buf:   make([]byte, 4096),
-	}, nil
+	}
+	in.registerCounters()
+	return in, nil
+}
+
+// registerCounters sets up the counters once; an input built without
+// newInput (tests) gets them at its first use.
+func (in *cpuInput) registerCounters() {
+	if in.methodVal != nil {
+		return
+	}
+	m := in.s.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
+	in.n = input.NewCounters(m, "cpu")
+	in.methodVal = m.Text("input.cpu.method")
 }
 
 func loadBPFMeter(procRoot string) (meter, error) {
@@ -130,12 +150,14 @@ func (in *cpuInput) degradeSelection() {
 // the sampler one per sample interval, and a period is a whole number of
 // samples so that every period ends on a sample.
 func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
+	in.registerCounters()
 	in.readCaps()
 	m, method, err := in.openMeter()
 	if err != nil {
 		return err
 	}
 	in.meter, in.method = m, method
+	in.methodVal.Set(method)
 	defer m.close()
 	in.degradeSelection()
 	if in.cfg.Processes == ProcessesNetwork {
@@ -149,11 +171,13 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	}
 	sel, err := in.selectProcesses()
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: selecting network processes failed", "error", err)
 	}
 	m.track(sel.pids())
 	cores, softirqs, coreErr := in.readCores(nil, nil)
 	if coreErr != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: reading core statistics failed", "error", coreErr)
 	}
 
@@ -180,20 +204,25 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 				}
 				return err
 			}
+			in.n.Events.Add(int64(len(events)))
 		}
+		in.n.Collections.Add(1)
 	}
 }
 
 // period ends a measurement period: it collects the meter, reselects the
 // processes for the next period and builds the events.
 func (in *cpuInput) period(prevSel selection, prevCores []coreTimes, prevSoftirqs []netSoftirqs) ([]pipeline.Event, selection, []coreTimes, []netSoftirqs) {
+	in.registerCounters()
 	usage, took, err := in.meter.collect()
 	now := time.Now()
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: measuring processes failed", "method", in.method, "error", err)
 	}
 	sel, err := in.selectProcesses()
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: selecting network processes failed", "error", err)
 	}
 	in.meter.track(sel.pids())
@@ -201,6 +230,7 @@ func (in *cpuInput) period(prevSel selection, prevCores []coreTimes, prevSoftirq
 	var events []pipeline.Event
 	cores, softirqs, err := in.readCores(nil, nil)
 	if err != nil {
+		in.n.Errors.Add(1)
 		in.log.Warn("cpu: reading core statistics failed", "error", err)
 	}
 	hasSoftirqs := len(softirqs) > 0 && len(prevSoftirqs) > 0

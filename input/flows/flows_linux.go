@@ -29,7 +29,8 @@ type flowsInput struct {
 	builder *pipeline.Builder
 
 	// Counters on /stats: input.flows.*.
-	collections, failures, overflow, published *atomic.Int64
+	n        input.Counters
+	overflow *atomic.Int64
 	// unattributed counts, per collection, the live sockets left without
 	// a process, by reason (procindex.Stats).
 	unattributed struct{ exited, unreadable, noOwner *atomic.Int64 }
@@ -41,15 +42,13 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 		m = pipeline.NewMetrics()
 	}
 	in := &flowsInput{
-		cfg:         c,
-		filter:      f,
-		log:         s.Logger,
-		coll:        NewCollector(c.collectorOptions(s)),
-		builder:     pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
-		collections: m.Counter("input.flows.collections"),
-		failures:    m.Counter("input.flows.collection_errors"),
-		overflow:    m.Counter("input.flows.dropped_over_max_flows"),
-		published:   m.Counter("input.flows.events"),
+		cfg:      c,
+		filter:   f,
+		log:      s.Logger,
+		coll:     NewCollector(c.collectorOptions(s)),
+		builder:  pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
+		n:        input.NewCounters(m, "flows"),
+		overflow: m.Counter("input.flows.dropped_over_max_flows"),
 	}
 	in.unattributed.exited = m.LabeledCounter("input.flows.unattributed", "reason", "exited")
 	in.unattributed.unreadable = m.LabeledCounter("input.flows.unattributed", "reason", "unreadable")
@@ -78,7 +77,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		in.failures.Add(1)
+		in.n.Errors.Add(1)
 		in.log.Warn("flows: collection failed", "error", err, "flows", len(flows))
 	}
 	ps := in.coll.ProcessStats()
@@ -107,7 +106,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			if err := out.Publish(ctx, events...); err != nil {
 				return err
 			}
-			in.published.Add(int64(len(events)))
+			in.n.Events.Add(int64(len(events)))
 			// Publish kept nothing: the slice and the objects are free.
 			events = events[:0]
 			b.Reset()
@@ -117,11 +116,11 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if err := out.Publish(ctx, events...); err != nil {
 			return err
 		}
-		in.published.Add(int64(len(events)))
+		in.n.Events.Add(int64(len(events)))
 	}
 	// Counted once published: a completed period is what /stats and the
 	// tests wait for.
-	defer in.collections.Add(1)
+	defer in.n.Collections.Add(1)
 	if dropped > 0 {
 		in.overflow.Add(int64(dropped))
 		in.dropped += uint64(dropped)

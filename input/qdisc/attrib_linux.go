@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -27,6 +28,9 @@ type xmitCounter struct {
 	lnk    link.Link
 	prev   map[xmitFlowKey]xmitFlowVal
 	cur    map[xmitFlowKey]xmitFlowVal
+	// evicted, when set, counts entries the kernel evicted from the LRU
+	// map between two Reads (input.qdisc.ebpf_evictions).
+	evicted *atomic.Int64
 }
 
 // openXmitCounter loads and attaches the program: the tracepoint when
@@ -144,12 +148,22 @@ func (x *xmitCounter) Read(fn func(*xmitDelta)) error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("qdisc: read eBPF map: %w", err)
 	}
+	// Nothing but the kernel's LRU removes entries: one that was read
+	// before and is gone, or whose counters went back, was evicted, and
+	// what it carried since the previous Read is lost.
+	var evicted int64
+	for k := range x.prev {
+		if _, ok := x.cur[k]; !ok {
+			evicted++
+		}
+	}
 	var d xmitDelta
 	for k, v := range x.cur {
 		p := x.prev[k]
 		b, n := v.Bytes-p.Bytes, v.Packets-p.Packets
 		if v.Bytes < p.Bytes || v.Packets < p.Packets {
 			b, n = v.Bytes, v.Packets
+			evicted++
 		}
 		if b == 0 && n == 0 {
 			continue
@@ -170,5 +184,8 @@ func (x *xmitCounter) Read(fn func(*xmitDelta)) error {
 		fn(&d)
 	}
 	x.prev, x.cur = x.cur, x.prev
+	if x.evicted != nil {
+		x.evicted.Add(evicted)
+	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
@@ -31,6 +32,12 @@ type qdiscInput struct {
 	// have is the effective capability set read at the start of Run; nil
 	// when unknown, in which case no capability is blamed.
 	have *caps.Set
+
+	// Counters on /stats: input.qdisc.*, and how flows are attributed
+	// (the eBPF attach method, or off).
+	n           input.Counters
+	attribution *pipeline.Text
+	evictions   *atomic.Int64
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
@@ -41,7 +48,13 @@ func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, er
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss}
+	m := s.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
+	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss,
+		n: input.NewCounters(m, "qdisc"), attribution: m.Text("input.qdisc.flow_attribution"),
+		evictions: m.Counter("input.qdisc.ebpf_evictions")}
 	if in.sysRoot == "" {
 		in.sysRoot = "/sys"
 	}
@@ -62,6 +75,7 @@ func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, er
 // startAttribution attaches the eBPF program unless attribution is off.
 // In auto mode a kernel without eBPF support costs one log line.
 func (in *qdiscInput) startAttribution() error {
+	in.attribution.Set(AttributionOff)
 	if in.cfg.FlowAttribution == AttributionOff {
 		return nil
 	}
@@ -87,6 +101,8 @@ func (in *qdiscInput) startAttribution() error {
 		return nil
 	}
 	in.log.Info("qdisc: flow attribution by eBPF on net:net_dev_start_xmit", "method", x.Method())
+	in.attribution.Set(x.Method())
+	x.evicted = in.evictions
 	in.xmit = x
 	if in.have != nil {
 		r := caps.ProcessAttribution()
@@ -150,6 +166,7 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		in.n.Errors.Add(1)
 		in.log.Warn("qdisc: collection failed", "error", err, "samples", len(samples))
 	}
 	events := make([]pipeline.Event, 0, min(len(samples)+len(fs), PublishChunk))
@@ -158,6 +175,9 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 			return nil
 		}
 		err := out.Publish(ctx, events...)
+		if err == nil {
+			in.n.Events.Add(int64(len(events)))
+		}
 		events = events[:0:0]
 		return err
 	}
@@ -173,7 +193,11 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 			return err
 		}
 	}
-	return flush(true)
+	if err := flush(true); err != nil {
+		return err
+	}
+	in.n.Collections.Add(1)
+	return nil
 }
 
 // sample runs the collector and, when attribution is on, joins the eBPF

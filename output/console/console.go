@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/output"
@@ -51,10 +52,16 @@ func NewWithWriter(cfg config.Raw, s output.Settings, w io.Writer) (output.Group
 	if err := cfg.DecodeValid(&c); err != nil {
 		return output.Group{}, err
 	}
+	m := s.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
 	cl := &client{
-		w:      w,
-		pretty: c.Pretty,
-		opts:   codec.Options{Metadata: true, Beat: s.Beat, Type: "_doc", Version: s.Version},
+		written:   m.Counter(pipeline.MetricOutputWriteBytes),
+		writeErrs: m.Counter(pipeline.MetricOutputWriteErrors),
+		w:         w,
+		pretty:    c.Pretty,
+		opts:      codec.Options{Metadata: true, Beat: s.Beat, Type: "_doc", Version: s.Version},
 	}
 	return output.Group{Clients: []pipeline.Output{cl}, BatchSize: c.BatchSize}, nil
 }
@@ -70,6 +77,8 @@ type client struct {
 	opts   codec.Options
 	buf    []byte
 	closed bool
+
+	written, writeErrs *atomic.Int64
 }
 
 // Publish writes the batch; a write error (a closed pipe) retries it.
@@ -91,7 +100,10 @@ func (c *client) Publish(ctx context.Context, b *pipeline.Batch) error {
 		}
 		c.buf = append(c.buf, '\n')
 	}
-	if _, err := c.w.Write(c.buf); err != nil {
+	n, err := c.w.Write(c.buf)
+	c.written.Add(int64(n))
+	if err != nil {
+		c.writeErrs.Add(1)
 		return fmt.Errorf("console output: write: %w", err)
 	}
 	return nil

@@ -51,6 +51,9 @@ type Stats struct {
 
 type counters struct {
 	acked, duplicates, retried, dropped, deadLettered, blocked *atomic.Int64
+	// libbeat.output.*: bytes on the wire (TLS and HTTP included), failed
+	// requests and replies, events refused with 429.
+	written, read, writeErrs, readErrs, tooMany *atomic.Int64
 }
 
 func newCounters(m *pipeline.Metrics) counters {
@@ -64,6 +67,11 @@ func newCounters(m *pipeline.Metrics) counters {
 		dropped:      m.Counter(MetricDropped),
 		deadLettered: m.Counter(MetricDeadLettered),
 		blocked:      m.Counter(MetricBlocked),
+		written:      m.Counter(pipeline.MetricOutputWriteBytes),
+		read:         m.Counter(pipeline.MetricOutputReadBytes),
+		writeErrs:    m.Counter(pipeline.MetricOutputWriteErrors),
+		readErrs:     m.Counter(pipeline.MetricOutputReadErrors),
+		tooMany:      m.Counter(pipeline.MetricOutputTooMany),
 	}
 }
 
@@ -168,6 +176,7 @@ func newShared(c Config, s output.Settings) (*shared, error) {
 	if err != nil {
 		return nil, err
 	}
+	countBytes(tr, sh.n.written, sh.n.read)
 	sh.es, sh.http = client, tr
 	return sh, nil
 }
@@ -276,7 +285,7 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			b.Ack(i)
 			stored++
 		case outDuplicate:
-			b.Ack(i)
+			b.AckDuplicate(i)
 			c.n.duplicates.Add(1)
 		case outRetry, outBlocked:
 			b.Retry(i)
@@ -437,19 +446,30 @@ func (c *Client) bulk(ctx context.Context, body []byte, n int) ([]itemResult, er
 	req := esapi.BulkRequest{Body: bytes.NewReader(body), FilterPath: bulkFilterPath}
 	res, err := req.Do(ctx, c.es)
 	if err != nil {
+		c.n.writeErrs.Add(1)
 		return nil, describeTransportError(err)
 	}
 	defer res.Body.Close()
 	reply, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
 	if err != nil {
+		c.n.readErrs.Add(1)
 		return nil, fmt.Errorf("elasticsearch: bulk: reading reply: %w", err)
 	}
 	if res.StatusCode != http.StatusOK {
+		if res.StatusCode == http.StatusTooManyRequests {
+			c.n.tooMany.Add(int64(n))
+		}
 		return nil, statusError("bulk", res.StatusCode, reply)
 	}
 	items, err := parseBulkReply(reply, n)
 	if err != nil {
+		c.n.readErrs.Add(1)
 		return nil, fmt.Errorf("elasticsearch: bulk: %w", err)
+	}
+	for _, it := range items {
+		if it.Status == http.StatusTooManyRequests {
+			c.n.tooMany.Add(1)
+		}
 	}
 	return items, nil
 }
@@ -519,7 +539,7 @@ func (c *Client) deadLetter(ctx context.Context, b *pipeline.Batch, bad []nonInd
 		out := classify(it.Status, it.Type)
 		switch {
 		case err == nil && (out == outStored || out == outDuplicate):
-			b.Ack(nb.i)
+			b.AckDeadLetter(nb.i)
 			c.n.deadLettered.Add(1)
 			c.logLimited("dead_letter:"+nb.typ, "event Elasticsearch cannot index stored in the dead-letter index; first document's error",
 				"index", c.cfg.NonIndexablePolicy.Index, "status", nb.status, "error.type", nb.typ, "error", nb.message)

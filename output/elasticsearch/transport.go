@@ -1,12 +1,14 @@
 package elasticsearch
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	es "github.com/elastic/go-elasticsearch/v8"
@@ -109,4 +111,35 @@ func tlsConfig(s tlscfg.Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("elasticsearch: %w", err)
 	}
 	return tc, nil
+}
+
+// countBytes makes tr count the bytes of its connections, as
+// libbeat.output.write.bytes and read.bytes: HTTP headers, compressed
+// bodies and TLS records included, what the network carries.
+func countBytes(tr *http.Transport, written, read *atomic.Int64) {
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, written: written, read: read}, nil
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	written, read *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/output"
@@ -42,7 +43,8 @@ var errClosed = errors.New("file output: closed")
 
 // New builds output.file from its section. It creates the directory and
 // opens (or, with rotate_on_startup, rotates) the file now, so a bad path
-// fails at start-up rather than at the first batch.
+// fails at start-up rather than at the first batch; with s.CheckOnly it
+// creates nothing (the file is opened by the first Publish, if any).
 func New(cfg config.Raw, s output.Settings) (output.Group, error) {
 	c := DefaultConfig()
 	if err := cfg.DecodeValid(&c); err != nil {
@@ -75,6 +77,10 @@ type writer struct {
 	size, durable int64
 	closed        bool
 	line          []byte
+
+	// libbeat.output.write.*: bytes made durable in the files, and
+	// failed writes, flushes, rotations and opens.
+	written, writeErrs *atomic.Int64
 }
 
 func newWriter(c Config, s output.Settings) (*writer, error) {
@@ -93,17 +99,26 @@ func newWriter(c Config, s output.Settings) (*writer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	m := s.Metrics
+	if m == nil {
+		m = pipeline.NewMetrics()
+	}
 	w := &writer{
-		path:  filepath.Join(dir, c.Filename),
-		limit: int64(c.RotateEveryKB) << 10,
-		files: c.NumberOfFiles,
-		mode:  mode,
-		fsync: c.Fsync,
+		written:   m.Counter(pipeline.MetricOutputWriteBytes),
+		writeErrs: m.Counter(pipeline.MetricOutputWriteErrors),
+		path:      filepath.Join(dir, c.Filename),
+		limit:     int64(c.RotateEveryKB) << 10,
+		files:     c.NumberOfFiles,
+		mode:      mode,
+		fsync:     c.Fsync,
 		// @metadata as Beats' file and console codecs write it, so the
 		// file can be replayed into Logstash or Elasticsearch with its _id.
 		opts: codec.Options{Metadata: true, Beat: s.Beat, Type: "_doc", Version: s.Version},
 		log:  log,
 		w:    bufio.NewWriterSize(nil, bufSize),
+	}
+	if s.CheckOnly {
+		return w, nil
 	}
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("file output: create directory: %w", err)
@@ -138,6 +153,7 @@ func (w *writer) Publish(ctx context.Context, b *pipeline.Batch) error {
 		// A previous write failed: reopen, possibly after the operator
 		// freed space or fixed the directory.
 		if err := w.open(); err != nil {
+			w.writeErrs.Add(1)
 			return err
 		}
 	}
@@ -225,6 +241,7 @@ func (w *writer) flush() error {
 			return fmt.Errorf("file output: fsync %s: %w", w.path, err)
 		}
 	}
+	w.written.Add(w.size - w.durable)
 	w.durable = w.size
 	return nil
 }
@@ -261,6 +278,7 @@ func (w *writer) rotate() error {
 // fail cuts the file back to its last flushed size, so that a retried
 // batch leaves no partial line, and closes it; the next Publish reopens.
 func (w *writer) fail() {
+	w.writeErrs.Add(1)
 	if w.f == nil {
 		return
 	}

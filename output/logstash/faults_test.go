@@ -234,7 +234,7 @@ func FuzzServerReply(f *testing.F) {
 		}()
 		cfg := DefaultConfig()
 		cfg.Timeout = config.Duration(2 * time.Second)
-		cn, err := newConn(client, "pipe", cfg, codec.Options{Metadata: true}, new(atomic.Int64))
+		cn, err := newConn(client, "pipe", cfg, codec.Options{Metadata: true}, newIOCounters(pipeline.NewMetrics()))
 		if err != nil {
 			t.Fatal(err)
 		}

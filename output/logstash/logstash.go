@@ -88,11 +88,9 @@ func newGroup(c Config, s output.Settings) (output.Group, error) {
 		dial:       d,
 		log:        log,
 		opts:       codec.Options{Metadata: true, Beat: beat, Type: docType, Version: s.Version},
-		acked:      m.Counter("output.logstash.events.acked"),
-		failed:     m.Counter("output.logstash.batches.failed"),
 		connects:   m.Counter("output.logstash.connections.opened"),
 		connErrors: m.Counter("output.logstash.connections.errors"),
-		bytes:      m.Counter("output.logstash.write.bytes"),
+		io:         newIOCounters(m),
 	}
 	// Host state is shared by the clients so that an outage is logged once
 	// and every client backs off from a host that failed.
@@ -124,7 +122,23 @@ type shared struct {
 	log  *slog.Logger
 	opts codec.Options
 
-	acked, failed, connects, connErrors, bytes *atomic.Int64
+	connects, connErrors *atomic.Int64
+	io                   ioCounters
+}
+
+// ioCounters are libbeat.output.{write,read}.*: bytes on the wire, TLS
+// included, and failed sends and ACK reads.
+type ioCounters struct {
+	written, read, writeErrs, readErrors *atomic.Int64
+}
+
+func newIOCounters(m *pipeline.Metrics) ioCounters {
+	return ioCounters{
+		written:    m.Counter(pipeline.MetricOutputWriteBytes),
+		read:       m.Counter(pipeline.MetricOutputReadBytes),
+		writeErrs:  m.Counter(pipeline.MetricOutputWriteErrors),
+		readErrors: m.Counter(pipeline.MetricOutputReadErrors),
+	}
 }
 
 // hostState is the output's view of one host: its backoff and whether the
@@ -177,7 +191,6 @@ func (c *client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			b.Ack(i)
 		}
 		done += n
-		c.acked.Add(int64(n))
 		if err == nil {
 			continue
 		}
@@ -186,7 +199,6 @@ func (c *client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			return ctx.Err()
 		}
 		lastErr = fmt.Errorf("logstash %s: %w", cn.host, err)
-		c.failed.Add(1)
 		c.hostFailed(c.hosts[c.cur], lastErr)
 		c.nextHost()
 	}
@@ -227,7 +239,7 @@ func (c *client) connection(ctx context.Context) (*conn, error) {
 			return nil, ctx.Err()
 		}
 	}
-	cn, err := c.dial.open(ctx, h.addr, c.cfg, c.opts, c.bytes)
+	cn, err := c.dial.open(ctx, h.addr, c.cfg, c.opts, c.io)
 	if err != nil {
 		err = fmt.Errorf("logstash %s: connecting: %w", h.addr, err)
 		if ctx.Err() == nil {
@@ -305,7 +317,7 @@ type dialer struct {
 	socks   *socksDialer
 }
 
-func (d *dialer) open(ctx context.Context, addr string, cfg Config, opts codec.Options, written *atomic.Int64) (*conn, error) {
+func (d *dialer) open(ctx context.Context, addr string, cfg Config, opts codec.Options, n ioCounters) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	var raw net.Conn
@@ -331,7 +343,7 @@ func (d *dialer) open(ctx context.Context, addr string, cfg Config, opts codec.O
 		}
 		raw = t
 	}
-	cn, err := newConn(raw, addr, cfg, opts, written)
+	cn, err := newConn(raw, addr, cfg, opts, n)
 	if err != nil {
 		raw.Close()
 		return nil, err
@@ -340,10 +352,10 @@ func (d *dialer) open(ctx context.Context, addr string, cfg Config, opts codec.O
 }
 
 // newConn speaks lumberjack v2 over an established connection.
-func newConn(raw net.Conn, addr string, cfg Config, opts codec.Options, written *atomic.Int64) (*conn, error) {
-	cn := &conn{host: addr, raw: raw, born: time.Now(), opts: opts}
+func newConn(raw net.Conn, addr string, cfg Config, opts codec.Options, n ioCounters) (*conn, error) {
+	cn := &conn{host: addr, raw: raw, born: time.Now(), opts: opts, n: n}
 	var err error
-	cn.lj, err = lumber.NewWithConn(&countingConn{Conn: raw, n: written},
+	cn.lj, err = lumber.NewWithConn(&countingConn{Conn: raw, n: n},
 		lumber.Timeout(cfg.Timeout.D()),
 		lumber.CompressionLevel(cfg.CompressionLevel),
 		lumber.JSONEncoder(cn.encode))
@@ -353,15 +365,22 @@ func newConn(raw net.Conn, addr string, cfg Config, opts codec.Options, written 
 	return cn, nil
 }
 
-// countingConn counts bytes written for the output's metrics.
+// countingConn counts the bytes of the connection for the output's
+// metrics.
 type countingConn struct {
 	net.Conn
-	n *atomic.Int64
+	n ioCounters
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	c.n.Add(int64(n))
+	c.n.written.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.read.Add(int64(n))
 	return n, err
 }
 
@@ -372,6 +391,7 @@ type conn struct {
 	lj   *lumber.Client
 	born time.Time
 	opts codec.Options
+	n    ioCounters
 	// Encoded documents of the window being sent, reused across windows:
 	// bufs holds one buffer per encoding goroutine, docs slices into them
 	// and items points at docs for go-lumber (a pointer in an interface
@@ -471,6 +491,7 @@ func (cn *conn) publish(ctx context.Context, events []pipeline.Event, win *windo
 			}
 			err := cn.lj.Send(cn.items)
 			if err != nil {
+				cn.n.writeErrs.Add(1)
 				win.shrink()
 				return acked, cn.fail(ctx, fmt.Errorf("sending %d events: %w", n, err))
 			}
@@ -480,6 +501,7 @@ func (cn *conn) publish(ctx context.Context, events []pipeline.Event, win *windo
 		n, err := cn.awaitACK(inflight[0])
 		acked += n
 		if err != nil {
+			cn.n.readErrors.Add(1)
 			win.shrink()
 			return acked, cn.fail(ctx, err)
 		}
