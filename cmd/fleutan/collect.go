@@ -121,11 +121,13 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 		return err
 	}
 	var coll *flows.Collector
+	window := input.Window{Period: o.interval}
 	if o.view != viewQdisc {
 		coll = flows.NewCollector(flows.CollectorOptions{Logger: log})
 		defer coll.Close()
 		// The first collection is the reference for the deltas of the
 		// first interval.
+		window.Next(time.Now())
 		if _, err := coll.Collect(ctx); err != nil {
 			return err
 		}
@@ -174,10 +176,10 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 				}
 				log.Warn(err.Error())
 			}
-			took := time.Since(start)
+			times := input.Times{Window: window.Next(start), Collection: time.Since(start)}
 			fevents := make([]pipeline.Event, 0, len(fl)+len(events))
 			for i := range fl {
-				fevents = append(fevents, fl[i].Event(start, took))
+				fevents = append(fevents, fl[i].Event(start, times))
 			}
 			events = append(fevents, events...)
 		}

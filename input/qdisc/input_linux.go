@@ -31,6 +31,8 @@ type qdiscInput struct {
 	// have is the effective capability set read at the start of Run; nil
 	// when unknown, in which case no capability is blamed.
 	have *caps.Set
+	// window is the time each collection covers (event.duration).
+	window input.Window
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
@@ -41,7 +43,8 @@ func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, er
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss}
+	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss,
+		window: input.Window{Period: c.Period.D()}}
 	if in.sysRoot == "" {
 		in.sysRoot = "/sys"
 	}
@@ -145,7 +148,7 @@ func (in *qdiscInput) Run(ctx context.Context, out pipeline.Publisher) error {
 func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error {
 	start := time.Now()
 	samples, fs, err := in.sample(ctx)
-	took := time.Since(start)
+	times := input.Times{Window: in.window.Next(start), Collection: time.Since(start)}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -162,13 +165,13 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 		return err
 	}
 	for i := range samples {
-		events = append(events, samples[i].Event(start, took))
+		events = append(events, samples[i].Event(start, times))
 		if err := flush(false); err != nil {
 			return err
 		}
 	}
 	for i := range fs {
-		events = append(events, fs[i].Event(start, took))
+		events = append(events, fs[i].Event(start, times))
 		if err := flush(false); err != nil {
 			return err
 		}
