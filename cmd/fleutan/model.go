@@ -146,7 +146,7 @@ func buildFrame(events []pipeline.Event) Frame {
 				} else {
 					src, dst := addrPort(m, "source"), addrPort(m, "destination")
 					qf.Local, qf.Remote = src, dst
-					if str(m, "network.direction") == "inbound" {
+					if str(m, "network.direction") == "ingress" {
 						qf.Local, qf.Remote = dst, src
 					}
 				}

@@ -69,7 +69,7 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipe
 		fields["source"] = endpoint(b, local, nil)
 	}
 	network = append(network,
-		pipeline.String("direction", ecsDirection(f.Direction)),
+		pipeline.String("direction", ECSDirection(f.Direction)),
 		pipeline.String("iana_number", strconv.Itoa(int(f.Protocol))),
 	)
 	if !listening && f.HasTCP {
@@ -187,14 +187,25 @@ func pacingBits(r uint64) (uint64, bool) {
 	return r * 8, true
 }
 
-// ecsDirection maps to ECS network.direction, which has no value for a
-// socket that waits for peers.
-func ecsDirection(d Direction) string {
+// ECS network.direction values for a host-based agent: the direction
+// from the host's point of view.
+const (
+	ecsIngress = "ingress"
+	ecsEgress  = "egress"
+	ecsUnknown = "unknown"
+)
+
+// ECSDirection maps a flow's direction to ECS network.direction: ingress
+// when the peer initiated, egress when this host did; ECS has no value
+// for a socket that waits for peers.
+func ECSDirection(d Direction) string {
 	switch d {
-	case Inbound, Outbound:
-		return string(d)
+	case Inbound:
+		return ecsIngress
+	case Outbound:
+		return ecsEgress
 	}
-	return "unknown"
+	return ecsUnknown
 }
 
 func networkType(f *Flow, local, remote netip.AddrPort) string {

@@ -196,3 +196,17 @@ func BenchmarkFlowEvent(b *testing.B) {
 }
 
 var benchSink pipeline.Event
+
+// TestNetworkDirectionIsHostBased: ECS asks host-based agents for
+// ingress/egress from the host's point of view; a flow the peer initiated
+// is ingress, one this host initiated egress.
+func TestNetworkDirectionIsHostBased(t *testing.T) {
+	for _, tc := range []struct {
+		dir  Direction
+		want string
+	}{{Inbound, "ingress"}, {Outbound, "egress"}, {Listening, "unknown"}} {
+		f := Flow{Protocol: protoTCP, Direction: tc.dir,
+			Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.2:4000")}
+		checkField(t, string(tc.dir), f.Event(time.Unix(1, 0), input.Times{}).Fields, "network.direction", tc.want)
+	}
+}

@@ -172,14 +172,11 @@ func (s *FlowSample) Event(ts time.Time, t input.Times) pipeline.Event {
 		q["socket_inode"] = uint64(s.Inode)
 	}
 	src, dst := s.Local, s.Remote
-	direction := "unknown"
+	direction := flows.ECSDirection(flows.Listening)
 	if f := s.Flow; f != nil {
-		switch f.Direction {
-		case flows.Inbound:
+		direction = flows.ECSDirection(f.Direction)
+		if f.Direction == flows.Inbound {
 			src, dst = s.Remote, s.Local
-			direction = "inbound"
-		case flows.Outbound:
-			direction = "outbound"
 		}
 	}
 	network := pipeline.M{

@@ -165,7 +165,7 @@ func TestJoinFlowsTopPerQueueAndOther(t *testing.T) {
 		"fleutan.qdisc.delta.packets": uint64(3),
 		"fleutan.qdisc.socket_inode":  uint64(501),
 		"network.transport":           "udp",
-		"network.direction":           "outbound",
+		"network.direction":           "egress",
 		"source.ip":                   "10.0.0.1",
 		"source.port":                 1000,
 		"destination.port":            80,
@@ -183,6 +183,9 @@ func TestJoinFlowsTopPerQueueAndOther(t *testing.T) {
 	ev = got[3].Event(time.Unix(1, 0), input.Times{})
 	if v, _ := ev.Fields.GetValue("source.port"); v != 5555 {
 		t.Errorf("inbound source.port = %v, want 5555", v)
+	}
+	if v, _ := ev.Fields.GetValue("network.direction"); v != "ingress" {
+		t.Errorf("inbound network.direction = %v, want ingress (ECS, host-based)", v)
 	}
 	ev = got[2].Event(time.Unix(1, 0), input.Times{})
 	if v, _ := ev.Fields.GetValue("fleutan.qdisc.other_flows"); v != 1 || ev.Series != "10/veth0/0/flow/other" {
