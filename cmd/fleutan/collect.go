@@ -79,6 +79,11 @@ func (s *inputSource) next(ctx context.Context, wait time.Duration) ([]pipeline.
 		case <-ctx.Done():
 			return nil, nil
 		case err := <-s.done:
+			if ctx.Err() != nil {
+				// Ctrl-C: the input stopped because ctx ended, and select
+				// may see that before ctx.Done. A clean stop.
+				return nil, nil
+			}
 			if err == nil {
 				err = errors.New("stopped")
 			}

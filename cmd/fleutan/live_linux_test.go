@@ -293,6 +293,8 @@ func TestBuiltBinaryIsOneShotByDefault(t *testing.T) {
 	t.Run("-n 0 until interrupted", func(t *testing.T) {
 		c := exec.Command("ip", "netns", "exec", s.host, bin, "flows", "--cpu", "-i", "0.5", "-n", "0")
 		c.Env = append(os.Environ(), "COLUMNS=100")
+		var stderr strings.Builder
+		c.Stderr = &stderr
 		out, err := c.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -331,7 +333,7 @@ func TestBuiltBinaryIsOneShotByDefault(t *testing.T) {
 		for range reports {
 		}
 		if err := c.Wait(); err != nil {
-			t.Errorf("after Ctrl-C: %v, want exit status 0", err)
+			t.Errorf("after Ctrl-C: %v, want exit status 0; stderr:\n%s", err, stderr.String())
 		}
 	})
 }
