@@ -53,3 +53,20 @@ func TestPeriodic(t *testing.T) {
 		})
 	}
 }
+
+func TestWindowIsTheTimeSinceThePreviousCollection(t *testing.T) {
+	w := Window{Period: 10 * time.Second}
+	t0 := time.Unix(1000, 0)
+	for _, step := range []struct {
+		at   time.Time
+		want time.Duration
+	}{
+		{t0, 10 * time.Second}, // the first collection: the configured period
+		{t0.Add(10*time.Second + 3*time.Millisecond), 10*time.Second + 3*time.Millisecond},
+		{t0.Add(25 * time.Second), 15*time.Second - 3*time.Millisecond}, // a late tick
+	} {
+		if got := w.Next(step.at); got != step.want {
+			t.Errorf("Next(%v) = %v, want %v", step.at, got, step.want)
+		}
+	}
+}

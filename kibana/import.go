@@ -76,7 +76,7 @@ func Import(ctx context.Context, cfg Config, w io.Writer) error {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
 	if len(res.Errors) > 0 || !res.Success {
-		return fmt.Errorf("kibana: import: %d of %d saved objects failed", max(len(res.Errors), n-res.SuccessCount), n)
+		return fmt.Errorf("kibana: import: %d of %d saved objects failed (they need Kibana %s or later)", max(len(res.Errors), n-res.SuccessCount), n, MinVersion)
 	}
 	return nil
 }

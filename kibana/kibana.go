@@ -11,6 +11,13 @@ import (
 
 //go:generate go run ./internal/gen -o fleutan.ndjson
 
+// MinVersion is the oldest Kibana that accepts the objects. Kibana refuses
+// a saved object whose typeMigrationVersion is newer than its own, and the
+// Lens and dashboard objects are written at 8.9.0; TestMinVersionIsWhatTheObjectsDeclare
+// keeps this equal to the newest version in the bundle, and the docs say
+// the same.
+const MinVersion = "8.9"
+
 //go:embed fleutan.ndjson
 var objects []byte
 

@@ -132,19 +132,24 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 		// than silently producing no scope: flow events.
 		{"qdisc", qdisc.New, "period: 1s\nnamespaces: all\nflow_attribution: ebpf\n"},
 	}
-	inCtx, stop := context.WithTimeout(ctx, run)
+	// The inputs run for at least run and until each has published three
+	// collections (deltas need two): on a loaded machine loading the eBPF
+	// programs alone can take longer than run.
+	inCtx, stop := context.WithTimeout(ctx, run+time.Minute)
 	defer stop()
 	loopbackTraffic(inCtx, t)
 	mqNetns := mqTraffic(inCtx, t)
 	t.Logf("mq veth vk0 in network namespace %s", mqNetns)
 	var wg sync.WaitGroup
+	var counters []*collectionCounter
 	errs := make([]error, len(inputs))
 	for i, in := range inputs {
 		it, err := in.new(decodeRaw(t, in.src), is)
 		if err != nil {
 			t.Fatalf("%s: %v", in.name, err)
 		}
-		pub := p.Client(pipeline.ClientConfig{Input: in.name})
+		pub := &collectionCounter{Publisher: p.Client(pipeline.ClientConfig{Input: in.name})}
+		counters = append(counters, pub)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -153,7 +158,22 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 			}
 		}()
 	}
+	start := time.Now()
+	for inCtx.Err() == nil {
+		enough := time.Since(start) >= run
+		for _, c := range counters {
+			enough = enough && c.collections() >= 3
+		}
+		if enough {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
 	wg.Wait()
+	for i, c := range counters {
+		t.Logf("%s: %d collections published", inputs[i].name, c.collections())
+	}
 	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
@@ -167,6 +187,33 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 	acked, _ := metrics.Tree().GetValue("pipeline.events.acked")
 	n, _ := acked.(int64)
 	return n
+}
+
+// collectionCounter counts the collections an input published: the
+// distinct timestamps of its events.
+type collectionCounter struct {
+	pipeline.Publisher
+	mu    sync.Mutex
+	last  time.Time
+	count int
+}
+
+func (c *collectionCounter) Publish(ctx context.Context, events ...pipeline.Event) error {
+	c.mu.Lock()
+	for _, e := range events {
+		if !e.Timestamp.Equal(c.last) {
+			c.last = e.Timestamp
+			c.count++
+		}
+	}
+	c.mu.Unlock()
+	return c.Publisher.Publish(ctx, events...)
+}
+
+func (c *collectionCounter) collections() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
 }
 
 // kqlClause is the KQL the generator writes: `field : "value"` or

@@ -79,6 +79,11 @@ func (s *inputSource) next(ctx context.Context, wait time.Duration) ([]pipeline.
 		case <-ctx.Done():
 			return nil, nil
 		case err := <-s.done:
+			if ctx.Err() != nil {
+				// Ctrl-C: the input stopped because ctx ended, and select
+				// may see that before ctx.Done. A clean stop.
+				return nil, nil
+			}
 			if err == nil {
 				err = errors.New("stopped")
 			}
@@ -121,11 +126,13 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 		return err
 	}
 	var coll *flows.Collector
+	window := input.Window{Period: o.interval}
 	if o.view != viewQdisc {
 		coll = flows.NewCollector(flows.CollectorOptions{Logger: log})
 		defer coll.Close()
 		// The first collection is the reference for the deltas of the
 		// first interval.
+		window.Next(time.Now())
 		if _, err := coll.Collect(ctx); err != nil {
 			return err
 		}
@@ -174,10 +181,10 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 				}
 				log.Warn(err.Error())
 			}
-			took := time.Since(start)
+			times := input.Times{Window: window.Next(start), Collection: time.Since(start)}
 			fevents := make([]pipeline.Event, 0, len(fl)+len(events))
 			for i := range fl {
-				fevents = append(fevents, fl[i].Event(start, took))
+				fevents = append(fevents, fl[i].Event(start, times))
 			}
 			events = append(fevents, events...)
 		}

@@ -48,7 +48,9 @@ Options:
                            yellow up to T2, red up to T3 (default 10,20,100)
   -g, --group proc|peer    group --lat and --vol by process or remote address
   -i, --interval SECONDS   sampling interval (default 2)
-  -n, --count N            stop after N intervals (default 0: until Ctrl-C)
+  -n, --count N            reports to print before exiting (default 1: sample
+                           one interval, print one report, exit, as the
+                           original did; 0: one per interval until Ctrl-C)
       --json               print the collectors' events as NDJSON instead
       --color auto|always|never
                            colours on a terminal only (default auto)
@@ -65,17 +67,18 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 	var cpu, thresh, group, color string
 	var qdisc, lat, vol, help bool
 	var interval float64
+	typed := &viewFlags{}
+	cpuOn := false
 	for _, n := range []string{"c", "cpu"} {
-		fs.StringVar(&cpu, n, "", "")
+		fs.Var(&cpuFlag{v: &cpu, on: &cpuOn, name: n, typed: typed}, n, "")
 	}
-	for _, n := range []string{"q", "qdisc"} {
-		fs.BoolVar(&qdisc, n, false, "")
-	}
-	for _, n := range []string{"l", "lat"} {
-		fs.BoolVar(&lat, n, false, "")
-	}
-	for _, n := range []string{"v", "vol"} {
-		fs.BoolVar(&vol, n, false, "")
+	for _, v := range []struct {
+		on    *bool
+		names []string
+	}{{&qdisc, []string{"q", "qdisc"}}, {&lat, []string{"l", "lat"}}, {&vol, []string{"v", "vol"}}} {
+		for _, n := range v.names {
+			fs.Var(&boolViewFlag{on: v.on, name: n, typed: typed}, n, "")
+		}
 	}
 	for _, n := range []string{"t", "thresh"} {
 		fs.StringVar(&thresh, n, "10,20,100", "")
@@ -87,7 +90,7 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 		fs.Float64Var(&interval, n, 2, "")
 	}
 	for _, n := range []string{"n", "count"} {
-		fs.IntVar(&o.count, n, 0, "")
+		fs.IntVar(&o.count, n, 1, "")
 	}
 	for _, n := range []string{"h", "help"} {
 		fs.BoolVar(&help, n, false, "")
@@ -131,7 +134,7 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 	case 1:
 		o.view = views[0]
 	default:
-		return nil, usagef("flows: choose one view, not %s", strings.Join(views, " and "))
+		return nil, usagef("flows: choose one view, not %s", strings.Join(typed.names(), " and "))
 	}
 
 	th, err := parseThresholds(thresh)
@@ -152,7 +155,7 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 	}
 	o.interval = time.Duration(interval * float64(time.Second))
 	if o.count < 0 {
-		return nil, usagef("flows: --count %d: use 0 (until Ctrl-C) or more", o.count)
+		return nil, usagef("flows: --count %d: use 1 or more reports, or 0 (until Ctrl-C)", o.count)
 	}
 	switch color {
 	case "auto", "always", "never":
@@ -162,6 +165,94 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 	}
 	return o, nil
 }
+
+// viewFlags records the view flags as the user gave them, in order, so that
+// "choose one view" names what was typed (--cpu, -l) rather than views.
+type viewFlags struct {
+	order []typedView
+}
+
+type typedView struct {
+	on   *bool // the view's state: a view turned off again is not named
+	flag string
+}
+
+// note records flag name for the view whose state is on; a view given
+// under both its names is named once, as first typed.
+func (v *viewFlags) note(on *bool, name string) {
+	for _, t := range v.order {
+		if t.on == on {
+			return
+		}
+	}
+	flag := "--" + name
+	if len(name) == 1 {
+		flag = "-" + name
+	}
+	v.order = append(v.order, typedView{on, flag})
+}
+
+// names lists the flags of the views that are on, as typed.
+func (v *viewFlags) names() []string {
+	var out []string
+	for _, t := range v.order {
+		if *t.on {
+			out = append(out, t.flag)
+		}
+	}
+	return out
+}
+
+// cpuFlag is -c/--cpu: a string flag that notes its spelling.
+type cpuFlag struct {
+	v     *string
+	on    *bool
+	name  string
+	typed *viewFlags
+}
+
+func (f *cpuFlag) String() string {
+	if f == nil || f.v == nil {
+		return ""
+	}
+	return *f.v
+}
+
+func (f *cpuFlag) Set(s string) error {
+	*f.v = s
+	*f.on = s != ""
+	f.typed.note(f.on, f.name)
+	return nil
+}
+
+// boolViewFlag is -q, -l or -v under one of its names: a boolean flag
+// that notes its spelling when set.
+type boolViewFlag struct {
+	on    *bool
+	name  string
+	typed *viewFlags
+}
+
+func (f *boolViewFlag) String() string {
+	if f == nil || f.on == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*f.on)
+}
+
+func (f *boolViewFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*f.on = v
+	if v {
+		f.typed.note(f.on, f.name)
+	}
+	return nil
+}
+
+func (f *boolViewFlag) IsBoolFlag() bool { return true }
 
 // optionalCPU rewrites a --cpu without a value to --cpu=fl_asoc, and
 // `--cpu gen` / `--cpu fl_asoc` to the = form.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
@@ -243,6 +244,96 @@ func TestLiveViewsShowTheTestsFlowsAndProcesses(t *testing.T) {
 		out := s.fleutan(t, "flows", "--lat", "--json", "-i", "1", "-n", "1")
 		if !strings.Contains(out, `"dataset":"fleutan.flows"`) || !strings.Contains(out, fmt.Sprintf(`"name":"fl-sender","parent":{"pid":%d},"pid":%d}`, os.Getpid(), s.senderPID)) {
 			t.Fatalf("events missing:\n%s", out)
+		}
+	})
+}
+
+// TestBuiltBinaryIsOneShotByDefault runs the built fleutan as a user
+// would: without -n it samples one interval, prints one report and exits
+// by itself, as the original did; -n 0 keeps reporting every interval
+// until interrupted.
+func TestBuiltBinaryIsOneShotByDefault(t *testing.T) {
+	s := newLiveSetup(t)
+	bin := filepath.Join(t.TempDir(), "fleutan")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	head := fmt.Sprintf("~>fl-sender(%d)\n", s.senderPID)
+
+	t.Run("one report by default", func(t *testing.T) {
+		c := exec.Command("ip", "netns", "exec", s.host, bin, "flows", "--cpu", "-i", "1")
+		c.Env = append(os.Environ(), "COLUMNS=100")
+		var stdout, stderr strings.Builder
+		c.Stdout, c.Stderr = &stdout, &stderr
+		start := time.Now()
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("fleutan flows --cpu -i 1: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+			t.Fatalf("fleutan flows --cpu -i 1 still running after 60s; output:\n%s", stdout.String())
+		}
+		took := time.Since(start)
+		if n := strings.Count(stdout.String(), head); n != 1 {
+			t.Errorf("%d reports of the sender, want exactly one:\n%s", n, stdout.String())
+		}
+		if took < time.Second {
+			t.Errorf("exited after %v, before sampling its 1 s interval", took)
+		}
+	})
+
+	t.Run("-n 0 until interrupted", func(t *testing.T) {
+		c := exec.Command("ip", "netns", "exec", s.host, bin, "flows", "--cpu", "-i", "0.5", "-n", "0")
+		c.Env = append(os.Environ(), "COLUMNS=100")
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		out, err := c.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+		reports := make(chan int, 16)
+		go func() {
+			sc := bufio.NewScanner(out)
+			n := 0
+			for sc.Scan() {
+				if sc.Text()+"\n" == head {
+					n++
+					reports <- n
+				}
+			}
+			close(reports)
+		}()
+		deadline := time.After(60 * time.Second)
+		for n := 0; n < 3; {
+			select {
+			case got, ok := <-reports:
+				if !ok {
+					t.Fatalf("fleutan -n 0 exited after %d reports", n)
+				}
+				n = got
+			case <-deadline:
+				t.Fatalf("only %d reports in 60s with -n 0", n)
+			}
+		}
+		if err := c.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		for range reports {
+		}
+		if err := c.Wait(); err != nil {
+			t.Errorf("after Ctrl-C: %v, want exit status 0; stderr:\n%s", err, stderr.String())
 		}
 	})
 }

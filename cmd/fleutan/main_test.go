@@ -19,13 +19,16 @@ func TestParseFlowsReadsTheOriginalCommandLines(t *testing.T) {
 		count    int
 		th       [3]float64
 	}{
-		{"--cpu -i 5", viewCPUAssoc, "", 5 * time.Second, 0, [3]float64{10, 20, 100}},
-		{"--cpu fl_asoc -i 5", viewCPUAssoc, "", 5 * time.Second, 0, [3]float64{10, 20, 100}},
-		{"--cpu gen -i 5", viewCPUGen, "", 5 * time.Second, 0, [3]float64{10, 20, 100}},
-		{"-i 5 --cpu", viewCPUAssoc, "", 5 * time.Second, 0, [3]float64{10, 20, 100}},
-		{"-c gen", viewCPUGen, "", 2 * time.Second, 0, [3]float64{10, 20, 100}},
-		{"-q -i 5", viewQdisc, "", 5 * time.Second, 0, [3]float64{10, 20, 100}},
-		{"--lat -t 5,50,500 -g peer", viewLat, "peer", 2 * time.Second, 0, [3]float64{5, 50, 500}},
+		// One report by default, as the original: sample -i seconds, print,
+		// exit. -n 0 is the continuous mode.
+		{"--cpu -i 5", viewCPUAssoc, "", 5 * time.Second, 1, [3]float64{10, 20, 100}},
+		{"--cpu fl_asoc -i 5", viewCPUAssoc, "", 5 * time.Second, 1, [3]float64{10, 20, 100}},
+		{"--cpu gen -i 5", viewCPUGen, "", 5 * time.Second, 1, [3]float64{10, 20, 100}},
+		{"-i 5 --cpu", viewCPUAssoc, "", 5 * time.Second, 1, [3]float64{10, 20, 100}},
+		{"-c gen", viewCPUGen, "", 2 * time.Second, 1, [3]float64{10, 20, 100}},
+		{"-q -i 5", viewQdisc, "", 5 * time.Second, 1, [3]float64{10, 20, 100}},
+		{"-q -n 0", viewQdisc, "", 2 * time.Second, 0, [3]float64{10, 20, 100}},
+		{"--lat -t 5,50,500 -g peer", viewLat, "peer", 2 * time.Second, 1, [3]float64{5, 50, 500}},
 		{"--lat -g proc -i 0.5 -n 1", viewLat, "proc", 500 * time.Millisecond, 1, [3]float64{10, 20, 100}},
 		{"--vol -g proc -i 5 --count 3", viewVol, "proc", 5 * time.Second, 3, [3]float64{10, 20, 100}},
 	}
@@ -51,7 +54,13 @@ func TestRunReportsErrorsOnOneLine(t *testing.T) {
 		{"", 2, "Usage: fleutan COMMAND"},
 		{"bogus", 2, "fleutan: unknown command \"bogus\" (see fleutan --help)\n"},
 		{"flows", 2, "fleutan: flows: choose a view: --cpu, -q, --lat or --vol (see fleutan flows --help)\n"},
-		{"flows --lat --vol", 2, "fleutan: flows: choose one view, not lat and vol\n"},
+		// The views are named by the flags as typed.
+		{"flows --lat --vol", 2, "fleutan: flows: choose one view, not --lat and --vol\n"},
+		{"flows --cpu --lat", 2, "fleutan: flows: choose one view, not --cpu and --lat\n"},
+		{"flows -c gen -l", 2, "fleutan: flows: choose one view, not -c and -l\n"},
+		{"flows --vol -q -l", 2, "fleutan: flows: choose one view, not --vol and -q and -l\n"},
+		{"flows --lat -l --cpu", 2, "fleutan: flows: choose one view, not --lat and --cpu\n"},
+		{"flows --lat --vol --lat=false --cpu", 2, "fleutan: flows: choose one view, not --vol and --cpu\n"},
 		{"flows --bogus", 2, "fleutan: flows: flag provided but not defined: -bogus\n"},
 		{"flows --cpu all", 2, "fleutan: flows: unexpected argument \"all\"\n"},
 		{"flows --cpu=all", 2, "fleutan: flows: --cpu \"all\": use fl_asoc or gen\n"},
@@ -60,7 +69,7 @@ func TestRunReportsErrorsOnOneLine(t *testing.T) {
 		{"flows --lat -g host", 2, "fleutan: flows: --group \"host\": use proc or peer\n"},
 		{"flows --lat -i 0", 2, "fleutan: flows: --interval 0: use seconds from 0.1 to 86400\n"},
 		{"flows --lat -i x", 2, "fleutan: flows: invalid value \"x\" for flag -i: parse error\n"},
-		{"flows --lat -n -1", 2, "fleutan: flows: --count -1: use 0 (until Ctrl-C) or more\n"},
+		{"flows --lat -n -1", 2, "fleutan: flows: --count -1: use 1 or more reports, or 0 (until Ctrl-C)\n"},
 		{"flows --lat --color=sometimes", 2, "fleutan: flows: --color \"sometimes\": use auto, always or never\n"},
 	}
 	for _, tc := range cases {

@@ -107,7 +107,10 @@ func buildFrame(events []pipeline.Event) Frame {
 				p = &ProcCores{PID: pid, Name: str(m, "process.name"), Pct: map[int]float64{}, Share: map[int]float64{}}
 				procs[pid] = p
 			}
-			p.Pct[core], _ = number(m, "fleutan.cpu.pct")
+			// Events carry fractions of a core (1 = 100%), as Beats do; the
+			// views print percentages, as the original did.
+			frac, _ := number(m, "fleutan.cpu.pct")
+			p.Pct[core] = 100 * frac
 			p.Share[core], _ = number(m, "fleutan.cpu.share")
 		case dsQdisc:
 			dev := str(m, "fleutan.qdisc.device")
@@ -143,7 +146,7 @@ func buildFrame(events []pipeline.Event) Frame {
 				} else {
 					src, dst := addrPort(m, "source"), addrPort(m, "destination")
 					qf.Local, qf.Remote = src, dst
-					if str(m, "network.direction") == "inbound" {
+					if str(m, "network.direction") == "ingress" {
 						qf.Local, qf.Remote = dst, src
 					}
 				}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fleutan/fleutanbeat/kibana"
 )
 
 // Exit codes: 0 success, 1 unusable config or failed command, 2 bad usage.
@@ -162,7 +164,7 @@ func topUsage(w io.Writer) {
 func commandUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "%s\n\nUsage:\n  %s\n\n", c.summary, c.usage)
 	if c.name == "setup" {
-		fmt.Fprint(w, "Setup flags (neither: both):\n  --index-management    install the index templates in Elasticsearch\n  --dashboards          import the Kibana saved objects (setup.kibana.*)\n\n")
+		fmt.Fprintf(w, "Setup flags (neither: both):\n  --index-management    install the index templates in Elasticsearch\n  --dashboards          import the Kibana saved objects (setup.kibana.*;\n                        Kibana %s or later)\n\n", kibana.MinVersion)
 	}
 	fmt.Fprint(w, flagHelp)
 }

@@ -186,7 +186,7 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 		"size": 1,
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
 			map[string]any{"term": map[string]any{"fleutan.flow.remote.port": port}},
-			map[string]any{"term": map[string]any{"fleutan.flow.direction": "outbound"}},
+			map[string]any{"term": map[string]any{"network.direction": "egress"}},
 		}}},
 	}, &res)
 	hits, _ := res["hits"].(map[string]any)["hits"].([]any)
@@ -194,6 +194,10 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 		t.Fatalf("no flow to port %d in Elasticsearch: %v", port, res)
 	}
 	src := hits[0].(map[string]any)["_source"].(map[string]any)
+	// ECS host-based: egress is a connection this host initiated.
+	if fl, _ := src["fleutan"].(map[string]any)["flow"].(map[string]any); fl["direction"] != "outbound" {
+		t.Errorf("network.direction egress on a flow whose fleutan.flow.direction is %v", fl["direction"])
+	}
 	proc, _ := src["process"].(map[string]any)
 	if proc["pid"] != float64(os.Getpid()) {
 		t.Errorf("flow to port %d has process %v, want pid %d", port, proc, os.Getpid())

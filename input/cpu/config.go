@@ -15,8 +15,9 @@ type Config struct {
 	// TCP or UDP socket of the agent's network namespace, the owners of
 	// the flows input's flows) or "all".
 	Processes string `yaml:"processes"`
-	// MinPct leaves out processes below this percent of one core over the
-	// period, in both selections.
+	// MinPct leaves out processes below this fraction of one core over
+	// the period (0.05 = 5%), in both selections: the unit of
+	// fleutan.cpu.pct.
 	MinPct float64 `yaml:"min_pct"`
 	// Method is "auto" (eBPF where the kernel allows, else sampling),
 	// "ebpf" (fail when it cannot load) or "sampling".
@@ -63,7 +64,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, config.Errorf("processes", "%q is not a process selection (use network or all)", c.Processes))
 	}
 	if c.MinPct < 0 || math.IsNaN(c.MinPct) || math.IsInf(c.MinPct, 0) {
-		errs = append(errs, config.Errorf("min_pct", "must be a percent of one core, 0 or more, got %v", c.MinPct))
+		errs = append(errs, config.Errorf("min_pct", "must be a fraction of one core (0.05 = 5%%), 0 or more, got %v", c.MinPct))
 	}
 	switch c.Method {
 	case MethodAuto, MethodEBPF, MethodSampling:

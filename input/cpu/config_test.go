@@ -28,7 +28,7 @@ func TestNewRejectsBadOptionsWithPositions(t *testing.T) {
 		{"unknown key", "perod: 1s\n", []string{"test.yml:1:1", "perod"}},
 		{"bad method", "method: kprobe\n", []string{"test.yml:1:9", `method: "kprobe" is not a method (use auto, ebpf or sampling)`}},
 		{"bad selection", "processes: some\n", []string{"test.yml:1:12", `"some" is not a process selection`}},
-		{"negative min_pct", "min_pct: -1\n", []string{"test.yml:1:10", "min_pct: must be a percent of one core, 0 or more"}},
+		{"negative min_pct", "min_pct: -1\n", []string{"test.yml:1:10", "min_pct: must be a fraction of one core (0.05 = 5%), 0 or more"}},
 		{"zero period", "period: 0s\n", []string{"period: must be positive"}},
 		{"sample too fast", "sample_interval: 1ms\n", []string{"sample_interval: must be at least 10ms"}},
 		{"sample above period", "period: 1s\nsample_interval: 2s\n", []string{"test.yml:2:18", "must not exceed period (1s)"}},

@@ -61,8 +61,10 @@ func (p *procInfo) series() string {
 }
 
 // processEvents appends the process event of u and one process_core event
-// per core it used. ts is the end of the period, period its length.
-func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, p *procInfo, u *procUsage, s summary, method string) []pipeline.Event {
+// per core it used. ts is the end of the period, period its length; cores
+// is the number of online cores, which norm.pct divides by (0: unknown, no
+// norm.pct), as Metricbeat's system.process.cpu.total.norm.pct.
+func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, cores int, p *procInfo, u *procUsage, s summary, method string) []pipeline.Event {
 	cpu := pipeline.M{
 		"scope":      ScopeProcess,
 		"method":     method,
@@ -71,6 +73,9 @@ func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, p *
 		"spread":     s.Spread,
 		"migrations": u.Migrations,
 		"flows":      u.Flows,
+	}
+	if cores > 0 {
+		cpu["norm"] = pipeline.M{"pct": round(s.Pct/float64(cores), pctDigits)}
 	}
 	if s.Dominant >= 0 {
 		cpu["dominant_core"] = s.Dominant
@@ -87,7 +92,7 @@ func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, p *
 			"scope":  ScopeProcessCore,
 			"method": method,
 			"core":   core,
-			"pct":    round(100*float64(ns)/float64(period.Nanoseconds()), 3),
+			"pct":    round(float64(ns)/float64(period.Nanoseconds()), pctDigits),
 			"share":  round(float64(ns)/float64(s.TotalNs), 4),
 		}
 		f := baseFields(period, cpu)
@@ -98,15 +103,15 @@ func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, p *
 }
 
 // coreEvent turns two /proc/stat readings of a core, and its softirq counts,
-// into a core event. Percentages are of the ticks the core accounted in
-// between, so they add up to 100.
+// into a core event. The *.pct fractions are of the ticks the core
+// accounted in between, so they add up to 1.
 func coreEvent(ts time.Time, period time.Duration, prev, cur coreTimes, sPrev, sCur netSoftirqs, hasSoftirqs bool) pipeline.Event {
 	total := sub(cur.total(), prev.total())
 	pct := func(a, b uint64) float64 {
 		if total == 0 {
 			return 0
 		}
-		return round(100*float64(sub(a, b))/float64(total), 3)
+		return round(float64(sub(a, b))/float64(total), pctDigits)
 	}
 	cpu := pipeline.M{
 		"scope":   ScopeCore,

@@ -214,6 +214,7 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 // processes for the next period and builds the events.
 func (in *cpuInput) period(prevSel selection, prevCores []coreTimes, prevSoftirqs []netSoftirqs) ([]pipeline.Event, selection, []coreTimes, []netSoftirqs) {
 	in.registerCounters()
+	begin := time.Now()
 	usage, took, err := in.meter.collect()
 	now := time.Now()
 	if err != nil {
@@ -266,12 +267,18 @@ func (in *cpuInput) period(prevSel selection, prevCores []coreTimes, prevSoftirq
 			continue // exited before we could name it
 		}
 		seen[pid] = true
-		events = processEvents(events, now, took, info, u, s, in.method)
+		events = processEvents(events, now, took, len(cores), info, u, s, in.method)
 	}
 	for pid := range in.infos {
 		if !seen[pid] && !sel.has(pid) {
 			delete(in.infos, pid)
 		}
+	}
+	// event.duration is the period (took); the collection's own time
+	// goes beside it.
+	us := time.Since(begin).Microseconds()
+	for i := range events {
+		events[i].Fields["fleutan"].(pipeline.M)["collection"] = pipeline.M{"duration_us": us}
 	}
 	return events, sel, cores, softirqs
 }

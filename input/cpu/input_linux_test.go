@@ -136,6 +136,8 @@ func num(t *testing.T, e pipeline.Event, key string) float64 {
 		return v
 	case int:
 		return float64(v)
+	case int64:
+		return float64(v)
 	case uint64:
 		return float64(v)
 	}
@@ -225,7 +227,7 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 						// counts what events there are.
 						for _, e := range r.events {
 							if p, _ := e.Fields.GetValue("process.pid"); p == pid && field(t, e, "fleutan.cpu.scope") == ScopeProcess {
-								measured[pid] += num(t, e, "fleutan.cpu.pct") / 100 * float64(dur.Nanoseconds())
+								measured[pid] += num(t, e, "fleutan.cpu.pct") * float64(dur.Nanoseconds())
 							}
 						}
 						continue
@@ -234,7 +236,10 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 					if got := field(t, *proc, "fleutan.cpu.method"); got != tc.method {
 						t.Errorf("method = %v, want %s", got, tc.method)
 					}
-					measured[pid] += num(t, *proc, "fleutan.cpu.pct") / 100 * float64(dur.Nanoseconds())
+					// pct is a fraction of one core: times the period, the
+					// CPU time.
+					measured[pid] += num(t, *proc, "fleutan.cpu.pct") * float64(dur.Nanoseconds())
+					checkNorm(t, r, *proc)
 					var shares float64
 					for _, e := range cores {
 						shares += num(t, e, "fleutan.cpu.share")
@@ -256,7 +261,7 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 				}
 				proc, _ := ofProcess(t, r.events, moving.pid())
 				moves := moving.movesIn(r.start, r.end)
-				t.Logf("%s period %d moving: pct %.1f spread %v migrations %v moves %d", tc.method, i,
+				t.Logf("%s period %d moving: pct %.3f spread %v migrations %v moves %d", tc.method, i,
 					num(t, *proc, "fleutan.cpu.pct"), field(t, *proc, "fleutan.cpu.spread"), field(t, *proc, "fleutan.cpu.migrations"), moves)
 				if mig := num(t, *proc, "fleutan.cpu.migrations"); mig < float64(moves) {
 					t.Errorf("period %d: moving child migrated %v times in a period with %d moves", i, mig, moves)
@@ -286,8 +291,30 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 	}
 }
 
+// checkNorm checks a process event's norm.pct: its pct divided by the
+// number of cores (as many as the period has core events).
+func checkNorm(t *testing.T, r periodResult, proc pipeline.Event) {
+	t.Helper()
+	cores := 0
+	for _, e := range r.events {
+		if field(t, e, "fleutan.cpu.scope") == ScopeCore {
+			cores++
+		}
+	}
+	// event.duration is the period the event covers; the collection's own
+	// time is apart, and far shorter.
+	window, us := num(t, proc, "event.duration"), num(t, proc, "fleutan.collection.duration_us")
+	if window < 0.5e9 || us <= 0 || us*1e3 >= window {
+		t.Errorf("event.duration %v ns, fleutan.collection.duration_us %v: want the period and a shorter collection", window, us)
+	}
+	pct, norm := num(t, proc, "fleutan.cpu.pct"), num(t, proc, "fleutan.cpu.norm.pct")
+	if want := pct / float64(cores); cores == 0 || math.Abs(norm-want) > 0.000006 {
+		t.Errorf("norm.pct = %v with pct %v on %d cores, want %v", norm, pct, cores, want)
+	}
+}
+
 // checkCores checks the core events against /proc/stat's accounting: the
-// split adds up to 100% and the pinned child cannot have used more of core
+// fractions add up to 1 and the pinned child cannot have used more of core
 // 1 than /proc/stat says core 1 was busy (one tick, 1% of a second, of
 // slack for the tick resolution of /proc/stat).
 func checkCores(t *testing.T, r periodResult, pinnedPID int) {
@@ -302,12 +329,12 @@ func checkCores(t *testing.T, r periodResult, pinnedPID int) {
 		for _, k := range []string{"user", "system", "irq", "softirq", "iowait", "steal", "idle"} {
 			sum += num(t, e, "fleutan.cpu."+k+".pct")
 		}
-		if math.Abs(sum-100) > 0.01 {
-			t.Errorf("core %d: percentages add up to %v", core, sum)
+		if math.Abs(sum-1) > 0.0001 {
+			t.Errorf("core %d: fractions add up to %v", core, sum)
 		}
 		_ = num(t, e, "fleutan.cpu.softirq.net_rx")
 		_ = num(t, e, "fleutan.cpu.softirq.net_tx")
-		busy[core] = 100 - num(t, e, "fleutan.cpu.idle.pct") - num(t, e, "fleutan.cpu.iowait.pct")
+		busy[core] = 1 - num(t, e, "fleutan.cpu.idle.pct") - num(t, e, "fleutan.cpu.iowait.pct")
 	}
 	if len(busy) != 2 {
 		t.Fatalf("want core events for cores 0 and 1, got %v", busy)
@@ -317,8 +344,8 @@ func checkCores(t *testing.T, r periodResult, pinnedPID int) {
 			continue
 		}
 		core := int(num(t, e, "fleutan.cpu.core"))
-		if pct := num(t, e, "fleutan.cpu.pct"); pct > busy[core]+2 {
-			t.Errorf("pinned child used %.1f%% of core %d, /proc/stat says it was busy %.1f%%", pct, core, busy[core])
+		if pct := num(t, e, "fleutan.cpu.pct"); pct > busy[core]+0.02 {
+			t.Errorf("pinned child used %.1f%% of core %d, /proc/stat says it was busy %.1f%%", 100*pct, core, 100*busy[core])
 		}
 	}
 }
@@ -453,7 +480,7 @@ func checkPinned(t *testing.T, method string, i int, r periodResult, pid int, mi
 	if e, ok := cores[1]; ok {
 		share1 = num(t, e, "fleutan.cpu.share")
 	}
-	t.Logf("%s period %d pinned: pct %.1f spread %v migrations %v share(core1) %.3f", method, i,
+	t.Logf("%s period %d pinned: pct %.3f spread %v migrations %v share(core1) %.3f", method, i,
 		num(t, *proc, "fleutan.cpu.pct"), field(t, *proc, "fleutan.cpu.spread"), field(t, *proc, "fleutan.cpu.migrations"), share1)
 	if share1 < minShare {
 		t.Errorf("period %d: pinned child has share %.3f on core 1, want >= %.2f", i, share1, minShare)

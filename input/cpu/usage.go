@@ -17,8 +17,10 @@ type procUsage struct {
 
 // summary condenses a process's per-core times.
 type summary struct {
-	TotalNs   uint64
-	Pct       float64 // percent of one core over the period
+	TotalNs uint64
+	// Pct is the fraction of one core over the period (1.0 = a full core,
+	// 1.5 = one and a half), as Beats' *.pct fields.
+	Pct       float64
 	CoresUsed int
 	// Spread is the effective number of cores: exp of the Shannon entropy
 	// of the shares (the Hill number of order 1). One core gives 1, an even
@@ -53,10 +55,13 @@ func summarize(coreNs []uint64, period time.Duration) summary {
 	}
 	s.Spread = round(math.Exp(h), 4)
 	if period > 0 {
-		s.Pct = round(100*float64(s.TotalNs)/float64(period.Nanoseconds()), 3)
+		s.Pct = round(float64(s.TotalNs)/float64(period.Nanoseconds()), pctDigits)
 	}
 	return s
 }
+
+// pctDigits is the precision of a fraction: 0.001 percent.
+const pctDigits = 5
 
 // round keeps documents short and stable: a ratio of measured times has
 // no meaning beyond a few digits.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -130,7 +131,7 @@ func TestCollectorTCPBytesEndpointsAndProcesses(t *testing.T) {
 	}
 
 	// ECS view: the client initiated, so it is the source on both ends.
-	ce, se := cf.Event(c.opts.Now(), 0).Fields, sf.Event(c.opts.Now(), 0).Fields
+	ce, se := cf.Event(c.opts.Now(), input.Times{}).Fields, sf.Event(c.opts.Now(), input.Times{}).Fields
 	for _, e := range []struct {
 		name   string
 		fields pipeline.M
@@ -143,7 +144,7 @@ func TestCollectorTCPBytesEndpointsAndProcesses(t *testing.T) {
 		checkField(t, e.name, m, "destination.bytes", uint64(64<<10))
 		checkField(t, e.name, m, "network.bytes", uint64(1<<20+64<<10))
 	}
-	le := mustM(lf.Event(c.opts.Now(), 0).Fields)
+	le := mustM(lf.Event(c.opts.Now(), input.Times{}).Fields)
 	if _, ok := le.GetValue("destination"); ok {
 		t.Errorf("listening socket has a destination: %v", le)
 	}
@@ -199,7 +200,7 @@ func TestCollectorIPv6AndUDP(t *testing.T) {
 	if cf.BytesOut() != 1000 || cf.TCP.BytesAcked != 1001 {
 		t.Errorf("tcp6 client payload %d acked %d, want 1000 1001", cf.BytesOut(), cf.TCP.BytesAcked)
 	}
-	m := mustM(cf.Event(c.opts.Now(), 0).Fields)
+	m := mustM(cf.Event(c.opts.Now(), input.Times{}).Fields)
 	checkField(t, "tcp6 client", m, "network.type", "ipv6")
 	checkField(t, "tcp6 client", m, "destination.ip", "::1")
 }
@@ -342,7 +343,7 @@ func TestCollectorProcessGoneBeforeLookup(t *testing.T) {
 	if f.Process != nil {
 		t.Errorf("process of an exited owner: %+v", f.Process)
 	}
-	m := mustM(f.Event(c.opts.Now(), 0).Fields)
+	m := mustM(f.Event(c.opts.Now(), input.Times{}).Fields)
 	if _, ok := m.GetValue("process"); ok {
 		t.Errorf("event has process fields: %v", m)
 	}

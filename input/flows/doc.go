@@ -45,5 +45,8 @@
 // Direction: a TCP LISTEN socket or an unconnected UDP socket (state CLOSE,
 // no remote) is listening; a connected socket whose local port is the port
 // of a listener of the same namespace and protocol, bound to the same
-// address or to the wildcard, is inbound; anything else is outbound.
+// address or to the wildcard, is inbound; anything else is outbound. That
+// host-centric direction is fleutan.flow.direction; network.direction
+// carries ECS's host-based values, ingress (inbound) and egress
+// (outbound), and unknown for listening sockets.
 package flows

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/internal/communityid"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
@@ -15,21 +16,21 @@ import (
 const Dataset = "fleutan.flows"
 
 // Event converts f into a fleutan.flows event for the collection that
-// started at ts and took took. Its objects are pipeline.Objects built from
-// one block, members listed in key order: at thousands of flows per period
-// this is the input's whole per-event cost.
-func (f *Flow) Event(ts time.Time, took time.Duration) pipeline.Event {
-	return f.BuildEvent(pipeline.NewBuilder(eventObjects, eventMembers), ts, took)
+// started at ts, with t's window and collection time. Its objects are
+// pipeline.Objects built from one block, members listed in key order: at
+// thousands of flows per period this is the input's whole per-event cost.
+func (f *Flow) Event(ts time.Time, t input.Times) pipeline.Event {
+	return f.BuildEvent(pipeline.NewBuilder(eventObjects, eventMembers), ts, t)
 }
 
 // eventObjects and eventMembers are how many objects and members a flow
 // event has at most (an established TCP flow with a process and deltas).
-const eventObjects, eventMembers = 14, 72
+const eventObjects, eventMembers = 15, 74
 
 // BuildEvent is Event with the objects taken from b: the input builds a
 // chunk of events with one Builder, which it resets once they are
 // published.
-func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration) pipeline.Event {
+func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipeline.Event {
 	listening := f.Direction == Listening
 	local, remote := unmap(f.Local), unmap(f.Remote)
 	// Room for the flow's own top-level objects and for what the pipeline
@@ -38,7 +39,7 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 	fields := b.Root(8 + pipeline.ReservedKeys)
 	fields["event"] = b.Object(
 		pipeline.String("dataset", Dataset),
-		pipeline.Int64("duration", took.Nanoseconds()),
+		pipeline.Int64("duration", f.EventDuration(ts, t.Window).Nanoseconds()),
 		pipeline.String("kind", "metric"),
 		pipeline.String("module", "fleutan"),
 	)
@@ -68,7 +69,7 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 		fields["source"] = endpoint(b, local, nil)
 	}
 	network = append(network,
-		pipeline.String("direction", ecsDirection(f.Direction)),
+		pipeline.String("direction", ECSDirection(f.Direction)),
 		pipeline.String("iana_number", strconv.Itoa(int(f.Protocol))),
 	)
 	if !listening && f.HasTCP {
@@ -106,7 +107,10 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 	if f.HasTCP {
 		flow = append(flow, pipeline.Any("tcp", tcpObject(b, &f.TCP, f.Congestion)))
 	}
-	fields["fleutan"] = b.Object(pipeline.Any("flow", b.Object(flow...)))
+	fields["fleutan"] = b.Object(
+		pipeline.Any("collection", b.Object(pipeline.Int64("duration_us", t.CollectionMicros()))),
+		pipeline.Any("flow", b.Object(flow...)),
+	)
 
 	if p := f.Process; p != nil {
 		fields["process"], fields["user"] = ProcessObjects(b, p)
@@ -183,14 +187,25 @@ func pacingBits(r uint64) (uint64, bool) {
 	return r * 8, true
 }
 
-// ecsDirection maps to ECS network.direction, which has no value for a
-// socket that waits for peers.
-func ecsDirection(d Direction) string {
+// ECS network.direction values for a host-based agent: the direction
+// from the host's point of view.
+const (
+	ecsIngress = "ingress"
+	ecsEgress  = "egress"
+	ecsUnknown = "unknown"
+)
+
+// ECSDirection maps a flow's direction to ECS network.direction: ingress
+// when the peer initiated, egress when this host did; ECS has no value
+// for a socket that waits for peers.
+func ECSDirection(d Direction) string {
 	switch d {
-	case Inbound, Outbound:
-		return string(d)
+	case Inbound:
+		return ecsIngress
+	case Outbound:
+		return ecsEgress
 	}
-	return "unknown"
+	return ecsUnknown
 }
 
 func networkType(f *Flow, local, remote netip.AddrPort) string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -73,7 +74,7 @@ func TestEventGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := tt.flow.Event(ts, 1500*time.Microsecond)
+			e := tt.flow.Event(ts, input.Times{Window: 10 * time.Second, Collection: 1500 * time.Microsecond})
 			doc := map[string]any{"@timestamp": e.Timestamp.Format(time.RFC3339Nano), "series": e.Series, "fields": e.Fields}
 			got, err := json.MarshalIndent(doc, "", "  ")
 			if err != nil {
@@ -94,6 +95,29 @@ func TestEventGolden(t *testing.T) {
 				t.Errorf("event differs from %s (run with -update after checking):\n%s", path, got)
 			}
 		})
+	}
+}
+
+// TestEventDurationIsTheTimeCovered: ECS event.duration is the time the
+// event covers, in ns: the period window for a live flow, the flow's
+// lifetime (first seen to the collection that found it gone) for a final
+// one. The collection's own time is fleutan.collection.duration_us.
+func TestEventDurationIsTheTimeCovered(t *testing.T) {
+	first := time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC)
+	ts := first.Add(95*time.Second + 250*time.Millisecond)
+	times := input.Times{Window: 10*time.Second + 2*time.Millisecond, Collection: 1500 * time.Microsecond}
+	for _, tc := range []struct {
+		name string
+		flow Flow
+		want int64
+	}{
+		{"live", Flow{Protocol: protoTCP, Direction: Outbound, FirstSeen: first}, 10_002_000_000},
+		{"final", Flow{Protocol: protoTCP, Direction: Outbound, FirstSeen: first, Final: true}, 95_250_000_000},
+		{"final without first sight", Flow{Protocol: protoTCP, Direction: Outbound, Final: true}, 0},
+	} {
+		e := tc.flow.Event(ts, times)
+		checkField(t, tc.name, e.Fields, "event.duration", tc.want)
+		checkField(t, tc.name, e.Fields, "fleutan.collection.duration_us", int64(1500))
 	}
 }
 
@@ -155,7 +179,7 @@ func BenchmarkFlowEvent(b *testing.B) {
 	b.Run("own builder", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			benchSink = f.Event(ts, time.Millisecond)
+			benchSink = f.Event(ts, input.Times{Window: 10 * time.Second, Collection: time.Millisecond})
 		}
 	})
 	b.Run("chunk builder", func(b *testing.B) {
@@ -166,9 +190,23 @@ func BenchmarkFlowEvent(b *testing.B) {
 			if i++; i%publishChunk == 0 {
 				bld.Reset()
 			}
-			benchSink = f.BuildEvent(bld, ts, time.Millisecond)
+			benchSink = f.BuildEvent(bld, ts, input.Times{Window: 10 * time.Second, Collection: time.Millisecond})
 		}
 	})
 }
 
 var benchSink pipeline.Event
+
+// TestNetworkDirectionIsHostBased: ECS asks host-based agents for
+// ingress/egress from the host's point of view; a flow the peer initiated
+// is ingress, one this host initiated egress.
+func TestNetworkDirectionIsHostBased(t *testing.T) {
+	for _, tc := range []struct {
+		dir  Direction
+		want string
+	}{{Inbound, "ingress"}, {Outbound, "egress"}, {Listening, "unknown"}} {
+		f := Flow{Protocol: protoTCP, Direction: tc.dir,
+			Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.2:4000")}
+		checkField(t, string(tc.dir), f.Event(time.Unix(1, 0), input.Times{}).Fields, "network.direction", tc.want)
+	}
+}

@@ -93,8 +93,30 @@ type Flow struct {
 
 	// Final marks the last report of a flow that has disappeared; it carries
 	// the values of the last collection that saw it.
-	Final     bool
+	Final bool
+	// FirstSeen is when the flow began as far as the agent knows: the
+	// collection that first saw it.
 	FirstSeen time.Time
+}
+
+// Lifetime is how long the flow lived until end (the collection that found
+// it gone): the event.duration of its final event. It is the one place a
+// flow's age is computed, so a source that knows when the connection
+// really began only has to set FirstSeen.
+func (f *Flow) Lifetime(end time.Time) time.Duration {
+	if f.FirstSeen.IsZero() || end.Before(f.FirstSeen) {
+		return 0
+	}
+	return end.Sub(f.FirstSeen)
+}
+
+// EventDuration is the ECS event.duration of the flow's event: the
+// flow's lifetime for a final event, else the period window.
+func (f *Flow) EventDuration(ts time.Time, window time.Duration) time.Duration {
+	if f.Final {
+		return f.Lifetime(ts)
+	}
+	return window
 }
 
 // Key identifies a flow across collections.

@@ -27,6 +27,8 @@ type flowsInput struct {
 	dropped uint64 // flows over max_flows since start
 	// builder holds the objects of the chunk being built (collect).
 	builder *pipeline.Builder
+	// window is the time each collection covers (event.duration).
+	window input.Window
 
 	// Counters on /stats: input.flows.*.
 	n        input.Counters
@@ -47,6 +49,7 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 		log:      s.Logger,
 		coll:     NewCollector(c.collectorOptions(s)),
 		builder:  pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
+		window:   input.Window{Period: c.Period.D()},
 		n:        input.NewCounters(m, "flows"),
 		overflow: m.Counter("input.flows.dropped_over_max_flows"),
 	}
@@ -72,7 +75,7 @@ func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
 func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error {
 	start := time.Now()
 	flows, err := in.coll.Collect(ctx)
-	took := time.Since(start)
+	times := input.Times{Window: in.window.Next(start), Collection: time.Since(start)}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -101,7 +104,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			continue
 		}
 		kept++
-		events = append(events, f.BuildEvent(b, start, took))
+		events = append(events, f.BuildEvent(b, start, times))
 		if len(events) == publishChunk {
 			if err := out.Publish(ctx, events...); err != nil {
 				return err

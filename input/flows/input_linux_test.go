@@ -215,3 +215,80 @@ func TestInputChunksSurviveBuilderReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestInputEventDurationIsWindowAndLifetime runs the input on a real
+// namespace: event.duration of a live flow is the time since the previous
+// collection started (the period for the first), exactly; a final event's
+// is the flow's lifetime since the collection that first saw it; the
+// collection's own time is fleutan.collection.duration_us.
+func TestInputEventDurationIsWindowAndLifetime(t *testing.T) {
+	ns := nstest.New(t)
+	h := startHelper(t, ns)
+	h.do(t, "listen tcp 127.0.0.1:5040")
+	keep := startHelper(t, ns)
+	keep.do(t, "listen tcp 127.0.0.1:5041")
+
+	m := pipeline.NewMetrics()
+	const period = 300 * time.Millisecond
+	in := newTestInputMetrics(t, "period: 300ms\n", ns, slog.New(slog.DiscardHandler), m)
+	rec := &recorder{publish: make(chan int, 1024)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, rec) }()
+	waitCollections := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for m.Counter("input.flows.collections").Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than %d collections in 20s", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitCollections(3)
+	h.do(t, "closelistener")
+	waitCollections(m.Counter("input.flows.collections").Load() + 2)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var stamps []time.Time
+	for _, e := range rec.events {
+		if len(stamps) == 0 || !stamps[len(stamps)-1].Equal(e.Timestamp) {
+			stamps = append(stamps, e.Timestamp)
+		}
+	}
+	window := map[time.Time]time.Duration{stamps[0]: period}
+	for i := 1; i < len(stamps); i++ {
+		window[stamps[i]] = stamps[i].Sub(stamps[i-1])
+	}
+	finals := 0
+	for _, e := range rec.events {
+		port, _ := e.Fields.GetValue("fleutan.flow.local.port")
+		final, _ := e.Fields.GetValue("fleutan.flow.final")
+		d, _ := e.Fields.GetValue("event.duration")
+		got := time.Duration(d.(int64))
+		us, _ := e.Fields.GetValue("fleutan.collection.duration_us")
+		if c, ok := us.(int64); !ok || c <= 0 || time.Duration(c)*time.Microsecond > window[e.Timestamp] {
+			t.Errorf("port %v at %v: fleutan.collection.duration_us = %v, want above 0 and within the window", port, e.Timestamp, us)
+		}
+		if final != true {
+			if got != window[e.Timestamp] {
+				t.Errorf("port %v at %v: event.duration %v, want the window %v", port, e.Timestamp, got, window[e.Timestamp])
+			}
+			continue
+		}
+		finals++
+		// First seen by the first collection, a little after its start.
+		lifetime := e.Timestamp.Sub(stamps[0])
+		if port != 5040 || got > lifetime || got < lifetime-100*time.Millisecond {
+			t.Errorf("final event of port %v: event.duration %v, want the lifetime, at most %v", port, got, lifetime)
+		}
+	}
+	if finals != 1 {
+		t.Errorf("%d final events, want 1 (the closed listener)", finals)
+	}
+}

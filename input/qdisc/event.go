@@ -3,19 +3,27 @@ package qdisc
 import (
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
 // Dataset is the event.dataset of this input.
 const Dataset = "fleutan.qdisc"
 
-func eventMeta(took time.Duration) pipeline.M {
+// eventMeta is the event object; covers is the time the event covers
+// (ECS event.duration).
+func eventMeta(covers time.Duration) pipeline.M {
 	return pipeline.M{
 		"dataset":  Dataset,
 		"module":   "fleutan",
 		"kind":     "metric",
-		"duration": took.Nanoseconds(),
+		"duration": covers.Nanoseconds(),
 	}
+}
+
+// collectionFields is fleutan.collection: how long the collection took.
+func collectionFields(t input.Times) pipeline.M {
+	return pipeline.M{"duration_us": t.CollectionMicros()}
 }
 
 // deviceFields are the fleutan.qdisc fields naming the device.
@@ -38,8 +46,13 @@ func deviceFields(d *Device, txQueue int) pipeline.M {
 }
 
 // Event converts s into a fleutan.qdisc event of scope qdisc or class for
-// the collection that started at ts and took took.
-func (s *Sample) Event(ts time.Time, took time.Duration) pipeline.Event {
+// the collection that started at ts. Its event.duration is the time its
+// deltas cover (Elapsed), or the window of the collection when it has none.
+func (s *Sample) Event(ts time.Time, t input.Times) pipeline.Event {
+	covers := t.Window
+	if s.HasDelta && s.Elapsed > 0 {
+		covers = s.Elapsed
+	}
 	q := deviceFields(s.Device, s.TxQueue)
 	q["scope"] = string(s.Scope)
 	q["kind"] = s.Kind
@@ -75,8 +88,8 @@ func (s *Sample) Event(ts time.Time, took time.Duration) pipeline.Event {
 	return pipeline.Event{
 		Timestamp: ts,
 		Fields: pipeline.M{
-			"event":   eventMeta(took),
-			"fleutan": pipeline.M{"qdisc": q},
+			"event":   eventMeta(covers),
+			"fleutan": pipeline.M{"qdisc": q, "collection": collectionFields(t)},
 		},
 		Series: s.key().series(),
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/communityid"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -152,13 +153,13 @@ func unmap(ap netip.AddrPort) netip.AddrPort {
 }
 
 // Event converts s into a fleutan.qdisc event of scope flow.
-func (s *FlowSample) Event(ts time.Time, took time.Duration) pipeline.Event {
+func (s *FlowSample) Event(ts time.Time, t input.Times) pipeline.Event {
 	q := deviceFields(s.Device, s.TxQueue)
 	q["scope"] = string(ScopeFlow)
 	q["delta"] = pipeline.M{"bytes": s.Bytes, "packets": s.Packets}
 	fields := pipeline.M{
-		"event":   eventMeta(took),
-		"fleutan": pipeline.M{"qdisc": q},
+		"event":   eventMeta(t.Window),
+		"fleutan": pipeline.M{"qdisc": q, "collection": collectionFields(t)},
 	}
 	series := devKeySeries(s.Device) + "/" + strconv.Itoa(s.TxQueue) + "/flow/"
 	if s.Other {
@@ -171,14 +172,11 @@ func (s *FlowSample) Event(ts time.Time, took time.Duration) pipeline.Event {
 		q["socket_inode"] = uint64(s.Inode)
 	}
 	src, dst := s.Local, s.Remote
-	direction := "unknown"
+	direction := flows.ECSDirection(flows.Listening)
 	if f := s.Flow; f != nil {
-		switch f.Direction {
-		case flows.Inbound:
+		direction = flows.ECSDirection(f.Direction)
+		if f.Direction == flows.Inbound {
 			src, dst = s.Remote, s.Local
-			direction = "inbound"
-		case flows.Outbound:
-			direction = "outbound"
 		}
 	}
 	network := pipeline.M{

@@ -38,6 +38,8 @@ type qdiscInput struct {
 	n           input.Counters
 	attribution *pipeline.Text
 	evictions   *atomic.Int64
+	// window is the time each collection covers (event.duration).
+	window input.Window
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
@@ -54,7 +56,7 @@ func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, er
 	}
 	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss,
 		n: input.NewCounters(m, "qdisc"), attribution: m.Text("input.qdisc.flow_attribution"),
-		evictions: m.Counter("input.qdisc.ebpf_evictions")}
+		evictions: m.Counter("input.qdisc.ebpf_evictions"), window: input.Window{Period: c.Period.D()}}
 	if in.sysRoot == "" {
 		in.sysRoot = "/sys"
 	}
@@ -161,7 +163,7 @@ func (in *qdiscInput) Run(ctx context.Context, out pipeline.Publisher) error {
 func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error {
 	start := time.Now()
 	samples, fs, err := in.sample(ctx)
-	took := time.Since(start)
+	times := input.Times{Window: in.window.Next(start), Collection: time.Since(start)}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -182,13 +184,13 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 		return err
 	}
 	for i := range samples {
-		events = append(events, samples[i].Event(start, took))
+		events = append(events, samples[i].Event(start, times))
 		if err := flush(false); err != nil {
 			return err
 		}
 	}
 	for i := range fs {
-		events = append(events, fs[i].Event(start, took))
+		events = append(events, fs[i].Event(start, times))
 		if err := flush(false); err != nil {
 			return err
 		}

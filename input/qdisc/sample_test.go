@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 )
@@ -53,13 +54,17 @@ func TestQdiscEventFields(t *testing.T) {
 		HasDelta: true, Delta: Counters{Bytes: 2000, Packets: 2}, Elapsed: 2 * time.Second,
 	}
 	ts := time.Unix(1700000000, 0)
-	ev := s.Event(ts, 3*time.Millisecond)
+	// event.duration is the time the deltas cover (Elapsed), not the
+	// collection's time, which is fleutan.collection.duration_us.
+	times := input.Times{Window: 10 * time.Second, Collection: 3 * time.Millisecond}
+	ev := s.Event(ts, times)
 	if ev.Series != "4026531840/eth0/qdisc/8001:/1:2/fq_codel" || !ev.Timestamp.Equal(ts) {
 		t.Errorf("series %q ts %v", ev.Series, ev.Timestamp)
 	}
 	for path, want := range map[string]any{
 		"event.dataset":                    "fleutan.qdisc",
-		"event.duration":                   int64(3000000),
+		"event.duration":                   int64(2e9),
+		"fleutan.collection.duration_us":   int64(3000),
 		"fleutan.qdisc.scope":              "qdisc",
 		"fleutan.qdisc.device":             "eth0",
 		"fleutan.qdisc.netns_name":         "blue",
@@ -86,7 +91,11 @@ func TestQdiscEventFields(t *testing.T) {
 		}
 	}
 	s.HasDelta, s.TxQueue, s.Parent = false, -1, handleRoot
-	ev = s.Event(ts, 0)
+	ev = s.Event(ts, times)
+	// Without a delta: the collection's window.
+	if d, _ := ev.Fields.GetValue("event.duration"); d != int64(10e9) {
+		t.Errorf("event.duration without a delta = %v, want the window, 10s", d)
+	}
 	for _, path := range []string{"fleutan.qdisc.delta", "fleutan.qdisc.rate", "fleutan.qdisc.tx_queue", "fleutan.qdisc.xps_cpus"} {
 		if _, ok := ev.Fields.GetValue(path); ok {
 			t.Errorf("%s present without a delta or queue", path)
@@ -147,15 +156,16 @@ func TestJoinFlowsTopPerQueueAndOther(t *testing.T) {
 		t.Errorf("5-tuple join failed: %+v", got[3].Flow)
 	}
 
-	ev := got[1].Event(time.Unix(1, 0), 0)
+	ev := got[1].Event(time.Unix(1, 0), input.Times{Window: 5 * time.Second, Collection: time.Millisecond})
 	for path, want := range map[string]any{
 		"fleutan.qdisc.scope":         "flow",
+		"event.duration":              int64(5e9),
 		"fleutan.qdisc.tx_queue":      0,
 		"fleutan.qdisc.delta.bytes":   uint64(300),
 		"fleutan.qdisc.delta.packets": uint64(3),
 		"fleutan.qdisc.socket_inode":  uint64(501),
 		"network.transport":           "udp",
-		"network.direction":           "outbound",
+		"network.direction":           "egress",
 		"source.ip":                   "10.0.0.1",
 		"source.port":                 1000,
 		"destination.port":            80,
@@ -170,11 +180,14 @@ func TestJoinFlowsTopPerQueueAndOther(t *testing.T) {
 		}
 	}
 	// Inbound: the remote side initiated, so it is the ECS source.
-	ev = got[3].Event(time.Unix(1, 0), 0)
+	ev = got[3].Event(time.Unix(1, 0), input.Times{})
 	if v, _ := ev.Fields.GetValue("source.port"); v != 5555 {
 		t.Errorf("inbound source.port = %v, want 5555", v)
 	}
-	ev = got[2].Event(time.Unix(1, 0), 0)
+	if v, _ := ev.Fields.GetValue("network.direction"); v != "ingress" {
+		t.Errorf("inbound network.direction = %v, want ingress (ECS, host-based)", v)
+	}
+	ev = got[2].Event(time.Unix(1, 0), input.Times{})
 	if v, _ := ev.Fields.GetValue("fleutan.qdisc.other_flows"); v != 1 || ev.Series != "10/veth0/0/flow/other" {
 		t.Errorf("other event: other_flows %v series %q", v, ev.Series)
 	}

@@ -75,7 +75,7 @@ func TestICMPFlowEventsNameTheTransport(t *testing.T) {
 			t.Errorf("%s: sample proto %d local %s bytes %d packets %d, want %d %s %d %d",
 				tt.transport, f.Protocol, f.Local, f.Bytes, f.Packets, tt.proto, netip.AddrPortFrom(tt.local, uint16(tt.proto)), count*tt.frame, count)
 		}
-		ev := f.Event(time.Unix(1, 0), 0)
+		ev := f.Event(time.Unix(1, 0), input.Times{})
 		for path, want := range map[string]any{
 			"network.transport":   tt.transport,
 			"network.iana_number": tt.iana,

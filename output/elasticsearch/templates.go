@@ -71,6 +71,9 @@ var commonFields = map[string]string{
 	"host.os.version":       "keyword",
 	"host.os.kernel":        "keyword",
 	"host.os.codename":      "keyword",
+	// The time a collection took, apart from event.duration (the time the
+	// event covers).
+	"fleutan.collection.duration_us": "long",
 	// ECS network fields, shared by flows and qdisc flow samples.
 	"network.transport":    "keyword",
 	"network.type":         "keyword",
@@ -113,7 +116,7 @@ var datasetFields = map[string]map[string]string{
 		"delta.segs_out": "long", "delta.retrans": "long",
 	}),
 	"fleutan.cpu": withPrefix("fleutan.cpu.", map[string]string{
-		"scope": "keyword", "core": "long", "pct": "double", "share": "double",
+		"scope": "keyword", "core": "long", "pct": "double", "norm.pct": "double", "share": "double",
 		"cores_used": "double", "spread": "double", "dominant_core": "long", "migrations": "long",
 		"flows": "long", "method": "keyword",
 		"user.pct": "double", "system.pct": "double", "irq.pct": "double", "softirq.pct": "double",
@@ -121,14 +124,163 @@ var datasetFields = map[string]map[string]string{
 		"softirq.net_rx": "long", "softirq.net_tx": "long",
 	}),
 	"fleutan.qdisc": withPrefix("fleutan.qdisc.", map[string]string{
-		"scope": "keyword", "device": "keyword", "kind": "keyword", "handle": "keyword",
-		"parent": "keyword", "root": "boolean", "tx_queue": "long",
+		"scope": "keyword", "device": "keyword", "device_tx_queues": "long", "netns": "long",
+		"netns_name": "keyword", "kind": "keyword", "handle": "keyword",
+		"parent": "keyword", "root": "boolean", "tx_queue": "long", "xps_cpus": "keyword",
 		"bytes": "long", "packets": "long", "drops": "long", "overlimits": "long", "requeues": "long",
 		"backlog_bytes": "long", "qlen": "long",
 		"delta.bytes": "long", "delta.packets": "long", "delta.drops": "long",
-		"delta.overlimits": "long", "delta.requeues": "long",
+		"delta.overlimits": "long", "delta.requeues": "long", "reset": "boolean",
 		"rate.bps": "double", "rate.pps": "double",
+		"other": "boolean", "other_flows": "long", "socket_inode": "long",
 	}),
+}
+
+// Units of the numeric fields, as docs/FIELDS.md lists them (a test
+// keeps the two equal). "id" is a number that names something (a pid, a
+// port, a core) rather than a quantity.
+const (
+	UnitBytes     = "bytes"
+	UnitBitsPS    = "bits/s"
+	UnitPacketsPS = "packets/s"
+	UnitMicros    = "µs"
+	UnitNanos     = "ns"
+	UnitPackets   = "packets"
+	UnitSegments  = "segments"
+	UnitFraction  = "fraction"
+	UnitCount     = "count"
+	UnitCores     = "cores"
+	UnitID        = "id"
+)
+
+var fieldUnits = map[string]string{
+	"event.duration":                 UnitNanos,
+	"fleutan.collection.duration_us": UnitMicros,
+	"network.bytes":                  UnitBytes,
+	"network.packets":                UnitSegments,
+	"source.port":                    UnitID,
+	"source.bytes":                   UnitBytes,
+	"source.packets":                 UnitSegments,
+	"destination.port":               UnitID,
+	"destination.bytes":              UnitBytes,
+	"destination.packets":            UnitSegments,
+	"process.pid":                    UnitID,
+	"process.parent.pid":             UnitID,
+
+	"fleutan.flow.local.port":            UnitID,
+	"fleutan.flow.remote.port":           UnitID,
+	"fleutan.flow.inode":                 UnitID,
+	"fleutan.flow.netns":                 UnitID,
+	"fleutan.flow.tx_queue":              UnitID,
+	"fleutan.flow.tcp.rtt_us":            UnitMicros,
+	"fleutan.flow.tcp.rttvar_us":         UnitMicros,
+	"fleutan.flow.tcp.min_rtt_us":        UnitMicros,
+	"fleutan.flow.tcp.cwnd":              UnitSegments,
+	"fleutan.flow.tcp.ssthresh":          UnitSegments,
+	"fleutan.flow.tcp.mss":               UnitBytes,
+	"fleutan.flow.tcp.bytes_acked":       UnitBytes,
+	"fleutan.flow.tcp.bytes_received":    UnitBytes,
+	"fleutan.flow.tcp.bytes_sent":        UnitBytes,
+	"fleutan.flow.tcp.bytes_retrans":     UnitBytes,
+	"fleutan.flow.tcp.segs_in":           UnitSegments,
+	"fleutan.flow.tcp.segs_out":          UnitSegments,
+	"fleutan.flow.tcp.total_retrans":     UnitSegments,
+	"fleutan.flow.tcp.lost":              UnitSegments,
+	"fleutan.flow.tcp.delivery_rate_bps": UnitBitsPS,
+	"fleutan.flow.tcp.pacing_rate_bps":   UnitBitsPS,
+	"fleutan.flow.tcp.notsent_bytes":     UnitBytes,
+	"fleutan.flow.tcp.bdp_bytes":         UnitBytes,
+	"fleutan.flow.delta.bytes_in":        UnitBytes,
+	"fleutan.flow.delta.bytes_out":       UnitBytes,
+	"fleutan.flow.delta.segs_in":         UnitSegments,
+	"fleutan.flow.delta.segs_out":        UnitSegments,
+	"fleutan.flow.delta.retrans":         UnitSegments,
+
+	"fleutan.cpu.core":           UnitID,
+	"fleutan.cpu.pct":            UnitFraction,
+	"fleutan.cpu.norm.pct":       UnitFraction,
+	"fleutan.cpu.share":          UnitFraction,
+	"fleutan.cpu.cores_used":     UnitCores,
+	"fleutan.cpu.spread":         UnitCores,
+	"fleutan.cpu.dominant_core":  UnitID,
+	"fleutan.cpu.migrations":     UnitCount,
+	"fleutan.cpu.flows":          UnitCount,
+	"fleutan.cpu.user.pct":       UnitFraction,
+	"fleutan.cpu.system.pct":     UnitFraction,
+	"fleutan.cpu.irq.pct":        UnitFraction,
+	"fleutan.cpu.softirq.pct":    UnitFraction,
+	"fleutan.cpu.iowait.pct":     UnitFraction,
+	"fleutan.cpu.steal.pct":      UnitFraction,
+	"fleutan.cpu.idle.pct":       UnitFraction,
+	"fleutan.cpu.softirq.net_rx": UnitCount,
+	"fleutan.cpu.softirq.net_tx": UnitCount,
+
+	"fleutan.qdisc.device_tx_queues": UnitCount,
+	"fleutan.qdisc.netns":            UnitID,
+	"fleutan.qdisc.tx_queue":         UnitID,
+	"fleutan.qdisc.bytes":            UnitBytes,
+	"fleutan.qdisc.packets":          UnitPackets,
+	"fleutan.qdisc.drops":            UnitPackets,
+	"fleutan.qdisc.overlimits":       UnitCount,
+	"fleutan.qdisc.requeues":         UnitPackets,
+	"fleutan.qdisc.backlog_bytes":    UnitBytes,
+	"fleutan.qdisc.qlen":             UnitPackets,
+	"fleutan.qdisc.delta.bytes":      UnitBytes,
+	"fleutan.qdisc.delta.packets":    UnitPackets,
+	"fleutan.qdisc.delta.drops":      UnitPackets,
+	"fleutan.qdisc.delta.overlimits": UnitCount,
+	"fleutan.qdisc.delta.requeues":   UnitPackets,
+	"fleutan.qdisc.rate.bps":         UnitBitsPS,
+	"fleutan.qdisc.rate.pps":         UnitPacketsPS,
+	"fleutan.qdisc.other_flows":      UnitCount,
+	"fleutan.qdisc.socket_inode":     UnitID,
+}
+
+// esUnit is a unit as Elasticsearch's field meta names it ("percent"
+// means a fraction, 1 = 100%), for those it knows; Kibana formats such
+// fields by it.
+func esUnit(u string) string {
+	switch u {
+	case UnitBytes:
+		return "byte"
+	case UnitFraction:
+		return "percent"
+	case UnitMicros:
+		return "micros"
+	case UnitNanos:
+		return "nanos"
+	}
+	return ""
+}
+
+// Field is one mapped field: its dotted name, mapping type and unit ("" for
+// fields that are not numbers).
+type Field struct {
+	Name, Type, Unit string
+	// Dataset is the dataset whose component template maps it; "" for the
+	// common fields.
+	Dataset string
+}
+
+// Fields lists every field the templates map, common fields first, each
+// group sorted by name.
+func Fields() []Field {
+	var out []Field
+	add := func(ds string, m map[string]string) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = append(out, Field{Name: k, Type: m[k], Unit: fieldUnits[k], Dataset: ds})
+		}
+	}
+	add("", commonFields)
+	for _, ds := range Datasets {
+		add(ds, datasetFields[ds])
+	}
+	return out
 }
 
 func withPrefix(prefix string, m map[string]string) map[string]string {
@@ -161,6 +313,9 @@ func properties(fields map[string]string) map[string]any {
 		leaf := map[string]any{"type": fields[k]}
 		if fields[k] == "keyword" {
 			leaf["ignore_above"] = 1024
+		}
+		if u := esUnit(fieldUnits[k]); u != "" {
+			leaf["meta"] = map[string]any{"unit": u}
 		}
 		cur[parts[len(parts)-1]] = leaf
 	}

@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 )
 
 // Kibana 8.x migration versions the objects are written at; an importing
@@ -67,13 +69,40 @@ func terms(id, label, field, dataType string, size int, orderBy string) col {
 			"otherBucket": false, "missingBucket": false, "parentFormat": m{"id": "terms"}}}
 }
 
+// fieldFormats are the Kibana field format ids of the fields whose unit
+// has one, from the units the index templates declare: fractions (*.pct,
+// 1 = 100%) show as percentages, byte counts as bytes.
+func fieldFormats() map[string]string {
+	out := map[string]string{}
+	for _, f := range elasticsearch.Fields() {
+		switch f.Unit {
+		case elasticsearch.UnitFraction:
+			out[f.Name] = "percent"
+		case elasticsearch.UnitBytes:
+			out[f.Name] = "bytes"
+		}
+	}
+	return out
+}
+
+var formats = fieldFormats()
+
+// metric is a value column; on a field with a format, an operation that
+// keeps the field's unit (not a count) shows in that format.
 func metric(id, label, op, field string) col {
-	return col{id: id, label: label, op: op, field: field, dataType: "number"}
+	c := col{id: id, label: label, op: op, field: field, dataType: "number"}
+	if f := formats[field]; f != "" && op != "unique_count" && op != "count" {
+		c.params = m{"format": m{"id": f, "params": m{"decimals": 1}}}
+	}
+	return c
 }
 
 func pct(id, label, field string, p int) col {
 	c := metric(id, label, "percentile", field)
-	c.params = m{"percentile": p}
+	if c.params == nil {
+		c.params = m{}
+	}
+	c.params["percentile"] = p
 	return c
 }
 
@@ -193,10 +222,20 @@ func dataView() m {
 	return m{
 		"type": "index-pattern", "id": dataViewID,
 		"attributes": m{"title": "metrics-fleutan.*", "name": "fleutanbeat metrics", "timeFieldName": "@timestamp",
-			"allowNoIndex": true},
+			"allowNoIndex": true, "fieldFormatMap": mustString(dataViewFormats())},
 		"references":           []any{},
 		"coreMigrationVersion": coreMigration, "typeMigrationVersion": dataViewMigration,
 	}
+}
+
+// dataViewFormats is the data view's fieldFormatMap: every field with a
+// format, so Discover and new visualizations show them the same way.
+func dataViewFormats() m {
+	out := m{}
+	for field, id := range formats {
+		out[field] = m{"id": id}
+	}
+	return out
 }
 
 func mustString(v any) string {
