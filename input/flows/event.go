@@ -36,9 +36,15 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 	// adds (pipeline.ReservedKeys): a map that grows past 8 entries is
 	// rebuilt, at a cost that shows in the per-event profile.
 	fields := b.Root(8 + pipeline.ReservedKeys)
+	dur := took
+	if f.Final && f.Lifetime > 0 {
+		// The kernel saw the connection from its first state change to
+		// TCP_CLOSE: the event covers that lifetime.
+		dur = f.Lifetime
+	}
 	fields["event"] = b.Object(
 		pipeline.String("dataset", Dataset),
-		pipeline.Int64("duration", took.Nanoseconds()),
+		pipeline.Int64("duration", dur.Nanoseconds()),
 		pipeline.String("kind", "metric"),
 		pipeline.String("module", "fleutan"),
 	)
@@ -109,14 +115,24 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, took time.Duration)
 	fields["fleutan"] = b.Object(pipeline.Any("flow", b.Object(flow...)))
 
 	if p := f.Process; p != nil {
-		fields["process"], fields["user"] = ProcessObjects(b, p)
-	} else if f.State != stateTimeWait && f.State != stateSynRecv {
+		proc, user := ProcessObjects(b, p)
+		fields["process"] = proc
+		if !f.commOnly {
+			fields["user"] = user
+		}
+	} else if f.State != stateTimeWait && f.State != stateSynRecv && !f.Closed {
 		// Without a process the socket's owner (sock_i_uid) still names the
 		// user; TIME-WAIT and request sockets have none and report 0.
 		fields["user"] = b.Object(pipeline.String("id", strconv.FormatUint(uint64(f.UID), 10)))
 	}
 
-	return pipeline.Event{Timestamp: ts, Fields: fields, Series: f.Key().String()}
+	series := f.Key().String()
+	if f.Closed {
+		// Connections that lived between two collections may reuse a
+		// 4-tuple (and have no inode): the cookie keeps their ids apart.
+		series += "/" + strconv.FormatUint(f.Cookie, 10)
+	}
+	return pipeline.Event{Timestamp: ts, Fields: fields, Series: series}
 }
 
 // ProcessObjects returns the ECS process and user objects of a flow's

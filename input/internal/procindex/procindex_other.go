@@ -20,3 +20,9 @@ func (x *Index) Lookup(inode uint32) (*Process, bool) { return nil, false }
 
 // PIDs is empty on this OS.
 func (x *Index) PIDs() []int { return nil }
+
+// Hint does nothing on this OS.
+func (x *Index) Hint(pid int) {}
+
+// Process finds nothing on this OS.
+func (x *Index) Process(pid int, comm string) (*Process, bool) { return nil, false }
