@@ -136,6 +136,11 @@ func (c *Collector) finalFromClose(f *Flow, cl *tcplife.Conn) {
 	if f.Inode == 0 {
 		f.Inode = cl.Inode
 	}
+	if f.Process == nil {
+		// Closed before any fd table showed it: the tracker knows who
+		// opened it.
+		f.Process, f.commOnly = c.closedOwner(f, cl)
+	}
 }
 
 // gone decides about a flow that left the dump: reported final now with
@@ -235,7 +240,6 @@ func (c *Collector) flowFromConn(cl *tcplife.Conn, now time.Time) Flow {
 		// Born after the tracker started: everything it did is new.
 		f.HasDelta, f.Delta = true, delta(&f, nil)
 	}
-	f.Process, f.commOnly = c.closedOwner(&f, cl)
 	return f
 }
 

@@ -277,6 +277,11 @@ func TestChurn(t *testing.T) {
 	}
 	if float64(found) < 0.999*float64(len(ports)) {
 		t.Errorf("%d of %d connections reported with pid %s; missing ports %v", found, len(ports), cpid, missing)
+		for _, e := range rec.events {
+			if f := readFlowEvent(e); slices.Contains(missing, f.local) {
+				t.Logf("event of a missing port: %+v", f)
+			}
+		}
 	}
 	t.Logf("%d of %d connections reported with pid %s", found, len(ports), cpid)
 }
