@@ -53,6 +53,7 @@ type Collector struct {
 	closed    map[uint64]*tcplife.Conn
 	owners    map[uint64]tcplife.Owner
 	nsNames   map[uint64]string
+	byPID     map[pidComm]closedProc
 	inodes    []uint32
 	procCopy  map[*procindex.Process]*procindex.Process
 
@@ -93,6 +94,7 @@ func NewCollector(o CollectorOptions) *Collector {
 		closed:    map[uint64]*tcplife.Conn{},
 		owners:    map[uint64]tcplife.Owner{},
 		nsNames:   map[uint64]string{},
+		byPID:     map[pidComm]closedProc{},
 		procCopy:  map[*procindex.Process]*procindex.Process{},
 	}
 	if len(c.protocols) == 0 {

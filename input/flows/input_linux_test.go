@@ -63,7 +63,7 @@ func newTestInput(t *testing.T, src string, ns *nstest.Netns, log *slog.Logger) 
 	return newTestInputMetrics(t, src, ns, log, nil)
 }
 
-func newTestInputMetrics(t *testing.T, src string, ns *nstest.Netns, log *slog.Logger, m *pipeline.Metrics) *flowsInput {
+func newTestInputMetrics(t testing.TB, src string, ns *nstest.Netns, log *slog.Logger, m *pipeline.Metrics) *flowsInput {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {

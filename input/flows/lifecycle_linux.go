@@ -18,6 +18,7 @@ import (
 // collection in the namespaces dumped now.
 func (c *Collector) drainClosed(ctx context.Context, nss []netns.Namespace, present, failed map[uint64]bool) error {
 	clear(c.closed)
+	clear(c.byPID)
 	t := c.opts.Tracker
 	if t == nil {
 		return nil
@@ -251,12 +252,24 @@ func (c *Collector) closedOwner(f *Flow, cl *tcplife.Conn) (p *procindex.Process
 		return nil, false
 	}
 	if cl.TGID != 0 {
+		// One /proc read per process and collection: a client making
+		// thousands of connections a second is read once.
+		key := pidComm{cl.TGID, cl.Comm}
+		if o, ok := c.byPID[key]; ok {
+			return o.p, o.commOnly
+		}
+		var p *procindex.Process
+		commOnly := false
 		if c.procs != nil {
-			if p, ok := c.procs.Process(int(cl.TGID), cl.Comm); ok {
-				return c.copyProcess(p), false
+			if q, ok := c.procs.Process(int(cl.TGID), cl.Comm); ok {
+				p = c.copyProcess(q)
 			}
 		}
-		return &procindex.Process{PID: int(cl.TGID), Name: cl.Comm}, true
+		if p == nil {
+			p, commOnly = &procindex.Process{PID: int(cl.TGID), Name: cl.Comm}, true
+		}
+		c.byPID[key] = closedProc{p, commOnly}
+		return p, commOnly
 	}
 	if f.Direction == Inbound && c.procs != nil {
 		if ino, ok := c.listenerOf(f); ok && ino != 0 {
@@ -266,6 +279,16 @@ func (c *Collector) closedOwner(f *Flow, cl *tcplife.Conn) (p *procindex.Process
 		}
 	}
 	return nil, false
+}
+
+type pidComm struct {
+	tgid uint32
+	comm string
+}
+
+type closedProc struct {
+	p        *procindex.Process
+	commOnly bool
 }
 
 func (c *Collector) copyProcess(p *procindex.Process) *procindex.Process {

@@ -2,10 +2,13 @@ package flows
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +22,10 @@ import (
 //	churn ADDR PER_SECOND SECONDS
 //	                           start a dialsend of 100 bytes PER_SECOND times
 //	                           a second for SECONDS, in the background
+//	blast ADDR PER_SECOND SECONDS
+//	                           dialsend of 100 bytes PER_SECOND times a second
+//	                           for SECONDS from 16 goroutines; replies the
+//	                           connections made and failed and the µs taken
 //	churnlog                   wait for the churn; reply the local ports it
 //	                           used, comma-separated: the process's own log
 func shortConns(h *helperState, f []string) (string, error) {
@@ -61,6 +68,17 @@ func shortConns(h *helperState, f []string) (string, error) {
 		churnDone = make(chan churnLog, 1)
 		go func() { churnDone <- churn(f[1], rate, secs) }()
 		return "", nil
+	case "blast":
+		if len(f) != 4 {
+			return "", errors.New("usage: blast ADDR PER_SECOND SECONDS")
+		}
+		rate, err1 := strconv.Atoi(f[2])
+		secs, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil || rate <= 0 {
+			return "", errors.New("blast: PER_SECOND and SECONDS are numbers")
+		}
+		ok, failed, took := blast(f[1], rate, secs)
+		return fmt.Sprintf("%d %d %d", ok, failed, took.Microseconds()), nil
 	case "churnlog":
 		if churnDone == nil {
 			return "", errors.New("no churn started")
@@ -117,4 +135,36 @@ func churn(addr string, rate, secs int) churnLog {
 		r.ports = append(r.ports, port)
 	}
 	return r
+}
+
+// blast paces connections on a schedule (the i-th at start + i/rate) that
+// workers take in turn, so a slow connection delays none of the others.
+func blast(addr string, rate, secs int) (ok, failed int64, took time.Duration) {
+	total := int64(rate * secs)
+	interval := time.Second / time.Duration(rate)
+	var next, okN, failN atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+					time.Sleep(d)
+				}
+				if _, err := dialSend(addr, 100); err != nil {
+					failN.Add(1)
+					continue
+				}
+				okN.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return okN.Load(), failN.Load(), time.Since(start)
 }
