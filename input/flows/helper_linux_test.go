@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 //	listen tcp|udp ADDR   accept   dial tcp|udp ADDR   use I
 //	send N   sync   recv N   close   closelistener
 //	serve   dialsend ADDR N   churn ADDR PER_SECOND SECONDS   churnlog
-//	blast ADDR PER_SECOND SECONDS
+//	blast ADDR PER_SECOND SECONDS   holdfile   dropfile
 //
 // accept and dial add a connection and make it current; use I switches
 // to the I-th (from 0). send writes in the background (the peer may have
@@ -87,7 +87,7 @@ func (h *helperState) command(f []string) (string, error) {
 		return ""
 	}
 	switch f[0] {
-	case "serve", "dialsend", "churn", "churnlog", "blast":
+	case "serve", "dialsend", "churn", "churnlog", "blast", "holdfile", "dropfile":
 		return shortConns(h, f)
 	}
 	if f[0] != "listen" && f[0] != "dial" && f[0] != "accept" && f[0] != "closelistener" && len(h.conns) == 0 {

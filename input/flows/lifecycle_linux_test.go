@@ -383,6 +383,45 @@ func TestLongFlowFinalFromClose(t *testing.T) {
 	}
 }
 
+// TestTrackerAttributesReusedFD: a process that the index already read
+// closes a file and connects, so its fd count is unchanged. The tgid the
+// tracker saw at connect(2) makes the index rescan it, and the new flow
+// has its pid in the very next collection.
+func TestTrackerAttributesReusedFD(t *testing.T) {
+	ns := nstest.New(t)
+	server, client := startHelper(t, ns), startHelper(t, ns)
+	addr := server.do(t, "listen tcp 127.0.0.1:0")
+	server.do(t, "serve")
+	// The first connection starts the client's Go netpoller (its epoll and
+	// event fds), so that the fd count of the dial below is the file's.
+	client.do(t, "dialsend %s 1", addr)
+	client.do(t, "holdfile")
+
+	m := pipeline.NewMetrics()
+	in := newTestInputMetrics(t, "period: 2s\nprotocols: [tcp]\nmethod: ebpf\n", ns, slog.New(slog.DiscardHandler), m)
+	var port string
+	rec := runInput(t, in, m, 1, func(int) {
+		client.do(t, "dropfile")
+		local, _, _ := strings.Cut(client.do(t, "dial tcp %s", addr), " ")
+		_, port, _ = net.SplitHostPort(local)
+	})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	cpid := fmt.Sprint(client.pid())
+	n := 0
+	for _, e := range rec.events {
+		if f := readFlowEvent(e); f.direction == "outbound" && f.local == port {
+			n++
+			if f.pid != cpid || f.processName != testComm(t) {
+				t.Errorf("flow from port %s: process %s %q, want %s %q", port, f.pid, f.processName, cpid, testComm(t))
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d events of the new flow, want 1", n)
+	}
+}
+
 func dropTime(groups []string, a slog.Attr) slog.Attr {
 	if len(groups) == 0 && a.Key == slog.TimeKey {
 		return slog.Attr{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 //	                           dialsend of 100 bytes PER_SECOND times a second
 //	                           for SECONDS from 16 goroutines; replies the
 //	                           connections made and failed and the µs taken
+//	holdfile, dropfile         open /dev/null and keep it; close the last one
 //	churnlog                   wait for the churn; reply the local ports it
 //	                           used, comma-separated: the process's own log
 func shortConns(h *helperState, f []string) (string, error) {
@@ -79,6 +81,20 @@ func shortConns(h *helperState, f []string) (string, error) {
 		}
 		ok, failed, took := blast(f[1], rate, secs)
 		return fmt.Sprintf("%d %d %d", ok, failed, took.Microseconds()), nil
+	case "holdfile":
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return "", err
+		}
+		heldFiles = append(heldFiles, f)
+		return "", nil
+	case "dropfile":
+		if len(heldFiles) == 0 {
+			return "", errors.New("no file held")
+		}
+		err := heldFiles[len(heldFiles)-1].Close()
+		heldFiles = heldFiles[:len(heldFiles)-1]
+		return "", err
 	case "churnlog":
 		if churnDone == nil {
 			return "", errors.New("no churn started")
@@ -112,8 +128,12 @@ func dialSend(addr string, n int) (string, error) {
 	return local, nil
 }
 
-// churnDone is the helper process's running churn (one at a time).
-var churnDone chan churnLog
+// churnDone is the helper process's running churn (one at a time);
+// heldFiles are its files from holdfile.
+var (
+	churnDone chan churnLog
+	heldFiles []*os.File
+)
 
 type churnLog struct {
 	ports []string
