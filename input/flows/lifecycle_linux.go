@@ -102,9 +102,12 @@ func (c *Collector) trackedOwner(f *Flow) (*procindex.Process, bool) {
 	return c.procs.Process(int(o.TGID), o.Comm)
 }
 
-// closedFlow takes the close record of f, if the tracker reported one.
+// closedFlow takes the close record of f, if the tracker reported one. A
+// TIME-WAIT socket carries the cookie of the socket it replaced
+// (inet_twsk_alloc copies it) but is another socket, reported as such: the
+// record belongs to the flow that closed.
 func (c *Collector) closedFlow(f *Flow) *tcplife.Conn {
-	if len(c.closed) == 0 || f.Cookie == 0 || f.Protocol != protoTCP || f.Direction == Listening {
+	if len(c.closed) == 0 || f.Cookie == 0 || f.Protocol != protoTCP || f.Direction == Listening || f.State == stateTimeWait {
 		return nil
 	}
 	cl, ok := c.closed[f.Cookie]

@@ -341,45 +341,50 @@ func atoi(s string) int {
 
 // TestLongFlowFinalFromClose: a flow seen by a snapshot and closed before
 // the next one ends with a final event carrying the counters of TCP_CLOSE
-// and, as delta, what it did since the snapshot.
+// and, as delta, what it did since the snapshot; also when TIME-WAIT
+// sockets, which keep the closed socket's cookie, are collected.
 func TestLongFlowFinalFromClose(t *testing.T) {
-	ns := nstest.New(t)
-	server, client := startHelper(t, ns), startHelper(t, ns)
-	addr := server.do(t, "listen tcp 127.0.0.1:0")
-	client.do(t, "dial tcp %s", addr)
-	local, _, _ := strings.Cut(server.do(t, "accept"), " ")
-	_, serverPort, _ := net.SplitHostPort(local)
-	client.do(t, "send 1000")
-	client.do(t, "sync")
-	server.do(t, "recv 1000")
+	for _, states := range []string{"[established]", "[established, time-wait]"} {
+		t.Run(states, func(t *testing.T) {
+			ns := nstest.New(t)
+			server, client := startHelper(t, ns), startHelper(t, ns)
+			addr := server.do(t, "listen tcp 127.0.0.1:0")
+			client.do(t, "dial tcp %s", addr)
+			local, _, _ := strings.Cut(server.do(t, "accept"), " ")
+			_, serverPort, _ := net.SplitHostPort(local)
+			client.do(t, "send 1000")
+			client.do(t, "sync")
+			server.do(t, "recv 1000")
 
-	m := pipeline.NewMetrics()
-	in := newTestInputMetrics(t, "period: 2s\nprotocols: [tcp]\nstates: [established]\nmethod: ebpf\n", ns, slog.New(slog.DiscardHandler), m)
-	rec := runInput(t, in, m, 1, func(int) {
-		client.do(t, "send 500")
-		client.do(t, "sync")
-		server.do(t, "recv 500")
-		client.do(t, "close")
-		server.do(t, "close")
-	})
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	cpid := fmt.Sprint(client.pid())
-	var got []flowEvent
-	for _, e := range rec.events {
-		if f := readFlowEvent(e); f.direction == "outbound" && f.remote == serverPort {
-			got = append(got, f)
-		}
-	}
-	if len(got) != 2 {
-		t.Fatalf("%d events of the client's flow, want a snapshot and the final: %+v", len(got), got)
-	}
-	snap, fin := got[0], got[1]
-	if snap.final || snap.sourceBytes != "1000" || snap.pid != cpid {
-		t.Errorf("snapshot: final %v bytes out %s pid %s, want false 1000 %s", snap.final, snap.sourceBytes, snap.pid, cpid)
-	}
-	if !fin.final || fin.state != "close" || fin.sourceBytes != "1500" || fin.deltaOut != "500" || fin.pid != cpid {
-		t.Errorf("final: final %v state %s bytes out %s delta %s pid %s, want true close 1500 500 %s", fin.final, fin.state, fin.sourceBytes, fin.deltaOut, fin.pid, cpid)
+			m := pipeline.NewMetrics()
+			in := newTestInputMetrics(t, "period: 2s\nprotocols: [tcp]\nmethod: ebpf\nstates: "+states+"\n", ns, slog.New(slog.DiscardHandler), m)
+			rec := runInput(t, in, m, 1, func(int) {
+				client.do(t, "send 500")
+				client.do(t, "sync")
+				server.do(t, "recv 500")
+				client.do(t, "close") // the client's socket goes to TIME-WAIT
+				server.do(t, "close")
+			})
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			cpid := fmt.Sprint(client.pid())
+			var got []flowEvent
+			for _, e := range rec.events {
+				if f := readFlowEvent(e); f.direction == "outbound" && f.remote == serverPort && f.state != "time_wait" {
+					got = append(got, f)
+				}
+			}
+			if len(got) != 2 {
+				t.Fatalf("%d events of the client's flow, want a snapshot and the final: %+v", len(got), got)
+			}
+			snap, fin := got[0], got[1]
+			if snap.final || snap.sourceBytes != "1000" || snap.pid != cpid {
+				t.Errorf("snapshot: final %v bytes out %s pid %s, want false 1000 %s", snap.final, snap.sourceBytes, snap.pid, cpid)
+			}
+			if !fin.final || fin.state != "close" || fin.sourceBytes != "1500" || fin.deltaOut != "500" || fin.pid != cpid {
+				t.Errorf("final: final %v state %s bytes out %s delta %s pid %s, want true close 1500 500 %s", fin.final, fin.state, fin.sourceBytes, fin.deltaOut, fin.pid, cpid)
+			}
+		})
 	}
 }
 
