@@ -68,6 +68,7 @@ $(VENV)/.installed: .ci/python-requirements.txt
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench FlowsVsSS -benchmem -benchtime 1x -timeout 60m ./input/flows/ | tee $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench ShortConnections -benchtime 1x -timeout 20m ./input/flows/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./input/cpu/ ./input/qdisc/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench PipelineFlowsToFile -benchmem -benchtime 300000x -count 5 -timeout 30m ./pipeline/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench FlowEvent -benchmem -count 3 ./input/flows/ | tee -a $(BENCH_OUT)

@@ -1,10 +1,12 @@
 package flows
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
+	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 )
 
 // CollectorOptions configures a Collector.
@@ -31,6 +33,19 @@ type CollectorOptions struct {
 	// processes.
 	NoProcesses bool
 	Logger      *slog.Logger
+	// Tracker, when set, is the eBPF connection tracker: connections that
+	// open and close between two collections are reported, final reports
+	// carry the counters of TCP_CLOSE, and a new connection's opener is
+	// known before its fd table is read.
+	Tracker ConnTracker
 	// Now is the clock for FirstSeen (time.Now when nil).
 	Now func() time.Time
+}
+
+// ConnTracker is what the collector needs of *tcplife.Tracker.
+type ConnTracker interface {
+	// Drain returns the connections closed since the last Drain.
+	Drain(ctx context.Context) ([]tcplife.Conn, error)
+	// Lookup says who opened a connection that is still open.
+	Lookup(cookie uint64) (tcplife.Owner, bool)
 }

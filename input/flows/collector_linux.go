@@ -12,6 +12,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
+	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 )
 
 // Collector dumps the sockets of its namespaces once per Collect and keeps
@@ -45,8 +46,17 @@ type Collector struct {
 	idxs [2]map[Key]int32
 	gen  int
 
+	// lingering holds, by cookie, flows gone from the dump whose close
+	// the tracker has not reported yet (FIN-WAIT, CLOSE-WAIT, ...): their
+	// final report waits for the counters of TCP_CLOSE.
+	lingering map[uint64]Flow
+
 	// scratch, reused across collections
-	listeners map[listenerKey]struct{}
+	listeners map[listenerKey]uint32 // → the listener's inode
+	closed    map[uint64]*tcplife.Conn
+	owners    map[uint64]tcplife.Owner
+	nsNames   map[uint64]string
+	byPID     map[pidComm]closedProc
 	inodes    []uint32
 	procCopy  map[*procindex.Process]*procindex.Process
 	seen      []bool
@@ -83,7 +93,12 @@ func NewCollector(o CollectorOptions) *Collector {
 		protocols: o.Protocols,
 		families:  o.Families,
 		known:     map[uint64]bool{},
-		listeners: map[listenerKey]struct{}{},
+		listeners: map[listenerKey]uint32{},
+		lingering: map[uint64]Flow{},
+		closed:    map[uint64]*tcplife.Conn{},
+		owners:    map[uint64]tcplife.Owner{},
+		nsNames:   map[uint64]string{},
+		byPID:     map[pidComm]closedProc{},
 		procCopy:  map[*procindex.Process]*procindex.Process{},
 	}
 	if len(c.protocols) == 0 {
@@ -156,10 +171,18 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 	if c.afterDump != nil {
 		c.afterDump()
 	}
+	// Drained after the dump: a connection the dump missed because it
+	// closed is in the drained records, one still open is in the
+	// tracker's map (tcplife.c submits before it deletes).
+	if err := c.drainClosed(ctx, nss, present, failed); err != nil {
+		errs = append(errs, err)
+	}
+	c.hint(flows)
 	if err := c.attribute(flows); err != nil {
 		errs = append(errs, err)
 	}
 	flows = c.track(flows, failed, now)
+	flows = c.appendClosed(flows, failed, now)
 	c.bufs[c.gen] = flows[:0]
 	c.gen ^= 1
 
@@ -231,7 +254,7 @@ func (c *Collector) dumpNamespace(d *sockdiag.Dumper, ns netns.Namespace, flows 
 			err := d.Dump(req, func(s *sockdiag.Socket) error {
 				f := fromSocket(s, ns)
 				if f.Direction == Listening {
-					c.listeners[listenerKey{ns.Inode, f.Protocol, f.Local.Addr().Unmap(), f.Local.Port()}] = struct{}{}
+					c.listeners[listenerKey{ns.Inode, f.Protocol, f.Local.Addr().Unmap(), f.Local.Port()}] = f.Inode
 				}
 				if c.wanted(&f) {
 					flows = append(flows, f)
@@ -257,6 +280,7 @@ func fromSocket(s *sockdiag.Socket, ns netns.Namespace) Flow {
 		Remote:    s.Remote,
 		Inode:     s.Inode,
 		UID:       s.UID,
+		Cookie:    s.Cookie,
 	}
 	if (s.Protocol == protoTCP && s.State == stateListen) ||
 		(s.Protocol == protoUDP && s.State == stateClose && s.Remote.Port() == 0) {
@@ -298,13 +322,8 @@ func (c *Collector) classify(flows []Flow) []Flow {
 			continue
 		}
 		f.Direction = Outbound
-		la := f.Local.Addr().Unmap()
-		port := f.Local.Port()
-		for _, a := range [...]netip.Addr{la, netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
-			if _, ok := c.listeners[listenerKey{f.Netns, f.Protocol, a, port}]; ok {
-				f.Direction = Inbound
-				break
-			}
+		if _, ok := c.listenerOf(f); ok {
+			f.Direction = Inbound
 		}
 	}
 	return flows
@@ -320,6 +339,18 @@ func (c *Collector) Hint(pid int) {
 	if c.procs != nil {
 		c.procs.Hint(pid)
 	}
+}
+
+// listenerOf finds the listener of f's local port, and its inode.
+func (c *Collector) listenerOf(f *Flow) (uint32, bool) {
+	la := f.Local.Addr().Unmap()
+	port := f.Local.Port()
+	for _, a := range [...]netip.Addr{la, netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+		if ino, ok := c.listeners[listenerKey{f.Netns, f.Protocol, a, port}]; ok {
+			return ino, true
+		}
+	}
+	return 0, false
 }
 
 // attribute finds the owning process of each socket. Socket inodes are
@@ -351,7 +382,9 @@ func (c *Collector) attribute(flows []Flow) error {
 		}
 		p, ok := c.procs.Lookup(f.Inode)
 		if !ok || p == nil {
-			continue
+			if p, ok = c.trackedOwner(f); !ok {
+				continue
+			}
 		}
 		cp, ok := c.procCopy[p]
 		if !ok {
@@ -381,16 +414,29 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 		f := &flows[i]
 		k := f.Key()
 		idx[k] = int32(i)
+		cl := c.closedFlow(f)
 		if j, ok := c.prevIdx[k]; ok {
 			c.seen[j] = true
 			p := &c.prev[j]
 			f.FirstSeen = p.FirstSeen
+			if cl != nil {
+				c.finalFromClose(f, cl)
+			}
 			if f.HasTCP && f.Direction != Listening {
 				f.HasDelta, f.Delta = true, delta(f, p)
 			}
 			continue
 		}
 		f.FirstSeen = now
+		if cl != nil {
+			// Born and closed since the last collection, caught between.
+			c.finalFromClose(f, cl)
+			f.Closed = true
+			if cl.Flags&tcplife.Started != 0 {
+				f.HasDelta, f.Delta = true, delta(f, nil)
+			}
+			continue
+		}
 		if f.HasTCP && f.Direction != Listening && c.known[f.Netns] {
 			f.HasDelta, f.Delta = true, delta(f, nil)
 		}
@@ -405,6 +451,16 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 		p := c.prev[j]
 		if c.prevIdx[p.Key()] != int32(j) {
 			continue // a duplicate in the dump, reported once
+		}
+		if p.Final {
+			// Reported final when the tracker saw it close.
+			continue
+		}
+		if c.opts.Tracker != nil && p.Cookie != 0 && p.Protocol == protoTCP && p.Direction != Listening {
+			if f, ok := c.gone(p); ok {
+				flows = append(flows, f)
+			}
+			continue
 		}
 		p.Final, p.HasDelta, p.Delta = true, false, Delta{}
 		flows = append(flows, p)

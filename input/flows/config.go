@@ -40,7 +40,24 @@ type Config struct {
 	// MaxFlows caps the events of one period; the rest are counted and
 	// logged.
 	MaxFlows int `yaml:"max_flows"`
+	// Method is how TCP connections are seen: "ebpf" follows each one
+	// from its first state change to its close (tracepoint
+	// sock:inet_sock_set_state), so connections shorter than a period are
+	// reported; "procfs" only takes the sock_diag snapshot of each
+	// period; "auto" is ebpf where it loads, else procfs.
+	Method string `yaml:"method"`
+	// MaxTrackedConnections bounds the kernel map of open TCP connections
+	// (method ebpf); connections beyond it are counted on /stats and still
+	// reported at their close, without their process.
+	MaxTrackedConnections int `yaml:"max_tracked_connections"`
 }
+
+// Methods.
+const (
+	MethodAuto   = "auto"
+	MethodEBPF   = "ebpf"
+	MethodProcfs = "procfs"
+)
 
 // CIDRFilter keeps addresses in an Include prefix (any, when empty) and in
 // no Exclude prefix.
@@ -72,6 +89,9 @@ func DefaultConfig() Config {
 		IncludeLoopback: true,
 		Namespaces:      NamespacesHost,
 		MaxFlows:        100000,
+		Method:          MethodAuto,
+
+		MaxTrackedConnections: 65536,
 	}
 }
 
@@ -175,6 +195,16 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFlows <= 0 {
 		errs = append(errs, config.Errorf("max_flows", "must be positive, got %d", c.MaxFlows))
+	}
+	switch c.Method {
+	case MethodAuto, MethodEBPF, MethodProcfs:
+	default:
+		errs = append(errs, config.Errorf("method", "%q is not a method (use auto, ebpf or procfs)", c.Method))
+	}
+	// The map's memory is allocated up front (BPF_MAP_TYPE_HASH,
+	// preallocated): about 100 bytes an entry.
+	if c.MaxTrackedConnections < 1024 || c.MaxTrackedConnections > 1<<22 {
+		errs = append(errs, config.Errorf("max_tracked_connections", "must be between 1024 and 4194304, got %d", c.MaxTrackedConnections))
 	}
 	return errors.Join(errs...)
 }

@@ -22,6 +22,9 @@ func TestDefaultConfig(t *testing.T) {
 		IncludeLoopback: true,
 		Namespaces:      "host",
 		MaxFlows:        100000,
+		Method:          "auto",
+
+		MaxTrackedConnections: 65536,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("DefaultConfig() = %+v, want %+v", c, want)
@@ -56,6 +59,8 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"bad regexp", func(c *Config) { c.Processes = []string{"ngin(x"} }, `processes.0: "ngin(x" is not a regular expression: missing closing )`},
 		{"bad namespaces", func(c *Config) { c.Namespaces = "some" }, `namespaces: "some" is not a namespace selection (use host or all)`},
 		{"zero max_flows", func(c *Config) { c.MaxFlows = 0 }, "max_flows: must be positive, got 0"},
+		{"bad method", func(c *Config) { c.Method = "kprobe" }, `method: "kprobe" is not a method (use auto, ebpf or procfs)`},
+		{"tiny map", func(c *Config) { c.MaxTrackedConnections = 10 }, "max_tracked_connections: must be between 1024 and 4194304, got 10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,4 +49,31 @@
 // host-centric direction is fleutan.flow.direction; network.direction
 // carries ECS's host-based values, ingress (inbound) and egress
 // (outbound), and unknown for listening sockets.
+//
+// Method (method: auto | ebpf | procfs). A snapshot per period misses TCP
+// connections that open and close between two snapshots. With ebpf, the
+// tcplife tracker (input/internal/tcplife) follows every TCP connection on
+// the sock:inet_sock_set_state tracepoint, keyed by socket cookie (the
+// idiag_cookie of sock_diag):
+//
+//   - a connection born and closed between two collections gives exactly
+//     one event, final, in the collection that follows its close: state
+//     close, the counters of TCP_CLOSE, deltas equal to them, event.duration
+//     its lifetime (first state change to TCP_CLOSE) and the process that
+//     called connect(2), or that owns the listener for an accepted one
+//     (read from /proc while it lives, else the pid and comm the kernel
+//     saw, without user);
+//   - a flow that leaves the dump is reported final once it reaches
+//     TCP_CLOSE, with the counters the kernel had then and the delta since
+//     its last report; while the kernel still tracks it (FIN-WAIT,
+//     CLOSE-WAIT) its final report waits;
+//   - at TCP_CLOSE the payload takes out the SYN when this side connected
+//     and an acknowledged FIN (snd_una reached write_seq after our FIN was
+//     queued) and a received FIN (SOCK_DONE, set by tcp_fin);
+//   - a new connection's tgid makes the process index rescan that process
+//     (procindex.Index.Hint), and names the owner of a socket no fd table
+//     showed yet.
+//
+// UDP sockets that are bound and closed within a period are not seen with
+// either method.
 package flows

@@ -113,14 +113,24 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipe
 	)
 
 	if p := f.Process; p != nil {
-		fields["process"], fields["user"] = ProcessObjects(b, p)
-	} else if f.State != stateTimeWait && f.State != stateSynRecv {
+		proc, user := ProcessObjects(b, p)
+		fields["process"] = proc
+		if !f.commOnly {
+			fields["user"] = user
+		}
+	} else if f.State != stateTimeWait && f.State != stateSynRecv && !f.Closed {
 		// Without a process the socket's owner (sock_i_uid) still names the
 		// user; TIME-WAIT and request sockets have none and report 0.
 		fields["user"] = b.Object(pipeline.String("id", strconv.FormatUint(uint64(f.UID), 10)))
 	}
 
-	return pipeline.Event{Timestamp: ts, Fields: fields, Series: f.Key().String()}
+	series := f.Key().String()
+	if f.Closed {
+		// Connections that lived between two collections may reuse a
+		// 4-tuple (and have no inode): the cookie keeps their ids apart.
+		series += "/" + strconv.FormatUint(f.Cookie, 10)
+	}
+	return pipeline.Event{Timestamp: ts, Fields: fields, Series: series}
 }
 
 // ProcessObjects returns the ECS process and user objects of a flow's

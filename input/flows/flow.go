@@ -77,6 +77,9 @@ type Flow struct {
 	Inode     uint32
 	UID       uint32
 	Direction Direction
+	// Cookie is the socket cookie (idiag_cookie), which the eBPF tracker
+	// keys connections by.
+	Cookie uint64
 
 	// Process owns the socket when the /proc walk found it; nil for sockets
 	// without a live owner (TIME-WAIT, orphans, a process that just exited).
@@ -91,19 +94,39 @@ type Flow struct {
 	HasDelta bool
 	Delta    Delta
 
-	// Final marks the last report of a flow that has disappeared; it carries
-	// the values of the last collection that saw it.
+	// Final marks the last report of a flow that has disappeared. Without
+	// the eBPF tracker it carries the values of the last collection that
+	// saw it; with it, the counters the kernel had at TCP_CLOSE (State is
+	// then close) and the delta since the last report.
 	Final bool
 	// FirstSeen is when the flow began as far as the agent knows: the
 	// collection that first saw it.
 	FirstSeen time.Time
+	// kernelLifetime is, for a final flow whose close the tracker saw, the
+	// time from its first state change to TCP_CLOSE; 0 when unknown.
+	kernelLifetime time.Duration
+	// Closed is set when the flow was born and closed between two
+	// collections, so no snapshot ever showed it.
+	Closed bool
+
+	// finAcked and finReceived say whether the close-time counters include
+	// a FIN's sequence number (see tcplife.Flags).
+	finAcked, finReceived bool
+	// commOnly: Process has only the pid and comm the tracker saw (the
+	// process exited before /proc could be read), so no user is known.
+	commOnly bool
 }
 
-// Lifetime is how long the flow lived until end (the collection that found
-// it gone): the event.duration of its final event. It is the one place a
-// flow's age is computed, so a source that knows when the connection
-// really began only has to set FirstSeen.
+// Lifetime is how long the flow lived, the event.duration of its final
+// event: from its first state change to TCP_CLOSE where the eBPF tracker
+// saw both, else from FirstSeen until end (the collection that found it
+// gone). It is the one place a flow's age is computed.
 func (f *Flow) Lifetime(end time.Time) time.Duration {
+	if f.kernelLifetime > 0 {
+		// The kernel saw the connection from its first state change to
+		// TCP_CLOSE, which is earlier than the collection that reports it.
+		return f.kernelLifetime
+	}
 	if f.FirstSeen.IsZero() || end.Before(f.FirstSeen) {
 		return 0
 	}
@@ -157,7 +180,7 @@ func (f *Flow) BytesOut() uint64 {
 	if f.Direction == Outbound && f.State != stateSynSent {
 		n = sub1(n)
 	}
-	if f.State == stateFinWait2 || f.State == stateTimeWait {
+	if f.State == stateFinWait2 || f.State == stateTimeWait || f.finAcked {
 		n = sub1(n)
 	}
 	return n
@@ -169,6 +192,10 @@ func (f *Flow) BytesIn() uint64 {
 	switch f.State {
 	case stateCloseWait, stateLastAck, stateClosing, stateTimeWait:
 		n = sub1(n)
+	default:
+		if f.finReceived {
+			n = sub1(n)
+		}
 	}
 	return n
 }

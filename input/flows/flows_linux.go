@@ -2,12 +2,14 @@ package flows
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
+	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -30,12 +32,27 @@ type flowsInput struct {
 	// window is the time each collection covers (event.duration).
 	window input.Window
 
+	// openTracker loads the eBPF connection tracker; tests make it fail.
+	openTracker func(tcplife.Options) (tracker, error)
+	tracker     tracker
+	// method is what Run chose: MethodEBPF or MethodProcfs.
+	method string
+
 	// Counters on /stats: input.flows.*.
 	n        input.Counters
 	overflow *atomic.Int64
 	// unattributed counts, per collection, the live sockets left without
 	// a process, by reason (procindex.Stats).
 	unattributed struct{ exited, unreadable, noOwner *atomic.Int64 }
+	// input.flows.ebpf.*: what the tracker lost.
+	ringFull, mapFull, pendingFull, badRecords *atomic.Int64
+}
+
+// tracker is *tcplife.Tracker as the input uses it.
+type tracker interface {
+	ConnTracker
+	Stats() tcplife.Stats
+	Close() error
 }
 
 func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
@@ -56,16 +73,29 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 	in.unattributed.exited = m.LabeledCounter("input.flows.unattributed", "reason", "exited")
 	in.unattributed.unreadable = m.LabeledCounter("input.flows.unattributed", "reason", "unreadable")
 	in.unattributed.noOwner = m.LabeledCounter("input.flows.unattributed", "reason", "no_owner")
+	in.ringFull = m.Counter("input.flows.ebpf.dropped_ring_full")
+	in.mapFull = m.Counter("input.flows.ebpf.dropped_map_full")
+	in.pendingFull = m.Counter("input.flows.ebpf.dropped_pending_full")
+	in.badRecords = m.Counter("input.flows.ebpf.bad_records")
+	in.openTracker = func(o tcplife.Options) (tracker, error) { return tcplife.Open(o) }
 	return in, nil
 }
 
 // Run collects at once and then on every tick of the period.
 func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	defer in.coll.Close()
-	if have, err := caps.Effective(in.coll.opts.ProcRoot); err != nil {
+	var have *caps.Set
+	if h, err := caps.Effective(in.coll.opts.ProcRoot); err != nil {
 		in.log.Debug("flows: capabilities unknown", "error", err)
 	} else {
-		in.degrade(have)
+		have = &h
+		in.degrade(h)
+	}
+	if err := in.chooseMethod(have); err != nil {
+		return err
+	}
+	if in.tracker != nil {
+		defer in.tracker.Close()
 	}
 	return input.Periodic(ctx, in.cfg.Period.D(), func(ctx context.Context) error { return in.collect(ctx, out) })
 }
@@ -121,6 +151,13 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		}
 		in.n.Events.Add(int64(len(events)))
 	}
+	if in.tracker != nil {
+		st := in.tracker.Stats()
+		in.ringFull.Store(int64(st.RingFull))
+		in.mapFull.Store(int64(st.MapFull))
+		in.pendingFull.Store(int64(st.PendingFull))
+		in.badRecords.Store(int64(st.BadRecords))
+	}
 	// Counted once published: a completed period is what /stats and the
 	// tests wait for.
 	defer in.n.Collections.Add(1)
@@ -147,4 +184,61 @@ func (in *flowsInput) degrade(have caps.Set) {
 	if in.coll.opts.AllNamespaces && in.coll.opts.Namespaces == nil {
 		in.coll.opts.AllNamespaces = caps.AllNamespaces("flows", have, in.log)
 	}
+}
+
+// chooseMethod opens the eBPF tracker unless method is procfs, and says in
+// one log line which method runs and, on a fallback, why.
+func (in *flowsInput) chooseMethod(have *caps.Set) error {
+	const missed = "TCP connections that open and close within a period are not seen"
+	if in.cfg.Method == MethodProcfs {
+		in.method = MethodProcfs
+		in.log.Info("flows: taking sock_diag snapshots each period (method: procfs); "+missed, "method", MethodProcfs)
+		return nil
+	}
+	if !in.wantsTCP() {
+		in.method = MethodProcfs
+		in.log.Info("flows: taking sock_diag snapshots each period (method: procfs): eBPF follows TCP only and protocols leaves it out", "method", MethodProcfs)
+		return nil
+	}
+	t, err := in.openTracker(tcplife.Options{
+		MaxConnections: in.cfg.MaxTrackedConnections,
+		// A period's closed connections wait in memory for the next
+		// collection; beyond twice max_flows they could not be
+		// published anyway.
+		MaxPending: 2 * in.cfg.MaxFlows,
+	})
+	if err == nil {
+		in.tracker, in.method = t, MethodEBPF
+		in.coll.opts.Tracker = t
+		in.log.Info("flows: following every TCP connection from its first state change to its close with eBPF on the sock:inet_sock_set_state tracepoint (method: ebpf)",
+			"method", MethodEBPF, "max_tracked_connections", in.cfg.MaxTrackedConnections)
+		return nil
+	}
+	r := caps.EBPF()
+	var missing []caps.Cap
+	if have != nil {
+		missing = r.Missing(*have)
+	}
+	if in.cfg.Method == MethodEBPF {
+		if len(missing) > 0 {
+			return fmt.Errorf("flows: method ebpf needs %s: %w (use method: auto or procfs to fall back to sock_diag snapshots)", caps.Names(missing), err)
+		}
+		return fmt.Errorf("flows: method ebpf: %w (use method: auto or procfs to fall back to sock_diag snapshots)", err)
+	}
+	in.method = MethodProcfs
+	if len(missing) > 0 {
+		in.log.Warn(r.Message("flows", missing, "taking sock_diag snapshots each period instead (method: procfs); "+missed), "method", MethodProcfs, "missing", caps.Names(missing), "reason", err.Error())
+		return nil
+	}
+	in.log.Warn("flows: eBPF is not available here, taking sock_diag snapshots each period instead (method: procfs); "+missed, "method", MethodProcfs, "reason", err.Error())
+	return nil
+}
+
+func (in *flowsInput) wantsTCP() bool {
+	for _, p := range in.coll.protocols {
+		if p == protoTCP {
+			return true
+		}
+	}
+	return false
 }

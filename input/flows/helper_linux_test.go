@@ -48,6 +48,8 @@ func TestMain(m *testing.M) {
 //	openfile   dialonfile ADDR   (see fileThenDial)
 //	share N   (a child inherits the listener and the first N connections)
 //	unshare N   (closes the first N connections here; the child keeps them)
+//	serve   dialsend ADDR N   churn ADDR PER_SECOND SECONDS   churnlog
+//	blast ADDR PER_SECOND SECONDS   holdfile   dropfile
 //
 // accept and dial add a connection and make it current; use I switches
 // to the I-th (from 0). send writes in the background (the peer may have
@@ -112,6 +114,8 @@ func (h *helperState) command(f []string) (string, error) {
 			}
 		}
 		return "", nil
+	case "serve", "dialsend", "churn", "churnlog", "blast", "holdfile", "dropfile":
+		return shortConns(h, f)
 	}
 	if f[0] != "listen" && f[0] != "dial" && f[0] != "accept" && f[0] != "closelistener" && len(h.conns) == 0 {
 		return "", errors.New("no connection")

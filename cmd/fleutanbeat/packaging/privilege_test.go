@@ -222,6 +222,9 @@ const (
 // with their processes, cpu by eBPF and qdisc with flow attribution; a
 // missing capability costs its feature, says so in one log line per
 // input naming it, and the rest keeps shipping.
+// flowsSnapshots is what the flows input does without eBPF.
+const flowsSnapshots = "taking sock_diag snapshots each period instead (method: procfs); TCP connections that open and close within a period are not seen"
+
 func TestLeastPrivilege(t *testing.T) {
 	nstest.RequireRoot(t)
 	// A socket of root (this test) that only a privileged agent attributes.
@@ -256,10 +259,12 @@ func TestLeastPrivilege(t *testing.T) {
 		}, false, true, false},
 		{"without CAP_BPF", without("bpf"), []string{
 			"cpu: eBPF needs CAP_BPF, which the agent lacks: measuring processes by sampling /proc instead",
+			"flows: eBPF needs CAP_BPF, which the agent lacks: " + flowsSnapshots,
 			"qdisc: eBPF needs CAP_BPF, which the agent lacks: flow attribution disabled, qdisc and class statistics go on",
 		}, true, false, false},
 		{"without CAP_PERFMON", without("perfmon"), []string{
 			"cpu: eBPF needs CAP_PERFMON, which the agent lacks: measuring processes by sampling /proc instead",
+			"flows: eBPF needs CAP_PERFMON, which the agent lacks: " + flowsSnapshots,
 			"qdisc: eBPF needs CAP_PERFMON, which the agent lacks: flow attribution disabled, qdisc and class statistics go on",
 		}, true, false, false},
 	}
@@ -280,6 +285,9 @@ func TestLeastPrivilege(t *testing.T) {
 			}
 			if got := r.logged("qdisc: flow attribution by eBPF on net:net_dev_start_xmit"); got != tt.ebpf {
 				t.Errorf("qdisc flow attribution = %v, want %v", got, tt.ebpf)
+			}
+			if got := r.logged("flows: following every TCP connection from its first state change to its close with eBPF on the sock:inet_sock_set_state tracepoint (method: ebpf)"); got != tt.ebpf {
+				t.Errorf("flows by eBPF = %v, want %v", got, tt.ebpf)
 			}
 			for _, m := range logLines(r.log) {
 				if m["level"] == "ERROR" {

@@ -163,7 +163,7 @@ func EBPF() Requirement {
 	return Requirement{
 		Feature: "eBPF",
 		Caps:    []Cap{BPF, Perfmon},
-		Without: "cpu samples /proc instead; qdisc reports no flows per TX queue",
+		Without: "cpu samples /proc instead; qdisc reports no flows per TX queue; flows miss TCP connections shorter than a period",
 	}
 }
 

@@ -23,3 +23,6 @@ func (x *Index) Hint(pid int) {}
 
 // PIDs is empty on this OS.
 func (x *Index) PIDs() []int { return nil }
+
+// Process finds nothing on this OS.
+func (x *Index) Process(pid int, comm string) (*Process, bool) { return nil, false }
