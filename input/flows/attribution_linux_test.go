@@ -18,10 +18,28 @@ import (
 
 // attributionMethods are the ways the flows input finds the process of a
 // socket; each attribution test runs once per method, with the method's
-// YAML added to the input's configuration. Without eBPF there is one: the
-// process index over /proc (input/internal/procindex).
+// YAML added to the input's configuration: the process index over /proc
+// alone (input/internal/procindex), and the same index told by the eBPF
+// connection tracker which processes opened connections (Hint).
 var attributionMethods = []struct{ name, config string }{
-	{"procfs", ""},
+	{MethodProcfs, "method: procfs\n"},
+	{MethodEBPF, "method: ebpf\n"},
+}
+
+// startMethod chooses in's method as Run does, so that collect runs with
+// the tracker when the method is ebpf; the test fails if that method
+// cannot run here.
+func startMethod(t *testing.T, in *flowsInput, want string) {
+	t.Helper()
+	if err := in.chooseMethod(nil); err != nil {
+		t.Fatal(err)
+	}
+	if in.method != want {
+		t.Fatalf("method %s, want %s", in.method, want)
+	}
+	if in.tracker != nil {
+		t.Cleanup(func() { _ = in.tracker.Close() })
+	}
 }
 
 // collectPeriod runs one period of in and returns its events.
@@ -67,6 +85,7 @@ func TestAttributionReusedFD(t *testing.T) {
 			addr := server.do(t, "listen tcp 127.0.0.1:7701")
 			client.do(t, "openfile")
 			in := newTestInput(t, "period: 1h\n"+m.config, ns, nil)
+			startMethod(t, in, m.name)
 			listener := map[string]int{addr + " :": server.pid()} // no remote
 			for i := range 2 {
 				got := map[string]int{}
@@ -184,6 +203,7 @@ func TestAttributionAgainstSS(t *testing.T) {
 				t.Fatal(err)
 			}
 			in := newTestInput(t, "period: 1h\nprotocols: [tcp]\nstates: [all]\n"+m.config, ns, nil)
+			startMethod(t, in, m.name)
 			if n := len(collectPeriod(t, in)); n != len(addrs)+2*len(addrs)*perPair {
 				t.Fatalf("first collection: %d events", n)
 			}
