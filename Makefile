@@ -8,7 +8,7 @@ PKGS     := ./...
 # Benchmarks write their figures here (and to stdout).
 BENCH_OUT ?= build/bench.txt
 
-.PHONY: all build run test test-unit vet fmt-check bench fuzz clean help package image venv
+.PHONY: all build run test test-unit test-kernels vet fmt-check bench fuzz clean help package image venv
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make build   build bin/fleutanbeat and bin/fleutan (the terminal views)"
 	@echo "make run     build and run the agent with fleutanbeat.yml (events go to ./data)"
 	@echo "make test    vet, format check and the whole test suite with -race against a real Elasticsearch"
+	@echo "make test-kernels  the kernel-facing tests inside Debian's 5.10, 6.1 and 6.12 kernels (qemu; needs root)"
 	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make venv    the Python reference tools the tests compare against, in .venv"
@@ -64,6 +65,12 @@ $(VENV)/.installed: .ci/python-requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r .ci/python-requirements.txt
 	touch $@
+
+# The kernel matrix: kernel-facing test packages built static and run as
+# root in qemu on Debian's kernels (cached under .kernels/); a table kernel x
+# package, non-zero on any failure. KERNELS="bookworm" narrows it.
+test-kernels:
+	.ci/kernels.sh run
 
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
