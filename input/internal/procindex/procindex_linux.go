@@ -71,7 +71,7 @@ type pidState struct {
 	listed  uint64 // gen of the last listing that showed the pid
 	scanGen uint64 // gen of the last fd scan, 0 = never
 	ownGen  uint64 // gen in which it was found holding a live socket
-	fdSize  int64  // st_size of PID/fd at the last scan (open fds, Linux >= 6.2)
+	fdSize  int64  // open fds at the last scan: st_size of PID/fd (Linux >= 6.2), else its entries
 	dirty   bool   // one of its sockets closed since the last scan
 	inodes  []uint32
 	proc    *Process
@@ -334,8 +334,8 @@ func (x *Index) scanWhere(procfd int, want func(int, *pidState) bool) int {
 
 // fdTableChanged reports whether a scanned process may hold sockets its
 // last scan did not see: one of them closed, or its fd count changed.
-// Before Linux 6.2 the size of /proc/PID/fd is 0, so only the first holds
-// and the full rescan does the rest.
+// Before Linux 6.2 the size of /proc/PID/fd is 0 and fdCount counts the
+// entries instead.
 func (x *Index) fdTableChanged(procfd, pid int, st *pidState) bool {
 	if st.dirty {
 		return true
@@ -343,16 +343,43 @@ func (x *Index) fdTableChanged(procfd, pid int, st *pidState) bool {
 	return x.fdCount(procfd, pid) != st.fdSize
 }
 
-// fdCount is the size of /proc/PID/fd, -1 when it cannot be read. Stat
-// needs no permission on the directory itself, so it works even where
-// reading the fds is denied.
+// fdCount is the number of open fds of the process, -1 when it cannot be
+// read: the size of /proc/PID/fd (Linux >= 6.2; stat needs no permission
+// on the directory itself, so it works even where reading the fds is
+// denied). Older kernels report size 0 (Debian's 5.10 and 6.1 in the
+// kernel matrix), so there the entries are counted, without reading the
+// links.
 func (x *Index) fdCount(procfd, pid int) int64 {
 	var s unix.Stat_t
 	var b [24]byte
-	if unix.Fstatat(procfd, string(pidPath(b[:0], pid, "/fd")), &s, 0) != nil {
+	path := string(pidPath(b[:0], pid, "/fd"))
+	if unix.Fstatat(procfd, path, &s, 0) != nil {
 		return -1
 	}
-	return s.Size
+	if s.Size > 0 {
+		return s.Size
+	}
+	dfd, err := unix.Openat(procfd, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return s.Size // denied: a size that does not change, as before
+	}
+	defer unix.Close(dfd)
+	return countEntries(dfd, x.dirBuf)
+}
+
+// countEntries counts the entries of a directory other than . and ..; -1
+// when it cannot be read.
+func countEntries(dfd int, buf []byte) int64 {
+	var n int64
+	err := readDirentsRaw(dfd, buf, func(name []byte, _ *byte) {
+		if name[0] != '.' {
+			n++
+		}
+	})
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // scan rereads a process's stat and fd table. A process that is gone is
@@ -388,10 +415,12 @@ func (x *Index) scan(procfd, pid int, st *pidState) {
 	if unix.Fstat(dfd, &s) == nil {
 		st.fdSize = s.Size
 	}
+	var entries int64
 	_ = readDirentsRaw(dfd, x.dirBuf, func(name []byte, cname *byte) {
 		if name[0] == '.' {
 			return
 		}
+		entries++
 		x.stats.FDsRead++
 		n, err := readlinkat(dfd, cname, x.linkBuf[:])
 		if err != nil {
@@ -402,6 +431,9 @@ func (x *Index) scan(procfd, pid int, st *pidState) {
 			x.addHeld(pid, ino)
 		}
 	})
+	if st.fdSize == 0 {
+		st.fdSize = entries // what fdCount counts on kernels before 6.2
+	}
 }
 
 // resolve counts the live inodes, records every holder for PIDs and loads
