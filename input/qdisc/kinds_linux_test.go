@@ -122,9 +122,6 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 				eq(t, "ce_mark", f.CEMark, tc, "ce_mark")
 				eq(t, "horizon_drops", f.HorizonDrops, tc, "horizon_drops")
 				eq(t, "horizon_caps", f.HorizonCaps, tc, "horizon_caps")
-				if f.Flows == 0 {
-					t.Errorf("fq reports no flow after traffic: %+v", f)
-				}
 			}},
 		{kind: "cake", args: []string{"cake", "bandwidth", "1gbit", "besteffort"}, count: 25, size: 400,
 			check: func(t *testing.T, s *Sample, tc map[string]any) {
