@@ -8,7 +8,7 @@ PKGS     := ./...
 # Benchmarks write their figures here (and to stdout).
 BENCH_OUT ?= build/bench.txt
 
-.PHONY: all build run test test-unit test-kernels vet fmt-check bench fuzz clean help package image venv
+.PHONY: all build run test test-unit test-kernels check-kernels-table vet fmt-check bench fuzz clean help package image venv
 
 all: build
 
@@ -53,6 +53,7 @@ test: fmt-check vet build
 # Tests that compare with a reference implementation find its Python here;
 # without it they skip, unless FLEUTANBEAT_REQUIRE_TOOLS=1 (set by .ci/run).
 test: venv
+test: check-kernels-table
 test: export FLEUTANBEAT_PYTHON = $(abspath $(VENV))/bin/python
 
 # The Python packages of .ci/python-requirements.txt, from PyPI into a
@@ -71,6 +72,11 @@ $(VENV)/.installed: .ci/python-requirements.txt
 # package, non-zero on any failure. KERNELS="bookworm" narrows it.
 test-kernels:
 	.ci/kernels.sh run
+
+# README's "Supported kernels" table is the one .ci/kernels.sh generated
+# from the last full matrix run (.ci/kernels-matrix.tsv).
+check-kernels-table:
+	.ci/kernels.sh check-readme
 
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))

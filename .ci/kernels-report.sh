@@ -16,7 +16,8 @@ for arg in "$@"; do
 	# One row per package: suite release package result skips seconds; and
 	# one "skip"/"fail" row per test with its reason.
 	awk -v suite="$suite" -v rel="$rel" -v OFS='\t' '
-	function flush() { }
+	# The serial line ends lines with CR LF.
+	{ sub(/\r$/, "") }
 	/^@@FBT-PKG / { pkg = $2; cur = ""; nskip = 0; delete msg; next }
 	/^@@FBT-END / {
 		rc = $3; sub(/^rc=/, "", rc); secs = $4; sub(/^seconds=/, "", secs)
@@ -63,6 +64,25 @@ END {
 	if (ns) { print "\nskipped (kernel, package, test, reason):"; for (i = 0; i < ns; i++) print skips[i] }
 	if (nf) { print "\nFAILED (kernel, package, test, last message):"; for (i = 0; i < nf; i++) print fails[i] }
 }' "$summary"
+
+# The result of each feature's test per kernel, for the README table
+# (.ci/kernels-readme.sh): pass, FAIL, skip, or "not run".
+features=$(dirname "$0")/kernels-features.tsv
+: >"$dir/matrix.tsv"
+for arg in "$@"; do
+	suite=${arg%%=*} rel=${arg#*=}
+	awk -F '\t' -v suite="$suite" -v rel="$rel" -v OFS='\t' '
+	BEGIN { n = 0 }
+	FNR == NR { if ($0 !~ /^#/ && NF >= 3) { name[n] = $1; pkg[n] = $2; test[n++] = $3 }; next }
+	{ sub(/\r$/, "") }
+	/^@@FBT-PKG / { split($0, w, " "); cur = w[2]; next }
+	/^ *--- (PASS|FAIL|SKIP): / {
+		split($0, w, " "); r = w[2]; sub(/:$/, "", r)
+		res[cur, w[3]] = (r == "PASS") ? "pass" : (r == "FAIL") ? "FAIL" : "skip"
+	}
+	END { for (i = 0; i < n; i++) { r = res[pkg[i], test[i]]; print name[i], test[i], suite, rel, (r == "" ? "not run" : r) } }
+	' "$features" "$dir/results-$suite.log" >>"$dir/matrix.tsv"
+done
 
 if grep -q -e '^fail' -e '^nodone' -e '	FAIL	' "$summary"; then status=1; fi
 grep -q '^pkg' "$summary" || status=1

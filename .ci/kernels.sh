@@ -6,6 +6,8 @@
 #
 #   .ci/kernels.sh run      fetch (cached), build, boot every kernel, report
 #   .ci/kernels.sh fetch    only fetch and unpack the kernels
+#   .ci/kernels.sh readme   rewrite README's table from .ci/kernels-matrix.tsv
+#   .ci/kernels.sh check-readme   fail when README's table is not that one
 #
 # Everything it downloads or builds lives under .kernels/ (ignored), kept
 # between runs. The guest is assembled from layers so other VM tests can
@@ -123,7 +125,7 @@ modules_layer() {
 			esac
 		done
 	done
-	cp "$d/root/lib/modules/$rel"/modules.{order,builtin} "$out/lib/modules/$rel/" 2>/dev/null || true
+	cp "$d/root/lib/modules/$rel"/modules.{order,builtin,builtin.modinfo} "$out/lib/modules/$rel/" 2>/dev/null || true
 	depmod -b "$out" "$rel"
 }
 
@@ -133,6 +135,8 @@ modules_layer() {
 busybox_root() {
 	local r=$K/guest-root
 	rm -rf "$r" && mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,var/tmp}
+	# The guest has no libc of its own for busybox: it must be static.
+	ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is dynamic: apt-get install busybox-static"
 	cp /bin/busybox "$r/bin/busybox"
 	local t lib
 	for t in ip tc ss; do
@@ -178,8 +182,9 @@ EOF
 
 # test_pkgs lists the packages whose tests talk to the kernel: every
 # package under input/ with tests, and any other package whose tests use
-# input/nstest (root, namespaces). cmd/fleutanbeat is left out: its tests
-# build the agent with the go tool, which the guest does not have.
+# input/nstest (root, namespaces), except: cmd/fleutanbeat (its tests build
+# the agent with the go tool, which the guest does not have), kibana (its
+# kernel tests feed Elasticsearch) and config (root only to chown a file).
 test_pkgs() {
 	if [ -n "${PKGS:-}" ]; then
 		echo "$PKGS" | tr ' ' '\n'
@@ -189,7 +194,7 @@ test_pkgs() {
 		go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./input/...
 		go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}{{end}}' ./... |
 			awk '/input\/nstest/ {print $1}'
-	} | grep -v -e '/cmd/fleutanbeat$' -e '/cmd/fleutanbeat/packaging$' | sort -u
+	} | grep -v -e '/cmd/fleutanbeat$' -e '/cmd/fleutanbeat/packaging$' -e '/kibana$' -e '/config$' | sort -u
 }
 
 # payload builds .kernels/payload/: one static test binary per package next
@@ -257,11 +262,42 @@ run() {
 	log "matrix wall time: $((SECONDS - start)) s"
 	local rels=()
 	for s in $KERNELS; do rels+=("$s=$(cat "$K/$s/release")"); done
-	sh .ci/kernels-report.sh "$out" "${rels[@]}"
+	local rc=0
+	sh .ci/kernels-report.sh "$out" "${rels[@]}" || rc=$?
+	# A full run records its features for the README's "Supported kernels"
+	# table (make check-kernels-table compares the two).
+	if [ -z "${PKGS:-}" ] && [ "$KERNELS" = "bullseye bookworm trixie" ]; then
+		cp "$out/matrix.tsv" .ci/kernels-matrix.tsv
+		readme_table
+	fi
+	return $rc
 }
 
-case ${1:-run} in
-run) run ;;
-fetch) deps && for s in $KERNELS; do fetch "$s"; done ;;
-*) die "usage: $0 run|fetch" ;;
-esac
+# readme_table replaces the table between the README's kernels-table
+# markers with the one generated from .ci/kernels-matrix.tsv.
+readme_table() {
+	local table
+	table=$(sh .ci/kernels-readme.sh .ci/kernels-matrix.tsv)
+	awk -v table="$table" '
+	/<!-- kernels-table:end -->/ { print table; skip = 0 }
+	!skip { print }
+	/<!-- kernels-table:begin -->/ { skip = 1 }
+	' README.md >README.md.tmp && mv README.md.tmp README.md
+}
+
+# In braces with exit: bash reads a script as it runs, so an edit during a
+# long run must not change what runs after it.
+{
+	case ${1:-run} in
+	run) run ;;
+	fetch) deps && for s in $KERNELS; do fetch "$s"; done ;;
+	readme) readme_table ;;
+	check-readme)
+		diff -u <(sh .ci/kernels-readme.sh .ci/kernels-matrix.tsv) \
+			<(awk '/<!-- kernels-table:end -->/ {p = 0} p; /<!-- kernels-table:begin -->/ {p = 1}' README.md) ||
+			die "README's Supported kernels table differs from .ci/kernels-matrix.tsv: run .ci/kernels.sh readme"
+		;;
+	*) die "usage: $0 run|fetch" ;;
+	esac
+	exit
+}
