@@ -18,10 +18,12 @@
 #   - the kernel's modules (MODULES, loaded in dependency order at boot),
 #   - a payload directory copied to /fbt (test binaries, testdata),
 #   - a script run inside as root (GUEST_SCRIPT; its output goes to the
-#     second serial port and comes back as the results file).
+#     second serial port and comes back as the results file),
+#   - extra directory trees laid over the root last (EXTRA_LAYERS: a .deb
+#     to install, tools, configuration).
 #
 # Variables: KERNELS (suites, default "bullseye bookworm trixie"), PKGS (Go
-# packages to test in the guest), MODULES, GUEST_ROOT, GUEST_SCRIPT,
+# packages to test in the guest), MODULES, GUEST_ROOT, GUEST_SCRIPT, EXTRA_LAYERS,
 # GUEST_MEM (MiB), GUEST_CPUS, VM_TIMEOUT (seconds per boot), TEST_TIMEOUT
 # (per package, go duration).
 set -euo pipefail
@@ -233,6 +235,8 @@ boot() {
 		cpio_of "$d/modules"
 		(cd "$K" && mkdir -p fbtwrap && rm -rf fbtwrap/fbt && ln -sfn ../payload fbtwrap/fbt &&
 			cd fbtwrap && find -L fbt | LC_ALL=C sort | cpio -o -H newc -L --quiet)
+		local layer
+		for layer in ${EXTRA_LAYERS:-}; do cpio_of "$layer"; done
 	} >"$initrd"
 	log "$suite: booting $(cat "$d/release") ($(du -m "$initrd" | cut -f1) MiB initramfs)"
 	local start=$SECONDS rc=0
