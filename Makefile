@@ -8,7 +8,7 @@ PKGS     := ./...
 # Benchmarks write their figures here (and to stdout).
 BENCH_OUT ?= build/bench.txt
 
-.PHONY: all build run test test-unit vet fmt-check bench fuzz clean help package image venv
+.PHONY: all build run test test-unit test-kernels check-kernels-table vet fmt-check bench fuzz clean help package image venv
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make build   build bin/fleutanbeat and bin/fleutan (the terminal views)"
 	@echo "make run     build and run the agent with fleutanbeat.yml (events go to ./data)"
 	@echo "make test    vet, format check and the whole test suite with -race against a real Elasticsearch"
+	@echo "make test-kernels  the kernel-facing tests inside Debian's 5.10, 6.1 and 6.12 kernels (qemu; needs root)"
 	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make venv    the Python reference tools the tests compare against, in .venv"
@@ -52,6 +53,7 @@ test: fmt-check vet build
 # Tests that compare with a reference implementation find its Python here;
 # without it they skip, unless FLEUTANBEAT_REQUIRE_TOOLS=1 (set by .ci/run).
 test: venv
+test: check-kernels-table
 test: export FLEUTANBEAT_PYTHON = $(abspath $(VENV))/bin/python
 
 # The Python packages of .ci/python-requirements.txt, from PyPI into a
@@ -64,6 +66,17 @@ $(VENV)/.installed: .ci/python-requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r .ci/python-requirements.txt
 	touch $@
+
+# The kernel matrix: kernel-facing test packages built static and run as
+# root in qemu on Debian's kernels (cached under .kernels/); a table kernel x
+# package, non-zero on any failure. KERNELS="bookworm" narrows it.
+test-kernels:
+	.ci/kernels.sh run
+
+# README's "Supported kernels" table is the one .ci/kernels.sh generated
+# from the last full matrix run (.ci/kernels-matrix.tsv).
+check-kernels-table:
+	.ci/kernels.sh check-readme
 
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +40,10 @@ func openBPF(procRoot string) (m *bpfMeter, err error) {
 		return nil, fmt.Errorf("possible CPUs: %w", err)
 	}
 	m = &bpfMeter{procRoot: procRoot, ncpu: ncpu}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (64 KiB by
+	// default): Debian's 5.10 refused the maps with EPERM. Newer kernels
+	// use memory cgroups and this does nothing.
+	_ = rlimit.RemoveMemlock()
 	if err := loadSchedcoreObjects(&m.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

@@ -308,6 +308,7 @@ func fromSocket(s *sockdiag.Socket, ns netns.Namespace) Flow {
 			BytesRetrans:  t.BytesRetrans,
 			DeliveryRate:  t.DeliveryRate,
 			PacingRate:    t.PacingRate,
+			Len:           t.Len,
 		}
 	}
 	return f

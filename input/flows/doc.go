@@ -11,6 +11,8 @@
 //     except delivery_rate_bps and pacing_rate_bps, which the kernel gives in
 //     bytes per second and which are converted to bits per second (×8), as
 //     ss(8) prints them. rtt_us, rttvar_us and min_rtt_us are microseconds.
+//     A field past the end of an older kernel's shorter struct is absent,
+//     never 0 (bytes_sent and bytes_retrans need 4.19, delivery_rate 4.9).
 //   - bdp_bytes is the bandwidth-delay product estimate
 //     tcpi_delivery_rate [bytes/s] × tcpi_min_rtt [µs] / 1e6, the same
 //     product of bottleneck bandwidth and round-trip propagation time that

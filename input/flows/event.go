@@ -156,33 +156,36 @@ func ProcessObjects(b *pipeline.Builder, p *procindex.Process) (process, user *p
 }
 
 // tcpObject is fleutan.flow.tcp: the kernel's tcp_info for the socket.
+// Each field is reported only when the kernel's struct reaches it (its end
+// offset in struct tcp_info, linux/tcp.h).
 func tcpObject(b *pipeline.Builder, t *TCPInfo, congestion string) *pipeline.Object {
 	ms := make([]pipeline.Member, 0, 19)
-	ms = append(ms,
-		pipeline.Uint64("bdp_bytes", t.BDPBytes()),
-		pipeline.Uint64("bytes_acked", t.BytesAcked),
-		pipeline.Uint64("bytes_received", t.BytesReceived),
-		pipeline.Uint64("bytes_retrans", t.BytesRetrans),
-		pipeline.Uint64("bytes_sent", t.BytesSent),
-		pipeline.String("congestion", congestion),
-		pipeline.Uint64("cwnd", uint64(t.Cwnd)),
-		pipeline.Uint64("delivery_rate_bps", t.DeliveryRate*8),
-		pipeline.Uint64("lost", uint64(t.Lost)),
-		pipeline.Uint64("min_rtt_us", uint64(t.MinRTTMicros)),
-		pipeline.Uint64("mss", uint64(t.MSS)),
-		pipeline.Uint64("notsent_bytes", uint64(t.NotsentBytes)),
-	)
-	if bits, ok := pacingBits(t.PacingRate); ok {
-		ms = append(ms, pipeline.Uint64("pacing_rate_bps", bits))
+	u := func(end int, key string, v uint64) {
+		if t.has(end) {
+			ms = append(ms, pipeline.Uint64(key, v))
+		}
 	}
-	ms = append(ms,
-		pipeline.Uint64("rtt_us", uint64(t.RTTMicros)),
-		pipeline.Uint64("rttvar_us", uint64(t.RTTVarMicros)),
-		pipeline.Uint64("segs_in", uint64(t.SegsIn)),
-		pipeline.Uint64("segs_out", uint64(t.SegsOut)),
-		pipeline.Uint64("ssthresh", uint64(t.Ssthresh)),
-		pipeline.Uint64("total_retrans", uint64(t.TotalRetrans)),
-	)
+	u(168, "bdp_bytes", t.BDPBytes()) // delivery_rate and min_rtt
+	u(128, "bytes_acked", t.BytesAcked)
+	u(136, "bytes_received", t.BytesReceived)
+	u(216, "bytes_retrans", t.BytesRetrans)
+	u(208, "bytes_sent", t.BytesSent)
+	ms = append(ms, pipeline.String("congestion", congestion))
+	u(84, "cwnd", uint64(t.Cwnd))
+	u(168, "delivery_rate_bps", t.DeliveryRate*8)
+	u(36, "lost", uint64(t.Lost))
+	u(152, "min_rtt_us", uint64(t.MinRTTMicros))
+	u(20, "mss", uint64(t.MSS))
+	u(148, "notsent_bytes", uint64(t.NotsentBytes))
+	if bits, ok := pacingBits(t.PacingRate); ok {
+		u(112, "pacing_rate_bps", bits)
+	}
+	u(72, "rtt_us", uint64(t.RTTMicros))
+	u(76, "rttvar_us", uint64(t.RTTVarMicros))
+	u(144, "segs_in", uint64(t.SegsIn))
+	u(140, "segs_out", uint64(t.SegsOut))
+	u(80, "ssthresh", uint64(t.Ssthresh))
+	u(104, "total_retrans", uint64(t.TotalRetrans))
 	return b.Object(ms...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 
@@ -208,5 +209,41 @@ func TestNetworkDirectionIsHostBased(t *testing.T) {
 		f := Flow{Protocol: protoTCP, Direction: tc.dir,
 			Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.2:4000")}
 		checkField(t, string(tc.dir), f.Event(time.Unix(1, 0), input.Times{}).Fields, "network.direction", tc.want)
+	}
+}
+
+// TestShortTCPInfoFieldsAreAbsent: an older kernel's shorter struct
+// tcp_info leaves the newer fields out of fleutan.flow.tcp; they are
+// absent, not 0.
+func TestShortTCPInfoFieldsAreAbsent(t *testing.T) {
+	base := []string{"congestion", "cwnd", "lost", "mss", "rtt_us", "rttvar_us", "ssthresh", "total_retrans"}
+	v46 := append(append([]string{}, base...), "bytes_acked", "bytes_received", "min_rtt_us", "notsent_bytes", "pacing_rate_bps", "segs_in", "segs_out")
+	v419 := append(append([]string{}, v46...), "bdp_bytes", "bytes_retrans", "bytes_sent", "delivery_rate_bps")
+	for _, tt := range []struct {
+		name string
+		len  int
+		want []string
+	}{
+		{"original 104 bytes", 104, base},
+		{"4.6: up to min_rtt", 152, v46},
+		{"4.19: up to bytes_retrans", 216, v419},
+		{"longer than known", 280, v419},
+		{"unknown length", 0, v419},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ti := goldenTCPInfo()
+			ti.Len = tt.len
+			var b pipeline.Builder
+			o := tcpObject(&b, &ti, "cubic")
+			var got []string
+			for i := range o.Len() {
+				got = append(got, o.At(i).Key)
+			}
+			want := append([]string{}, tt.want...)
+			sort.Strings(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("fields %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -52,7 +52,14 @@ type TCPInfo struct {
 	BytesAcked, BytesReceived             uint64
 	BytesSent, BytesRetrans               uint64
 	DeliveryRate, PacingRate              uint64 // bytes/s
+	// Len is how many bytes of struct tcp_info the kernel sent: fields
+	// past it are absent (older kernels send a shorter struct), not 0.
+	// 0 means unknown: every field is reported.
+	Len int
 }
+
+// has reports whether the kernel's tcp_info reaches byte end.
+func (t *TCPInfo) has(end int) bool { return t.Len == 0 || end <= t.Len }
 
 // BDPBytes is delivery rate × min RTT (see the package doc).
 func (t *TCPInfo) BDPBytes() uint64 {

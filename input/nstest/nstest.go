@@ -84,3 +84,15 @@ func VethPair(t testing.TB, a, b *Netns, dev string, txq int, addr, peerAddr str
 	b.Run(t, "ip", "link", "set", dev+"p", "up")
 	a.Run(t, "ip", "neigh", "add", peerAddr, "lladdr", "02:00:00:00:00:02", "dev", dev, "nud", "permanent")
 }
+
+// RequireKernel skips t because the running kernel lacks feature (a module
+// or attach point the host may not have, e.g. "sch_cake"), or fails it
+// when FLEUTANBEAT_REQUIRE_KERNEL=1: the kernel matrix sets it inside
+// Debian's kernels, which have every such feature.
+func RequireKernel(t testing.TB, feature string) {
+	t.Helper()
+	if os.Getenv("FLEUTANBEAT_REQUIRE_KERNEL") == "1" {
+		t.Fatalf("kernel lacks %s and FLEUTANBEAT_REQUIRE_KERNEL=1 is set", feature)
+	}
+	t.Skipf("kernel lacks %s (set FLEUTANBEAT_REQUIRE_KERNEL=1 to make this a failure)", feature)
+}

@@ -156,3 +156,15 @@ func sendUDP(t *testing.T, ns *nstest.Netns, dst string, count, size int) {
 		}
 	}
 }
+
+// defaultQdisc is the kind mq gives its queues (net.core.default_qdisc, a
+// global setting): pfifo_fast unless the kernel was built otherwise, as
+// Debian's 6.12 is (fq_codel).
+func defaultQdisc(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/core/default_qdisc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}

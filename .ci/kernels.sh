@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# The kernel matrix: the kernel-facing test packages, run as root inside
+# Debian's 5.10 (bullseye), 6.1 (bookworm) and 6.12 (trixie) kernels booted
+# in qemu with software emulation. Prints a table kernel x package and exits
+# non-zero on any failure.
+#
+#   .ci/kernels.sh run      fetch (cached), build, boot every kernel, report
+#   .ci/kernels.sh fetch    only fetch and unpack the kernels
+#   .ci/kernels.sh readme   rewrite README's table from .ci/kernels-matrix.tsv
+#   .ci/kernels.sh check-readme   fail when README's table is not that one
+#
+# Everything it downloads or builds lives under .kernels/ (ignored), kept
+# between runs. The guest is assembled from layers so other VM tests can
+# reuse the harness:
+#   - a guest root (GUEST_ROOT: a directory; default: busybox-static plus
+#     iproute2's ip/tc/ss with their libraries, built here; a debootstrap
+#     tree works as well when its /init is set up by the caller),
+#   - the kernel's modules (MODULES, loaded in dependency order at boot),
+#   - a payload directory copied to /fbt (test binaries, testdata),
+#   - a script run inside as root (GUEST_SCRIPT; its output goes to the
+#     second serial port and comes back as the results file),
+#   - extra directory trees laid over the root last (EXTRA_LAYERS: a .deb
+#     to install, tools, configuration).
+#
+# Variables: KERNELS (suites, default "bullseye bookworm trixie"), PKGS (Go
+# packages to test in the guest), MODULES, GUEST_ROOT, GUEST_SCRIPT, EXTRA_LAYERS,
+# GUEST_MEM (MiB), GUEST_CPUS, VM_TIMEOUT (seconds per boot), TEST_TIMEOUT
+# (per package, go duration).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+K=${KERNELS_DIR:-$ROOT/.kernels}
+KERNELS=${KERNELS:-bullseye bookworm trixie}
+# The mirror this machine's apt uses (any Debian mirror carries all three).
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+KEYRING=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
+GUEST_MEM=${GUEST_MEM:-2048}
+GUEST_CPUS=${GUEST_CPUS:-2}
+VM_TIMEOUT=${VM_TIMEOUT:-900}
+TEST_TIMEOUT=${TEST_TIMEOUT:-8m}
+# Netlink socket diagnostics, veth, the qdisc kinds the host kernel lacks and
+# the ones the tests build. Modules a kernel has built in are skipped.
+MODULES=${MODULES:-veth inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
+
+log() { printf 'kernels: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# need installs what a fresh machine lacks, through the machine's own apt.
+need() {
+	local missing=() cmd pkg
+	for pair in "$@"; do
+		cmd=${pair%%:*} pkg=${pair#*:}
+		command -v "$cmd" >/dev/null 2>&1 || [ -x "$cmd" ] || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return
+	log "installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+}
+
+deps() {
+	need qemu-system-x86_64:qemu-system-x86 /bin/busybox:busybox-static cpio:cpio depmod:kmod \
+		xz:xz-utils zstd:zstd ip:iproute2 tc:iproute2 ss:iproute2 dpkg-deb:dpkg apt-get:apt
+}
+
+# apt for one suite, with its own sources list, lists and cache under .kernels/apt:
+# the machine's apt setup stays as it is.
+suite_apt() {
+	local suite=$1; shift
+	local d=$K/apt/$suite
+	mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
+	echo "deb [arch=amd64 signed-by=$KEYRING] $MIRROR $suite main" >"$d/sources.list"
+	"$@" -o Dir::Etc::SourceList="$d/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+		-o Dir::State::Lists="$d/lists" -o Dir::Cache="$d/cache" -o APT::Architecture=amd64 \
+		-o Debug::NoLocking=1 -o APT::Sandbox::User=root
+}
+
+# fetch leaves .kernels/SUITE/{vmlinuz,release,root/} for each suite.
+fetch() {
+	local suite=$1
+	local d=$K/$suite
+	[ -s "$d/release" ] && [ -f "$d/vmlinuz" ] && return
+	log "$suite: fetching the kernel package"
+	suite_apt "$suite" apt-get update -qq >&2
+	local pkg
+	pkg=$(suite_apt "$suite" apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	[ -n "$pkg" ] || die "$suite: no linux-image-* behind linux-image-amd64"
+	rm -rf "$d" && mkdir -p "$d/deb"
+	(cd "$d/deb" && suite_apt "$suite" apt-get download -qq "$pkg" >&2)
+	dpkg-deb -x "$d"/deb/*.deb "$d/root"
+	local vmlinuz
+	vmlinuz=$(ls "$d"/root/boot/vmlinuz-*)
+	cp "$vmlinuz" "$d/vmlinuz"
+	ls "$d/root/lib/modules" 2>/dev/null >"$d/release" || ls "$d/root/usr/lib/modules" >"$d/release"
+	[ -d "$d/root/lib/modules" ] || { mkdir -p "$d/root/lib" && ln -s ../usr/lib/modules "$d/root/lib/modules"; }
+	depmod -b "$d/root" "$(cat "$d/release")"
+	log "$suite: $(cat "$d/release") ($pkg)"
+}
+
+# modules_layer builds .kernels/SUITE/modules/: the wanted modules and their
+# dependencies, decompressed (busybox's insmod reads plain .ko), with a load
+# order file, and a modules.dep for modprobe requests from the kernel.
+modules_layer() {
+	local suite=$1 rel
+	local d=$K/$suite
+	rel=$(cat "$d/release")
+	local out=$d/modules
+	rm -rf "$out" && mkdir -p "$out/lib/modules/$rel"
+	: >"$out/lib/modules/load.list"
+	local m line f dst
+	for m in $MODULES; do
+		modprobe -d "$d/root" -S "$rel" --show-depends "$m" 2>/dev/null | while read -r line; do
+			case $line in
+			insmod\ *)
+				f=${line#insmod }; f=${f%% *}
+				dst=${f#"$d"/root}; dst=${dst#/usr}
+				dst=${dst%.xz}; dst=${dst%.zst}
+				[ -f "$out$dst" ] && continue
+				mkdir -p "$(dirname "$out$dst")"
+				case $f in
+				*.xz) xz -dc "$f" >"$out$dst" ;;
+				*.zst) zstd -qdc "$f" >"$out$dst" ;;
+				*) cp "$f" "$out$dst" ;;
+				esac
+				echo "$dst" >>"$out/lib/modules/load.list"
+				;;
+			esac
+		done
+	done
+	cp "$d/root/lib/modules/$rel"/modules.{order,builtin,builtin.modinfo} "$out/lib/modules/$rel/" 2>/dev/null || true
+	depmod -b "$out" "$rel"
+}
+
+# busybox_root is the default guest root: busybox-static, iproute2's tools
+# and their shared libraries from this machine, and an /init that mounts
+# what the tests use, loads the modules and runs /fbt/guest.sh.
+busybox_root() {
+	local r=$K/guest-root
+	rm -rf "$r" && mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,var/tmp}
+	# The guest has no libc of its own for busybox: it must be static.
+	ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is dynamic: apt-get install busybox-static"
+	cp /bin/busybox "$r/bin/busybox"
+	local t lib
+	for t in ip tc ss; do
+		cp "$(command -v $t)" "$r/sbin/$t"
+		for lib in $(ldd "$(command -v $t)" | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}'); do
+			mkdir -p "$r$(dirname "$lib")"
+			cp -L "$lib" "$r$lib"
+		done
+	done
+	# tc's distribution tables and the dynamic loader's home.
+	[ -d /usr/lib/tc ] && mkdir -p "$r/usr/lib" && cp -r /usr/lib/tc "$r/usr/lib/tc"
+	[ -e "$r/lib64" ] || { mkdir -p "$r/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$r/lib64/"; }
+	for t in $(/bin/busybox --list-full); do
+		[ -e "$r/$t" ] || ln -s /bin/busybox "$r/$t"
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$r/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
+	printf '127.0.0.1 localhost\n::1 localhost\n' >"$r/etc/hosts"
+	cat >"$r/init" <<'EOF'
+#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs shm /dev/shm
+mount -t tmpfs run /run
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+hostname fbt-guest
+ip link set lo up
+while read -r m; do insmod "$m" || echo "init: insmod $m failed" >/dev/ttyS1; done </lib/modules/load.list
+echo /sbin/modprobe >/proc/sys/kernel/modprobe
+sh /fbt/guest.sh >/dev/ttyS1 2>&1
+echo "@@FBT-DONE $?" >/dev/ttyS1
+sync
+poweroff -f
+EOF
+	chmod 755 "$r/init"
+	echo "$r"
+}
+
+# test_pkgs lists the packages whose tests talk to the kernel: every
+# package under input/ with tests, and any other package whose tests use
+# input/nstest (root, namespaces), except: cmd/fleutanbeat (its tests build
+# the agent with the go tool, which the guest does not have), kibana (its
+# kernel tests feed Elasticsearch) and config (root only to chown a file).
+test_pkgs() {
+	if [ -n "${PKGS:-}" ]; then
+		echo "$PKGS" | tr ' ' '\n'
+		return
+	fi
+	{
+		go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./input/...
+		go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}{{end}}' ./... |
+			awk '/input\/nstest/ {print $1}'
+	} | grep -v -e '/cmd/fleutanbeat$' -e '/cmd/fleutanbeat/packaging$' -e '/kibana$' -e '/config$' | sort -u
+}
+
+# payload builds .kernels/payload/: one static test binary per package next
+# to a copy of its testdata (tests run in their package directory), the
+# shipped config, bin/fleutanbeat, and the guest script.
+payload() {
+	local p=$K/payload mod
+	rm -rf "$p" && mkdir -p "$p/src" "$p/bin"
+	mod=$(go list -m)
+	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutanbeat" ./cmd/fleutanbeat
+	cp fleutanbeat.yml go.mod "$p/src/"
+	local pkg rel
+	: >"$p/pkgs"
+	for pkg in $(test_pkgs); do
+		rel=${pkg#"$mod"/}
+		mkdir -p "$p/src/$rel"
+		CGO_ENABLED=0 go test -c -trimpath -o "$p/src/$rel/pkg.test" "$pkg"
+		[ -d "$rel/testdata" ] && cp -r "$rel/testdata" "$p/src/$rel/"
+		echo "$rel" >>"$p/pkgs"
+	done
+	cp "${GUEST_SCRIPT:-.ci/kernels-guest.sh}" "$p/guest.sh"
+	echo "TEST_TIMEOUT=$TEST_TIMEOUT" >"$p/env"
+}
+
+cpio_of() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet); }
+
+# boot runs one kernel with the layers concatenated into one initramfs (the
+# kernel unpacks concatenated cpio archives in order), console on the first
+# serial port, results on the second.
+boot() {
+	local suite=$1 out=$2
+	local d=$K/$suite
+	local initrd=$K/initrd-$suite.cpio
+	{
+		cpio_of "$GUEST_ROOT_DIR"
+		cpio_of "$d/modules"
+		(cd "$K" && mkdir -p fbtwrap && rm -rf fbtwrap/fbt && ln -sfn ../payload fbtwrap/fbt &&
+			cd fbtwrap && find -L fbt | LC_ALL=C sort | cpio -o -H newc -L --quiet)
+		local layer
+		for layer in ${EXTRA_LAYERS:-}; do cpio_of "$layer"; done
+	} >"$initrd"
+	log "$suite: booting $(cat "$d/release") ($(du -m "$initrd" | cut -f1) MiB initramfs)"
+	local start=$SECONDS rc=0
+	timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "$GUEST_CPUS" -m "$GUEST_MEM" \
+		-nographic -no-reboot -nic none -monitor none \
+		-kernel "$d/vmlinuz" -initrd "$initrd" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init" \
+		-serial "file:$out/console-$suite.log" -serial "file:$out/results-$suite.log" \
+		</dev/null >/dev/null 2>"$out/qemu-$suite.err" || rc=$?
+	echo "$((SECONDS - start))" >"$out/seconds-$suite"
+	rm -f "$initrd"
+	[ $rc -eq 0 ] || log "$suite: qemu exit $rc (timeout is 124), see $out/console-$suite.log"
+}
+
+run() {
+	deps
+	local s
+	for s in $KERNELS; do fetch "$s"; done
+	for s in $KERNELS; do modules_layer "$s"; done
+	GUEST_ROOT_DIR=${GUEST_ROOT:-$(busybox_root)}
+	payload
+	local out=$K/results
+	rm -rf "$out" && mkdir -p "$out"
+	local start=$SECONDS
+	# One VM at a time: software emulation takes every core it is given.
+	for s in $KERNELS; do boot "$s" "$out"; done
+	log "matrix wall time: $((SECONDS - start)) s"
+	local rels=()
+	for s in $KERNELS; do rels+=("$s=$(cat "$K/$s/release")"); done
+	local rc=0
+	sh .ci/kernels-report.sh "$out" "${rels[@]}" || rc=$?
+	# A full run records its features for the README's "Supported kernels"
+	# table (make check-kernels-table compares the two).
+	if [ -z "${PKGS:-}" ] && [ "$KERNELS" = "bullseye bookworm trixie" ]; then
+		cp "$out/matrix.tsv" .ci/kernels-matrix.tsv
+		readme_table
+	fi
+	return $rc
+}
+
+# readme_table replaces the table between the README's kernels-table
+# markers with the one generated from .ci/kernels-matrix.tsv.
+readme_table() {
+	local table
+	table=$(sh .ci/kernels-readme.sh .ci/kernels-matrix.tsv)
+	awk -v table="$table" '
+	/<!-- kernels-table:end -->/ { print table; skip = 0 }
+	!skip { print }
+	/<!-- kernels-table:begin -->/ { skip = 1 }
+	' README.md >README.md.tmp && mv README.md.tmp README.md
+}
+
+# In braces with exit: bash reads a script as it runs, so an edit during a
+# long run must not change what runs after it.
+{
+	case ${1:-run} in
+	run) run ;;
+	fetch) deps && for s in $KERNELS; do fetch "$s"; done ;;
+	readme) readme_table ;;
+	check-readme)
+		diff -u <(sh .ci/kernels-readme.sh .ci/kernels-matrix.tsv) \
+			<(awk '/<!-- kernels-table:end -->/ {p = 0} p; /<!-- kernels-table:begin -->/ {p = 1}' README.md) ||
+			die "README's Supported kernels table differs from .ci/kernels-matrix.tsv: run .ci/kernels.sh readme"
+		;;
+	*) die "usage: $0 run|fetch" ;;
+	esac
+	exit
+}
