@@ -31,8 +31,19 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 K=${KERNELS_DIR:-$ROOT/.kernels}
 KERNELS=${KERNELS:-bullseye bookworm trixie}
-# The mirror this machine's apt uses (any Debian mirror carries all three).
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+# The mirror this machine's apt uses (any Debian mirror carries all three),
+# read from its sources (deb822 .sources or one-line sources.list).
+apt_mirror() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f"
+	done
+	[ -f /etc/apt/sources.list ] &&
+		awk '$1 == "deb" && $2 !~ /security/ { u = $2; if (u ~ /^\[/) u = $3; print u; exit }' /etc/apt/sources.list
+}
+MIRROR=${MIRROR:-$(apt_mirror | head -n 1)}
+[ -n "$MIRROR" ] || { echo "kernels: no Debian mirror in this machine's apt sources; set MIRROR" >&2; exit 1; }
 KEYRING=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 GUEST_MEM=${GUEST_MEM:-2048}
 GUEST_CPUS=${GUEST_CPUS:-2}
