@@ -3,6 +3,7 @@ package procindex
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/procfs"
@@ -95,4 +96,93 @@ func (x *Index) procfsDetails(fs procfs.FS, ps procStat) *Process {
 		p.Executable = exe
 	}
 	return p
+}
+
+// BenchmarkProcfsVsOwnFDTable lists one process's fd table and reads the
+// socket inode of each fd, as the index's full scan does for every
+// process: getdents and readlinkat into reused buffers against procfs's
+// FileDescriptorTargets. Fixture: a tree of 1,000 "socket:[N]" links;
+// live: this process holding 1,000 more UDP sockets.
+func BenchmarkProcfsVsOwnFDTable(b *testing.B) {
+	const sockets = 1000
+	fixture := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(fixture, "4242", "fd"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := range sockets {
+		if err := os.Symlink("socket:["+strconv.Itoa(100000+i)+"]", filepath.Join(fixture, "4242", "fd", strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range sockets {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { unix.Close(fd) })
+	}
+	for _, src := range []struct {
+		name, root string
+		pid        int
+	}{
+		{"fixture", fixture, 4242},
+		{"live", "/proc", os.Getpid()},
+	} {
+		fs, err := procfs.NewFS(src.root)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x := New(Options{ProcRoot: src.root, EtcRoot: b.TempDir()})
+		var inodes []uint32
+		own := func() int {
+			inodes = inodes[:0]
+			dfd, err := unix.Open(filepath.Join(src.root, strconv.Itoa(src.pid), "fd"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer unix.Close(dfd)
+			x.names = x.names[:0]
+			_ = readDirents(dfd, x.dirBuf, func(name []byte) {
+				if fd, ok := atoi(name); ok || (len(name) == 1 && name[0] == '0') {
+					x.names = append(x.names, int32(fd))
+				}
+			})
+			for _, fd := range x.names {
+				if ino, ok := x.readFD(dfd, fd); ok && ino != 0 {
+					inodes = append(inodes, ino)
+				}
+			}
+			return len(inodes)
+		}
+		lib := func() int {
+			inodes = inodes[:0]
+			proc, err := fs.Proc(src.pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			targets, err := proc.FileDescriptorTargets()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, t := range targets {
+				if ino, ok := parseSocketLink([]byte(t)); ok {
+					inodes = append(inodes, ino)
+				}
+			}
+			return len(inodes)
+		}
+		for _, side := range []struct {
+			name string
+			fn   func() int
+		}{{"own", own}, {"procfs", lib}} {
+			b.Run("fd/"+src.name+"/"+side.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if n := side.fn(); n < sockets {
+						b.Fatalf("%d socket fds, want at least %d", n, sockets)
+					}
+				}
+			})
+		}
+	}
 }
