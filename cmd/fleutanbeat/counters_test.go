@@ -130,6 +130,7 @@ func TestAgentCountersMatchDeliveries(t *testing.T) {
 					t.Errorf("/metrics lacks %q", line)
 				}
 			}
+			checkMetricsAgainstStats(t, "http://"+addr, true)
 
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)

@@ -110,6 +110,7 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 	if !strings.Contains(string(prom), "fleutanbeat_pipeline_events_published_total ") {
 		t.Errorf("GET /metrics lacks the published counter:\n%s", prom)
 	}
+	checkMetricsAgainstStats(t, "http://"+addr, true)
 
 	waitLog(t, stderr, "Non-zero metrics in the last 1s", "level", 10*time.Second)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

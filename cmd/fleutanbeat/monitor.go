@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/pipeline"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
 )
 
 // monitor is the http.enabled endpoint: GET / (agent info), /stats (JSON
@@ -42,8 +46,10 @@ func startMonitor(c httpConfig, m *pipeline.Metrics, info pipeline.AgentInfo, ho
 		writeJSON(w, tree)
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		writePrometheus(w, m.Snapshot())
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		if err := writePrometheus(w, m.Snapshot()); err != nil {
+			log.Debug("http: /metrics reply cut short", "error", err)
+		}
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -68,34 +74,67 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = enc.Encode(v)
 }
 
-// writePrometheus renders samples as fleutanbeat_<dotted_name>; counters get
-// the _total suffix, labeled ones a label.
-func writePrometheus(w http.ResponseWriter, samples []pipeline.Sample) {
-	var b strings.Builder
-	typed := map[string]bool{}
+// writePrometheus renders samples in Prometheus' text format as
+// fleutanbeat_<dotted_name>: counters get the _total suffix, texts become
+// _info gauges with the word in a value label (as exporters report
+// versions), and each family the HELP line from pipeline.MetricHelp. The
+// exposition library writes the lines so that escaping follows the format.
+func writePrometheus(w io.Writer, samples []pipeline.Sample) error {
+	var fams []*dto.MetricFamily
+	byName := map[string]*dto.MetricFamily{}
 	for _, s := range samples {
-		name := "fleutanbeat_" + strings.NewReplacer(".", "_", "-", "_").Replace(s.Name)
-		if s.IsText {
-			// A text is an info metric, as Prometheus exporters write
-			// versions and modes: the value in a label, 1 as the sample.
-			name += "_info"
-			fmt.Fprintf(&b, "# TYPE %s gauge\n%s{value=%q} 1\n", name, name, s.Text)
-			continue
+		name := promName(s)
+		mf := byName[name]
+		if mf == nil {
+			mf = &dto.MetricFamily{Name: proto.String(name), Help: proto.String(promHelp(s.Name)), Type: dto.MetricType_GAUGE.Enum()}
+			if !s.Gauge && !s.IsText {
+				mf.Type = dto.MetricType_COUNTER.Enum()
+			}
+			byName[name] = mf
+			fams = append(fams, mf)
 		}
-		kind := "gauge"
-		if !s.Gauge {
-			name += "_total"
-			kind = "counter"
-		}
-		if !typed[name] {
-			fmt.Fprintf(&b, "# TYPE %s %s\n", name, kind)
-			typed[name] = true
+		m := &dto.Metric{}
+		switch {
+		case s.IsText:
+			m.Label = []*dto.LabelPair{{Name: proto.String("value"), Value: proto.String(s.Text)}}
+			m.Gauge = &dto.Gauge{Value: proto.Float64(1)}
+		case s.Gauge:
+			m.Gauge = &dto.Gauge{Value: proto.Float64(float64(s.N))}
+		default:
+			m.Counter = &dto.Counter{Value: proto.Float64(float64(s.N))}
 		}
 		if s.Label != "" {
-			fmt.Fprintf(&b, "%s{%s=%q} %d\n", name, s.Label, s.Value, s.N)
-		} else {
-			fmt.Fprintf(&b, "%s %d\n", name, s.N)
+			m.Label = []*dto.LabelPair{{Name: proto.String(s.Label), Value: proto.String(s.Value)}}
+		}
+		mf.Metric = append(mf.Metric, m)
+	}
+	for _, mf := range fams {
+		if _, err := expfmt.MetricFamilyToText(w, mf); err != nil {
+			return fmt.Errorf("metrics: writing %s: %w", mf.GetName(), err)
 		}
 	}
-	_, _ = w.Write([]byte(b.String()))
+	return nil
 }
+
+// promName maps a dotted name to a Prometheus family name.
+func promName(s pipeline.Sample) string {
+	name := "fleutanbeat_" + strings.NewReplacer(".", "_", "-", "_").Replace(s.Name)
+	switch {
+	case s.IsText:
+		return name + "_info"
+	case s.Gauge:
+		return name
+	}
+	return name + "_total"
+}
+
+// promHelp is the family's HELP text. A metric missing from the table
+// still gets a line that names it; the agent's tests fail on that text.
+func promHelp(dotted string) string {
+	if h, ok := pipeline.MetricHelp(dotted); ok {
+		return h
+	}
+	return helpUndocumented + dotted + " on /stats."
+}
+
+const helpUndocumented = "Undocumented: "

@@ -66,7 +66,9 @@ func newGroup(c Config, s output.Settings) (output.Group, error) {
 		if err != nil {
 			return output.Group{}, fmt.Errorf("output.logstash.proxy_url: %w", err)
 		}
-		d.socks = &socksDialer{proxy: u.Host, user: u.User, localDNS: c.ProxyUseLocalResolver, dial: d.net.DialContext}
+		if d.socks, err = newSocksDialer(u, c.ProxyUseLocalResolver, &d.net); err != nil {
+			return output.Group{}, fmt.Errorf("output.logstash.proxy_url: %w", err)
+		}
 	}
 	log := s.Logger
 	if log == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +17,8 @@ import (
 )
 
 // socksProxy is a minimal RFC 1928/1929 server for tests: user/password
-// auth, CONNECT only, to loopback destinations only.
+// auth (none when user is ""), CONNECT only, to loopback destinations
+// only. It is written from the RFCs, apart from the client under test.
 type socksProxy struct {
 	addr       string
 	user, pass string
@@ -56,32 +58,29 @@ func (p *socksProxy) serve(c net.Conn) {
 		return
 	}
 	methods := make([]byte, hdr[1])
-	if _, err := io.ReadFull(c, methods); err != nil || !bytes.Contains(methods, []byte{socksUserPass}) {
-		c.Write([]byte{5, socksNoMethods})
+	if _, err := io.ReadFull(c, methods); err != nil {
 		return
 	}
-	c.Write([]byte{5, socksUserPass})
-	var ver [2]byte
-	io.ReadFull(c, ver[:])
-	name := make([]byte, ver[1])
-	io.ReadFull(c, name)
-	var pl [1]byte
-	io.ReadFull(c, pl[:])
-	pass := make([]byte, pl[0])
-	io.ReadFull(c, pass)
-	if string(name) != p.user || string(pass) != p.pass {
-		c.Write([]byte{1, 1})
+	if p.user == "" {
+		if !bytes.Contains(methods, []byte{socksNoAuth}) {
+			c.Write([]byte{5, socksNoMethods})
+			return
+		}
+		c.Write([]byte{5, socksNoAuth})
+	} else if p.auth(c, methods) != nil {
 		return
 	}
-	c.Write([]byte{1, 0})
 	var req [4]byte
 	if _, err := io.ReadFull(c, req[:]); err != nil {
 		return
 	}
 	var host string
 	switch req[3] {
-	case socksIPv4:
+	case socksIPv4, socksIPv6:
 		b := make([]byte, 4)
+		if req[3] == socksIPv6 {
+			b = make([]byte, 16)
+		}
 		io.ReadFull(c, b)
 		host = net.IP(b).String()
 	case socksDomain:
@@ -119,27 +118,77 @@ func (p *socksProxy) serve(c net.Conn) {
 	io.Copy(c, up)
 }
 
+// auth runs the RFC 1929 exchange; an error means the connection is done.
+func (p *socksProxy) auth(c net.Conn, methods []byte) error {
+	if !bytes.Contains(methods, []byte{socksUserPass}) {
+		c.Write([]byte{5, socksNoMethods})
+		return errors.New("no user/password offered")
+	}
+	c.Write([]byte{5, socksUserPass})
+	var ver [2]byte
+	io.ReadFull(c, ver[:])
+	name := make([]byte, ver[1])
+	io.ReadFull(c, name)
+	var pl [1]byte
+	io.ReadFull(c, pl[:])
+	pass := make([]byte, pl[0])
+	io.ReadFull(c, pass)
+	if string(name) != p.user || string(pass) != p.pass {
+		c.Write([]byte{1, 1})
+		return errors.New("wrong user/password")
+	}
+	c.Write([]byte{1, 0})
+	return nil
+}
+
+// TestSOCKS5Proxy publishes through a SOCKS5 server on loopback and checks
+// what the server was asked to CONNECT to: with proxy_use_local_resolver
+// off (the default) the host name goes to the proxy, with it on an
+// address resolved here does. Failures name the proxy and never carry
+// the password.
 func TestSOCKS5Proxy(t *testing.T) {
 	rec := newReceived()
 	srv := startServer(t, "a", rec, serverOpts{})
 	_, port, _ := net.SplitHostPort(srv.addr)
 	dead := freeAddr(t)
 	proxy := startSocksProxy(t, "agent", "s3cret")
+	open := startSocksProxy(t, "", "")
+	// resolvedHere: the proxy got an address literal for localhost.
+	resolvedHere := func(target string) bool {
+		h, p, err := net.SplitHostPort(target)
+		ip := net.ParseIP(h)
+		return err == nil && p == port && ip != nil && ip.IsLoopback()
+	}
+	exactly := func(want string) func(string) bool { return func(got string) bool { return got == want } }
 	for _, tc := range []struct {
-		name, url, host, wantErr, wantTarget string
+		name, url, host string
+		localDNS        bool
+		wantErr         string
+		wantTarget      func(string) bool // nil: no CONNECT expected
 	}{
-		{"name resolved at the proxy", "socks5://agent:s3cret@" + proxy.addr, "localhost:" + port, "", "localhost:" + port},
-		{"IP address", "socks5://agent:s3cret@" + proxy.addr, "127.0.0.1:" + port, "", "127.0.0.1:" + port},
-		{"wrong password", "socks5://agent:wrong@" + proxy.addr, "127.0.0.1:" + port, "proxy rejected the user name or password", ""},
-		{"no credentials", "socks5://" + proxy.addr, "127.0.0.1:" + port, "proxy accepts none of our authentication methods", ""},
-		{"destination refused", "socks5://agent:s3cret@" + proxy.addr, dead, "CONNECT refused: connection refused", dead},
-		{"proxy down", "socks5://agent:s3cret@" + freeAddr(t), "127.0.0.1:" + port, "connection refused", ""},
+		{"name resolved at the proxy", "socks5://agent:s3cret@" + proxy.addr, "localhost:" + port, false, "", exactly("localhost:" + port)},
+		{"socks5h: name resolved at the proxy", "socks5h://agent:s3cret@" + proxy.addr, "localhost:" + port, false, "", exactly("localhost:" + port)},
+		{"name resolved here", "socks5://agent:s3cret@" + proxy.addr, "localhost:" + port, true, "", resolvedHere},
+		{"IP address", "socks5://agent:s3cret@" + proxy.addr, "127.0.0.1:" + port, false, "", exactly("127.0.0.1:" + port)},
+		{"IP address, local resolver", "socks5://agent:s3cret@" + proxy.addr, "127.0.0.1:" + port, true, "", exactly("127.0.0.1:" + port)},
+		{"no authentication", "socks5://" + open.addr, "localhost:" + port, false, "", nil},
+		{"wrong password", "socks5://agent:wrong@" + proxy.addr, "127.0.0.1:" + port, false, "socks5 proxy " + proxy.addr + ": socks connect tcp " + proxy.addr + "->127.0.0.1:" + port + ": username/password authentication failed", nil},
+		{"no credentials", "socks5://" + proxy.addr, "127.0.0.1:" + port, false, "socks5 proxy " + proxy.addr + ": socks connect tcp " + proxy.addr + "->127.0.0.1:" + port + ": no acceptable authentication methods", nil},
+		{"destination refused", "socks5://agent:s3cret@" + proxy.addr, dead, false, "unknown error connection refused", exactly(dead)},
+		{"proxy down", "socks5://agent:s3cret@" + dead, "127.0.0.1:" + port, false, "connection refused", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			proxy.mu.Lock()
-			proxy.targets = nil
-			proxy.mu.Unlock()
-			g := newOutput(t, yamlHosts(tc.host)+"timeout: 5s\nproxy_url: "+tc.url+"\n", nil)
+			for _, p := range []*socksProxy{proxy, open} {
+				p.mu.Lock()
+				p.targets = nil
+				p.mu.Unlock()
+			}
+			cfg := yamlHosts(tc.host) + "timeout: 5s\nproxy_url: " + tc.url + "\n"
+			if tc.localDNS {
+				cfg += "proxy_use_local_resolver: true\n"
+			}
+			g := newOutput(t, cfg, nil)
+			before := rec.byServerCount("a")
 			b := pipeline.NewBatch([]pipeline.Event{testEvent(0)})
 			err := g.Clients[0].Publish(context.Background(), b)
 			switch {
@@ -147,45 +196,31 @@ func TestSOCKS5Proxy(t *testing.T) {
 				t.Fatalf("Publish: %v", err)
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("Publish = %v, want %q", err, tc.wantErr)
+			case tc.wantErr == "" && rec.byServerCount("a") != before+1:
+				t.Fatalf("Logstash received %d events, want 1", rec.byServerCount("a")-before)
 			}
 			if err != nil && strings.Contains(err.Error(), "s3cret") {
 				t.Fatalf("error leaks the proxy password: %v", err)
 			}
 			proxy.mu.Lock()
 			defer proxy.mu.Unlock()
-			if tc.wantTarget != "" && (len(proxy.targets) != 1 || proxy.targets[0] != tc.wantTarget) {
-				t.Fatalf("proxy saw CONNECT %q, want [%s]", proxy.targets, tc.wantTarget)
+			got := proxy.targets
+			if tc.wantTarget == nil && len(got) != 0 {
+				t.Fatalf("proxy saw CONNECT %q, want none", got)
+			}
+			if tc.wantTarget != nil && (len(got) != 1 || !tc.wantTarget(got[0])) {
+				t.Fatalf("proxy saw CONNECT %q", got)
 			}
 		})
 	}
 }
 
-func FuzzSOCKSReply(f *testing.F) {
-	f.Add([]byte{5, 0, 0, 1, 127, 0, 0, 1, 0, 80})
-	f.Add([]byte{5, 0, 0, 3, 4, 'h', 'o', 's', 't', 0, 80})
-	f.Add([]byte{5, 0, 0, 4})
-	f.Add([]byte{5, 1})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r := bytes.NewReader(b)
-		err := readSocksReply(r)
-		if err != nil {
-			return
-		}
-		// Success needs a complete reply with code 0, and consumes exactly
-		// the reply: header, address of its type, port.
-		want := 0
-		if len(b) >= 5 {
-			switch b[3] {
-			case socksIPv4:
-				want = 10
-			case socksIPv6:
-				want = 22
-			case socksDomain:
-				want = 7 + int(b[4])
-			}
-		}
-		if want == 0 || b[0] != 5 || b[1] != 0 || len(b)-r.Len() != want {
-			t.Fatalf("accepted %x, consuming %d bytes", b, len(b)-r.Len())
-		}
-	})
-}
+// The SOCKS5 constants the test server speaks (RFC 1928, 1929).
+const (
+	socksNoAuth    = 0x00
+	socksUserPass  = 0x02
+	socksNoMethods = 0xff
+	socksIPv4      = 0x01
+	socksDomain    = 0x03
+	socksIPv6      = 0x04
+)

@@ -190,7 +190,7 @@ func TestCredentialsNeverShown(t *testing.T) {
 	if n := len(logLines(log)); n < 10 {
 		t.Fatalf("only %d log lines; the test needs the failing output's:\n%s", n, log)
 	}
-	if !strings.Contains(log, "proxy rejected the user name or password") {
+	if !strings.Contains(log, "username/password authentication failed") {
 		t.Errorf("the output's refusal is not logged:\n%s", log)
 	}
 	for _, line := range strings.Split(log, "\n") {
