@@ -1,0 +1,172 @@
+package sockdiag
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+
+	vnl "github.com/vishvananda/netlink"
+	vns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
+)
+
+// libBenchHolders processes hold libBenchConnsPerHolder loopback
+// connections each (both ends), the 36,000 sockets of the flows goal plus
+// one listener per holder, in the benchmark's own namespace. They are
+// separate processes because one cannot keep 36,000 files open under the
+// usual RLIMIT_NOFILE of 20,000 or so.
+const (
+	libBenchHolders        = 2
+	libBenchConnsPerHolder = 9000
+	holderEnv              = "SOCKDIAG_BENCH_HOLD"
+)
+
+// TestMain turns the test binary into a holder when holderEnv is set: it
+// opens that many connections to its own listener, says "ready", and keeps
+// them until its stdin closes.
+func TestMain(m *testing.M) {
+	if v := os.Getenv(holderEnv); v != "" {
+		os.Exit(hold(v))
+	}
+	os.Exit(m.Run())
+}
+
+func hold(count string) int {
+	n, err := strconv.Atoi(count)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	keep := make([]*net.TCPConn, 0, 2*n)
+	for range n {
+		c, err := net.DialTCP("tcp4", nil, ln.Addr().(*net.TCPAddr))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		s, err := ln.AcceptTCP()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		keep = append(keep, c, s)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	runtime.KeepAlive(keep)
+	return 0
+}
+
+// holdConns starts the holders inside ns and returns the number of TCP
+// sockets they hold, listeners included.
+func holdConns(b *testing.B, ns *nstest.Netns) int {
+	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range libBenchHolders {
+		cmd := ns.Command(exe)
+		cmd.Env = append(os.Environ(), holderEnv+"="+strconv.Itoa(libBenchConnsPerHolder))
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if line != "ready\n" {
+			b.Fatalf("holder: %q, %v", line, err)
+		}
+	}
+	return libBenchHolders * (2*libBenchConnsPerHolder + 1)
+}
+
+// BenchmarkDumpVsLibrary puts this package's dump beside
+// github.com/vishvananda/netlink's SocketDiagTCPInfo over the same 36,002
+// TCP sockets in the same run. The library is asked for what it can give
+// (tcp_info; it requests vegas info too); ours is asked for the flows
+// input's request, which carries more (tcp_info, congestion name,
+// skmeminfo), and once for tcp_info alone, the like-for-like figure.
+// Each side must see every socket with its tcp_info.
+func BenchmarkDumpVsLibrary(b *testing.B) {
+	ns := newNetns(b)
+	want := holdConns(b, ns)
+
+	own := func(ext Ext) func(b *testing.B) {
+		return func(b *testing.B) {
+			d := dumperIn(b, ns)
+			req := Request{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Ext: ext}
+			n := 0
+			fn := func(s *Socket) error {
+				if s.HasTCPInfo {
+					n++
+				}
+				return nil
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				n = 0
+				if err := d.Dump(req, fn); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if n != want {
+				b.Fatalf("dumped %d sockets with tcp_info, want %d", n, want)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*want), "ns/socket")
+		}
+	}
+	b.Run("own/tcpinfo", own(ExtInfo))
+	b.Run("own/flows-request", own(ExtTCPDefault))
+
+	b.Run("library/SocketDiagTCPInfo", func(b *testing.B) {
+		nsh, err := vns.GetFromPath(ns.Path())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nsh.Close()
+		h, err := vnl.NewHandleAt(nsh, unix.NETLINK_INET_DIAG)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close()
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			res, err := h.SocketDiagTCPInfo(unix.AF_INET)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n = 0
+			for _, r := range res {
+				if r.TCPInfo != nil {
+					n++
+				}
+			}
+		}
+		if n != want {
+			b.Fatalf("library gave %d sockets with tcp_info, want %d", n, want)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*want), "ns/socket")
+	})
+}
