@@ -1,0 +1,150 @@
+package qdisc
+
+import (
+	"runtime"
+	"testing"
+
+	vnl "github.com/vishvananda/netlink"
+	vns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// libHandleIn is a vishvananda/netlink handle answering for the namespace
+// at nsPath, the library's counterpart of openRtnlIn.
+func libHandleIn(t testing.TB, nsPath string) *vnl.Handle {
+	t.Helper()
+	nsh, err := vns.GetFromPath(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := vnl.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// BenchmarkRtnlVsLibrary puts the dumps of one collection beside
+// github.com/vishvananda/netlink's LinkList, QdiscList and ClassList over
+// the same tree (benchTree: 16 veths with 4 TX queues and an mq root) in
+// the same run, part by part. Each iteration does libRounds of each part,
+// so that make bench's -benchtime 1x still averages; the per-collection
+// figures are the metrics. Both sides must see the same objects.
+func BenchmarkRtnlVsLibrary(b *testing.B) {
+	const libRounds = 200
+	a, _ := benchTree(b)
+	r, err := openRtnlIn(a.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	h := libHandleIn(b, a.Path())
+
+	var mqDevs []int32
+	if err := r.links(func(l linkMsg) {
+		if l.TxQueues == benchQueues {
+			mqDevs = append(mqDevs, l.Index)
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if len(mqDevs) != benchDevices {
+		b.Fatalf("%d devices with %d queues, want %d", len(mqDevs), benchQueues, benchDevices)
+	}
+	libLinks := make([]vnl.Link, len(mqDevs))
+	for i, idx := range mqDevs {
+		libLinks[i] = &vnl.Device{LinkAttrs: vnl.LinkAttrs{Index: int(idx)}}
+	}
+
+	parts := []struct {
+		name string
+		own  func() (int, error)
+		lib  func() (int, error)
+	}{
+		{
+			name: "links",
+			own: func() (int, error) {
+				n := 0
+				err := r.links(func(linkMsg) { n++ })
+				return n, err
+			},
+			lib: func() (int, error) {
+				l, err := h.LinkList()
+				return len(l), err
+			},
+		},
+		{
+			name: "qdiscs",
+			own: func() (int, error) {
+				n := 0
+				err := r.tc(unix.RTM_GETQDISC, 0, func(*tcMsg) { n++ })
+				return n, err
+			},
+			lib: func() (int, error) {
+				q, err := h.QdiscList(nil)
+				return len(q), err
+			},
+		},
+		{
+			name: "classes",
+			own: func() (int, error) {
+				n := 0
+				for _, idx := range mqDevs {
+					if err := r.tc(unix.RTM_GETTCLASS, idx, func(*tcMsg) { n++ }); err != nil {
+						return n, err
+					}
+				}
+				return n, nil
+			},
+			lib: func() (int, error) {
+				n := 0
+				for _, l := range libLinks {
+					c, err := h.ClassList(l, 0)
+					if err != nil {
+						return n, err
+					}
+					n += len(c)
+				}
+				return n, nil
+			},
+		},
+	}
+	for _, p := range parts {
+		ownN, err := p.own()
+		if err != nil {
+			b.Fatal(err)
+		}
+		libN, err := p.lib()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ownN == 0 || ownN != libN {
+			b.Fatalf("%s: own dump saw %d objects, library %d", p.name, ownN, libN)
+		}
+		for _, side := range []struct {
+			name string
+			fn   func() (int, error)
+		}{{"own", p.own}, {"library", p.lib}} {
+			fn := side.fn
+			b.Run(p.name+"/"+side.name, func(b *testing.B) {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				for b.Loop() {
+					for range libRounds {
+						if n, err := fn(); err != nil || n != ownN {
+							b.Fatalf("%d objects, %v; want %d", n, err, ownN)
+						}
+					}
+				}
+				runtime.ReadMemStats(&after)
+				per := float64(b.N * libRounds)
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/dump")
+				b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/per, "B/dump")
+				b.ReportMetric(float64(after.Mallocs-before.Mallocs)/per, "allocs/dump")
+				b.ReportMetric(float64(ownN), "objects")
+			})
+		}
+	}
+}
