@@ -41,9 +41,9 @@ apt_mirror() {
 	done
 	[ -f /etc/apt/sources.list ] &&
 		awk '$1 == "deb" && $2 !~ /security/ { u = $2; if (u ~ /^\[/) u = $3; print u; exit }' /etc/apt/sources.list
+	return 0
 }
 MIRROR=${MIRROR:-$(apt_mirror | head -n 1)}
-[ -n "$MIRROR" ] || { echo "kernels: no Debian mirror in this machine's apt sources; set MIRROR" >&2; exit 1; }
 KEYRING=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 GUEST_MEM=${GUEST_MEM:-2048}
 GUEST_CPUS=${GUEST_CPUS:-2}
@@ -79,6 +79,7 @@ deps() {
 suite_apt() {
 	local suite=$1; shift
 	local d=$K/apt/$suite
+	[ -n "$MIRROR" ] || die "no Debian mirror in this machine's apt sources; set MIRROR"
 	mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
 	echo "deb [arch=amd64 signed-by=$KEYRING] $MIRROR $suite main" >"$d/sources.list"
 	"$@" -o Dir::Etc::SourceList="$d/sources.list" -o Dir::Etc::SourceParts=/dev/null \

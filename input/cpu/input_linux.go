@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
 	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +39,8 @@ type cpuInput struct {
 	procs *procindex.Index
 	infos map[int]*procInfo
 	buf   []byte
+	// procFS reads exe and cmdline; made on first use.
+	procFS *procfs.FS
 
 	// loadBPF loads the eBPF meter; tests make it fail.
 	loadBPF func(procRoot string) (meter, error)
@@ -370,12 +372,22 @@ func (in *cpuInput) info(pid int) (*procInfo, bool) {
 	}
 	st, _ = parseTaskStat(b, true)
 	p := &procInfo{PID: pid, PPID: st.PPID, Name: st.Name, StartTime: st.StartTime}
-	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
-		p.Executable = exe
+	// procfs reads exe and cmdline: this runs only when a pid is new or
+	// reused, and there procfs costs what the own reader did (docs/ARCHITECTURE.md, "/proc
+	// readers"). stat above stays with parseTaskStat, which is per period.
+	if in.procFS == nil {
+		if fs, err := procfs.NewFS(in.s.ProcRoot); err == nil {
+			in.procFS = &fs
+		}
 	}
-	if cmd, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && len(cmd) > 0 {
-		for a := range bytes.SplitSeq(bytes.TrimSuffix(cmd, []byte{0}), []byte{0}) {
-			p.Args = append(p.Args, string(a))
+	if in.procFS != nil {
+		if proc, err := in.procFS.Proc(pid); err == nil {
+			if exe, err := proc.Executable(); err == nil {
+				p.Executable = exe
+			}
+			if args, err := proc.CmdLine(); err == nil && len(args) > 0 {
+				p.Args = args
+			}
 		}
 	}
 	in.infos[pid] = p

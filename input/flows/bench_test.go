@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
+	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
@@ -152,7 +153,17 @@ func (m *measure) wallPer() float64 { return m.wall / float64(m.runs) }
 // period in which a socket took the fd number of a closed file at an
 // unchanged fd count (the procfs method's search). Every collection must
 // attribute every socket to its holder.
+//
+// It runs once per method: procfs (the process index alone) and ebpf (the
+// same index told by the connection tracker which processes opened
+// connections; the agent's default where eBPF loads).
 func BenchmarkFlowsVsSS(b *testing.B) {
+	for _, method := range []string{MethodProcfs, MethodEBPF} {
+		b.Run(method, func(b *testing.B) { benchFlowsVsSS(b, method) })
+	}
+}
+
+func benchFlowsVsSS(b *testing.B, method string) {
 	ns := nstest.New(b)
 	exe, err := os.Executable()
 	if err != nil {
@@ -180,6 +191,14 @@ func BenchmarkFlowsVsSS(b *testing.B) {
 	want := 2 * benchHelpers * benchConnsPerHelper
 	nsInfo := namespaceOf(b, ns)
 	opts := CollectorOptions{Protocols: []uint8{protoTCP}, States: 1 << stateEstablished}
+	if method == MethodEBPF {
+		t, err := tcplife.Open(tcplife.Options{})
+		if err != nil {
+			b.Fatalf("method ebpf: %v", err)
+		}
+		b.Cleanup(func() { _ = t.Close() })
+		opts.Tracker = t
+	}
 	// A socket's holder: the one whose listener is its local or remote
 	// end; the reused-fd connection is the exception, added below.
 	owners := map[string]int{}
@@ -238,8 +257,10 @@ func BenchmarkFlowsVsSS(b *testing.B) {
 	checkBench(b, c, want+2, holderOf, "collection after a reused fd")
 	reuse.add(selfCPU()-c0, time.Since(t0))
 	reusePS := c.ProcessStats()
-	if reusePS.Sweeps != 1 {
-		b.Fatalf("a socket on a reused fd made no sweep: %+v", reusePS)
+	// Without the tracker only a sweep of every fd table finds it; with
+	// it, the tgid of connect(2) names the process to refresh.
+	if wantSweeps := map[string]int{MethodProcfs: 1, MethodEBPF: 0}[method]; reusePS.Sweeps != wantSweeps {
+		b.Fatalf("a socket on a reused fd made %d sweeps with method %s, want %d: %+v", reusePS.Sweeps, method, wantSweeps, reusePS)
 	}
 	rss := vmRSSMiB(b)
 	_ = c.Close()
@@ -247,6 +268,7 @@ func BenchmarkFlowsVsSS(b *testing.B) {
 	// More cold collections, each on a new collector with a new process
 	// index.
 	only := opts
+	only.Tracker = nil // a cold start: the tracker has seen nothing yet
 	only.Namespaces = func() ([]netns.Namespace, error) { return []netns.Namespace{nsInfo}, nil }
 	for range 2 {
 		c := NewCollector(only)

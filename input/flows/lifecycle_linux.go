@@ -78,7 +78,10 @@ func (c *Collector) hint(flows []Flow) {
 		if f.Cookie == 0 || f.Protocol != protoTCP || f.Direction == Listening {
 			continue
 		}
-		if j, ok := c.prevIdx[f.Key()]; ok && c.prev[j].Process != nil {
+		// A socket the index already holds needs no hint; asking the
+		// index (one inode lookup) is cheaper than finding the flow's
+		// previous report by its Key, at tens of thousands of flows.
+		if c.procs != nil && c.procs.Known(f.Inode) {
 			continue
 		}
 		o, ok := t.Lookup(f.Cookie)

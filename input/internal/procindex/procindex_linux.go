@@ -182,6 +182,16 @@ func (x *Index) Lookup(inode uint32) (*Process, bool) {
 	return st.proc, true
 }
 
+// Known reports whether the last Update found a holder of the socket
+// inode: one map lookup, for callers that only need to know whether a
+// socket is new to the index.
+func (x *Index) Known(inode uint32) bool {
+	x.mu.RLock()
+	_, ok := x.holders[inode]
+	x.mu.RUnlock()
+	return ok
+}
+
 // PIDs returns, sorted, every process that held at least one of the live
 // sockets of the last Update.
 func (x *Index) PIDs() []int {

@@ -21,6 +21,9 @@ func (x *Index) Lookup(inode uint32) (*Process, bool) { return nil, false }
 // Hint does nothing on this OS.
 func (x *Index) Hint(pid int) {}
 
+// Known is false on this OS.
+func (x *Index) Known(inode uint32) bool { return false }
+
 // PIDs is empty on this OS.
 func (x *Index) PIDs() []int { return nil }
 
