@@ -30,12 +30,6 @@ const (
 	tcaStatsQueue = 3
 	tcaStatsApp   = 4
 	tcaStatsPkt64 = 8
-
-	// IFLA_* (linux/if_link.h)
-	iflaIfname      = 3
-	iflaNumTxQueues = 31
-
-	iffLoopback = 0x8 // IFF_LOOPBACK, linux/if.h
 )
 
 var errShort = errors.New("message too short")
@@ -53,7 +47,8 @@ type tcMsg struct {
 	HasStats      bool
 }
 
-// linkMsg is the part of an RTM_NEWLINK message the collector uses.
+// linkMsg is the part of an RTM_NEWLINK message the collector uses
+// (decoded by vishvananda/netlink, see decodeLink).
 type linkMsg struct {
 	Index    int32
 	Name     string
@@ -176,24 +171,4 @@ func parseTC(b []byte) (tcMsg, error) {
 		m.Qlen, m.Backlog = u32(oldStats, 28), u32(oldStats, 32)
 	}
 	return m, nil
-}
-
-// parseLink decodes the payload of an RTM_NEWLINK message.
-func parseLink(b []byte) (linkMsg, error) {
-	var l linkMsg
-	if len(b) < ifinfomsgLn {
-		return l, errShort
-	}
-	l.Index = int32(binary.NativeEndian.Uint32(b[4:]))
-	l.Loopback = binary.NativeEndian.Uint32(b[8:])&iffLoopback != 0
-	err := attrs(b[ifinfomsgLn:], func(typ uint16, v []byte) error {
-		switch typ {
-		case iflaIfname:
-			l.Name = cstring(v)
-		case iflaNumTxQueues:
-			l.TxQueues = u32(v, 0)
-		}
-		return nil
-	})
-	return l, err
 }

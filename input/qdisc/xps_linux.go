@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 
+	vns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,21 +28,21 @@ func readXPSIn(nsPath, sysRoot string, devs []*Device) error {
 }
 
 func readXPSLocked(nsPath, sysRoot string, devs []*Device) (err error) {
-	origNet, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	origNet, err := vns.Get()
 	if err != nil {
 		return fmt.Errorf("remember network namespace: %w", err)
 	}
-	defer unix.Close(origNet)
+	defer origNet.Close()
 	origMnt, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("remember mount namespace: %w", err)
 	}
 	defer unix.Close(origMnt)
-	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	target, err := vns.GetFromPath(nsPath)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(target)
+	defer target.Close()
 
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
@@ -49,7 +50,7 @@ func readXPSLocked(nsPath, sysRoot string, devs []*Device) (err error) {
 	defer func() {
 		// The private mount namespace, and its sysfs mount, go away with
 		// the last reference: the thread's.
-		rerr := errors.Join(unix.Setns(origMnt, unix.CLONE_NEWNS), unix.Setns(origNet, unix.CLONE_NEWNET))
+		rerr := errors.Join(unix.Setns(origMnt, unix.CLONE_NEWNS), vns.Set(origNet))
 		if rerr != nil {
 			err = errors.Join(err, fmt.Errorf("restore namespaces: %w", rerr))
 		}
@@ -57,7 +58,7 @@ func readXPSLocked(nsPath, sysRoot string, devs []*Device) (err error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+	if err := vns.Set(target); err != nil {
 		return fmt.Errorf("setns %s: %w", nsPath, err)
 	}
 	if err := unix.Mount("sysfs", sysRoot, "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 
+	vns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,22 +147,25 @@ func Do(nsPath string, fn func() error) error {
 	return <-ch
 }
 
+// doLocked switches with github.com/vishvananda/netns: its handles are
+// the namespace files opened O_CLOEXEC and its Get names the calling
+// thread's namespace, which is the one to come back to on a locked thread.
 func doLocked(nsPath string, fn func() error) (restored bool, err error) {
-	target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	target, err := vns.GetFromPath(nsPath)
 	if err != nil {
 		return true, err
 	}
-	defer unix.Close(target)
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	defer target.Close()
+	orig, err := vns.Get()
 	if err != nil {
 		return true, fmt.Errorf("remember current netns: %w", err)
 	}
-	defer unix.Close(orig)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+	defer orig.Close()
+	if err := vns.Set(target); err != nil {
 		return true, fmt.Errorf("setns: %w (is it a network namespace file?)", err)
 	}
 	ferr := fn()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+	if err := vns.Set(orig); err != nil {
 		return false, fmt.Errorf("setns back to the original netns: %w", err)
 	}
 	return true, ferr

@@ -218,3 +218,31 @@ func TestDoRunsInsideTheNamespaceAndComesBack(t *testing.T) {
 		t.Errorf("Do on a non-namespace file: %v", err)
 	}
 }
+
+// TestDoClosesTheNamespaceHandles: the switch opens two namespace files
+// per call (vishvananda/netns handles); a collector calls Do for every
+// namespace it watches, so a handle left open would leak two files per
+// namespace and collection, on success and on failure alike.
+func TestDoClosesTheNamespaceHandles(t *testing.T) {
+	ns := nstest.New(t)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	const calls = 50
+	for range calls {
+		if err := netns.Do(ns.Path(), func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := netns.Do("/proc/self/status", func() error { return nil }); err == nil {
+			t.Fatal("Do on a non-namespace file succeeded")
+		}
+	}
+	if after := fds(); after != before {
+		t.Errorf("%d open files after %d calls of Do, %d before", after, 2*calls, before)
+	}
+}
