@@ -37,13 +37,13 @@ type Collector struct {
 	procStats procindex.Stats
 
 	prev    []Flow
-	prevIdx map[Key]int32
+	prevIdx map[indexKey]int32
 	// Two generations of flow slices and index maps alternate: one is the
 	// previous collection (the reference for deltas), the other is filled.
 	// At 100,000 flows a generation is tens of MiB that would otherwise be
 	// allocated and collected every period.
 	bufs [2][]Flow
-	idxs [2]map[Key]int32
+	idxs [2]map[indexKey]int32
 	gen  int
 
 	// lingering holds, by cookie, flows gone from the dump whose close
@@ -403,7 +403,7 @@ func (c *Collector) attribute(flows []Flow) error {
 func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) []Flow {
 	idx := c.idxs[c.gen]
 	if idx == nil {
-		idx = make(map[Key]int32, len(flows))
+		idx = make(map[indexKey]int32, len(flows))
 		c.idxs[c.gen] = idx
 	}
 	clear(idx)
@@ -413,7 +413,7 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 	clear(c.seen)
 	for i := range flows {
 		f := &flows[i]
-		k := f.Key()
+		k := f.indexKey()
 		idx[k] = int32(i)
 		cl := c.closedFlow(f)
 		if j, ok := c.prevIdx[k]; ok {
@@ -450,7 +450,7 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 			continue
 		}
 		p := c.prev[j]
-		if c.prevIdx[p.Key()] != int32(j) {
+		if c.prevIdx[p.indexKey()] != int32(j) {
 			continue // a duplicate in the dump, reported once
 		}
 		if p.Final {
@@ -470,8 +470,8 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 	// Carry the flows of failed namespaces so they are neither lost nor
 	// reported final on the next good collection.
 	for j, seen := range c.seen {
-		if !seen && failed[c.prev[j].Netns] && c.prevIdx[c.prev[j].Key()] == int32(j) {
-			idx[c.prev[j].Key()] = int32(len(next))
+		if !seen && failed[c.prev[j].Netns] && c.prevIdx[c.prev[j].indexKey()] == int32(j) {
+			idx[c.prev[j].indexKey()] = int32(len(next))
 			next = append(next, c.prev[j])
 		}
 	}

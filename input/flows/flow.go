@@ -163,6 +163,45 @@ func (f *Flow) Key() Key {
 	return Key{Netns: f.Netns, Protocol: f.Protocol, Local: f.Local, Remote: f.Remote, Inode: f.Inode}
 }
 
+// indexKey is Key as plain memory: the collector's per-collection maps
+// hold tens of thousands of flows, and a key with netip values (which
+// carry a zone pointer) is hashed and compared field by field, while this
+// one, without pointers or padding, is hashed and compared as one block
+// of bytes. The address family is kept beside the 16-byte forms, so an
+// IPv4 address and its IPv4-mapped IPv6 form stay different keys, as in
+// Key.
+type indexKey struct {
+	netns         uint64
+	local, remote [16]byte
+	inode         uint32
+	lport, rport  uint16
+	// protocol and the families of both addresses, widened so that the
+	// struct has no padding.
+	proto uint64
+}
+
+func (f *Flow) indexKey() indexKey {
+	k := indexKey{
+		netns: f.Netns, inode: f.Inode,
+		local: f.Local.Addr().As16(), remote: f.Remote.Addr().As16(),
+		lport: f.Local.Port(), rport: f.Remote.Port(),
+		proto: uint64(f.Protocol),
+	}
+	if f.Local.Addr().Is4() {
+		k.proto |= 1 << 8
+	}
+	if f.Remote.Addr().Is4() {
+		k.proto |= 1 << 9
+	}
+	if !f.Remote.IsValid() {
+		k.proto |= 1 << 10
+	}
+	if !f.Local.IsValid() {
+		k.proto |= 1 << 11
+	}
+	return k
+}
+
 // String is the series key of the flow's events:
 // "netns/proto/local/remote/inode".
 func (k Key) String() string {
