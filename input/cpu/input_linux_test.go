@@ -593,3 +593,29 @@ func TestSelectionFindsSocketOnReusedFD(t *testing.T) {
 		t.Errorf("child %d: selected %v with %d flows, want selected with 1", c.pid(), ok, n)
 	}
 }
+
+// TestSamplerFirstPeriodStartsAtTrack: the sampler credits CPU time from
+// the baseline track reads, so its first period must not also count the
+// time between opening the meter and that track (the agent selects the
+// processes in between, which takes long on a slow machine): the rate
+// would come out too low by that much.
+func TestSamplerFirstPeriodStartsAtTrack(t *testing.T) {
+	nstest.RequireRoot(t)
+	busy := startChild(t, "busy 1")
+	s := newSampler("/proc")
+	defer s.close()
+	time.Sleep(300 * time.Millisecond)
+	tracked := time.Now()
+	s.track([]int{busy.pid()})
+	for range 5 {
+		time.Sleep(100 * time.Millisecond)
+		s.sample()
+	}
+	_, took, err := s.collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if since := time.Since(tracked); took > since {
+		t.Errorf("first period is %v long, but only %v passed since the track that started it", took, since)
+	}
+}
