@@ -448,3 +448,30 @@ func BenchmarkUpdateReplacedSockets(b *testing.B) {
 	b.ReportMetric(float64(fds)/float64(b.N), "fds/op")
 	b.ReportMetric(float64(sweeps)/float64(b.N), "sweeps/op")
 }
+
+// TestLiveCountModeFollowsKernel: on procfs the index counts a process's
+// fds by the size of /proc/PID/fd from Linux 6.2 (proc_fd_getattr) and
+// knows that before it the size is always 0; the kernel matrix boots
+// kernels on both sides of that line.
+func TestLiveCountModeFollowsKernel(t *testing.T) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(u.Release[:])
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("kernel release %q: %v", release, err)
+	}
+	want := countNone
+	if major > 6 || major == 6 && minor >= 2 {
+		want = countSize
+	}
+	x := New(Options{ProcRoot: "/proc"})
+	if _, err := x.Update(nil); err != nil {
+		t.Fatal(err)
+	}
+	if x.countMode != want {
+		t.Errorf("on Linux %s the fd count mode is %d, want %d (%d: size of /proc/PID/fd, %d: no size)", release, x.countMode, want, countSize, countNone)
+	}
+}
