@@ -224,12 +224,13 @@ test_pkgs() {
 
 # payload builds .kernels/payload/: one static test binary per package next
 # to a copy of its testdata (tests run in their package directory), the
-# shipped config, bin/fleutanbeat, and the guest script.
+# shipped config, bin/fleutanbeat and bin/fleutan, and the guest script.
 payload() {
 	local p=$K/payload mod
 	rm -rf "$p" && mkdir -p "$p/src" "$p/bin"
 	mod=$(go list -m)
 	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutanbeat" ./cmd/fleutanbeat
+	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutan" ./cmd/fleutan
 	cp fleutanbeat.yml go.mod "$p/src/"
 	local pkg rel
 	: >"$p/pkgs"
