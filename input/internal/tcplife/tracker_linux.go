@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,6 +47,10 @@ func Open(o Options) (t *Tracker, err error) {
 	}
 	spec.Maps[tcplifeMapConns].MaxEntries = uint32(o.MaxConnections)
 	t = &Tracker{flushed: make(chan struct{}, 1), done: make(chan struct{}), maxPending: o.MaxPending}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (64 KiB by
+	// default): Debian's 5.10 refused the listeners map with EPERM. Newer
+	// kernels use memory cgroups and this does nothing.
+	_ = rlimit.RemoveMemlock()
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
