@@ -27,8 +27,12 @@ func runInput(t *testing.T, in *flowsInput, m *pipeline.Metrics, periods int, be
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx, rec) }()
+	ended := false
 	defer func() {
 		cancel()
+		if ended {
+			return
+		}
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
@@ -36,6 +40,13 @@ func runInput(t *testing.T, in *flowsInput, m *pipeline.Metrics, periods int, be
 	for i := 1; i <= periods+1; i++ {
 		deadline := time.Now().Add(time.Minute)
 		for m.Counter("input.flows.collections").Load() < int64(i) {
+			select {
+			case err := <-done:
+				// Not a minute's wait for collections that cannot come.
+				ended = true
+				t.Fatalf("Run ended before collection %d: %v", i, err)
+			default:
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("collection %d not published within a minute", i)
 			}
