@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,7 +55,7 @@ func Open(o Options) (t *Tracker, err error) {
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("%w: load: verifier: %v", ErrNotSupported, ve.Cause)
+			return nil, fmt.Errorf("%w: load: verifier: %v%s", ErrNotSupported, ve.Cause, refused(ve.Log))
 		}
 		return nil, fmt.Errorf("%w: load: %w", ErrNotSupported, err)
 	}
@@ -203,4 +204,22 @@ func Monotonic() uint64 {
 func WallTime(mono uint64) time.Time {
 	now, m := time.Now(), Monotonic()
 	return now.Add(-time.Duration(int64(m - mono)))
+}
+
+// refused picks what the verifier refused from its log: Linux before 5.12
+// has no bpf_get_socket_cookie for tracing programs and says "unknown func
+// bpf_get_socket_cookie#46", which is the reason worth a log line; any
+// other refusal is its log's last line.
+func refused(log []string) string {
+	for _, l := range log {
+		if strings.Contains(l, "unknown func") {
+			return ": " + strings.TrimSpace(l)
+		}
+	}
+	for i := len(log) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(log[i]); l != "" {
+			return ": " + l
+		}
+	}
+	return ""
 }
