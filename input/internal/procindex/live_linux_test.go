@@ -237,15 +237,21 @@ func TestLiveUpdateFollowsChildren(t *testing.T) {
 		t.Errorf("Update without change: %+v, want no search", stats)
 	}
 
-	// A new socket in a known process: found through its fd count.
+	// A new socket in a known process: found through its fd count, or,
+	// before Linux 6.2 where /proc/PID/fd has no size, by one sweep;
+	// never by a full scan.
+	sweeps := 0
+	if x.countMode == countNone {
+		sweeps = 1
+	}
 	ino := c.do(t, "open")
 	live = append(live, ino)
 	stats, err = x.Update(live)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := x.Lookup(ino); !ok || p.PID != c.cmd.Process.Pid || stats.FullScans != 0 || stats.Sweeps != 0 || stats.Unresolved != 0 {
-		t.Errorf("opened socket: %+v, %v, %+v", p, ok, stats)
+	if p, ok := x.Lookup(ino); !ok || p.PID != c.cmd.Process.Pid || stats.FullScans != 0 || stats.Sweeps != sweeps || stats.Unresolved != 0 {
+		t.Errorf("opened socket: %+v, %v, %+v (want %d sweeps)", p, ok, stats, sweeps)
 	}
 
 	// A socket replaced keeps the fd count: found because the process
