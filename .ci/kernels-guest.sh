@@ -9,6 +9,8 @@ export FLEUTANBEAT_REQUIRE_KERNEL=1
 # No Elasticsearch and no reference tools in the guest: those tests skip
 # with their reason (FLEUTANBEAT_REQUIRE_ES and _TOOLS stay unset).
 export TMPDIR=/tmp PATH=/fbt/bin:$PATH
+# The guest has no go tool to build the fleutan that cmd/fleutan runs.
+export FLEUTANBEAT_FLEUTAN_BIN=/fbt/bin/fleutan
 echo "@@FBT-KERNEL $(uname -r) cpus=$(nproc)"
 while read -r pkg; do
 	cd "/fbt/src/$pkg" || continue

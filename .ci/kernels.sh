@@ -39,9 +39,11 @@ apt_mirror() {
 		[ -f "$f" ] || continue
 		awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f"
 	done
-	[ -f /etc/apt/sources.list ] &&
+	# An if, not &&: without a sources.list the function must still
+	# succeed (set -e and pipefail would end the script silently).
+	if [ -f /etc/apt/sources.list ]; then
 		awk '$1 == "deb" && $2 !~ /security/ { u = $2; if (u ~ /^\[/) u = $3; print u; exit }' /etc/apt/sources.list
-	return 0
+	fi
 }
 MIRROR=${MIRROR:-$(apt_mirror | head -n 1)}
 KEYRING=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
@@ -64,14 +66,23 @@ need() {
 		command -v "$cmd" >/dev/null 2>&1 || [ -x "$cmd" ] || missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return
-	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
-		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+	install_pkgs "${missing[@]}"
+}
+
+install_pkgs() {
+	log "installing $*"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2 ||
+		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2; }
 }
 
 deps() {
-	need qemu-system-x86_64:qemu-system-x86 /bin/busybox:busybox-static cpio:cpio depmod:kmod \
+	need qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod modprobe:kmod ldd:libc-bin \
 		xz:xz-utils zstd:zstd ip:iproute2 tc:iproute2 ss:iproute2 dpkg-deb:dpkg apt-get:apt
+	# The guest has no libc of its own: busybox must be the static build
+	# (Debian's busybox package is dynamic; busybox-static replaces it).
+	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then install_pkgs busybox-static; fi
+	# The kernel packages' signatures are checked against Debian's keys.
+	[ -f "$KEYRING" ] || install_pkgs debian-archive-keyring
 }
 
 # apt for one suite, with its own sources list, lists and cache under .kernels/apt:
@@ -213,12 +224,13 @@ test_pkgs() {
 
 # payload builds .kernels/payload/: one static test binary per package next
 # to a copy of its testdata (tests run in their package directory), the
-# shipped config, bin/fleutanbeat, and the guest script.
+# shipped config, bin/fleutanbeat and bin/fleutan, and the guest script.
 payload() {
 	local p=$K/payload mod
 	rm -rf "$p" && mkdir -p "$p/src" "$p/bin"
 	mod=$(go list -m)
 	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutanbeat" ./cmd/fleutanbeat
+	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutan" ./cmd/fleutan
 	cp fleutanbeat.yml go.mod "$p/src/"
 	local pkg rel
 	: >"$p/pkgs"

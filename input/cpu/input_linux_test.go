@@ -58,8 +58,9 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 		t.Errorf("want one log line naming the method, got %q", logBuf.String())
 	}
 	logMu.Unlock()
-	in.meter, in.method = m, got
 	defer m.close()
+	tm := &truthMeter{meter: m, t: t, pids: pids}
+	in.meter, in.method = tm, got
 	in.procs = procindex.New(procindex.Options{ProcRoot: "/proc"})
 	sel, err := in.selectProcesses()
 	if err != nil {
@@ -75,10 +76,13 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := map[int]uint64{}
-	for _, pid := range pids {
-		before[pid] = cpuTicks(t, pid)
+	// A first period, not judged, ends in a collect: from there on the
+	// meter's windows run from collect to collect for both methods, and
+	// truthMeter reads the ground truth at those very moments.
+	if method == MethodSampling {
+		m.sample()
 	}
+	_, sel, cores, sirqs = in.period(sel, cores, sirqs)
 	start := time.Now()
 	var out []periodResult
 	for range n {
@@ -93,12 +97,7 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 		}
 		var events []pipeline.Event
 		events, sel, cores, sirqs = in.period(sel, cores, sirqs)
-		r := periodResult{start: start, events: events, truthNs: map[int]uint64{}}
-		for _, pid := range pids {
-			now := cpuTicks(t, pid)
-			r.truthNs[pid] = (now - before[pid]) * nsPerTick
-			before[pid] = now
-		}
+		r := periodResult{start: start, events: events, truthNs: tm.truthNs}
 		r.end = time.Now()
 		start = r.end
 		out = append(out, r)
@@ -107,6 +106,36 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 		}
 	}
 	return out
+}
+
+// truthMeter reads the children's utime+stime right after each collect
+// of the meter it wraps, so that the ground truth covers the window the
+// meter measured. Read after the whole period instead, it would take in
+// the reselection and event building that follow the collect, which the
+// meter counts in the next period: under emulation (a kernel-matrix
+// guest) that was a quarter of the period.
+type truthMeter struct {
+	meter
+	t       *testing.T
+	pids    []int
+	at      map[int]uint64 // ticks at the previous collect
+	truthNs map[int]uint64 // since the previous collect
+}
+
+func (m *truthMeter) collect() (map[int]*procUsage, time.Duration, error) {
+	u, took, err := m.meter.collect()
+	now := make(map[int]uint64, len(m.pids))
+	for _, pid := range m.pids {
+		now[pid] = cpuTicks(m.t, pid)
+	}
+	m.truthNs = map[int]uint64{}
+	for pid, ticks := range now {
+		if m.at != nil {
+			m.truthNs[pid] = (ticks - m.at[pid]) * nsPerTick
+		}
+	}
+	m.at = now
+	return u, took, err
 }
 
 type lockedWriter struct {
@@ -219,7 +248,6 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 			var measured, truth = map[int]float64{}, map[int]float64{}
 			spreadChecked := 0
 			for i, r := range res {
-				dur := r.end.Sub(r.start)
 				for _, pid := range []int{pinned.pid(), moving.pid()} {
 					truth[pid] += float64(r.truthNs[pid])
 					if r.truthNs[pid] < uint64(enough) {
@@ -227,7 +255,7 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 						// counts what events there are.
 						for _, e := range r.events {
 							if p, _ := e.Fields.GetValue("process.pid"); p == pid && field(t, e, "fleutan.cpu.scope") == ScopeProcess {
-								measured[pid] += num(t, e, "fleutan.cpu.pct") * float64(dur.Nanoseconds())
+								measured[pid] += num(t, e, "fleutan.cpu.pct") * num(t, e, "event.duration")
 							}
 						}
 						continue
@@ -236,9 +264,10 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 					if got := field(t, *proc, "fleutan.cpu.method"); got != tc.method {
 						t.Errorf("method = %v, want %s", got, tc.method)
 					}
-					// pct is a fraction of one core: times the period, the
-					// CPU time.
-					measured[pid] += num(t, *proc, "fleutan.cpu.pct") * float64(dur.Nanoseconds())
+					// pct is a fraction of one core: times the period the
+					// meter measured (event.duration, not this loop's own
+					// timing), the CPU time.
+					measured[pid] += num(t, *proc, "fleutan.cpu.pct") * num(t, *proc, "event.duration")
 					checkNorm(t, r, *proc)
 					var shares float64
 					for _, e := range cores {
@@ -591,5 +620,31 @@ func TestSelectionFindsSocketOnReusedFD(t *testing.T) {
 	}
 	if n, ok := sel.flows(c.pid()); !ok || n != 1 {
 		t.Errorf("child %d: selected %v with %d flows, want selected with 1", c.pid(), ok, n)
+	}
+}
+
+// TestSamplerFirstPeriodStartsAtTrack: the sampler credits CPU time from
+// the baseline track reads, so its first period must not also count the
+// time between opening the meter and that track (the agent selects the
+// processes in between, which takes long on a slow machine): the rate
+// would come out too low by that much.
+func TestSamplerFirstPeriodStartsAtTrack(t *testing.T) {
+	nstest.RequireRoot(t)
+	busy := startChild(t, "busy 1")
+	s := newSampler("/proc")
+	defer s.close()
+	time.Sleep(300 * time.Millisecond)
+	tracked := time.Now()
+	s.track([]int{busy.pid()})
+	for range 5 {
+		time.Sleep(100 * time.Millisecond)
+		s.sample()
+	}
+	_, took, err := s.collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if since := time.Since(tracked); took > since {
+		t.Errorf("first period is %v long, but only %v passed since the track that started it", took, since)
 	}
 }

@@ -29,7 +29,11 @@ type sampler struct {
 	dirBuf   []byte
 	path     []byte
 	lastTime time.Time
-	all      bool
+	// tracked: track has run. The first track starts the first period:
+	// nothing before it is credited, so nothing before it may count in
+	// that period's length either.
+	tracked bool
+	all     bool
 	// held counts the stat files kept open, at most maxHeld: re-reading an
 	// open /proc file with pread at offset 0 regenerates it (seq_read_iter
 	// restarts at position 0) and costs a quarter of an
@@ -100,6 +104,9 @@ func heldBudget() int {
 // track starts measuring new pids (their current state is the baseline)
 // and stops measuring the others. nil means every process, listed now.
 func (s *sampler) track(pids []int) {
+	if !s.tracked {
+		s.tracked, s.lastTime = true, time.Now()
+	}
 	s.all = pids == nil
 	if s.all {
 		pids = s.listPIDs()

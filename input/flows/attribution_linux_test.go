@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
+	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -24,6 +26,28 @@ import (
 var attributionMethods = []struct{ name, config string }{
 	{MethodProcfs, "method: procfs\n"},
 	{MethodEBPF, "method: ebpf\n"},
+}
+
+// tcplifeMissing tells whether this kernel predates the eBPF method:
+// before Linux 5.12 tracing programs have no bpf_get_socket_cookie. There
+// it asserts that the tracker refuses to load and names that helper (the
+// reason in the input's fallback line, which TestMethodFallback checks);
+// a test of the eBPF method ends there.
+func tcplifeMissing(t *testing.T) bool {
+	t.Helper()
+	if nstest.KernelAtLeast(t, 5, 12) {
+		return false
+	}
+	tr, err := tcplife.Open(tcplife.Options{})
+	if err == nil {
+		_ = tr.Close()
+		t.Fatal("the eBPF connection tracker loaded on a kernel before 5.12, which has no bpf_get_socket_cookie for it")
+	}
+	if !errors.Is(err, tcplife.ErrNotSupported) || !strings.Contains(err.Error(), "bpf_get_socket_cookie") {
+		t.Fatalf("before Linux 5.12 the tracker's error must name bpf_get_socket_cookie: %v", err)
+	}
+	t.Logf("no eBPF method before Linux 5.12, as expected: %v", err)
+	return true
 }
 
 // startMethod chooses in's method as Run does, so that collect runs with
@@ -81,6 +105,9 @@ func TestAttributionReusedFD(t *testing.T) {
 	for _, m := range attributionMethods {
 		t.Run(m.name, func(t *testing.T) {
 			ns := nstest.New(t)
+			if m.name == MethodEBPF && tcplifeMissing(t) {
+				return
+			}
 			server, client := startHelper(t, ns), startHelper(t, ns)
 			addr := server.do(t, "listen tcp 127.0.0.1:7701")
 			client.do(t, "openfile")
@@ -183,6 +210,9 @@ func TestAttributionAgainstSS(t *testing.T) {
 	for _, m := range attributionMethods {
 		t.Run(m.name, func(t *testing.T) {
 			ns := nstest.New(t)
+			if m.name == MethodEBPF && tcplifeMissing(t) {
+				return
+			}
 			addrs := []string{"127.0.0.1:7601", "127.0.0.2:7602", "[::1]:7603", "127.0.0.1:7604"}
 			var hs []*helper
 			for _, a := range addrs {

@@ -6,6 +6,7 @@ package nstest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -95,4 +96,20 @@ func RequireKernel(t testing.TB, feature string) {
 		t.Fatalf("kernel lacks %s and FLEUTANBEAT_REQUIRE_KERNEL=1 is set", feature)
 	}
 	t.Skipf("kernel lacks %s (set FLEUTANBEAT_REQUIRE_KERNEL=1 to make this a failure)", feature)
+}
+
+// KernelAtLeast tells whether the running kernel's release is at least
+// major.minor, for tests whose expectation changes with the kernel (a
+// helper a newer kernel added): the kernel matrix boots older kernels.
+func KernelAtLeast(t testing.TB, major, minor int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(string(b), "%d.%d", &ma, &mi); err != nil {
+		t.Fatalf("kernel release %q: %v", b, err)
+	}
+	return ma > major || ma == major && mi >= minor
 }

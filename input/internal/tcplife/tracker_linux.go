@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,10 +48,14 @@ func Open(o Options) (t *Tracker, err error) {
 	}
 	spec.Maps[tcplifeMapConns].MaxEntries = uint32(o.MaxConnections)
 	t = &Tracker{flushed: make(chan struct{}, 1), done: make(chan struct{}), maxPending: o.MaxPending}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (64 KiB by
+	// default): Debian's 5.10 refused the listeners map with EPERM. Newer
+	// kernels use memory cgroups and this does nothing.
+	_ = rlimit.RemoveMemlock()
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("%w: load: verifier: %v", ErrNotSupported, ve.Cause)
+			return nil, fmt.Errorf("%w: load: verifier: %v%s", ErrNotSupported, ve.Cause, refused(ve.Log))
 		}
 		return nil, fmt.Errorf("%w: load: %w", ErrNotSupported, err)
 	}
@@ -198,4 +204,22 @@ func Monotonic() uint64 {
 func WallTime(mono uint64) time.Time {
 	now, m := time.Now(), Monotonic()
 	return now.Add(-time.Duration(int64(m - mono)))
+}
+
+// refused picks what the verifier refused from its log: Linux before 5.12
+// has no bpf_get_socket_cookie for tracing programs and says "unknown func
+// bpf_get_socket_cookie#46", which is the reason worth a log line; any
+// other refusal is its log's last line.
+func refused(log []string) string {
+	for _, l := range log {
+		if strings.Contains(l, "unknown func") {
+			return ": " + strings.TrimSpace(l)
+		}
+	}
+	for i := len(log) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(log[i]); l != "" {
+			return ": " + l
+		}
+	}
+	return ""
 }

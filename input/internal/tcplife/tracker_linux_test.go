@@ -2,10 +2,12 @@ package tcplife
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,18 @@ import (
 func TestTrackerLoopback(t *testing.T) {
 	nstest.RequireRoot(t)
 	tr, err := Open(Options{})
+	if !nstest.KernelAtLeast(t, 5, 12) {
+		// Tracing programs have bpf_get_socket_cookie from 5.12: before,
+		// Open must refuse and name it, for the flows input's fallback line.
+		if err == nil {
+			_ = tr.Close()
+			t.Fatal("loaded on a kernel before 5.12")
+		}
+		if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "bpf_get_socket_cookie") {
+			t.Fatalf("before Linux 5.12: %v, want ErrNotSupported naming bpf_get_socket_cookie", err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
