@@ -47,6 +47,26 @@ func esCount(es *estest.Client, index string) int {
 	return r.Count
 }
 
+// esEachIDOnce fails the test unless the indices matched by pattern hold
+// exactly produced documents, each _id once: every event the disk queue
+// recorded was stored, and none twice. It returns the ids and the number
+// of documents.
+func esEachIDOnce(es *estest.Client, pattern string, produced int) (map[string]int, int) {
+	es.T.Helper()
+	ids := esIDs(es, pattern)
+	docs := 0
+	for id, k := range ids {
+		docs += k
+		if k != 1 {
+			es.T.Errorf("id %s stored %d times", id, k)
+		}
+	}
+	if docs != produced || len(ids) != produced {
+		es.T.Fatalf("Elasticsearch holds %d documents with %d distinct ids; the queue recorded %d events produced", docs, len(ids), produced)
+	}
+	return ids, docs
+}
+
 // esIDs returns how many times each _id occurs in the indices matched by
 // pattern, paging with the scroll API so that no cap hides a document.
 func esIDs(es *estest.Client, pattern string) map[string]int {
