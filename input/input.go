@@ -31,6 +31,9 @@ type Settings struct {
 	DataPath string
 	// Metrics receives the input's own counters (nil in some tests).
 	Metrics *pipeline.Metrics
+	// Latest, when set (the local query API is on), receives a copy of
+	// each collection's snapshot under the input's type.
+	Latest *Latest
 }
 
 // Factory builds an input from its config section: the list entry under

@@ -27,24 +27,13 @@ package procindex
 
 import (
 	"log/slog"
+
+	"github.com/fleutan/fleutanbeat/input/process"
 )
 
-// Process is a socket owner. Values returned by Lookup are shared and must
-// not be modified.
-type Process struct {
-	PID  int
-	PPID int
-	Name string // comm, at most 15 bytes (TASK_COMM_LEN)
-	// Executable is the target of /proc/PID/exe, "" when denied (kernel
-	// threads, other user namespaces) or the process is gone.
-	Executable string
-	Args       []string // cmdline; nil for kernel threads
-	UID        uint32   // real uid
-	User       string   // from EtcRoot/etc/passwd, "" when unknown
-	// StartTime is field 22 of /proc/PID/stat in clock ticks since boot:
-	// with PID it identifies a process across pid reuse.
-	StartTime uint64
-}
+// Process is a socket owner, the library's public process model. Values
+// returned by Lookup are shared and must not be modified.
+type Process = process.Process
 
 // Options configure an Index. The zero value reads the host's /proc and
 // /etc/passwd.
