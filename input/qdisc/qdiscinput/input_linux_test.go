@@ -211,3 +211,31 @@ func TestRunPublishesQdiscAndClassEvents(t *testing.T) {
 		t.Errorf("second period events %v, want %v", counts, want)
 	}
 }
+
+// TestSampleLeavesSnapshotInLatest: with the query API on
+// (Settings.Latest) each collection's snapshot is stored there.
+func TestSampleLeavesSnapshotInLatest(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b := nstest.New(t), nstest.New(t)
+	nstest.VethPair(t, a, b, "vq2", 2, "10.82.0.1", "10.82.0.2")
+	a.Run(t, "tc", "qdisc", "add", "dev", "vq2", "root", "handle", "6:", "mq")
+	cfg := DefaultConfig()
+	cfg.FlowAttribution = AttributionOff
+	latest := input.NewLatest()
+	in := newQdiscInput(cfg, input.Settings{Latest: latest}, qdisctest.Namespaces(t, a))
+	defer in.close()
+	for range 2 {
+		if _, _, err := in.sample(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ok := latest.Get("qdisc")
+	if !ok {
+		t.Fatal("no qdisc collection in Latest")
+	}
+	snap, ok := got.Snapshot.(qdisc.Snapshot)
+	// The mq root, its two children and its two classes.
+	if !ok || !got.Time.Equal(snap.Time) || len(snap.Qdiscs) != 5 || snap.Qdiscs[0].Device.Name != "vq2" {
+		t.Fatalf("latest %v %+v, want the 5 qdiscs and classes of vq2", got.Time, got.Snapshot)
+	}
+}
