@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
+	"github.com/fleutan/fleutanbeat/input/pyvenv"
+	"golang.org/x/sys/unix"
+	"gopkg.in/yaml.v3"
+)
+
+// The query API's end-to-end tests run the agent built from this tree in a
+// network namespace of their own, with helper processes (this test binary
+// under the names apisrv and apicli) holding known sockets there, and read
+// the API over a unix socket (no flows of its own) or over 127.0.0.1
+// inside the namespace (schemathesis).
+
+// Ports and addresses of the scenario, all inside the test's namespace.
+const (
+	apiPort4   = 7001 // apisrv's IPv4 listener, 127.0.0.1
+	apiPort6   = 7002 // apisrv's IPv6 listener, ::1
+	apiUDPPort = 7003 // apiudp's datagrams to apiVethPeer
+	apiCliAddr = "127.0.0.2"
+	// apiVethPeer is the far end of a 2-queue veth whose peer drops every
+	// frame: datagrams to it pass the mq qdisc and its TX queues.
+	apiVethAddr = "10.77.0.1"
+	apiVethPeer = "10.77.0.2"
+)
+
+// TestAPIHelperProcess is not a test: the scenario starts this binary as
+// its helper processes (FLEUTANBEAT_API_HELPER=srv|cli|udp).
+func TestAPIHelperProcess(t *testing.T) {
+	role := os.Getenv("FLEUTANBEAT_API_HELPER")
+	if role == "" {
+		t.Skip("helper process of the query API tests")
+	}
+	if err := apiHelper(role, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// apiHelper holds the role's sockets, prints "ready", then follows the
+// commands on stdin ("write CONN BYTES" for cli, "send COUNT" for udp),
+// answering "ok" to each, until stdin closes.
+func apiHelper(role string, in io.Reader, out io.Writer) error {
+	var conns []net.Conn
+	switch role {
+	case "srv":
+		for _, a := range []struct{ net, addr string }{{"tcp4", fmt.Sprintf("127.0.0.1:%d", apiPort4)}, {"tcp6", fmt.Sprintf("[::1]:%d", apiPort6)}} {
+			ln, err := net.Listen(a.net, a.addr)
+			if err != nil {
+				return err
+			}
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go io.Copy(io.Discard, c)
+				}
+			}()
+		}
+	case "cli":
+		from := &net.TCPAddr{IP: net.ParseIP(apiCliAddr)}
+		for _, d := range []struct {
+			dialer net.Dialer
+			addr   string
+		}{
+			{net.Dialer{LocalAddr: from}, fmt.Sprintf("127.0.0.1:%d", apiPort4)},
+			{net.Dialer{LocalAddr: from}, fmt.Sprintf("127.0.0.1:%d", apiPort4)},
+			{net.Dialer{}, fmt.Sprintf("[::1]:%d", apiPort6)},
+		} {
+			c, err := d.dialer.Dial("tcp", d.addr)
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c)
+		}
+	case "udp":
+		c, err := net.Dial("udp4", net.JoinHostPort(apiVethPeer, strconv.Itoa(apiUDPPort)))
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	fmt.Fprintln(out, "ready")
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 3 && f[0] == "write":
+			i, _ := strconv.Atoi(f[1])
+			n, _ := strconv.Atoi(f[2])
+			if i < 0 || i >= len(conns) {
+				return fmt.Errorf("no connection %d", i)
+			}
+			if _, err := conns[i].Write(make([]byte, n)); err != nil {
+				return err
+			}
+		case len(f) == 2 && f[0] == "send":
+			n, _ := strconv.Atoi(f[1])
+			for range n {
+				if _, err := conns[0].Write(make([]byte, 1000)); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("unknown command %q", sc.Text())
+		}
+		fmt.Fprintln(out, "ok")
+	}
+	return sc.Err()
+}
+
+// apiHelperProc is a running helper process.
+type apiHelperProc struct {
+	pid   int
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+}
+
+// do sends one command and waits for its "ok".
+func (h *apiHelperProc) do(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := fmt.Fprintln(h.stdin, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if !h.out.Scan() || h.out.Text() != "ok" {
+		t.Fatalf("helper %d: %q answered %q (%v)", h.pid, cmd, h.out.Text(), h.out.Err())
+	}
+}
+
+// startAPIHelper starts the test binary in ns under the name role's
+// command name (apisrv, apicli, apiudp: what /proc/PID/comm shows) and
+// waits for its sockets.
+func startAPIHelper(t *testing.T, ns *nstest.Netns, role string) *apiHelperProc {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// comm is the name the binary was executed under: a symlink names it.
+	link := filepath.Join(t.TempDir(), "api"+role)
+	if err := os.Symlink(self, link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := ns.Command(link, "-test.run=^TestAPIHelperProcess$")
+	cmd.Env = append(os.Environ(), "FLEUTANBEAT_API_HELPER="+role)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	h := &apiHelperProc{pid: cmd.Process.Pid, stdin: stdin, out: bufio.NewScanner(stdout)}
+	if !h.out.Scan() || h.out.Text() != "ready" {
+		t.Fatalf("helper %s did not get ready: %q %v", role, h.out.Text(), h.out.Err())
+	}
+	return h
+}
+
+// apiScenario is a namespace with the helpers' sockets: apisrv listens on
+// 127.0.0.1:7001 and [::1]:7002; apicli holds two connections from
+// 127.0.0.2 to 7001 and one from ::1 to 7002 (connections 0, 1, 2).
+type apiScenario struct {
+	ns       *nstest.Netns
+	srv, cli *apiHelperProc
+	udp      *apiHelperProc // with a veth: datagrams through its mq qdisc
+}
+
+func startAPIScenario(t *testing.T, veth bool) *apiScenario {
+	t.Helper()
+	nstest.RequireRoot(t)
+	s := &apiScenario{ns: nstest.New(t)}
+	s.ns.Run(t, "ip", "addr", "add", apiCliAddr+"/8", "dev", "lo")
+	if veth {
+		// A 2-queue veth pair in the namespace, IPv6 off on it so no
+		// neighbour discovery crosses it, and a permanent neighbour for
+		// the peer address with a MAC nobody owns: the datagrams leave
+		// through the mq qdisc and are dropped by the peer.
+		s.ns.Run(t, "ip", "link", "add", "apiq0", "numtxqueues", "2", "numrxqueues", "2", "type", "veth", "peer", "name", "apiq0p")
+		for _, dev := range []string{"apiq0", "apiq0p"} {
+			s.ns.Run(t, "sysctl", "-qw", "net.ipv6.conf."+dev+".disable_ipv6=1")
+		}
+		s.ns.Run(t, "ip", "addr", "add", apiVethAddr+"/24", "dev", "apiq0")
+		s.ns.Run(t, "ip", "link", "set", "apiq0", "up")
+		s.ns.Run(t, "ip", "link", "set", "apiq0p", "up")
+		s.ns.Run(t, "tc", "qdisc", "replace", "dev", "apiq0", "root", "handle", "1:", "mq")
+		s.ns.Run(t, "ip", "neigh", "replace", apiVethPeer, "lladdr", "02:00:00:00:00:02", "dev", "apiq0", "nud", "permanent")
+	}
+	s.srv = startAPIHelper(t, s.ns, "srv")
+	s.cli = startAPIHelper(t, s.ns, "cli")
+	if veth {
+		s.udp = startAPIHelper(t, s.ns, "udp")
+	}
+	return s
+}
+
+// apiAgent is the agent running in the scenario's namespace.
+type apiAgent struct {
+	base   string // http://127.0.0.1:PORT (inside the namespace) or http://fleutanbeat (socket)
+	client *http.Client
+	log    *lockedBuffer
+}
+
+// startAPIAgent runs the agent binary in ns with the shipped config, its
+// three inputs every second, and the API on host (127.0.0.1 or
+// unix:///...), and waits until every input has collected once.
+func startAPIAgent(t *testing.T, ns *nstest.Netns, host string) *apiAgent {
+	t.Helper()
+	bin := buildBinary(t)
+	home := t.TempDir()
+	cmd := ns.Command(bin, "-e", "-c", shippedConfig(t), "--path.home", home,
+		"-E", "http.enabled=true", "-E", "http.api.enabled=true", "-E", "http.port=0", "-E", "http.host="+host,
+		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
+		"-E", "fleutanbeat.inputs.2.period=1s", "-E", "queue.mem.flush.timeout=100ms")
+	a := &apiAgent{log: agentLog(t), client: &http.Client{Timeout: 10 * time.Second}}
+	cmd.Stderr = a.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := waitLog(t, a.log, "monitoring endpoint listening", "address", 30*time.Second)
+	if sock, ok := strings.CutPrefix(host, unixPrefix); ok {
+		a.base = "http://fleutanbeat"
+		a.client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}
+	} else {
+		// The agent listens inside the namespace: dial there.
+		a.base = "http://" + addr
+		a.client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, address string) (net.Conn, error) {
+			return dialInNetns(t, ns, address)
+		}}
+	}
+	for _, p := range apiCollectionPaths {
+		waitFor(t, 30*time.Second, "first collection behind "+p, func() bool {
+			code, _ := a.get(t, p)
+			return code == http.StatusOK
+		})
+	}
+	return a
+}
+
+// apiCollectionPaths are the endpoints that answer 503 until their input's
+// first collection.
+var apiCollectionPaths = []string{"/api/v1/openapi.yaml"}
+
+// get returns the status and body of GET base+path.
+func (a *apiAgent) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := a.client.Get(a.base + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, b
+}
+
+// getJSON decodes a 200 answer into v.
+func (a *apiAgent) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	code, b := a.get(t, path)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, b)
+	}
+}
+
+// TestQueryAPIConformsToSpec runs schemathesis's stateless checks (every
+// check: status codes, content types, headers and bodies against
+// openapi.yaml, bad parameters rejected with 4xx, never a 5xx) against
+// the agent, with real flows, cpu and qdisc collections behind it.
+func TestQueryAPIConformsToSpec(t *testing.T) {
+	py := pyvenv.Interpreter(t, "schemathesis")
+	st := filepath.Join(filepath.Dir(py), "schemathesis")
+	s := startAPIScenario(t, true)
+	a := startAPIAgent(t, s.ns, "127.0.0.1")
+	s.cli.do(t, "write 0 100000")
+	s.udp.do(t, "send 50")
+	specPath, err := filepath.Abs("queryapi/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := t.TempDir()
+	cmd := s.ns.Command(st, "run", specPath, "--url", a.base,
+		"--checks", "all", "--phases", "examples,coverage,fuzzing",
+		"--max-examples", "25", "--seed", "1", "--workers", "1",
+		"--request-timeout", "10", "--suppress-health-check", "too_slow",
+		"--report", "junit", "--report-dir", report)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "SCHEMATHESIS_HOOKS=")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("schemathesis ran %s", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("schemathesis: %v\n%s", err, out)
+	}
+	// A run that tested nothing would pass too: it must have tested every
+	// operation of the spec.
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ops := 0
+	for _, p := range doc.Paths {
+		ops += len(p)
+	}
+	m := regexp.MustCompile(`(?m)^\s*Tested: (\d+)$`).FindSubmatch(out)
+	if m == nil || string(m[1]) != strconv.Itoa(ops) {
+		t.Fatalf("schemathesis did not test all %d operations of the spec:\n%s", ops, out)
+	}
+	t.Logf("%s", out)
+}
+
+// dialInNetns opens a TCP connection to an IPv4 address:port from inside
+// ns: a socket created there, connected and wrapped as a net.Conn.
+func dialInNetns(t *testing.T, ns *nstest.Netns, address string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || !ap.Addr().Is4() {
+		return nil, fmt.Errorf("dial in namespace: %q is not an IPv4 address and port", address)
+	}
+	// nstest.Socket reports through a testing.TB; the transport dials on
+	// its own goroutine, where a test must not fail, so it reports here.
+	tb := &errTB{TB: t}
+	fd := ns.Socket(tb, unix.AF_INET, unix.SOCK_STREAM)
+	if tb.err != nil {
+		return nil, tb.err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("dial in namespace %s: connect %s: %w", ns.Name, address, err)
+	}
+	f := os.NewFile(uintptr(fd), "api")
+	defer f.Close()
+	return net.FileConn(f)
+}
+
+// errTB keeps the error of a helper that would fail the test.
+type errTB struct {
+	testing.TB
+	err error
+}
+
+func (e *errTB) Helper() {}
+func (e *errTB) Fatalf(format string, args ...any) {
+	if e.err == nil {
+		e.err = fmt.Errorf(format, args...)
+	}
+}
