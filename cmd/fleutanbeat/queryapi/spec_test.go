@@ -18,7 +18,8 @@ type openAPI struct {
 	OpenAPI    string                          `yaml:"openapi"`
 	Paths      map[string]map[string]operation `yaml:"paths"`
 	Components struct {
-		Schemas map[string]*schema `yaml:"schemas"`
+		Schemas    map[string]*schema    `yaml:"schemas"`
+		Parameters map[string]*parameter `yaml:"parameters"`
 	} `yaml:"components"`
 }
 
@@ -53,7 +54,7 @@ type schema struct {
 	Extra                map[string]any     `yaml:",inline"`
 }
 
-func loadSpec(t *testing.T) *openAPI {
+func loadSpec(t testing.TB) *openAPI {
 	t.Helper()
 	var doc openAPI
 	if err := yaml.Unmarshal(Spec(), &doc); err != nil {
