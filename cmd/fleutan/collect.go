@@ -14,6 +14,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -126,14 +127,17 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 		return err
 	}
 	var coll *flows.Collector
+	var prev flows.Snapshot
 	window := input.Window{Period: o.interval}
 	if o.view != viewQdisc {
-		coll = flows.NewCollector(flows.CollectorOptions{Logger: log})
+		if coll, err = flows.New(flows.Options{Logger: log}); err != nil {
+			return err
+		}
 		defer coll.Close()
 		// The first collection is the reference for the deltas of the
 		// first interval.
 		window.Next(time.Now())
-		if _, err := coll.Collect(ctx); err != nil {
+		if prev, err = coll.Collect(ctx); err != nil {
 			return err
 		}
 	}
@@ -171,7 +175,8 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 		}
 		if coll != nil {
 			start := time.Now()
-			fl, err := coll.Collect(ctx)
+			snap, err := coll.Collect(ctx)
+			fl := snap.Flows
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -181,10 +186,14 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 				}
 				log.Warn(err.Error())
 			}
+			deltas := flows.Diff(prev, snap)
+			if !snap.Time.IsZero() {
+				prev = snap
+			}
 			times := input.Times{Window: window.Next(start), Collection: time.Since(start)}
 			fevents := make([]pipeline.Event, 0, len(fl)+len(events))
 			for i := range fl {
-				fevents = append(fevents, fl[i].Event(start, times))
+				fevents = append(fevents, flowsinput.Event(&fl[i], deltas[i], start, times))
 			}
 			events = append(fevents, events...)
 		}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu"
-	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
@@ -17,7 +17,7 @@ import (
 // The explicit registries: adding an input or output is one line here.
 var inputFactories = map[string]input.Factory{
 	"cpu":   cpu.New,
-	"flows": flows.New,
+	"flows": flowsinput.New,
 	"qdisc": qdisc.New,
 }
 

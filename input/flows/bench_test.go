@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleutan/fleutanbeat/input/internal/netns"
-	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
+	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
@@ -29,97 +27,6 @@ const (
 	benchChurn   = 45
 	churnPeriods = 10
 )
-
-// runHolder opens FLOWS_HOLD_CONNS loopback connections to its own
-// listener at FLOWS_HOLD_ADDR, holding both ends, and a file; says
-// "ready" and obeys stdin until EOF:
-//
-//	churn K     closes K connections (both ends) and opens K new ones, on
-//	            the fd numbers just freed: the fd count stays
-//	reuse ADDR  closes the file and connects to ADDR: the socket takes the
-//	            file's fd number, the fd count stays; answers LOCAL
-//	take        waits until a connection from another holder is accepted
-func runHolder() int {
-	n, _ := strconv.Atoi(os.Getenv("FLOWS_HOLD_CONNS"))
-	ln, err := net.Listen("tcp", os.Getenv("FLOWS_HOLD_ADDR"))
-	if err != nil {
-		fmt.Println("err", err)
-		return 1
-	}
-	accepted := make(chan net.Conn, n)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	// peers maps a dialed connection's local address to its accepted end.
-	peers := map[string]net.Conn{}
-	var dialed []net.Conn
-	dial := func(k int) error {
-		for range k {
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				return err
-			}
-			dialed = append(dialed, c)
-		}
-		for range k {
-			a := <-accepted
-			peers[a.RemoteAddr().String()] = a
-		}
-		return nil
-	}
-	if err := dial(n); err != nil {
-		fmt.Println("err", err)
-		return 1
-	}
-	file, err := os.Open(os.DevNull)
-	if err != nil {
-		fmt.Println("err", err)
-		return 1
-	}
-	var reused []net.Conn
-	fmt.Println("ready", len(dialed), len(peers))
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		switch {
-		case len(f) == 2 && f[0] == "churn":
-			k, _ := strconv.Atoi(f[1])
-			for _, c := range dialed[:k] {
-				key := c.LocalAddr().String()
-				_ = c.Close()
-				_ = peers[key].Close()
-				delete(peers, key)
-			}
-			dialed = append(dialed[:0:0], dialed[k:]...)
-			if err := dial(k); err != nil {
-				fmt.Println("err", err)
-				continue
-			}
-			fmt.Println("ok")
-		case len(f) == 2 && f[0] == "reuse":
-			_ = file.Close()
-			c, err := net.Dial("tcp", f[1])
-			if err != nil {
-				fmt.Println("err", err)
-				continue
-			}
-			reused = append(reused, c)
-			fmt.Println("ok", c.LocalAddr().String())
-		case len(f) == 1 && f[0] == "take":
-			reused = append(reused, <-accepted)
-			fmt.Println("ok")
-		default:
-			fmt.Println("err unknown command", in.Text())
-		}
-	}
-	return 0
-}
 
 func cpuSeconds(ru *syscall.Rusage) float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
@@ -158,7 +65,7 @@ func (m *measure) wallPer() float64 { return m.wall / float64(m.runs) }
 // same index told by the connection tracker which processes opened
 // connections; the agent's default where eBPF loads).
 func BenchmarkFlowsVsSS(b *testing.B) {
-	for _, method := range []string{MethodProcfs, MethodEBPF} {
+	for _, method := range []string{methodProcfs, methodEBPF} {
 		b.Run(method, func(b *testing.B) { benchFlowsVsSS(b, method) })
 	}
 }
@@ -172,7 +79,7 @@ func benchFlowsVsSS(b *testing.B, method string) {
 	var holders []*benchHolder
 	for i := range benchHelpers {
 		cmd := ns.Command(exe)
-		cmd.Env = append(os.Environ(), helperEnv+"=hold",
+		cmd.Env = append(os.Environ(), flowtest.Env+"=hold",
 			"FLOWS_HOLD_CONNS="+strconv.Itoa(benchConnsPerHelper),
 			fmt.Sprintf("FLOWS_HOLD_ADDR=127.0.0.%d:5000", i+1))
 		in, _ := cmd.StdinPipe()
@@ -190,9 +97,9 @@ func benchFlowsVsSS(b *testing.B, method string) {
 	}
 	want := 2 * benchHelpers * benchConnsPerHelper
 	nsInfo := namespaceOf(b, ns)
-	opts := CollectorOptions{Protocols: []uint8{protoTCP}, States: 1 << stateEstablished}
-	if method == MethodEBPF {
-		t, err := tcplife.Open(tcplife.Options{})
+	opts := Options{Protocols: []uint8{protoTCP}, States: 1 << stateEstablished}
+	if method == methodEBPF {
+		t, err := OpenTracker(TrackerOptions{})
 		if err != nil {
 			b.Fatalf("method ebpf: %v", err)
 		}
@@ -220,13 +127,14 @@ func benchFlowsVsSS(b *testing.B, method string) {
 	// The agent's life: one cold collection, then steady ones on the same
 	// collector; the process's RSS is read after those.
 	c := collectorIn(b, opts, nsInfo)
+	s := &benchSeries{c: c}
 	t0, c0 := time.Now(), selfCPU()
-	checkBench(b, c, want, holderOf, "first collection")
+	checkBench(b, s, want, holderOf, "first collection")
 	cold.add(selfCPU()-c0, time.Since(t0))
 	b.ResetTimer()
 	for b.Loop() {
 		t0, c0 := time.Now(), selfCPU()
-		checkBench(b, c, want, holderOf, "steady collection")
+		checkBench(b, s, want, holderOf, "steady collection")
 		steady.add(selfCPU()-c0, time.Since(t0))
 	}
 	b.StopTimer()
@@ -238,9 +146,9 @@ func benchFlowsVsSS(b *testing.B, method string) {
 			}
 		}
 		t0, c0 := time.Now(), selfCPU()
-		checkBench(b, c, want, holderOf, "collection after churn")
+		checkBench(b, s, want, holderOf, "collection after churn")
 		churn.add(selfCPU()-c0, time.Since(t0))
-		ps := c.ProcessStats()
+		ps := c.procStats
 		refreshed, read, sweeps = refreshed+ps.Refreshed, read+ps.FDsRead, sweeps+ps.Sweeps
 	}
 	line := holders[0].do("reuse 127.0.0.2:5000")
@@ -254,12 +162,12 @@ func benchFlowsVsSS(b *testing.B, method string) {
 		b.Fatalf("take: %q", line)
 	}
 	t0, c0 = time.Now(), selfCPU()
-	checkBench(b, c, want+2, holderOf, "collection after a reused fd")
+	checkBench(b, s, want+2, holderOf, "collection after a reused fd")
 	reuse.add(selfCPU()-c0, time.Since(t0))
-	reusePS := c.ProcessStats()
+	reusePS := c.procStats
 	// Without the tracker only a sweep of every fd table finds it; with
 	// it, the tgid of connect(2) names the process to refresh.
-	if wantSweeps := map[string]int{MethodProcfs: 1, MethodEBPF: 0}[method]; reusePS.Sweeps != wantSweeps {
+	if wantSweeps := map[string]int{methodProcfs: 1, methodEBPF: 0}[method]; reusePS.Sweeps != wantSweeps {
 		b.Fatalf("a socket on a reused fd made %d sweeps with method %s, want %d: %+v", reusePS.Sweeps, method, wantSweeps, reusePS)
 	}
 	rss := vmRSSMiB(b)
@@ -269,11 +177,11 @@ func benchFlowsVsSS(b *testing.B, method string) {
 	// index.
 	only := opts
 	only.Tracker = nil // a cold start: the tracker has seen nothing yet
-	only.Namespaces = func() ([]netns.Namespace, error) { return []netns.Namespace{nsInfo}, nil }
+	only.Namespaces = func() ([]Namespace, error) { return []Namespace{nsInfo}, nil }
 	for range 2 {
-		c := NewCollector(only)
+		c := mustNew(b, only)
 		t0, c0 := time.Now(), selfCPU()
-		checkBench(b, c, want+2, holderOf, "cold collection")
+		checkBench(b, &benchSeries{c: c}, want+2, holderOf, "cold collection")
 		cold.add(selfCPU()-c0, time.Since(t0))
 		_ = c.Close()
 	}
@@ -341,13 +249,25 @@ func (h *benchHolder) do(cmd string) string {
 	return h.read()
 }
 
-// checkBench collects and checks that every socket is there and
+// benchSeries is a collector and its previous snapshot: a collection in
+// the benchmark is Collect and Diff, as the adapter does them.
+type benchSeries struct {
+	c      *Collector
+	prev   Snapshot
+	deltas []FlowDelta
+}
+
+// checkBench collects, diffs and checks that every socket is there and
 // attributed to its holder, so the figures are for complete work.
-func checkBench(b *testing.B, c *Collector, want int, holderOf func(*Flow) int, what string) {
-	flows, err := c.Collect(context.Background())
+func checkBench(b *testing.B, s *benchSeries, want int, holderOf func(*Flow) int, what string) {
+	c := s.c
+	snap, err := c.Collect(context.Background())
 	if err != nil {
 		b.Fatalf("%s: %v", what, err)
 	}
+	s.deltas = AppendDiff(s.deltas, s.prev, snap)
+	s.prev = snap
+	flows := snap.Flows
 	live, right := 0, 0
 	var wrong []string
 	for i := range flows {
@@ -364,7 +284,7 @@ func checkBench(b *testing.B, c *Collector, want int, holderOf func(*Flow) int, 
 	}
 	if live != want || right != want {
 		b.Fatalf("%s: %d flows, %d attributed to their holder, want %d; %s; attribution %+v",
-			what, live, right, want, strings.Join(wrong, "; "), c.ProcessStats())
+			what, live, right, want, strings.Join(wrong, "; "), c.procStats)
 	}
 }
 func vmRSSMiB(b *testing.B) float64 {
@@ -381,3 +301,9 @@ func vmRSSMiB(b *testing.B) float64 {
 	b.Fatal("no VmRSS in /proc/self/status")
 	return 0
 }
+
+// The benchmark's sub-benchmark names, the adapter's method names.
+const (
+	methodProcfs = "procfs"
+	methodEBPF   = "ebpf"
+)

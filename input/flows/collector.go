@@ -1,51 +1,68 @@
 package flows
 
 import (
-	"context"
+	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/fleutan/fleutanbeat/input/internal/netns"
-	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 )
 
-// CollectorOptions configures a Collector.
-type CollectorOptions struct {
+// Options configures a Collector. The zero Options collects TCP and UDP,
+// IPv4 and IPv6, every state, in the caller's own network namespace, with
+// processes and without the eBPF tracker.
+type Options struct {
 	// ProcRoot is the /proc mount ("/proc" when empty); RunDir holds the
 	// named namespaces ("/run/netns" when empty).
 	ProcRoot string
 	RunDir   string
-	// Protocols (IPPROTO_TCP, IPPROTO_UDP) and Families (AF_INET,
-	// AF_INET6) to dump; both when empty.
+	// Protocols (ProtocolTCP, ProtocolUDP) and Families (FamilyIPv4,
+	// FamilyIPv6) to dump; both when empty.
 	Protocols []uint8
 	Families  []uint8
-	// States is the bitmask of 1<<state (linux/tcp_states.h) of the flows
-	// returned; 0 means all. For UDP, the listening bit also selects
-	// unconnected sockets (state CLOSE), as ss -l does.
+	// States is the bitmask of 1<<state (linux/tcp_states.h; StateMask
+	// takes ss(8) names) of the flows returned; 0 means all. For UDP,
+	// the listening bit also selects unconnected sockets (state CLOSE),
+	// as ss -l does.
 	States uint32
-	// AllNamespaces dumps every network namespace found by netns.List
-	// instead of the collector's own.
+	// AllNamespaces dumps every network namespace that a process or
+	// RunDir holds instead of the collector's own.
 	AllNamespaces bool
-	// Namespaces, when set, replaces the discovery above: the terminal tool
-	// and the tests point a collector at chosen namespaces with it.
-	Namespaces func() ([]netns.Namespace, error)
+	// Namespaces, when set, replaces the discovery above: it is called at
+	// each collection and names the namespaces to dump (Path must be
+	// openable; Inode identifies it).
+	Namespaces func() ([]Namespace, error)
 	// NoProcesses skips the /proc walk that attributes sockets to
 	// processes.
 	NoProcesses bool
-	Logger      *slog.Logger
-	// Tracker, when set, is the eBPF connection tracker: connections that
-	// open and close between two collections are reported, final reports
-	// carry the counters of TCP_CLOSE, and a new connection's opener is
-	// known before its fd table is read.
-	Tracker ConnTracker
-	// Now is the clock for FirstSeen (time.Now when nil).
+	// Logger receives warnings about namespaces that cannot be opened
+	// (discarded when nil).
+	Logger *slog.Logger
+	// Tracker, when set, is the eBPF connection tracker (OpenTracker):
+	// connections that open and close between two collections are
+	// reported, final reports carry the counters of TCP_CLOSE, and a new
+	// connection's opener is known before its fd table is read. The
+	// caller closes it after the Collector.
+	Tracker *Tracker
+	// Now is the clock for FirstSeen and Snapshot.Time (time.Now when nil).
 	Now func() time.Time
+	// AfterDump is called between the dump and the /proc walk: tests make
+	// a process exit there. Not stable.
+	AfterDump func()
 }
 
-// ConnTracker is what the collector needs of *tcplife.Tracker.
-type ConnTracker interface {
-	// Drain returns the connections closed since the last Drain.
-	Drain(ctx context.Context) ([]tcplife.Conn, error)
-	// Lookup says who opened a connection that is still open.
-	Lookup(cookie uint64) (tcplife.Owner, bool)
+// validate checks the values that New cannot default.
+func (o *Options) validate() error {
+	for _, p := range o.Protocols {
+		if p != protoTCP && p != protoUDP {
+			return fmt.Errorf("flows: protocol %d is not TCP (6) or UDP (17)", p)
+		}
+	}
+	for _, f := range o.Families {
+		if f != afInet && f != afInet6 {
+			return fmt.Errorf("flows: address family %d is not AF_INET (2) or AF_INET6 (10)", f)
+		}
+	}
+	if o.States&^allStates != 0 {
+		return fmt.Errorf("flows: states %#x has bits outside the TCP states 1 to 11", o.States)
+	}
+	return nil
 }

@@ -17,10 +17,11 @@ import (
 
 // Collector dumps the sockets of its namespaces once per Collect and keeps
 // what it needs between collections: one sock_diag Dumper per namespace
-// and the previous flows, for deltas and final reports. It is not safe for
-// concurrent use.
+// and the previous flows, for FirstSeen and final reports. It is not safe
+// for concurrent use.
 type Collector struct {
-	opts      CollectorOptions
+	opts      Options
+	tracker   connTracker
 	log       *slog.Logger
 	protocols []uint8
 	families  []uint8
@@ -35,16 +36,19 @@ type Collector struct {
 	procs *procindex.Index
 	// procStats is what the last process index Update did and found.
 	procStats procindex.Stats
+	// nss is the Namespaces of the snapshot being built, reused.
+	nss []Namespace
 
 	prev    []Flow
 	prevIdx map[indexKey]int32
 	// Two generations of flow slices and index maps alternate: one is the
 	// previous collection (the reference for deltas), the other is filled.
 	// At 100,000 flows a generation is tens of MiB that would otherwise be
-	// allocated and collected every period.
-	bufs [2][]Flow
-	idxs [2]map[indexKey]int32
-	gen  int
+	// allocated and collected every period. nsBufs and held likewise.
+	bufs   [2][]Flow
+	idxs   [2]map[indexKey]int32
+	nsBufs [2][]Namespace
+	gen    int
 
 	// lingering holds, by cookie, flows gone from the dump whose close
 	// the tracker has not reported yet (FIN-WAIT, CLOSE-WAIT, ...): their
@@ -60,9 +64,14 @@ type Collector struct {
 	inodes    []uint32
 	procCopy  map[*procindex.Process]*procindex.Process
 	seen      []bool
+}
 
-	// afterDump lets tests act between the dump and the /proc walk.
-	afterDump func()
+// connTracker is what the collector needs of *tcplife.Tracker.
+type connTracker interface {
+	// Drain returns the connections closed since the last Drain.
+	Drain(ctx context.Context) ([]tcplife.Conn, error)
+	// Lookup says who opened a connection that is still open.
+	Lookup(cookie uint64) (tcplife.Owner, bool)
 }
 
 type listenerKey struct {
@@ -72,8 +81,11 @@ type listenerKey struct {
 	port  uint16
 }
 
-// NewCollector prepares a collector; it opens nothing until Collect.
-func NewCollector(o CollectorOptions) *Collector {
+// New checks o and prepares a collector; it opens nothing until Collect.
+func New(o Options) (*Collector, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
 	}
@@ -101,6 +113,9 @@ func NewCollector(o CollectorOptions) *Collector {
 		byPID:     map[pidComm]closedProc{},
 		procCopy:  map[*procindex.Process]*procindex.Process{},
 	}
+	if o.Tracker != nil {
+		c.tracker = o.Tracker.t
+	}
 	if len(c.protocols) == 0 {
 		c.protocols = []uint8{protoTCP, protoUDP}
 	}
@@ -117,7 +132,7 @@ func NewCollector(o CollectorOptions) *Collector {
 		}
 		return sockdiag.OpenIn(ns.Path)
 	})
-	return c
+	return c, nil
 }
 
 // Close releases the netlink sockets. The collector can be used again; it
@@ -128,17 +143,17 @@ func (c *Collector) Close() error {
 
 // Collect dumps every selected namespace once per family and protocol and
 // returns the live flows followed by one Final flow for each flow of the
-// previous collection that is gone. The returned flows are the collector's
-// reference for the next deltas and its buffer afterwards: read them, do
-// not modify them, and do not keep them past the next Collect. A
-// namespace whose dump failed contributes no flows and no final reports
-// (its flows are kept for the next collection), and its error is
-// returned together with the flows of the others.
-func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
+// previous collection that is gone (see Snapshot for how long it stays
+// valid). A namespace whose dump failed contributes no flows and no final
+// reports (its flows are kept in Snapshot.Held), and its error is
+// returned together with the flows of the others. When the namespaces
+// cannot be listed, or ctx ends, the Snapshot is zero (Time too) and the
+// collector is as before the call.
+func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	now := c.opts.Now()
 	nss, err := c.namespaces()
 	if err != nil {
-		return nil, err
+		return Snapshot{}, err
 	}
 
 	flows := c.bufs[c.gen][:0]
@@ -159,7 +174,7 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return Snapshot{}, err
 	}
 	present, failed := v.Present, v.Failed
 	errs := make([]error, 0, len(v.Errs)+1)
@@ -168,8 +183,8 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 	}
 
 	flows = c.classify(flows)
-	if c.afterDump != nil {
-		c.afterDump()
+	if c.opts.AfterDump != nil {
+		c.opts.AfterDump()
 	}
 	// Drained after the dump: a connection the dump missed because it
 	// closed is in the drained records, one still open is in the
@@ -181,8 +196,14 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 	if err := c.attribute(flows); err != nil {
 		errs = append(errs, err)
 	}
-	flows = c.track(flows, failed, now)
+	snap := Snapshot{Time: now, Unattributed: Unattributed{
+		Exited: c.procStats.Exited, Unreadable: c.procStats.Unreadable, NoOwner: c.procStats.NoOwner,
+	}}
+	flows = c.track(flows, failed, now, &snap)
 	flows = c.appendClosed(flows, failed, now)
+	snap.Flows = flows
+	snap.Lingering = c.lingeringFlows()
+	snap.Namespaces = c.visited(nss, present, failed)
 	c.bufs[c.gen] = flows[:0]
 	c.gen ^= 1
 
@@ -196,14 +217,51 @@ func (c *Collector) Collect(ctx context.Context) ([]Flow, error) {
 			c.known[ino] = true
 		}
 	}
-	return flows, errors.Join(errs...)
+	return snap, errors.Join(errs...)
+}
+
+// visited lists the namespaces of this collection, once each, with what
+// the collector knew of them before it.
+func (c *Collector) visited(nss []netns.Namespace, present, failed map[uint64]bool) []Namespace {
+	out := c.nsBufs[c.gen][:0]
+	for _, ns := range nss {
+		if !present[ns.Inode] || slices.ContainsFunc(out, func(n Namespace) bool { return n.Inode == ns.Inode }) {
+			continue
+		}
+		out = append(out, Namespace{Inode: ns.Inode, Name: ns.Name, Path: ns.Path, Known: c.known[ns.Inode], Failed: failed[ns.Inode]})
+	}
+	c.nsBufs[c.gen] = out
+	return out
+}
+
+// lingeringFlows lists c.lingering for the snapshot: a new slice, as the
+// map changes at the next collection.
+func (c *Collector) lingeringFlows() []Flow {
+	if len(c.lingering) == 0 {
+		return nil
+	}
+	out := make([]Flow, 0, len(c.lingering))
+	for _, f := range c.lingering {
+		out = append(out, f)
+	}
+	return out
 }
 
 func (c *Collector) namespaces() ([]netns.Namespace, error) {
 	// Read the options each time: the input narrows AllNamespaces when a
 	// capability is missing.
 	c.sel.ProcRoot, c.sel.RunDir = c.opts.ProcRoot, c.opts.RunDir
-	c.sel.All, c.sel.List = c.opts.AllNamespaces, c.opts.Namespaces
+	c.sel.All, c.sel.List = c.opts.AllNamespaces, nil
+	if list := c.opts.Namespaces; list != nil {
+		c.sel.List = func() ([]netns.Namespace, error) {
+			nss, err := list()
+			out := make([]netns.Namespace, len(nss))
+			for i, ns := range nss {
+				out[i] = netns.Namespace{Inode: ns.Inode, Name: ns.Name, Path: ns.Path}
+			}
+			return out, err
+		}
+	}
 	nss, err := c.sel.Namespaces()
 	if err != nil {
 		return nil, fmt.Errorf("flows: %w", err)
@@ -262,7 +320,7 @@ func (c *Collector) dumpNamespace(d *sockdiag.Dumper, ns netns.Namespace, flows 
 				return nil
 			})
 			if err != nil {
-				return flows, fmt.Errorf("sock_diag dump %s/%s: %w", TransportName(proto), familyName(fam), err)
+				return flows, fmt.Errorf("sock_diag dump %s/%s: %w", TransportName(proto), FamilyName(fam), err)
 			}
 		}
 	}
@@ -330,18 +388,6 @@ func (c *Collector) classify(flows []Flow) []Flow {
 	return flows
 }
 
-// ProcessStats describes the attribution of the last Collect: the
-// sockets left without a process, by reason, and what it cost.
-func (c *Collector) ProcessStats() procindex.Stats { return c.procStats }
-
-// Hint tells the process index that pid may hold a socket it does not
-// know yet (see procindex.Index.Hint). Safe from any goroutine.
-func (c *Collector) Hint(pid int) {
-	if c.procs != nil {
-		c.procs.Hint(pid)
-	}
-}
-
 // listenerOf finds the listener of f's local port, and its inode.
 func (c *Collector) listenerOf(f *Flow) (uint32, bool) {
 	la := f.Local.Addr().Unmap()
@@ -398,9 +444,9 @@ func (c *Collector) attribute(flows []Flow) error {
 	return errors.Join(errs...)
 }
 
-// track sets FirstSeen and deltas against the previous collection and
-// appends the final reports of vanished flows.
-func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) []Flow {
+// track sets FirstSeen from the previous collection and appends the final
+// reports of vanished flows; it fills snap's reference for Diff.
+func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, snap *Snapshot) []Flow {
 	idx := c.idxs[c.gen]
 	if idx == nil {
 		idx = make(map[indexKey]int32, len(flows))
@@ -423,9 +469,6 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 			if cl != nil {
 				c.finalFromClose(f, cl)
 			}
-			if f.HasTCP && f.Direction != Listening {
-				f.HasDelta, f.Delta = true, delta(f, p)
-			}
 			continue
 		}
 		f.FirstSeen = now
@@ -433,13 +476,6 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 			// Born and closed since the last collection, caught between.
 			c.finalFromClose(f, cl)
 			f.Closed = true
-			if cl.Flags&tcplife.Started != 0 {
-				f.HasDelta, f.Delta = true, delta(f, nil)
-			}
-			continue
-		}
-		if f.HasTCP && f.Direction != Listening && c.known[f.Netns] {
-			f.HasDelta, f.Delta = true, delta(f, nil)
 		}
 	}
 	live := len(flows)
@@ -457,13 +493,13 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 			// Reported final when the tracker saw it close.
 			continue
 		}
-		if c.opts.Tracker != nil && p.Cookie != 0 && p.Protocol == protoTCP && p.Direction != Listening {
+		if c.tracker != nil && p.Cookie != 0 && p.Protocol == protoTCP && p.Direction != Listening {
 			if f, ok := c.gone(p); ok {
 				flows = append(flows, f)
 			}
 			continue
 		}
-		p.Final, p.HasDelta, p.Delta = true, false, Delta{}
+		p.Final = true
 		flows = append(flows, p)
 	}
 	next := flows[:live:live]
@@ -476,5 +512,9 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time) [
 		}
 	}
 	c.prev, c.prevIdx = next, idx
+	snap.live, snap.idx = live, idx
+	if len(next) > live {
+		snap.Held = next[live:]
+	}
 	return flows
 }

@@ -5,87 +5,59 @@ import (
 	"regexp"
 )
 
-// filter applies the address, port and process options of a Config to
-// collected flows. Protocols, families and states are not here: they shape
-// the sock_diag requests themselves.
-type filter struct {
-	includeLoopback bool
-	cidrInclude     []netip.Prefix
-	cidrExclude     []netip.Prefix
-	portInclude     []portRange
-	portExclude     []portRange
-	processes       []*regexp.Regexp
+// Filter selects flows by address, port and process. The zero Filter
+// keeps every flow. Protocols, families and states are not here: they
+// shape the sock_diag requests themselves (Options).
+type Filter struct {
+	// ExcludeLoopback leaves out flows with a loopback local or remote
+	// address.
+	ExcludeLoopback bool
+	// CIDRInclude and CIDRExclude match the remote address (the local one
+	// of listening sockets): a flow is kept when it is in an include
+	// prefix (any, when none) and in no exclude prefix. IPv4-mapped
+	// addresses match as IPv4.
+	CIDRInclude, CIDRExclude []netip.Prefix
+	// PortInclude and PortExclude match the local or the remote port; port
+	// 0 (no port) matches nothing.
+	PortInclude, PortExclude []PortRange
+	// Processes match the whole process name (comm); when set, flows
+	// without a matching known process are left out. Anchor the
+	// expressions (^(?:...)$) to match the whole name.
+	Processes []*regexp.Regexp
 }
 
-// newFilter compiles a validated Config.
-func newFilter(c *Config) (*filter, error) {
-	f := &filter{includeLoopback: c.IncludeLoopback}
-	for _, s := range c.CIDRs.Include {
-		p, err := parseCIDR(s)
-		if err != nil {
-			return nil, err
-		}
-		f.cidrInclude = append(f.cidrInclude, p)
-	}
-	for _, s := range c.CIDRs.Exclude {
-		p, err := parseCIDR(s)
-		if err != nil {
-			return nil, err
-		}
-		f.cidrExclude = append(f.cidrExclude, p)
-	}
-	for _, s := range c.Ports.Include {
-		r, err := parsePortRange(s)
-		if err != nil {
-			return nil, err
-		}
-		f.portInclude = append(f.portInclude, r)
-	}
-	for _, s := range c.Ports.Exclude {
-		r, err := parsePortRange(s)
-		if err != nil {
-			return nil, err
-		}
-		f.portExclude = append(f.portExclude, r)
-	}
-	for _, s := range c.Processes {
-		re, err := compileProcess(s)
-		if err != nil {
-			return nil, err
-		}
-		f.processes = append(f.processes, re)
-	}
-	return f, nil
-}
+// PortRange is the ports Lo to Hi, both included.
+type PortRange struct{ Lo, Hi uint16 }
 
-func (f *filter) keep(fl *Flow) bool {
+// Keep reports whether fl passes the filter.
+func (f *Filter) Keep(fl *Flow) bool {
 	local, remote := fl.Local.Addr().Unmap(), fl.Remote.Addr().Unmap()
-	if !f.includeLoopback && (local.IsLoopback() || remote.IsLoopback()) {
+	if f.ExcludeLoopback && (local.IsLoopback() || remote.IsLoopback()) {
 		return false
 	}
 	peer := remote
 	if fl.Direction == Listening {
 		peer = local
 	}
-	if len(f.cidrInclude) > 0 && !inPrefixes(f.cidrInclude, peer) {
+	if len(f.CIDRInclude) > 0 && !inPrefixes(f.CIDRInclude, peer) {
 		return false
 	}
-	if inPrefixes(f.cidrExclude, peer) {
+	if inPrefixes(f.CIDRExclude, peer) {
 		return false
 	}
 	lp, rp := fl.Local.Port(), fl.Remote.Port()
-	if len(f.portInclude) > 0 && !inRanges(f.portInclude, lp) && !inRanges(f.portInclude, rp) {
+	if len(f.PortInclude) > 0 && !inRanges(f.PortInclude, lp) && !inRanges(f.PortInclude, rp) {
 		return false
 	}
-	if inRanges(f.portExclude, lp) || inRanges(f.portExclude, rp) {
+	if inRanges(f.PortExclude, lp) || inRanges(f.PortExclude, rp) {
 		return false
 	}
-	if len(f.processes) > 0 {
+	if len(f.Processes) > 0 {
 		if fl.Process == nil {
 			return false
 		}
 		matched := false
-		for _, re := range f.processes {
+		for _, re := range f.Processes {
 			if re.MatchString(fl.Process.Name) {
 				matched = true
 				break
@@ -109,12 +81,12 @@ func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 
 // inRanges ignores port 0: a listening socket's remote port and an
 // unbound one mean no port.
-func inRanges(rs []portRange, p uint16) bool {
+func inRanges(rs []PortRange, p uint16) bool {
 	if p == 0 {
 		return false
 	}
 	for _, r := range rs {
-		if p >= r.lo && p <= r.hi {
+		if p >= r.Lo && p <= r.Hi {
 			return true
 		}
 	}

@@ -5,16 +5,24 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fleutan/fleutanbeat/input/internal/procindex"
+	"github.com/fleutan/fleutanbeat/input/process"
 )
 
 // Protocol numbers (IANA) and address families (linux/socket.h) as the
-// kernel reports them in inet_diag_msg.
+// kernel reports them in inet_diag_msg, for Options.Protocols,
+// Options.Families, Flow.Protocol and Flow.Family.
 const (
-	protoTCP = 6
-	protoUDP = 17
-	afInet   = 2
-	afInet6  = 10
+	ProtocolTCP uint8 = 6
+	ProtocolUDP uint8 = 17
+	FamilyIPv4  uint8 = 2
+	FamilyIPv6  uint8 = 10
+)
+
+const (
+	protoTCP = ProtocolTCP
+	protoUDP = ProtocolUDP
+	afInet   = FamilyIPv4
+	afInet6  = FamilyIPv6
 )
 
 // TCP states (linux/tcp_states.h) that change how counters read.
@@ -41,25 +49,40 @@ const (
 	Listening Direction = "listening"
 )
 
-// TCPInfo is the part of struct tcp_info (linux/tcp.h) that flows report.
-// Rates are in bytes per second as the kernel gives them; the event
-// conversion turns them into bits per second.
+// TCPInfo is the part of struct tcp_info (linux/tcp.h) that flows report,
+// as the kernel gives it: counters are cumulative over the socket's life.
+// Rates are in bytes per second (the events convert them to bits per
+// second).
 type TCPInfo struct {
-	RTTMicros, RTTVarMicros, MinRTTMicros uint32
-	Cwnd, Ssthresh, MSS                   uint32
-	SegsIn, SegsOut, TotalRetrans, Lost   uint32
-	NotsentBytes                          uint32
-	BytesAcked, BytesReceived             uint64
-	BytesSent, BytesRetrans               uint64
-	DeliveryRate, PacingRate              uint64 // bytes/s
+	RTTMicros    uint32 `json:"rtt_us"`    // smoothed RTT, microseconds
+	RTTVarMicros uint32 `json:"rttvar_us"` // microseconds
+	MinRTTMicros uint32 `json:"min_rtt_us"`
+	Cwnd         uint32 `json:"cwnd"`     // segments
+	Ssthresh     uint32 `json:"ssthresh"` // segments
+	MSS          uint32 `json:"mss"`      // bytes
+	SegsIn       uint32 `json:"segs_in"`  // segments, control ones included
+	SegsOut      uint32 `json:"segs_out"`
+	TotalRetrans uint32 `json:"total_retrans"` // segments
+	Lost         uint32 `json:"lost"`          // segments
+	NotsentBytes uint32 `json:"notsent_bytes"`
+	// BytesAcked and BytesReceived count sequence space (SYN and FIN
+	// included); Flow.BytesOut and Flow.BytesIn are the payload.
+	BytesAcked    uint64 `json:"bytes_acked"`
+	BytesReceived uint64 `json:"bytes_received"`
+	BytesSent     uint64 `json:"bytes_sent"`    // bytes, retransmissions included
+	BytesRetrans  uint64 `json:"bytes_retrans"` // bytes
+	DeliveryRate  uint64 `json:"delivery_rate"` // bytes per second
+	PacingRate    uint64 `json:"pacing_rate"`   // bytes per second; ^0 unlimited
 	// Len is how many bytes of struct tcp_info the kernel sent: fields
 	// past it are absent (older kernels send a shorter struct), not 0.
-	// 0 means unknown: every field is reported.
-	Len int
+	// 0 means unknown: every field is present.
+	Len int `json:"len"`
 }
 
-// has reports whether the kernel's tcp_info reaches byte end.
-func (t *TCPInfo) has(end int) bool { return t.Len == 0 || end <= t.Len }
+// Has reports whether the kernel's tcp_info reaches byte offset end (a
+// field's end offset in struct tcp_info), that is whether that field was
+// sent.
+func (t *TCPInfo) Has(end int) bool { return t.Len == 0 || end <= t.Len }
 
 // BDPBytes is delivery rate × min RTT (see the package doc).
 func (t *TCPInfo) BDPBytes() uint64 {
@@ -67,61 +90,73 @@ func (t *TCPInfo) BDPBytes() uint64 {
 }
 
 // Delta is the change of a flow's counters over one period. Bytes are
-// payload bytes (see the package doc); Retrans counts segments.
+// payload bytes (see the package doc); the others count segments.
 type Delta struct {
-	BytesIn, BytesOut, SegsIn, SegsOut, Retrans uint64
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
+	SegsIn   uint64 `json:"segs_in"`
+	SegsOut  uint64 `json:"segs_out"`
+	Retrans  uint64 `json:"retrans"`
 }
 
-// Flow is one socket as seen in one collection.
+// Flow is one socket as seen in one collection. Its counters (TCP) are
+// cumulative; Diff gives their change since the previous collection.
 type Flow struct {
-	Netns     uint64 // inode of the network namespace
-	NetnsName string // name under /run/netns, if any
-	Family    uint8  // AF_INET or AF_INET6
-	Protocol  uint8  // IPPROTO_TCP or IPPROTO_UDP
-	State     uint8  // linux/tcp_states.h
-	Local     netip.AddrPort
-	Remote    netip.AddrPort
-	Inode     uint32
-	UID       uint32
-	Direction Direction
+	Netns     uint64 `json:"netns"`                // inode of the network namespace
+	NetnsName string `json:"netns_name,omitempty"` // name under /run/netns, if any
+	Family    uint8  `json:"family"`               // FamilyIPv4 or FamilyIPv6
+	Protocol  uint8  `json:"iana_number"`          // ProtocolTCP or ProtocolUDP
+	State     uint8  `json:"state"`                // linux/tcp_states.h; StateName names it
+	// Local and Remote are as the socket holds them: a dual-stack socket's
+	// IPv4 peers are IPv4-mapped IPv6 addresses.
+	Local     netip.AddrPort `json:"local"`
+	Remote    netip.AddrPort `json:"remote"`
+	Inode     uint32         `json:"inode"`
+	UID       uint32         `json:"uid"` // the socket's owner (sock_i_uid)
+	Direction Direction      `json:"direction"`
 	// Cookie is the socket cookie (idiag_cookie), which the eBPF tracker
 	// keys connections by.
-	Cookie uint64
+	Cookie uint64 `json:"cookie"`
 
 	// Process owns the socket when the /proc walk found it; nil for sockets
 	// without a live owner (TIME-WAIT, orphans, a process that just exited).
-	Process *procindex.Process
+	// Flows of one process in one collection share the value.
+	Process *process.Process `json:"process,omitempty"`
+	// CommOnly: Process has only the pid and comm the eBPF tracker saw
+	// (the process exited before /proc could be read), so no user is
+	// known.
+	CommOnly bool `json:"comm_only,omitempty"`
 
-	HasTCP     bool
-	TCP        TCPInfo
-	Congestion string
-
-	// HasDelta is false for flows present at the first collection of their
-	// namespace and for final flows.
-	HasDelta bool
-	Delta    Delta
+	HasTCP     bool    `json:"has_tcp"`
+	TCP        TCPInfo `json:"tcp"`
+	Congestion string  `json:"congestion,omitempty"`
 
 	// Final marks the last report of a flow that has disappeared. Without
-	// the eBPF tracker it carries the values of the last collection that
-	// saw it; with it, the counters the kernel had at TCP_CLOSE (State is
-	// then close) and the delta since the last report.
-	Final bool
+	// CloseCounters it carries the values of the last collection that saw
+	// it; with them, the counters the kernel had at TCP_CLOSE (State is
+	// then close).
+	Final bool `json:"final"`
+	// CloseCounters: the eBPF tracker saw the flow close and TCP carries
+	// the counters of TCP_CLOSE; FINAcked and FINReceived say whether
+	// they include a FIN's sequence number.
+	CloseCounters bool `json:"close_counters,omitempty"`
+	FINAcked      bool `json:"fin_acked,omitempty"`
+	FINReceived   bool `json:"fin_received,omitempty"`
+	// Started: the tracker saw the flow's first state change, so its
+	// counters began at zero within the tracker's view (Diff gives a
+	// Closed flow a delta only then).
+	Started bool `json:"started,omitempty"`
 	// FirstSeen is when the flow began as far as the agent knows: the
-	// collection that first saw it.
-	FirstSeen time.Time
-	// kernelLifetime is, for a final flow whose close the tracker saw, the
-	// time from its first state change to TCP_CLOSE; 0 when unknown.
-	kernelLifetime time.Duration
+	// collection that first saw it, or its first state change when the
+	// tracker saw that.
+	FirstSeen time.Time `json:"first_seen"`
+	// KernelLifetime is, for a final flow whose close the tracker saw
+	// from its start, the time from its first state change to TCP_CLOSE,
+	// in nanoseconds; 0 when unknown.
+	KernelLifetime time.Duration `json:"kernel_lifetime_ns,omitempty"`
 	// Closed is set when the flow was born and closed between two
 	// collections, so no snapshot ever showed it.
-	Closed bool
-
-	// finAcked and finReceived say whether the close-time counters include
-	// a FIN's sequence number (see tcplife.Flags).
-	finAcked, finReceived bool
-	// commOnly: Process has only the pid and comm the tracker saw (the
-	// process exited before /proc could be read), so no user is known.
-	commOnly bool
+	Closed bool `json:"closed,omitempty"`
 }
 
 // Lifetime is how long the flow lived, the event.duration of its final
@@ -129,10 +164,10 @@ type Flow struct {
 // saw both, else from FirstSeen until end (the collection that found it
 // gone). It is the one place a flow's age is computed.
 func (f *Flow) Lifetime(end time.Time) time.Duration {
-	if f.kernelLifetime > 0 {
+	if f.KernelLifetime > 0 {
 		// The kernel saw the connection from its first state change to
 		// TCP_CLOSE, which is earlier than the collection that reports it.
-		return f.kernelLifetime
+		return f.KernelLifetime
 	}
 	if f.FirstSeen.IsZero() || end.Before(f.FirstSeen) {
 		return 0
@@ -151,11 +186,11 @@ func (f *Flow) EventDuration(ts time.Time, window time.Duration) time.Duration {
 
 // Key identifies a flow across collections.
 type Key struct {
-	Netns    uint64
-	Protocol uint8
-	Local    netip.AddrPort
-	Remote   netip.AddrPort
-	Inode    uint32
+	Netns    uint64         `json:"netns"`
+	Protocol uint8          `json:"iana_number"`
+	Local    netip.AddrPort `json:"local"`
+	Remote   netip.AddrPort `json:"remote"`
+	Inode    uint32         `json:"inode"`
 }
 
 // Key returns the flow's identity.
@@ -226,7 +261,7 @@ func (f *Flow) BytesOut() uint64 {
 	if f.Direction == Outbound && f.State != stateSynSent {
 		n = sub1(n)
 	}
-	if f.State == stateFinWait2 || f.State == stateTimeWait || f.finAcked {
+	if f.State == stateFinWait2 || f.State == stateTimeWait || f.FINAcked {
 		n = sub1(n)
 	}
 	return n
@@ -239,7 +274,7 @@ func (f *Flow) BytesIn() uint64 {
 	case stateCloseWait, stateLastAck, stateClosing, stateTimeWait:
 		n = sub1(n)
 	default:
-		if f.finReceived {
+		if f.FINReceived {
 			n = sub1(n)
 		}
 	}
@@ -281,7 +316,8 @@ func diff(cur, prev uint64) uint64 {
 	return 0
 }
 
-func familyName(f uint8) string {
+// FamilyName is "ipv4" or "ipv6", as ECS network.type names a family.
+func FamilyName(f uint8) string {
 	if f == afInet6 {
 		return "ipv6"
 	}

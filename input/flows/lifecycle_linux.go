@@ -10,7 +10,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 )
 
-// This file joins the eBPF connection tracker (CollectorOptions.Tracker)
+// This file joins the eBPF connection tracker (Options.Tracker)
 // to the sock_diag snapshots: final counters at TCP_CLOSE, connections
 // shorter than a period, and the opener of a new connection.
 
@@ -19,7 +19,7 @@ import (
 func (c *Collector) drainClosed(ctx context.Context, nss []netns.Namespace, present, failed map[uint64]bool) error {
 	clear(c.closed)
 	clear(c.byPID)
-	t := c.opts.Tracker
+	t := c.tracker
 	if t == nil {
 		return nil
 	}
@@ -69,7 +69,7 @@ func (c *Collector) hasFamily(f uint8) bool {
 // process index to read exactly those processes' fd tables.
 func (c *Collector) hint(flows []Flow) {
 	clear(c.owners)
-	t := c.opts.Tracker
+	t := c.tracker
 	if t == nil {
 		return
 	}
@@ -134,10 +134,12 @@ func (c *Collector) finalFromClose(f *Flow, cl *tcplife.Conn) {
 	f.TCP.SegsIn = cl.SegsIn
 	f.TCP.TotalRetrans = cl.TotalRetrans
 	f.TCP.RTTMicros = cl.SRTTMicros
-	f.finAcked = cl.Flags&tcplife.FINAcked != 0
-	f.finReceived = cl.Flags&tcplife.FINReceived != 0
+	f.CloseCounters = true
+	f.FINAcked = cl.Flags&tcplife.FINAcked != 0
+	f.FINReceived = cl.Flags&tcplife.FINReceived != 0
 	if cl.Flags&tcplife.Started != 0 {
-		f.kernelLifetime = time.Duration(cl.EndNs - cl.StartNs)
+		f.Started = true
+		f.KernelLifetime = time.Duration(cl.EndNs - cl.StartNs)
 		f.FirstSeen = tcplife.WallTime(cl.StartNs)
 	}
 	if f.Inode == 0 {
@@ -146,36 +148,36 @@ func (c *Collector) finalFromClose(f *Flow, cl *tcplife.Conn) {
 	if f.Process == nil {
 		// Closed before any fd table showed it: the tracker knows who
 		// opened it.
-		f.Process, f.commOnly = c.closedOwner(f, cl)
+		f.Process, f.CommOnly = c.closedOwner(f, cl)
 	}
 }
 
 // gone decides about a flow that left the dump: reported final now with
-// the counters of its close, kept back while the tracker says it is still
-// open (FIN-WAIT, CLOSE-WAIT, ... are not in every state selection), or
-// reported from its last snapshot when the tracker does not know it.
+// the counters of its close (Diff gives its delta against p), kept back
+// while the tracker says it is still open (FIN-WAIT, CLOSE-WAIT, ... are
+// not in every state selection), or reported from its last snapshot when
+// the tracker does not know it.
 func (c *Collector) gone(p Flow) (Flow, bool) {
 	if cl, ok := c.closed[p.Cookie]; ok {
 		delete(c.closed, p.Cookie)
 		delete(c.lingering, p.Cookie)
 		f := p
 		c.finalFromClose(&f, cl)
-		f.HasDelta, f.Delta = true, delta(&f, &p)
 		return f, true
 	}
-	if _, ok := c.opts.Tracker.Lookup(p.Cookie); ok {
+	if _, ok := c.tracker.Lookup(p.Cookie); ok {
 		c.lingering[p.Cookie] = p
 		return Flow{}, false
 	}
 	delete(c.lingering, p.Cookie)
-	p.Final, p.HasDelta, p.Delta = true, false, Delta{}
+	p.Final = true
 	return p, true
 }
 
 // appendClosed reports the lingering flows that closed since and the
 // connections that lived and died between two collections.
 func (c *Collector) appendClosed(flows []Flow, failed map[uint64]bool, now time.Time) []Flow {
-	if c.opts.Tracker == nil {
+	if c.tracker == nil {
 		return flows
 	}
 	for cookie, p := range c.lingering {
@@ -183,7 +185,7 @@ func (c *Collector) appendClosed(flows []Flow, failed map[uint64]bool, now time.
 			continue
 		}
 		if _, ok := c.closed[cookie]; !ok {
-			if _, open := c.opts.Tracker.Lookup(cookie); open {
+			if _, open := c.tracker.Lookup(cookie); open {
 				continue
 			}
 		}
@@ -242,11 +244,9 @@ func (c *Collector) flowFromConn(cl *tcplife.Conn, now time.Time) Flow {
 			f.Direction = Inbound
 		}
 	}
+	// Diff gives it its whole count as delta when the tracker saw it
+	// born (Started).
 	c.finalFromClose(&f, cl)
-	if cl.Flags&tcplife.Started != 0 {
-		// Born after the tracker started: everything it did is new.
-		f.HasDelta, f.Delta = true, delta(&f, nil)
-	}
 	return f
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/communityid"
+	"github.com/fleutan/fleutanbeat/input/internal/ecsfields"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -172,9 +173,9 @@ func (s *FlowSample) Event(ts time.Time, t input.Times) pipeline.Event {
 		q["socket_inode"] = uint64(s.Inode)
 	}
 	src, dst := s.Local, s.Remote
-	direction := flows.ECSDirection(flows.Listening)
+	direction := ecsfields.Direction(flows.Listening)
 	if f := s.Flow; f != nil {
-		direction = flows.ECSDirection(f.Direction)
+		direction = ecsfields.Direction(f.Direction)
 		if f.Direction == flows.Inbound {
 			src, dst = s.Remote, s.Local
 		}
@@ -195,7 +196,7 @@ func (s *FlowSample) Event(ts time.Time, t input.Times) pipeline.Event {
 		network["community_id"] = communityid.V1(0, s.Protocol, src, dst)
 	}
 	if s.Flow != nil && s.Flow.Process != nil {
-		fields["process"], fields["user"] = flows.ProcessObjects(pipeline.NewBuilder(3, 8), s.Flow.Process)
+		fields["process"], fields["user"] = ecsfields.ProcessObjects(pipeline.NewBuilder(3, 8), s.Flow.Process)
 	}
 	b := []byte(series)
 	b = append(b, flows.TransportName(s.Protocol)...)

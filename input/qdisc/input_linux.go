@@ -112,12 +112,26 @@ func (in *qdiscInput) startAttribution() error {
 			in.log.Warn(r.Message("qdisc", m, "flows of other users' sockets have no process"), "missing", caps.Names(m))
 		}
 	}
-	in.flows = flows.NewCollector(flows.CollectorOptions{
+	fo := flows.Options{
 		ProcRoot:      in.procRoot,
 		AllNamespaces: in.coll.opts.AllNamespaces,
-		Namespaces:    in.namespaces,
 		Logger:        in.log,
-	})
+	}
+	if list := in.namespaces; list != nil {
+		fo.Namespaces = func() ([]flows.Namespace, error) {
+			nss, err := list()
+			out := make([]flows.Namespace, len(nss))
+			for i, ns := range nss {
+				out[i] = flows.Namespace{Inode: ns.Inode, Name: ns.Name, Path: ns.Path}
+			}
+			return out, err
+		}
+	}
+	fc, err := flows.New(fo)
+	if err != nil {
+		return err
+	}
+	in.flows = fc
 	return nil
 }
 
@@ -221,12 +235,12 @@ func (in *qdiscInput) sample(ctx context.Context) ([]Sample, []FlowSample, error
 		d := samples[i].Device
 		devs[devKey{d.Netns, d.Index}] = d
 	}
-	fl, ferr := in.flows.Collect(ctx)
+	snap, ferr := in.flows.Collect(ctx)
 	if ferr != nil {
 		// Flows of the namespaces that answered still join.
 		err = joinErr(err, ferr)
 	}
-	return samples, joinFlows(deltas, devs, fl, in.cfg.TopFlowsPerQueue), err
+	return samples, joinFlows(deltas, devs, snap.Flows, in.cfg.TopFlowsPerQueue), err
 }
 
 func joinErr(a, b error) error {

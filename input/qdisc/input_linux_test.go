@@ -114,9 +114,9 @@ func testMQ(t *testing.T, method string) {
 		}
 		if f.Flow == nil || f.Flow.Process == nil || f.Flow.Process.PID != senders[i].cmd.Process.Pid {
 			t.Errorf("flow to port %d: process %+v, want pid %d (sample %+v)", s.port, f.Flow, senders[i].cmd.Process.Pid, f)
-			fl, err := in.flows.Collect(ctx)
-			t.Logf("flows now: %d %v", len(fl), err)
-			for _, x := range fl {
+			snap, err := in.flows.Collect(ctx)
+			t.Logf("flows now: %d %v", len(snap.Flows), err)
+			for _, x := range snap.Flows {
 				t.Logf("  %d %d %s %s ino %d proc %v", x.Netns, x.Protocol, x.Local, x.Remote, x.Inode, x.Process)
 			}
 		}

@@ -1,9 +1,10 @@
-package flows
+package flowsinput
 
 import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -29,8 +30,8 @@ func checkField(t *testing.T, name string, m pipeline.M, key string, want any) {
 	}
 }
 
-func goldenTCPInfo() TCPInfo {
-	return TCPInfo{
+func goldenTCPInfo() flows.TCPInfo {
+	return flows.TCPInfo{
 		RTTMicros: 31, RTTVarMicros: 42, MinRTTMicros: 20, Cwnd: 14, Ssthresh: 8, MSS: 65483,
 		SegsIn: 23, SegsOut: 28, TotalRetrans: 1, Lost: 0, NotsentBytes: 7,
 		BytesAcked: 1048577, BytesReceived: 65536, BytesSent: 1048576, BytesRetrans: 0,
@@ -44,38 +45,38 @@ func TestEventGolden(t *testing.T) {
 	first := time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC)
 	ts := time.Date(2025, 1, 2, 3, 4, 5, 600000000, time.UTC)
 	tests := []struct {
-		name string
-		flow Flow
+		name  string
+		flow  flows.Flow
+		delta flows.FlowDelta
 	}{
-		{"tcp_outbound_delta", Flow{
-			Netns: 4026531840, Family: afInet, Protocol: protoTCP, State: stateEstablished,
+		{"tcp_outbound_delta", flows.Flow{
+			Netns: 4026531840, Family: flows.FamilyIPv4, Protocol: flows.ProtocolTCP, State: stateEstablished,
 			Local: netip.MustParseAddrPort("10.0.0.2:50492"), Remote: netip.MustParseAddrPort("10.0.0.1:8080"),
-			Inode: 98765, UID: 1000, Direction: Outbound, Process: proc,
+			Inode: 98765, UID: 1000, Direction: flows.Outbound, Process: proc,
 			HasTCP: true, TCP: goldenTCPInfo(), Congestion: "cubic",
-			HasDelta: true, Delta: Delta{BytesIn: 100, BytesOut: 2000, SegsIn: 3, SegsOut: 4, Retrans: 1},
 			FirstSeen: first,
-		}},
-		{"tcp6_inbound_named_netns", Flow{
-			Netns: 4026532999, NetnsName: "blue", Family: afInet6, Protocol: protoTCP, State: stateEstablished,
+		}, flows.FlowDelta{OK: true, Delta: flows.Delta{BytesIn: 100, BytesOut: 2000, SegsIn: 3, SegsOut: 4, Retrans: 1}}},
+		{"tcp6_inbound_named_netns", flows.Flow{
+			Netns: 4026532999, NetnsName: "blue", Family: flows.FamilyIPv6, Protocol: flows.ProtocolTCP, State: stateEstablished,
 			Local: netip.MustParseAddrPort("[fd00::1]:443"), Remote: netip.MustParseAddrPort("[fd00::2]:40000"),
-			Inode: 1234, Direction: Inbound, Process: proc, HasTCP: true, TCP: goldenTCPInfo(), Congestion: "bbr",
+			Inode: 1234, Direction: flows.Inbound, Process: proc, HasTCP: true, TCP: goldenTCPInfo(), Congestion: "bbr",
 			FirstSeen: first,
-		}},
-		{"udp_listening", Flow{
-			Netns: 4026531840, Family: afInet, Protocol: protoUDP, State: stateClose,
+		}, flows.FlowDelta{}},
+		{"udp_listening", flows.Flow{
+			Netns: 4026531840, Family: flows.FamilyIPv4, Protocol: flows.ProtocolUDP, State: stateClose,
 			Local: netip.MustParseAddrPort("0.0.0.0:53"), Remote: netip.MustParseAddrPort("0.0.0.0:0"),
-			Inode: 55, UID: 0, Direction: Listening, FirstSeen: first,
-		}},
-		{"tcp_final_mapped_no_process", Flow{
-			Netns: 4026531840, Family: afInet6, Protocol: protoTCP, State: stateFinWait2,
+			Inode: 55, UID: 0, Direction: flows.Listening, FirstSeen: first,
+		}, flows.FlowDelta{}},
+		{"tcp_final_mapped_no_process", flows.Flow{
+			Netns: 4026531840, Family: flows.FamilyIPv6, Protocol: flows.ProtocolTCP, State: stateFinWait2,
 			Local: netip.MustParseAddrPort("[::ffff:192.0.2.1]:22"), Remote: netip.MustParseAddrPort("[::ffff:192.0.2.9]:61000"),
-			Inode: 77, UID: 0, Direction: Inbound, HasTCP: true, TCP: goldenTCPInfo(), Congestion: "cubic",
+			Inode: 77, UID: 0, Direction: flows.Inbound, HasTCP: true, TCP: goldenTCPInfo(), Congestion: "cubic",
 			Final: true, FirstSeen: first,
-		}},
+		}, flows.FlowDelta{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := tt.flow.Event(ts, input.Times{Window: 10 * time.Second, Collection: 1500 * time.Microsecond})
+			e := Event(&tt.flow, tt.delta, ts, input.Times{Window: 10 * time.Second, Collection: 1500 * time.Microsecond})
 			doc := map[string]any{"@timestamp": e.Timestamp.Format(time.RFC3339Nano), "series": e.Series, "fields": e.Fields}
 			got, err := json.MarshalIndent(doc, "", "  ")
 			if err != nil {
@@ -109,56 +110,16 @@ func TestEventDurationIsTheTimeCovered(t *testing.T) {
 	times := input.Times{Window: 10*time.Second + 2*time.Millisecond, Collection: 1500 * time.Microsecond}
 	for _, tc := range []struct {
 		name string
-		flow Flow
+		flow flows.Flow
 		want int64
 	}{
-		{"live", Flow{Protocol: protoTCP, Direction: Outbound, FirstSeen: first}, 10_002_000_000},
-		{"final", Flow{Protocol: protoTCP, Direction: Outbound, FirstSeen: first, Final: true}, 95_250_000_000},
-		{"final without first sight", Flow{Protocol: protoTCP, Direction: Outbound, Final: true}, 0},
+		{"live", flows.Flow{Protocol: flows.ProtocolTCP, Direction: flows.Outbound, FirstSeen: first}, 10_002_000_000},
+		{"final", flows.Flow{Protocol: flows.ProtocolTCP, Direction: flows.Outbound, FirstSeen: first, Final: true}, 95_250_000_000},
+		{"final without first sight", flows.Flow{Protocol: flows.ProtocolTCP, Direction: flows.Outbound, Final: true}, 0},
 	} {
-		e := tc.flow.Event(ts, times)
+		e := Event(&tc.flow, flows.FlowDelta{}, ts, times)
 		checkField(t, tc.name, e.Fields, "event.duration", tc.want)
 		checkField(t, tc.name, e.Fields, "fleutan.collection.duration_us", int64(1500))
-	}
-}
-
-func TestPayloadBytesTakeOutControlFlags(t *testing.T) {
-	tests := []struct {
-		dir             Direction
-		state           uint8
-		acked, received uint64
-		out, in         uint64
-	}{
-		{Outbound, stateEstablished, 1001, 50, 1000, 50},
-		{Inbound, stateEstablished, 50, 1000, 50, 1000},
-		{Outbound, stateFinWait2, 1002, 50, 1000, 50},
-		{Outbound, stateTimeWait, 1002, 51, 1000, 50},
-		{Inbound, stateCloseWait, 50, 1001, 50, 1000},
-		{Inbound, stateLastAck, 50, 1001, 50, 1000},
-		{Outbound, stateSynSent, 0, 0, 0, 0},
-		{Outbound, stateEstablished, 0, 0, 0, 0}, // never below zero
-	}
-	for _, tt := range tests {
-		f := Flow{Direction: tt.dir, State: tt.state, HasTCP: true, TCP: TCPInfo{BytesAcked: tt.acked, BytesReceived: tt.received}}
-		if f.BytesOut() != tt.out || f.BytesIn() != tt.in {
-			t.Errorf("%s state %d acked %d received %d: out %d in %d, want %d %d", tt.dir, tt.state, tt.acked, tt.received, f.BytesOut(), f.BytesIn(), tt.out, tt.in)
-		}
-	}
-}
-
-func TestDeltaSegmentCountersWrap(t *testing.T) {
-	prev := Flow{Direction: Outbound, State: stateEstablished, TCP: TCPInfo{SegsOut: 1<<32 - 10, BytesAcked: 101}}
-	cur := Flow{Direction: Outbound, State: stateEstablished, TCP: TCPInfo{SegsOut: 5, BytesAcked: 201}}
-	d := delta(&cur, &prev)
-	if d.SegsOut != 15 || d.BytesOut != 100 {
-		t.Errorf("delta %+v, want SegsOut 15 BytesOut 100", d)
-	}
-}
-
-func TestKeyString(t *testing.T) {
-	k := Key{Netns: 4026531840, Protocol: protoTCP, Local: netip.MustParseAddrPort("[::1]:80"), Remote: netip.MustParseAddrPort("[::1]:5555"), Inode: 9}
-	if got, want := k.String(), "4026531840/tcp/[::1]:80/[::1]:5555/9"; got != want {
-		t.Errorf("%s, want %s", got, want)
 	}
 }
 
@@ -169,18 +130,18 @@ func TestKeyString(t *testing.T) {
 func BenchmarkFlowEvent(b *testing.B) {
 	proc := &procindex.Process{PID: 4242, PPID: 1, Name: "curl", Executable: "/usr/bin/curl",
 		Args: []string{"curl", "http://127.0.0.1:8080/"}, UID: 1000, User: "alice"}
-	f := Flow{
-		Netns: 4026531840, Family: afInet, Protocol: protoTCP, State: stateEstablished,
+	f := flows.Flow{
+		Netns: 4026531840, Family: flows.FamilyIPv4, Protocol: flows.ProtocolTCP, State: stateEstablished,
 		Local: netip.MustParseAddrPort("10.0.0.2:50492"), Remote: netip.MustParseAddrPort("10.0.0.1:8080"),
-		Inode: 98765, UID: 1000, Direction: Outbound, Process: proc,
+		Inode: 98765, UID: 1000, Direction: flows.Outbound, Process: proc,
 		HasTCP: true, TCP: goldenTCPInfo(), Congestion: "cubic",
-		HasDelta: true, Delta: Delta{BytesIn: 100, BytesOut: 2000, SegsIn: 3, SegsOut: 4, Retrans: 1},
 	}
+	d := flows.FlowDelta{OK: true, Delta: flows.Delta{BytesIn: 100, BytesOut: 2000, SegsIn: 3, SegsOut: 4, Retrans: 1}}
 	ts := time.Now()
 	b.Run("own builder", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			benchSink = f.Event(ts, input.Times{Window: 10 * time.Second, Collection: time.Millisecond})
+			benchSink = Event(&f, d, ts, input.Times{Window: 10 * time.Second, Collection: time.Millisecond})
 		}
 	})
 	b.Run("chunk builder", func(b *testing.B) {
@@ -191,7 +152,7 @@ func BenchmarkFlowEvent(b *testing.B) {
 			if i++; i%publishChunk == 0 {
 				bld.Reset()
 			}
-			benchSink = f.BuildEvent(bld, ts, input.Times{Window: 10 * time.Second, Collection: time.Millisecond})
+			benchSink = BuildEvent(bld, &f, d, ts, input.Times{Window: 10 * time.Second, Collection: time.Millisecond})
 		}
 	})
 }
@@ -203,12 +164,12 @@ var benchSink pipeline.Event
 // is ingress, one this host initiated egress.
 func TestNetworkDirectionIsHostBased(t *testing.T) {
 	for _, tc := range []struct {
-		dir  Direction
+		dir  flows.Direction
 		want string
-	}{{Inbound, "ingress"}, {Outbound, "egress"}, {Listening, "unknown"}} {
-		f := Flow{Protocol: protoTCP, Direction: tc.dir,
+	}{{flows.Inbound, "ingress"}, {flows.Outbound, "egress"}, {flows.Listening, "unknown"}} {
+		f := flows.Flow{Protocol: flows.ProtocolTCP, Direction: tc.dir,
 			Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.2:4000")}
-		checkField(t, string(tc.dir), f.Event(time.Unix(1, 0), input.Times{}).Fields, "network.direction", tc.want)
+		checkField(t, string(tc.dir), Event(&f, flows.FlowDelta{}, time.Unix(1, 0), input.Times{}).Fields, "network.direction", tc.want)
 	}
 }
 

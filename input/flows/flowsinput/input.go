@@ -1,10 +1,11 @@
-package flows
+package flowsinput
 
 import (
 	"log/slog"
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/flows"
 )
 
 // New is the input.Factory of the flows input.
@@ -24,8 +25,8 @@ func New(cfg config.Raw, s input.Settings) (input.Input, error) {
 }
 
 // collectorOptions turns a validated Config into what the Collector takes.
-func (c *Config) collectorOptions(s input.Settings) CollectorOptions {
-	o := CollectorOptions{
+func (c *Config) collectorOptions(s input.Settings) flows.Options {
+	o := flows.Options{
 		ProcRoot:      s.ProcRoot,
 		AllNamespaces: c.Namespaces == NamespacesAll,
 		Logger:        s.Logger,
@@ -39,10 +40,10 @@ func (c *Config) collectorOptions(s input.Settings) CollectorOptions {
 		o.Families = appendUnique(o.Families, v)
 	}
 	for _, st := range c.States {
-		m, _ := stateMask(st)
+		m, _ := flows.StateMask(st)
 		o.States |= m
 	}
-	if o.States == allStates {
+	if o.States == flows.AllStates {
 		o.States = 0
 	}
 	return o

@@ -1,6 +1,7 @@
-package flows
+package flowsinput
 
 import (
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"reflect"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("defaults do not validate: %v", err)
 	}
 	o := c.collectorOptions(input.Settings{ProcRoot: "/proc"})
-	if !reflect.DeepEqual(o.Protocols, []uint8{protoTCP, protoUDP}) || !reflect.DeepEqual(o.Families, []uint8{afInet, afInet6}) ||
+	if !reflect.DeepEqual(o.Protocols, []uint8{flows.ProtocolTCP, flows.ProtocolUDP}) || !reflect.DeepEqual(o.Families, []uint8{flows.FamilyIPv4, flows.FamilyIPv6}) ||
 		o.States != 1<<stateEstablished|1<<stateListen || o.AllNamespaces {
 		t.Errorf("collector options of the defaults: %+v", o)
 	}
@@ -83,7 +84,7 @@ func TestConfigStatesAcceptSSNames(t *testing.T) {
 		{[]string{"fin-wait-1", "fin_wait2", "TIME-WAIT"}, 1<<stateFinWait1 | 1<<stateFinWait2 | 1<<stateTimeWait},
 		{[]string{"listen", "close"}, 1<<stateListen | 1<<stateClose},
 		{[]string{"all"}, 0}, // 0 asks the kernel for every state
-		{[]string{"connected"}, allStates &^ (1<<stateListen | 1<<stateClose)},
+		{[]string{"connected"}, flows.AllStates &^ (1<<stateListen | 1<<stateClose)},
 		{[]string{"bucket"}, 1<<stateSynRecv | 1<<stateTimeWait},
 	}
 	for _, tt := range tests {

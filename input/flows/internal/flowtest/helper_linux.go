@@ -1,4 +1,10 @@
-package flows
+//go:build linux
+
+// Package flowtest is the traffic helper of the flows tests: the test
+// binary re-executed in a test namespace, driven by line commands, so that
+// tests know the pid and comm of every socket owner. Both the library's
+// and the adapter's tests use it.
+package flowtest
 
 import (
 	"bufio"
@@ -17,22 +23,24 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
-// helperEnv switches the test binary into a traffic helper driven by line
-// commands on stdin, so tests know the pid and comm of every socket owner.
-const helperEnv = "FLEUTANBEAT_FLOWS_HELPER"
+// Env switches the test binary into a traffic helper driven by line
+// commands on stdin (Env=1, Start) or a holder of many connections
+// (Env=hold, see runHolder).
+const Env = "FLEUTANBEAT_FLOWS_HELPER"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "1" {
+// Main is the TestMain of a package that uses the helper: it runs the
+// helper when the binary was started as one, else the tests.
+func Main(m *testing.M) {
+	if os.Getenv(Env) == "1" {
 		os.Exit(runHelper(os.Stdin, os.Stdout))
 	}
-	if os.Getenv(helperEnv) == "hold" {
+	if os.Getenv(Env) == "hold" {
 		os.Exit(runHolder())
 	}
-	if os.Getenv(helperEnv) == "sleep" {
+	if os.Getenv(Env) == "sleep" {
 		// A child holding the fds it inherited until its parent is gone.
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
@@ -236,7 +244,7 @@ func (h *helperState) more(cmd, a1, a2 string) (string, error) {
 			return "", err
 		}
 		h.child = exec.Command(exe)
-		h.child.Env = append(os.Environ(), helperEnv+"=sleep")
+		h.child.Env = append(os.Environ(), Env+"=sleep")
 		h.child.ExtraFiles = files
 		if h.childIn, err = h.child.StdinPipe(); err != nil {
 			return "", err
@@ -332,21 +340,22 @@ func waitAcked(c net.Conn) error {
 	return errors.New("send queue not acknowledged within 10s")
 }
 
-// helper is a running traffic helper.
-type helper struct {
+// Helper is a running traffic helper.
+type Helper struct {
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
 }
 
-func startHelper(t testing.TB, ns *nstest.Netns) *helper {
+// Start runs a helper in ns; it is stopped when the test ends.
+func Start(t testing.TB, ns *nstest.Netns) *Helper {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := ns.Command(exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Env = append(os.Environ(), Env+"=1")
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -359,15 +368,16 @@ func startHelper(t testing.TB, ns *nstest.Netns) *helper {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h := &helper{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	t.Cleanup(h.stop)
+	h := &Helper{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	t.Cleanup(h.Stop)
 	return h
 }
 
-// pid is the helper's: ip netns exec execs the command in place.
-func (h *helper) pid() int { return h.cmd.Process.Pid }
+// PID is the helper's: ip netns exec execs the command in place.
+func (h *Helper) PID() int { return h.cmd.Process.Pid }
 
-func (h *helper) stop() {
+// Stop ends the helper: its sockets close as it exits.
+func (h *Helper) Stop() {
 	_ = h.in.Close()
 	done := make(chan struct{})
 	go func() { _ = h.cmd.Wait(); close(done) }()
@@ -379,7 +389,9 @@ func (h *helper) stop() {
 	}
 }
 
-func (h *helper) do(t testing.TB, format string, args ...any) string {
+// Do sends one command (see runHelper) and returns what follows "ok" in
+// the reply; any other reply fails the test.
+func (h *Helper) Do(t testing.TB, format string, args ...any) string {
 	t.Helper()
 	line := fmt.Sprintf(format, args...)
 	if _, err := fmt.Fprintln(h.in, line); err != nil {
@@ -406,9 +418,9 @@ func (h *helper) do(t testing.TB, format string, args ...any) string {
 	return strings.TrimSpace(strings.TrimPrefix(reply, "ok"))
 }
 
-// testComm is what the kernel shows as the helpers' comm: the
-// executable's base name cut to TASK_COMM_LEN-1 bytes.
-func testComm(t testing.TB) string {
+// Comm is what the kernel shows as the helpers' comm: the executable's
+// base name cut to TASK_COMM_LEN-1 bytes.
+func Comm(t testing.TB) string {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -420,20 +432,12 @@ func testComm(t testing.TB) string {
 	return name
 }
 
-func namespaceOf(t testing.TB, ns *nstest.Netns) netns.Namespace {
+// Inode is the inode of ns, which identifies it.
+func Inode(t testing.TB, ns *nstest.Netns) uint64 {
 	t.Helper()
 	var st syscall.Stat_t
 	if err := syscall.Stat(ns.Path(), &st); err != nil {
 		t.Fatal(err)
 	}
-	return netns.Namespace{Inode: st.Ino, Path: ns.Path(), Name: ns.Name}
-}
-
-// collectorIn points a collector at the given namespaces only.
-func collectorIn(t testing.TB, o CollectorOptions, nss ...netns.Namespace) *Collector {
-	t.Helper()
-	o.Namespaces = func() ([]netns.Namespace, error) { return nss, nil }
-	c := NewCollector(o)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return st.Ino
 }

@@ -1,10 +1,12 @@
-package flows
+package flowsinput
 
 import (
 	"bytes"
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -14,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -123,9 +124,9 @@ func TestShortFlows(t *testing.T) {
 			if tcplifeMissing(t) {
 				return
 			}
-			server, client := startHelper(t, ns), startHelper(t, ns)
-			addr := server.do(t, "listen tcp %s", tt.addr)
-			server.do(t, "serve")
+			server, client := flowtest.Start(t, ns), flowtest.Start(t, ns)
+			addr := server.Do(t, "listen tcp %s", tt.addr)
+			server.Do(t, "serve")
 
 			m := pipeline.NewMetrics()
 			var logs bytes.Buffer
@@ -152,7 +153,7 @@ func TestShortFlows(t *testing.T) {
 				for i := range 200 {
 					n := 1 + i*37 + rng.IntN(30) // all different
 					t0 := time.Now()
-					local := client.do(t, "dialsend %s %d", addr, n)
+					local := client.Do(t, "dialsend %s %d", addr, n)
 					if d := time.Since(t0); d > 300*time.Millisecond {
 						t.Errorf("connection %d took %s to open and close", i, d)
 					}
@@ -181,7 +182,7 @@ func TestShortFlows(t *testing.T) {
 					servers[f.remote] = append(servers[f.remote], f)
 				}
 			}
-			cpid, spid := fmt.Sprint(client.pid()), fmt.Sprint(server.pid())
+			cpid, spid := fmt.Sprint(client.PID()), fmt.Sprint(server.PID())
 			var collectionTS time.Time
 			for port, ns := range sizes {
 				c, s := clients[port], servers[port]
@@ -199,7 +200,7 @@ func TestShortFlows(t *testing.T) {
 					if c.pid != cpid || c.sourceBytes != want || c.deltaOut != want || c.destBytes != "0" {
 						t.Errorf("client %s: pid %s bytes out %s (delta %s) in %s, want pid %s out %s in 0", port, c.pid, c.sourceBytes, c.deltaOut, c.destBytes, cpid, want)
 					}
-					// Inbound: the source is the remote client.
+					// flows.Inbound: the source is the remote client.
 					if s.pid != spid || s.sourceBytes != want || s.deltaIn != want || s.destBytes != "0" {
 						t.Errorf("server %s: pid %s bytes in %s (delta %s) out %s, want pid %s in %s out 0", port, s.pid, s.sourceBytes, s.deltaIn, s.destBytes, spid, want)
 					}
@@ -244,9 +245,9 @@ func TestChurn(t *testing.T) {
 	if tcplifeMissing(t) {
 		return
 	}
-	server, client := startHelper(t, ns), startHelper(t, ns)
-	addr := server.do(t, "listen tcp 127.0.0.1:0")
-	server.do(t, "serve")
+	server, client := flowtest.Start(t, ns), flowtest.Start(t, ns)
+	addr := server.Do(t, "listen tcp 127.0.0.1:0")
+	server.Do(t, "serve")
 	m := pipeline.NewMetrics()
 	in := newTestInputMetrics(t, "period: 5s\nprotocols: [tcp]\nmethod: ebpf\n", ns, slog.New(slog.DiscardHandler), m)
 
@@ -256,9 +257,9 @@ func TestChurn(t *testing.T) {
 	rec := runInput(t, in, m, 7, func(i int) {
 		switch i {
 		case 1:
-			client.do(t, "churn %s 20 30", addr)
+			client.Do(t, "churn %s 20 30", addr)
 		case 7:
-			ports = strings.Split(client.do(t, "churnlog"), ",")
+			ports = strings.Split(client.Do(t, "churnlog"), ",")
 		}
 	})
 	if len(ports) != 600 {
@@ -266,7 +267,7 @@ func TestChurn(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	cpid := fmt.Sprint(client.pid())
+	cpid := fmt.Sprint(client.PID())
 	reported := map[string]int{}
 	for _, e := range rec.events {
 		f := readFlowEvent(e)
@@ -309,8 +310,8 @@ func TestChurn(t *testing.T) {
 // way of choosing it.
 func TestMethodFallback(t *testing.T) {
 	ns := nstest.New(t)
-	refuse := func(tcplife.Options) (tracker, error) {
-		return nil, fmt.Errorf("%w: load: operation not permitted", tcplife.ErrNotSupported)
+	refuse := func(flows.TrackerOptions) (*flows.Tracker, error) {
+		return nil, fmt.Errorf("%w: load: operation not permitted", flows.ErrTrackerNotSupported)
 	}
 	for _, tt := range []struct {
 		name    string
@@ -376,27 +377,27 @@ func TestLongFlowFinalFromClose(t *testing.T) {
 			if tcplifeMissing(t) {
 				return
 			}
-			server, client := startHelper(t, ns), startHelper(t, ns)
-			addr := server.do(t, "listen tcp 127.0.0.1:0")
-			client.do(t, "dial tcp %s", addr)
-			local, _, _ := strings.Cut(server.do(t, "accept"), " ")
+			server, client := flowtest.Start(t, ns), flowtest.Start(t, ns)
+			addr := server.Do(t, "listen tcp 127.0.0.1:0")
+			client.Do(t, "dial tcp %s", addr)
+			local, _, _ := strings.Cut(server.Do(t, "accept"), " ")
 			_, serverPort, _ := net.SplitHostPort(local)
-			client.do(t, "send 1000")
-			client.do(t, "sync")
-			server.do(t, "recv 1000")
+			client.Do(t, "send 1000")
+			client.Do(t, "sync")
+			server.Do(t, "recv 1000")
 
 			m := pipeline.NewMetrics()
 			in := newTestInputMetrics(t, "period: 2s\nprotocols: [tcp]\nmethod: ebpf\nstates: "+states+"\n", ns, slog.New(slog.DiscardHandler), m)
 			rec := runInput(t, in, m, 1, func(int) {
-				client.do(t, "send 500")
-				client.do(t, "sync")
-				server.do(t, "recv 500")
-				client.do(t, "close") // the client's socket goes to TIME-WAIT
-				server.do(t, "close")
+				client.Do(t, "send 500")
+				client.Do(t, "sync")
+				server.Do(t, "recv 500")
+				client.Do(t, "close") // the client's socket goes to TIME-WAIT
+				server.Do(t, "close")
 			})
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
-			cpid := fmt.Sprint(client.pid())
+			cpid := fmt.Sprint(client.PID())
 			var got []flowEvent
 			for _, e := range rec.events {
 				if f := readFlowEvent(e); f.direction == "outbound" && f.remote == serverPort && f.state != "time_wait" {
@@ -426,31 +427,31 @@ func TestTrackerAttributesReusedFD(t *testing.T) {
 	if tcplifeMissing(t) {
 		return
 	}
-	server, client := startHelper(t, ns), startHelper(t, ns)
-	addr := server.do(t, "listen tcp 127.0.0.1:0")
-	server.do(t, "serve")
+	server, client := flowtest.Start(t, ns), flowtest.Start(t, ns)
+	addr := server.Do(t, "listen tcp 127.0.0.1:0")
+	server.Do(t, "serve")
 	// The first connection starts the client's Go netpoller (its epoll and
 	// event fds), so that the fd count of the dial below is the file's.
-	client.do(t, "dialsend %s 1", addr)
-	client.do(t, "holdfile")
+	client.Do(t, "dialsend %s 1", addr)
+	client.Do(t, "holdfile")
 
 	m := pipeline.NewMetrics()
 	in := newTestInputMetrics(t, "period: 2s\nprotocols: [tcp]\nmethod: ebpf\n", ns, slog.New(slog.DiscardHandler), m)
 	var port string
 	rec := runInput(t, in, m, 1, func(int) {
-		client.do(t, "dropfile")
-		local, _, _ := strings.Cut(client.do(t, "dial tcp %s", addr), " ")
+		client.Do(t, "dropfile")
+		local, _, _ := strings.Cut(client.Do(t, "dial tcp %s", addr), " ")
 		_, port, _ = net.SplitHostPort(local)
 	})
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	cpid := fmt.Sprint(client.pid())
+	cpid := fmt.Sprint(client.PID())
 	n := 0
 	for _, e := range rec.events {
 		if f := readFlowEvent(e); f.direction == "outbound" && f.local == port {
 			n++
-			if f.pid != cpid || f.processName != testComm(t) {
-				t.Errorf("flow from port %s: process %s %q, want %s %q", port, f.pid, f.processName, cpid, testComm(t))
+			if f.pid != cpid || f.processName != flowtest.Comm(t) {
+				t.Errorf("flow from port %s: process %s %q, want %s %q", port, f.pid, f.processName, cpid, flowtest.Comm(t))
 			}
 		}
 	}

@@ -1,13 +1,15 @@
-package flows
+package flowsinput
 
 import (
 	"context"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,12 +68,12 @@ func (r shortRun) peersPer1k() float64 {
 // runShort runs the flows input with method while a client in ns makes
 // rate short connections a second for secs seconds.
 func runShort(b *testing.B, ns *nstest.Netns, method string, rate, secs int) shortRun {
-	server, client := startHelper(b, ns), startHelper(b, ns)
-	addr := server.do(b, "listen tcp 127.0.0.1:0")
-	server.do(b, "serve")
+	server, client := flowtest.Start(b, ns), flowtest.Start(b, ns)
+	addr := server.Do(b, "listen tcp 127.0.0.1:0")
+	server.Do(b, "serve")
 	m := pipeline.NewMetrics()
 	in := newTestInputBench(b, fmt.Sprintf("period: 1s\nprotocols: [tcp]\nmethod: %s\nmax_flows: 1000000\n", method), ns, m)
-	pub := &countingPublisher{pid: strconv.Itoa(client.pid())}
+	pub := &countingPublisher{pid: strconv.Itoa(client.PID())}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	waitCollections := func(n int64) {
@@ -79,10 +81,10 @@ func runShort(b *testing.B, ns *nstest.Netns, method string, rate, secs int) sho
 			time.Sleep(time.Millisecond)
 		}
 	}
-	cpu0, peers0 := selfCPU(), procCPU(b, client.pid())+procCPU(b, server.pid())
+	cpu0, peers0 := selfCPU(), procCPU(b, client.PID())+procCPU(b, server.PID())
 	go func() { done <- in.Run(ctx, pub) }()
 	waitCollections(1)
-	reply := client.do(b, "blast %s %d %d", addr, rate, secs)
+	reply := client.Do(b, "blast %s %d %d", addr, rate, secs)
 	// Two more collections: the last connections are reported.
 	waitCollections(m.Counter("input.flows.collections").Load() + 2)
 	cancel()
@@ -91,7 +93,7 @@ func runShort(b *testing.B, ns *nstest.Netns, method string, rate, secs int) sho
 	}
 	var r shortRun
 	r.agent = time.Duration((selfCPU() - cpu0) * float64(time.Second))
-	r.peers = procCPU(b, client.pid()) + procCPU(b, server.pid()) - peers0
+	r.peers = procCPU(b, client.PID()) + procCPU(b, server.PID()) - peers0
 	var us int64
 	if _, err := fmt.Sscan(reply, &r.conns, &r.failed, &us); err != nil {
 		b.Fatalf("blast: %q: %v", reply, err)
@@ -138,4 +140,11 @@ func BenchmarkShortConnections(b *testing.B) {
 		b.ReportMetric(float64(fast.reported)/float64(fast.conns), "ebpf_reported_fraction@10k")
 		b.ReportMetric(fast.agentPer1k()*1000, "ebpf_agent_cpu_ms/1k_conns@10k")
 	}
+}
+
+// selfCPU is the CPU time this process used so far, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -1,4 +1,4 @@
-package flows
+package flowtest
 
 import (
 	"errors"

@@ -1,6 +1,7 @@
-package flows
+package flowsinput
 
 import (
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"net/netip"
 	"testing"
 
@@ -10,17 +11,17 @@ import (
 func TestFilterOptions(t *testing.T) {
 	nginx := &procindex.Process{PID: 10, Name: "nginx"}
 	exporter := &procindex.Process{PID: 11, Name: "nginx-exporter"}
-	flow := func(local, remote string, dir Direction, p *procindex.Process) Flow {
-		return Flow{Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote), Direction: dir, Process: p}
+	flow := func(local, remote string, dir flows.Direction, p *procindex.Process) flows.Flow {
+		return flows.Flow{Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote), Direction: dir, Process: p}
 	}
 	var (
-		loop     = flow("127.0.0.1:40000", "127.0.0.1:80", Outbound, nginx)
-		loop6    = flow("[::1]:40000", "[::1]:80", Outbound, nil)
-		mapped   = flow("[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.1]:40000", Inbound, nil)
-		web      = flow("10.1.0.2:443", "192.0.2.7:50000", Inbound, nginx)
-		web6     = flow("[2001:db8::2]:443", "[2001:db8:1::9]:50000", Inbound, exporter)
-		listenIn = flow("10.1.0.2:8080", "0.0.0.0:0", Listening, nil)
-		all      = []Flow{loop, loop6, mapped, web, web6, listenIn}
+		loop     = flow("127.0.0.1:40000", "127.0.0.1:80", flows.Outbound, nginx)
+		loop6    = flow("[::1]:40000", "[::1]:80", flows.Outbound, nil)
+		mapped   = flow("[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.1]:40000", flows.Inbound, nil)
+		web      = flow("10.1.0.2:443", "192.0.2.7:50000", flows.Inbound, nginx)
+		web6     = flow("[2001:db8::2]:443", "[2001:db8:1::9]:50000", flows.Inbound, exporter)
+		listenIn = flow("10.1.0.2:8080", "0.0.0.0:0", flows.Listening, nil)
+		all      = []flows.Flow{loop, loop6, mapped, web, web6, listenIn}
 	)
 	tests := []struct {
 		name   string
@@ -52,7 +53,7 @@ func TestFilterOptions(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range all {
-				if got := f.keep(&all[i]); got != tt.want[i] {
+				if got := f.Keep(&all[i]); got != tt.want[i] {
 					t.Errorf("flow %d %s -> %s: keep %v, want %v", i, all[i].Local, all[i].Remote, got, tt.want[i])
 				}
 			}

@@ -1,10 +1,12 @@
-package flows
+package flowsinput
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
 	"log/slog"
 	"os"
 	"strconv"
@@ -78,20 +80,20 @@ func newTestInputMetrics(t testing.TB, src string, ns *nstest.Netns, log *slog.L
 		// The agent's own discovery (namespaces: all sees every one).
 		return fi
 	}
-	o := fi.cfg.collectorOptions(input.Settings{Logger: log})
-	fi.coll = collectorIn(t, o, namespaceOf(t, ns))
+	nss := []flows.Namespace{namespaceOf(t, ns)}
+	fi.opts.Namespaces = func() ([]flows.Namespace, error) { return nss, nil }
 	return fi
 }
 
 func TestInputPublishesFilteredAndCapped(t *testing.T) {
 	ns := nstest.New(t)
-	h := startHelper(t, ns)
-	h.do(t, "listen tcp 127.0.0.1:5010")
-	h.do(t, "dial tcp 127.0.0.1:5010")
-	h.do(t, "accept")
-	h2 := startHelper(t, ns)
-	h2.do(t, "listen tcp 127.0.0.1:5020")
-	h2.do(t, "listen udp 127.0.0.1:5030")
+	h := flowtest.Start(t, ns)
+	h.Do(t, "listen tcp 127.0.0.1:5010")
+	h.Do(t, "dial tcp 127.0.0.1:5010")
+	h.Do(t, "accept")
+	h2 := flowtest.Start(t, ns)
+	h2.Do(t, "listen tcp 127.0.0.1:5020")
+	h2.Do(t, "listen udp 127.0.0.1:5030")
 
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -143,8 +145,8 @@ func TestInputPublishesFilteredAndCapped(t *testing.T) {
 
 func TestInputRunHonoursContextWhilePublishBlocks(t *testing.T) {
 	ns := nstest.New(t)
-	h := startHelper(t, ns)
-	h.do(t, "listen tcp 127.0.0.1:5040")
+	h := flowtest.Start(t, ns)
+	h.Do(t, "listen tcp 127.0.0.1:5040")
 	in := newTestInput(t, "period: 1h\n", ns, slog.New(slog.DiscardHandler))
 	rec := &recorder{publish: make(chan int)} // never read: Publish blocks
 	ctx, cancel := context.WithCancel(context.Background())
@@ -174,7 +176,7 @@ func TestInputChunksSurviveBuilderReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := ns.Command(exe)
-	cmd.Env = append(os.Environ(), helperEnv+"=hold", "FLOWS_HOLD_CONNS="+strconv.Itoa(conns), "FLOWS_HOLD_ADDR=127.0.0.1:5000")
+	cmd.Env = append(os.Environ(), flowtest.Env+"=hold", "FLOWS_HOLD_CONNS="+strconv.Itoa(conns), "FLOWS_HOLD_ADDR=127.0.0.1:5000")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -227,10 +229,10 @@ func TestInputChunksSurviveBuilderReuse(t *testing.T) {
 // collection's own time is fleutan.collection.duration_us.
 func TestInputEventDurationIsWindowAndLifetime(t *testing.T) {
 	ns := nstest.New(t)
-	h := startHelper(t, ns)
-	h.do(t, "listen tcp 127.0.0.1:5040")
-	keep := startHelper(t, ns)
-	keep.do(t, "listen tcp 127.0.0.1:5041")
+	h := flowtest.Start(t, ns)
+	h.Do(t, "listen tcp 127.0.0.1:5040")
+	keep := flowtest.Start(t, ns)
+	keep.Do(t, "listen tcp 127.0.0.1:5041")
 
 	m := pipeline.NewMetrics()
 	const period = 300 * time.Millisecond
@@ -250,7 +252,7 @@ func TestInputEventDurationIsWindowAndLifetime(t *testing.T) {
 		}
 	}
 	waitCollections(3)
-	h.do(t, "closelistener")
+	h.Do(t, "closelistener")
 	waitCollections(m.Counter("input.flows.collections").Load() + 2)
 	cancel()
 	if err := <-done; err != nil {

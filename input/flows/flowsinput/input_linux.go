@@ -1,4 +1,4 @@
-package flows
+package flowsinput
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
-	"github.com/fleutan/fleutanbeat/input/internal/tcplife"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -22,10 +22,19 @@ import (
 const publishChunk = 64
 
 type flowsInput struct {
-	cfg     Config
-	filter  *filter
-	log     *slog.Logger
-	coll    *Collector
+	cfg    Config
+	filter *flows.Filter
+	log    *slog.Logger
+	// opts is what the collector is built from at the first collection,
+	// once Run has narrowed it to the capabilities held and chosen the
+	// method.
+	opts flows.Options
+	coll *flows.Collector
+	// prev is the previous collection, the reference of Diff; deltas is
+	// Diff's result, reused.
+	prev    flows.Snapshot
+	deltas  []flows.FlowDelta
+	latest  *input.Latest
 	dropped uint64 // flows over max_flows since start
 	// builder holds the objects of the chunk being built (collect).
 	builder *pipeline.Builder
@@ -33,8 +42,11 @@ type flowsInput struct {
 	window input.Window
 
 	// openTracker loads the eBPF connection tracker; tests make it fail.
-	openTracker func(tcplife.Options) (tracker, error)
-	tracker     tracker
+	openTracker func(flows.TrackerOptions) (*flows.Tracker, error)
+	tracker     *flows.Tracker
+	// afterDump, when set, runs between the collector's dump and its /proc
+	// walk: tests make a process exit there.
+	afterDump func()
 	// method is what Run chose: MethodEBPF or MethodProcfs.
 	method string
 
@@ -48,14 +60,7 @@ type flowsInput struct {
 	ringFull, mapFull, pendingFull, badRecords *atomic.Int64
 }
 
-// tracker is *tcplife.Tracker as the input uses it.
-type tracker interface {
-	ConnTracker
-	Stats() tcplife.Stats
-	Close() error
-}
-
-func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
+func newInput(c Config, f *flows.Filter, s input.Settings) (input.Input, error) {
 	m := s.Metrics
 	if m == nil {
 		m = pipeline.NewMetrics()
@@ -64,7 +69,8 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 		cfg:      c,
 		filter:   f,
 		log:      s.Logger,
-		coll:     NewCollector(c.collectorOptions(s)),
+		opts:     c.collectorOptions(s),
+		latest:   s.Latest,
 		builder:  pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
 		window:   input.Window{Period: c.Period.D()},
 		n:        input.NewCounters(m, "flows"),
@@ -77,15 +83,36 @@ func newInput(c Config, f *filter, s input.Settings) (input.Input, error) {
 	in.mapFull = m.Counter("input.flows.ebpf.dropped_map_full")
 	in.pendingFull = m.Counter("input.flows.ebpf.dropped_pending_full")
 	in.badRecords = m.Counter("input.flows.ebpf.bad_records")
-	in.openTracker = func(o tcplife.Options) (tracker, error) { return tcplife.Open(o) }
+	in.openTracker = flows.OpenTracker
+	in.opts.AfterDump = func() {
+		if in.afterDump != nil {
+			in.afterDump()
+		}
+	}
 	return in, nil
+}
+
+// collector builds the collector from opts at the first collection.
+func (in *flowsInput) collector() (*flows.Collector, error) {
+	if in.coll == nil {
+		c, err := flows.New(in.opts)
+		if err != nil {
+			return nil, err
+		}
+		in.coll = c
+	}
+	return in.coll, nil
 }
 
 // Run collects at once and then on every tick of the period.
 func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
-	defer in.coll.Close()
+	defer func() {
+		if in.coll != nil {
+			_ = in.coll.Close()
+		}
+	}()
 	var have *caps.Set
-	if h, err := caps.Effective(in.coll.opts.ProcRoot); err != nil {
+	if h, err := caps.Effective(in.opts.ProcRoot); err != nil {
 		in.log.Debug("flows: capabilities unknown", "error", err)
 	} else {
 		have = &h
@@ -104,29 +131,43 @@ func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
 // stopped because ctx ended.
 func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error {
 	start := time.Now()
-	flows, err := in.coll.Collect(ctx)
+	coll, err := in.collector()
+	if err != nil {
+		return err
+	}
+	snap, err := coll.Collect(ctx)
 	times := input.Times{Window: in.window.Next(start), Collection: time.Since(start)}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		in.n.Errors.Add(1)
-		in.log.Warn("flows: collection failed", "error", err, "flows", len(flows))
+		in.log.Warn("flows: collection failed", "error", err, "flows", len(snap.Flows))
 	}
-	ps := in.coll.ProcessStats()
+	in.deltas = flows.AppendDiff(in.deltas, in.prev, snap)
+	if !snap.Time.IsZero() {
+		// A zero snapshot is no collection: the collector kept its state,
+		// so the reference stays.
+		in.prev = snap
+		if in.latest != nil {
+			in.latest.Set("flows", input.Collection{Time: snap.Time, Snapshot: snap.Clone()})
+		}
+	}
+	fl, deltas := snap.Flows, in.deltas
+	ps := snap.Unattributed
 	in.unattributed.exited.Add(int64(ps.Exited))
 	in.unattributed.unreadable.Add(int64(ps.Unreadable))
 	in.unattributed.noOwner.Add(int64(ps.NoOwner))
 	var kept, dropped int
-	events := make([]pipeline.Event, 0, min(len(flows), publishChunk))
+	events := make([]pipeline.Event, 0, min(len(fl), publishChunk))
 	// One Builder for a chunk's objects, reset once the chunk is published
 	// (Publish retains nothing of it): after the first chunk, building an
 	// event allocates only its strings and its root map.
 	b := in.builder
 	b.Reset()
-	for i := range flows {
-		f := &flows[i]
-		if !in.filter.keep(f) {
+	for i := range fl {
+		f := &fl[i]
+		if !in.filter.Keep(f) {
 			continue
 		}
 		if kept >= in.cfg.MaxFlows {
@@ -134,7 +175,7 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			continue
 		}
 		kept++
-		events = append(events, f.BuildEvent(b, start, times))
+		events = append(events, BuildEvent(b, f, deltas[i], start, times))
 		if len(events) == publishChunk {
 			if err := out.Publish(ctx, events...); err != nil {
 				return err
@@ -175,14 +216,14 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 // falls back to the agent's own namespace instead of logging each
 // namespace it cannot enter.
 func (in *flowsInput) degrade(have caps.Set) {
-	if !in.coll.opts.NoProcesses {
+	if !in.opts.NoProcesses {
 		r := caps.ProcessAttribution()
 		if m := r.Missing(have); len(m) > 0 {
 			in.log.Warn(r.Message("flows", m, "only sockets of the agent's own user get a process"), "missing", caps.Names(m))
 		}
 	}
-	if in.coll.opts.AllNamespaces && in.coll.opts.Namespaces == nil {
-		in.coll.opts.AllNamespaces = caps.AllNamespaces("flows", have, in.log)
+	if in.opts.AllNamespaces && in.opts.Namespaces == nil {
+		in.opts.AllNamespaces = caps.AllNamespaces("flows", have, in.log)
 	}
 }
 
@@ -200,7 +241,7 @@ func (in *flowsInput) chooseMethod(have *caps.Set) error {
 		in.log.Info("flows: taking sock_diag snapshots each period (method: procfs): eBPF follows TCP only and protocols leaves it out", "method", MethodProcfs)
 		return nil
 	}
-	t, err := in.openTracker(tcplife.Options{
+	t, err := in.openTracker(flows.TrackerOptions{
 		MaxConnections: in.cfg.MaxTrackedConnections,
 		// A period's closed connections wait in memory for the next
 		// collection; beyond twice max_flows they could not be
@@ -209,7 +250,7 @@ func (in *flowsInput) chooseMethod(have *caps.Set) error {
 	})
 	if err == nil {
 		in.tracker, in.method = t, MethodEBPF
-		in.coll.opts.Tracker = t
+		in.opts.Tracker = t
 		in.log.Info("flows: following every TCP connection from its first state change to its close with eBPF on the sock:inet_sock_set_state tracepoint (method: ebpf)",
 			"method", MethodEBPF, "max_tracked_connections", in.cfg.MaxTrackedConnections)
 		return nil
@@ -235,8 +276,11 @@ func (in *flowsInput) chooseMethod(have *caps.Set) error {
 }
 
 func (in *flowsInput) wantsTCP() bool {
-	for _, p := range in.coll.protocols {
-		if p == protoTCP {
+	if len(in.opts.Protocols) == 0 {
+		return true
+	}
+	for _, p := range in.opts.Protocols {
+		if p == flows.ProtocolTCP {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package flows
+package flowsinput
 
 import (
 	"errors"
@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/input/flows"
 )
 
 // Config is the flows input's section of fleutanbeat.inputs.
@@ -95,46 +95,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// stateNames are ss(8)'s state filter names (misc/ss.c sstate_namel and
-// the groups of its STATE-FILTER) with '-' and '_' taken out, so that both
-// "fin-wait-1" and the event's "fin_wait1" are accepted; values are
-// bitmasks of 1<<state (linux/tcp_states.h).
-var stateNames = map[string]uint32{
-	"established": 1 << stateEstablished,
-	"synsent":     1 << stateSynSent,
-	"synrecv":     1 << stateSynRecv,
-	"finwait1":    1 << stateFinWait1,
-	"finwait2":    1 << stateFinWait2,
-	"timewait":    1 << stateTimeWait,
-	"closed":      1 << stateClose,
-	"close":       1 << stateClose,
-	"closewait":   1 << stateCloseWait,
-	"lastack":     1 << stateLastAck,
-	"listening":   1 << stateListen,
-	"listen":      1 << stateListen,
-	"closing":     1 << stateClosing,
-
-	"all":          allStates,
-	"connected":    allStates &^ (1<<stateListen | 1<<stateClose),
-	"synchronized": allStates &^ (1<<stateListen | 1<<stateClose | 1<<stateSynSent),
-	"bucket":       1<<stateSynRecv | 1<<stateTimeWait,
-	"big":          allStates &^ (1<<stateSynRecv | 1<<stateTimeWait),
-}
-
-// stateMask looks up one state name.
-func stateMask(name string) (uint32, bool) {
-	key := strings.Map(func(r rune) rune {
-		if r == '-' || r == '_' {
-			return -1
-		}
-		return unicode.ToLower(r)
-	}, name)
-	m, ok := stateNames[key]
-	return m, ok
-}
-
-const allStates uint32 = 1<<(stateClosing+1) - 2 // states 1..11
-
 // Validate checks the values; it does not touch the system.
 func (c *Config) Validate() error {
 	var errs []error
@@ -161,7 +121,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, config.Errorf("states", "must name at least one state (established, listening, all, ...)"))
 	}
 	for i, s := range c.States {
-		if _, ok := stateMask(s); !ok {
+		if _, ok := flows.StateMask(s); !ok {
 			errs = append(errs, config.Errorf(fmt.Sprintf("states.%d", i), "%q is not a socket state (use an ss state name such as established, listening, time-wait, or a group: all, connected, synchronized, bucket, big)", s))
 		}
 	}
@@ -212,9 +172,9 @@ func (c *Config) Validate() error {
 func parseProtocol(s string) (uint8, error) {
 	switch strings.ToLower(s) {
 	case "tcp":
-		return protoTCP, nil
+		return flows.ProtocolTCP, nil
 	case "udp":
-		return protoUDP, nil
+		return flows.ProtocolUDP, nil
 	}
 	return 0, fmt.Errorf("%q is not a protocol (use tcp or udp)", s)
 }
@@ -222,9 +182,9 @@ func parseProtocol(s string) (uint8, error) {
 func parseFamily(s string) (uint8, error) {
 	switch strings.ToLower(s) {
 	case "ipv4":
-		return afInet, nil
+		return flows.FamilyIPv4, nil
 	case "ipv6":
-		return afInet6, nil
+		return flows.FamilyIPv6, nil
 	}
 	return 0, fmt.Errorf("%q is not an address family (use ipv4 or ipv6)", s)
 }
@@ -240,22 +200,20 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (use an address with an optional prefix length: 10.0.0.0/8, fd00::/8, 192.0.2.1)", s)
 }
 
-type portRange struct{ lo, hi uint16 }
-
-func parsePortRange(s string) (portRange, error) {
+func parsePortRange(s string) (flows.PortRange, error) {
 	bad := fmt.Errorf("%q is not a port or port range (use 443 or 8000-8100, ports 0 to 65535)", s)
 	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
 	l, err := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
 	if err != nil {
-		return portRange{}, bad
+		return flows.PortRange{}, bad
 	}
 	h := l
 	if isRange {
 		if h, err = strconv.ParseUint(strings.TrimSpace(hi), 10, 16); err != nil || h < l {
-			return portRange{}, bad
+			return flows.PortRange{}, bad
 		}
 	}
-	return portRange{uint16(l), uint16(h)}, nil
+	return flows.PortRange{Lo: uint16(l), Hi: uint16(h)}, nil
 }
 
 func compileProcess(s string) (*regexp.Regexp, error) {
@@ -270,4 +228,45 @@ func compileProcess(s string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("%q is not a regular expression: %s", s, msg)
 	}
 	return regexp.Compile("^(?:" + s + ")$")
+}
+
+// newFilter compiles a validated Config into the library's Filter.
+func newFilter(c *Config) (*flows.Filter, error) {
+	f := &flows.Filter{ExcludeLoopback: !c.IncludeLoopback}
+	for _, s := range c.CIDRs.Include {
+		p, err := parseCIDR(s)
+		if err != nil {
+			return nil, err
+		}
+		f.CIDRInclude = append(f.CIDRInclude, p)
+	}
+	for _, s := range c.CIDRs.Exclude {
+		p, err := parseCIDR(s)
+		if err != nil {
+			return nil, err
+		}
+		f.CIDRExclude = append(f.CIDRExclude, p)
+	}
+	for _, s := range c.Ports.Include {
+		r, err := parsePortRange(s)
+		if err != nil {
+			return nil, err
+		}
+		f.PortInclude = append(f.PortInclude, r)
+	}
+	for _, s := range c.Ports.Exclude {
+		r, err := parsePortRange(s)
+		if err != nil {
+			return nil, err
+		}
+		f.PortExclude = append(f.PortExclude, r)
+	}
+	for _, s := range c.Processes {
+		re, err := compileProcess(s)
+		if err != nil {
+			return nil, err
+		}
+		f.Processes = append(f.Processes, re)
+	}
+	return f, nil
 }

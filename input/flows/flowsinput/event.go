@@ -1,4 +1,4 @@
-package flows
+package flowsinput
 
 import (
 	"net/netip"
@@ -6,21 +6,29 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/communityid"
-	"github.com/fleutan/fleutanbeat/input/internal/procindex"
-	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
+	"github.com/fleutan/fleutanbeat/input/internal/ecsfields"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
 // Dataset is the event.dataset of this input.
 const Dataset = "fleutan.flows"
 
-// Event converts f into a fleutan.flows event for the collection that
-// started at ts, with t's window and collection time. Its objects are
-// pipeline.Objects built from one block, members listed in key order: at
-// thousands of flows per period this is the input's whole per-event cost.
-func (f *Flow) Event(ts time.Time, t input.Times) pipeline.Event {
-	return f.BuildEvent(pipeline.NewBuilder(eventObjects, eventMembers), ts, t)
+// TCP states (linux/tcp_states.h) that decide whether a flow without a
+// process names its user.
+const (
+	stateSynRecv  = 3
+	stateTimeWait = 6
+)
+
+// Event converts f, with d its delta from flows.Diff, into a
+// fleutan.flows event for the collection that started at ts, with t's
+// window and collection time. Its objects are pipeline.Objects built from
+// one block, members listed in key order: at thousands of flows per
+// period this is the input's whole per-event cost.
+func Event(f *flows.Flow, d flows.FlowDelta, ts time.Time, t input.Times) pipeline.Event {
+	return BuildEvent(pipeline.NewBuilder(eventObjects, eventMembers), f, d, ts, t)
 }
 
 // eventObjects and eventMembers are how many objects and members a flow
@@ -30,8 +38,8 @@ const eventObjects, eventMembers = 15, 74
 // BuildEvent is Event with the objects taken from b: the input builds a
 // chunk of events with one Builder, which it resets once they are
 // published.
-func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipeline.Event {
-	listening := f.Direction == Listening
+func BuildEvent(b *pipeline.Builder, f *flows.Flow, d flows.FlowDelta, ts time.Time, t input.Times) pipeline.Event {
+	listening := f.Direction == flows.Listening
 	local, remote := unmap(f.Local), unmap(f.Remote)
 	// Room for the flow's own top-level objects and for what the pipeline
 	// adds (pipeline.ReservedKeys): a map that grows past 8 entries is
@@ -49,14 +57,14 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipe
 	if !listening {
 		// ECS: the source is the side that initiated the connection.
 		src, dst := local, remote
-		if f.Direction == Inbound {
+		if f.Direction == flows.Inbound {
 			src, dst = remote, local
 		}
 		var source, destination *[2]uint64
 		if f.HasTCP {
 			out, in := f.BytesOut(), f.BytesIn()
 			segsOut, segsIn := uint64(f.TCP.SegsOut), uint64(f.TCP.SegsIn)
-			if f.Direction == Inbound {
+			if f.Direction == flows.Inbound {
 				out, in, segsOut, segsIn = in, out, segsIn, segsOut
 			}
 			network = append(network, pipeline.Uint64("bytes", out+in))
@@ -69,25 +77,25 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipe
 		fields["source"] = endpoint(b, local, nil)
 	}
 	network = append(network,
-		pipeline.String("direction", ECSDirection(f.Direction)),
+		pipeline.String("direction", ecsfields.Direction(f.Direction)),
 		pipeline.String("iana_number", strconv.Itoa(int(f.Protocol))),
 	)
 	if !listening && f.HasTCP {
 		network = append(network, pipeline.Uint64("packets", uint64(f.TCP.SegsOut)+uint64(f.TCP.SegsIn)))
 	}
 	network = append(network,
-		pipeline.String("transport", TransportName(f.Protocol)),
+		pipeline.String("transport", flows.TransportName(f.Protocol)),
 		pipeline.String("type", networkType(f, local, remote)),
 	)
 	fields["network"] = b.Object(network...)
 
-	if f.HasDelta {
+	if d.OK {
 		flow = append(flow, pipeline.Any("delta", b.Object(
-			pipeline.Uint64("bytes_in", f.Delta.BytesIn),
-			pipeline.Uint64("bytes_out", f.Delta.BytesOut),
-			pipeline.Uint64("retrans", f.Delta.Retrans),
-			pipeline.Uint64("segs_in", f.Delta.SegsIn),
-			pipeline.Uint64("segs_out", f.Delta.SegsOut),
+			pipeline.Uint64("bytes_in", d.BytesIn),
+			pipeline.Uint64("bytes_out", d.BytesOut),
+			pipeline.Uint64("retrans", d.Retrans),
+			pipeline.Uint64("segs_in", d.SegsIn),
+			pipeline.Uint64("segs_out", d.SegsOut),
 		)))
 	}
 	flow = append(flow,
@@ -103,7 +111,7 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipe
 	if !listening {
 		flow = append(flow, pipeline.Any("remote", endpoint(b, remote, nil)))
 	}
-	flow = append(flow, pipeline.String("state", sockdiag.StateName(f.State)))
+	flow = append(flow, pipeline.String("state", flows.StateName(f.State)))
 	if f.HasTCP {
 		flow = append(flow, pipeline.Any("tcp", tcpObject(b, &f.TCP, f.Congestion)))
 	}
@@ -113,9 +121,9 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipe
 	)
 
 	if p := f.Process; p != nil {
-		proc, user := ProcessObjects(b, p)
+		proc, user := ecsfields.ProcessObjects(b, p)
 		fields["process"] = proc
-		if !f.commOnly {
+		if !f.CommOnly {
 			fields["user"] = user
 		}
 	} else if f.State != stateTimeWait && f.State != stateSynRecv && !f.Closed {
@@ -133,35 +141,13 @@ func (f *Flow) BuildEvent(b *pipeline.Builder, ts time.Time, t input.Times) pipe
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: series}
 }
 
-// ProcessObjects returns the ECS process and user objects of a flow's
-// owner, as the flows input and the qdisc input's flow events carry them.
-func ProcessObjects(b *pipeline.Builder, p *procindex.Process) (process, user *pipeline.Object) {
-	proc := make([]pipeline.Member, 0, 5)
-	if len(p.Args) > 0 {
-		proc = append(proc, pipeline.Any("args", p.Args))
-	}
-	if p.Executable != "" {
-		proc = append(proc, pipeline.String("executable", p.Executable))
-	}
-	proc = append(proc, pipeline.String("name", p.Name))
-	if p.PPID > 0 {
-		proc = append(proc, pipeline.Any("parent", b.Object(pipeline.Int("pid", p.PPID))))
-	}
-	proc = append(proc, pipeline.Int("pid", p.PID))
-	id := pipeline.String("id", strconv.FormatUint(uint64(p.UID), 10))
-	if p.User != "" {
-		return b.Object(proc...), b.Object(id, pipeline.String("name", p.User))
-	}
-	return b.Object(proc...), b.Object(id)
-}
-
 // tcpObject is fleutan.flow.tcp: the kernel's tcp_info for the socket.
 // Each field is reported only when the kernel's struct reaches it (its end
 // offset in struct tcp_info, linux/tcp.h).
-func tcpObject(b *pipeline.Builder, t *TCPInfo, congestion string) *pipeline.Object {
+func tcpObject(b *pipeline.Builder, t *flows.TCPInfo, congestion string) *pipeline.Object {
 	ms := make([]pipeline.Member, 0, 19)
 	u := func(end int, key string, v uint64) {
-		if t.has(end) {
+		if t.Has(end) {
 			ms = append(ms, pipeline.Uint64(key, v))
 		}
 	}
@@ -200,37 +186,16 @@ func pacingBits(r uint64) (uint64, bool) {
 	return r * 8, true
 }
 
-// ECS network.direction values for a host-based agent: the direction
-// from the host's point of view.
-const (
-	ecsIngress = "ingress"
-	ecsEgress  = "egress"
-	ecsUnknown = "unknown"
-)
-
-// ECSDirection maps a flow's direction to ECS network.direction: ingress
-// when the peer initiated, egress when this host did; ECS has no value
-// for a socket that waits for peers.
-func ECSDirection(d Direction) string {
-	switch d {
-	case Inbound:
-		return ecsIngress
-	case Outbound:
-		return ecsEgress
-	}
-	return ecsUnknown
-}
-
-func networkType(f *Flow, local, remote netip.AddrPort) string {
+func networkType(f *flows.Flow, local, remote netip.AddrPort) string {
 	a := remote.Addr()
-	if f.Direction == Listening || !a.IsValid() {
+	if f.Direction == flows.Listening || !a.IsValid() {
 		a = local.Addr()
 	}
 	if a.IsValid() && !a.Is4() {
 		return "ipv6"
 	}
 	if !a.IsValid() {
-		return familyName(f.Family)
+		return flows.FamilyName(f.Family)
 	}
 	return "ipv4"
 }

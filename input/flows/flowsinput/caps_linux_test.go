@@ -1,4 +1,4 @@
-package flows
+package flowsinput
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
 )
 
@@ -34,7 +35,7 @@ func TestDegradeLogsOneLineNamingEachMissingCapability(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(&buf, nil))
 			c := DefaultConfig()
 			c.Namespaces = tt.namespaces
-			in, err := newInput(c, &filter{}, input.Settings{Logger: log})
+			in, err := newInput(c, &flows.Filter{}, input.Settings{Logger: log})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,8 +55,8 @@ func TestDegradeLogsOneLineNamingEachMissingCapability(t *testing.T) {
 					t.Errorf("line %d = %s\nwant msg %q", i, lines[i], w)
 				}
 			}
-			if fi.coll.opts.AllNamespaces != tt.wantAll {
-				t.Errorf("AllNamespaces = %v, want %v", fi.coll.opts.AllNamespaces, tt.wantAll)
+			if fi.opts.AllNamespaces != tt.wantAll {
+				t.Errorf("AllNamespaces = %v, want %v", fi.opts.AllNamespaces, tt.wantAll)
 			}
 		})
 	}

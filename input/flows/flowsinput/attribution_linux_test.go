@@ -1,9 +1,10 @@
-package flows
+package flowsinput
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
 	"maps"
 	"os/exec"
 	"regexp"
@@ -108,12 +109,12 @@ func TestAttributionReusedFD(t *testing.T) {
 			if m.name == MethodEBPF && tcplifeMissing(t) {
 				return
 			}
-			server, client := startHelper(t, ns), startHelper(t, ns)
-			addr := server.do(t, "listen tcp 127.0.0.1:7701")
-			client.do(t, "openfile")
+			server, client := flowtest.Start(t, ns), flowtest.Start(t, ns)
+			addr := server.Do(t, "listen tcp 127.0.0.1:7701")
+			client.Do(t, "openfile")
 			in := newTestInput(t, "period: 1h\n"+m.config, ns, nil)
 			startMethod(t, in, m.name)
-			listener := map[string]int{addr + " :": server.pid()} // no remote
+			listener := map[string]int{addr + " :": server.PID()} // no remote
 			for i := range 2 {
 				got := map[string]int{}
 				for _, e := range collectPeriod(t, in) {
@@ -127,16 +128,16 @@ func TestAttributionReusedFD(t *testing.T) {
 
 			var fileFD, sockFD, before, after int
 			var cLocal, cRemote string
-			reply := client.do(t, "dialonfile %s", addr)
+			reply := client.Do(t, "dialonfile %s", addr)
 			if _, err := fmt.Sscan(reply, &fileFD, &sockFD, &before, &after, &cLocal, &cRemote); err != nil {
 				t.Fatalf("dialonfile: %q: %v", reply, err)
 			}
 			if fileFD != sockFD || before != after || before == 0 {
 				t.Fatalf("the socket is on fd %d (the file was on %d), fd count %d then %d: not a reused fd at the same count", sockFD, fileFD, before, after)
 			}
-			sLocal, sRemote := splitPair(server.do(t, "accept"))
+			sLocal, sRemote := splitPair(server.Do(t, "accept"))
 
-			want := map[string]int{cLocal + " " + cRemote: client.pid(), sLocal + " " + sRemote: server.pid()}
+			want := map[string]int{cLocal + " " + cRemote: client.PID(), sLocal + " " + sRemote: server.PID()}
 			maps.Copy(want, listener)
 			for period := 1; period <= procindex.DefaultFullScanInterval+1; period++ {
 				got := map[string]int{}
@@ -214,21 +215,21 @@ func TestAttributionAgainstSS(t *testing.T) {
 				return
 			}
 			addrs := []string{"127.0.0.1:7601", "127.0.0.2:7602", "[::1]:7603", "127.0.0.1:7604"}
-			var hs []*helper
+			var hs []*flowtest.Helper
 			for _, a := range addrs {
-				h := startHelper(t, ns)
-				h.do(t, "listen tcp %s", a)
+				h := flowtest.Start(t, ns)
+				h.Do(t, "listen tcp %s", a)
 				hs = append(hs, h)
 			}
 			const perPair = 250
 			for i, h := range hs {
 				next := hs[(i+1)%len(hs)]
-				h.do(t, "dialmany %s %d", addrs[(i+1)%len(hs)], perPair)
-				next.do(t, "acceptmany %d", perPair)
+				h.Do(t, "dialmany %s %d", addrs[(i+1)%len(hs)], perPair)
+				next.Do(t, "acceptmany %d", perPair)
 			}
 			// The first helper's first 20 connections and its listener
 			// are shared with a child.
-			child, err := strconv.Atoi(hs[0].do(t, "share 20"))
+			child, err := strconv.Atoi(hs[0].Do(t, "share 20"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,7 +241,7 @@ func TestAttributionAgainstSS(t *testing.T) {
 			// Between two collections the parent closes 10 of the shared
 			// connections: they stay live, held by the child alone, and no
 			// socket is new.
-			hs[0].do(t, "unshare 10")
+			hs[0].Do(t, "unshare 10")
 
 			// Nothing changes from here until ss has listed the sockets.
 			events := collectPeriod(t, in)
@@ -295,16 +296,16 @@ func TestAttributionCountsUnattributedSockets(t *testing.T) {
 		}
 		return [3]int64{c("exited"), c("unreadable"), c("no_owner")}
 	}
-	known := startHelper(t, ns)
-	known.do(t, "listen tcp 127.0.0.1:7801")
-	if evs := collectPeriod(t, in); len(evs) != 1 || field(evs[0], "process.pid") != strconv.Itoa(known.pid()) {
+	known := flowtest.Start(t, ns)
+	known.Do(t, "listen tcp 127.0.0.1:7801")
+	if evs := collectPeriod(t, in); len(evs) != 1 || field(evs[0], "process.pid") != strconv.Itoa(known.PID()) {
 		t.Fatalf("first collection: %d events", len(evs))
 	}
 	if got := counts(); got != [3]int64{} {
 		t.Errorf("after an attributed collection: exited, unreadable, no_owner = %v, want zeros", got)
 	}
 
-	in.coll.afterDump = known.stop
+	in.afterDump = known.Stop
 	if evs := collectPeriod(t, in); len(evs) != 1 || field(evs[0], "process.pid") != "" {
 		t.Fatalf("owner gone: want one event without a process, got %d", len(evs))
 	}
@@ -312,9 +313,9 @@ func TestAttributionCountsUnattributedSockets(t *testing.T) {
 		t.Errorf("known owner exited: exited, unreadable, no_owner = %v, want [1 0 0]", got)
 	}
 
-	unseen := startHelper(t, ns)
-	unseen.do(t, "listen tcp 127.0.0.1:7802")
-	in.coll.afterDump = unseen.stop
+	unseen := flowtest.Start(t, ns)
+	unseen.Do(t, "listen tcp 127.0.0.1:7802")
+	in.afterDump = unseen.Stop
 	evs := collectPeriod(t, in)
 	if got := counts(); got != [3]int64{1, 0, 1} {
 		t.Errorf("unseen owner exited: exited, unreadable, no_owner = %v, want [1 0 1]; %d events", got, len(evs))

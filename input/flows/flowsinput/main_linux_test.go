@@ -1,0 +1,9 @@
+package flowsinput
+
+import (
+	"testing"
+
+	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
+)
+
+func TestMain(m *testing.M) { flowtest.Main(m) }
