@@ -17,13 +17,6 @@ type coreTimes struct {
 	User, Nice, System, Idle, IOWait, IRQ, SoftIRQ, Steal uint64
 }
 
-// total is the time the core's fields cover. Guest and guest_nice are left
-// out: the kernel already counts them in user and nice
-// (account_guest_time, kernel/sched/cputime.c).
-func (c coreTimes) total() uint64 {
-	return c.User + c.Nice + c.System + c.Idle + c.IOWait + c.IRQ + c.SoftIRQ + c.Steal
-}
-
 // parseStat returns the per-core lines of /proc/stat, appended to dst. The
 // aggregate "cpu" line is skipped; older kernels print fewer columns
 // (steal since 2.6.11), which read as zero.
