@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,7 +57,8 @@ func TestAPIHelperProcess(t *testing.T) {
 }
 
 // apiHelper holds the role's sockets, prints "ready", then follows the
-// commands on stdin ("write CONN BYTES" for cli, "send COUNT" for udp),
+// commands on stdin ("write CONN BYTES" and "spin MS" for cli, "send
+// COUNT" for udp),
 // answering "ok" to each, until stdin closes.
 func apiHelper(role string, in io.Reader, out io.Writer) error {
 	var conns []net.Conn
@@ -116,6 +118,10 @@ func apiHelper(role string, in io.Reader, out io.Writer) error {
 			if _, err := conns[i].Write(make([]byte, n)); err != nil {
 				return err
 			}
+		case len(f) == 2 && f[0] == "spin":
+			ms, _ := strconv.Atoi(f[1])
+			for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
+			}
 		case len(f) == 2 && f[0] == "send":
 			n, _ := strconv.Atoi(f[1])
 			for range n {
@@ -163,7 +169,12 @@ func startAPIHelper(t *testing.T, ns *nstest.Netns, role string) *apiHelperProc 
 	if err := os.Symlink(self, link); err != nil {
 		t.Fatal(err)
 	}
-	cmd := ns.Command(link, "-test.run=^TestAPIHelperProcess$")
+	args := []string{link, "-test.run=^TestAPIHelperProcess$"}
+	if role == "cli" {
+		// On core 0 only, every thread: its core distribution is exact.
+		args = append([]string{"taskset", "-c", "0"}, args...)
+	}
+	cmd := ns.Command(args...)
 	cmd.Env = append(os.Environ(), "FLEUTANBEAT_API_HELPER="+role)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -283,7 +294,7 @@ func startAPIAgent(t *testing.T, ns *nstest.Netns, host string) *apiAgent {
 
 // apiCollectionPaths are the endpoints that answer 503 until their input's
 // first collection.
-var apiCollectionPaths = []string{"/api/v1/openapi.yaml"}
+var apiCollectionPaths = []string{"/api/v1/flows", "/api/v1/cpu"}
 
 // get returns the status and body of GET base+path.
 func (a *apiAgent) get(t *testing.T, path string) (int, []byte) {
@@ -327,12 +338,35 @@ func TestQueryAPIConformsToSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report := t.TempDir()
-	cmd := s.ns.Command(st, "run", specPath, "--url", a.base,
+	// Half of the generated pids, ports, names and peers are the
+	// scenario's, so that the answers checked include full ones (a
+	// process with flows and CPU time, filters that match), not only
+	// 404s and empty lists.
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "schemathesis.toml")
+	pids := fmt.Sprintf("%d, %d, %d", s.srv.pid, s.cli.pid, s.udp.pid)
+	if err := os.WriteFile(conf, []byte(`[dictionaries.pids]
+values = [`+pids+`]
+[dictionaries.names]
+values = ["apisrv", "apicli", "apiudp"]
+[dictionaries.ports]
+values = [7001, 7002, 7003]
+[dictionaries.peers]
+values = ["127.0.0.0/8", "127.0.0.2", "::1", "10.77.0.0/24"]
+[parameters]
+"path.pid" = { dictionary = "pids", probability = 0.5 }
+"query.pid" = { dictionary = "pids", probability = 0.5 }
+"query.process" = { dictionary = "names", probability = 0.5 }
+"query.port" = { dictionary = "ports", probability = 0.5 }
+"query.peer" = { dictionary = "peers", probability = 0.5 }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := s.ns.Command(st, "--config-file", conf, "run", specPath, "--url", a.base,
 		"--checks", "all", "--phases", "examples,coverage,fuzzing",
-		"--max-examples", "25", "--seed", "1", "--workers", "1",
+		"--max-examples", "50", "--seed", "1", "--workers", "1",
 		"--request-timeout", "10", "--suppress-health-check", "too_slow",
-		"--report", "junit", "--report-dir", report)
+		"--report", "junit", "--report-dir", dir)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "SCHEMATHESIS_HOOKS=")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -396,5 +430,147 @@ func (e *errTB) Helper() {}
 func (e *errTB) Fatalf(format string, args ...any) {
 	if e.err == nil {
 		e.err = fmt.Errorf(format, args...)
+	}
+}
+
+// apiFlowsDoc is the part of GET /api/v1/flows the tests read.
+type apiFlowsDoc struct {
+	Time         time.Time  `json:"time"`
+	PreviousTime *time.Time `json:"previous_time"`
+	Flows        []apiFlow  `json:"flows"`
+}
+
+type apiFlow struct {
+	Local, Remote, Direction string
+	Process                  *struct {
+		PID  int    `json:"pid"`
+		Name string `json:"name"`
+	} `json:"process"`
+	Delta *struct {
+		BytesIn  uint64 `json:"bytes_in"`
+		BytesOut uint64 `json:"bytes_out"`
+	} `json:"delta"`
+}
+
+// TestQueryAPIFlowsFilters reads the flows of a namespace whose sockets
+// the test made, through the API on a unix socket, and checks each filter
+// and their combinations by the exact number of flows, the delta of a
+// connection that sent a known number of bytes in one period, and a
+// process's flows and core distribution.
+func TestQueryAPIFlowsFilters(t *testing.T) {
+	s := startAPIScenario(t, false)
+	a := startAPIAgent(t, s.ns, "unix://"+filepath.Join(t.TempDir(), "api.sock"))
+	srv, cli := strconv.Itoa(s.srv.pid), strconv.Itoa(s.cli.pid)
+	// Every socket of the scenario is in a collection.
+	waitFor(t, 15*time.Second, "the scenario's 8 flows", func() bool {
+		var d apiFlowsDoc
+		a.getJSON(t, "/api/v1/flows", &d)
+		return len(d.Flows) == 8
+	})
+	tests := []struct {
+		query string
+		want  int
+	}{
+		{"", 8}, // 2 listeners, 3 accepted, 3 connected
+		{"pid=" + srv, 5},
+		{"pid=" + cli, 3},
+		{"pid=1", 0},
+		{"process=apisrv", 5},
+		{"process=apicli", 3},
+		{"process=apicl", 0}, // exact names only
+		{"port=7001", 5},     // the listener, 2 accepted, 2 connected
+		{"port=7002", 3},
+		{"port=7003", 0},
+		{"peer=127.0.0.2/32", 2}, // accepted from apicli's IPv4 connections
+		{"peer=127.0.0.2", 2},
+		{"peer=127.0.0.0/8", 4}, // and apicli's connections to 127.0.0.1:7001
+		{"peer=0.0.0.0/0", 4},   // listeners have no peer
+		{"peer=::1", 2},
+		{"peer=::/0", 2},
+		{"peer=10.0.0.0/8", 0},
+		{"pid=" + cli + "&port=7001", 2},
+		{"process=apisrv&peer=::1/128", 1},
+		{"pid=" + cli + "&peer=::1", 1},
+		{"process=apisrv&port=7002&peer=127.0.0.0/8", 0},
+		{"pid=" + srv + "&process=apicli", 0},
+	}
+	for _, tt := range tests {
+		var d apiFlowsDoc
+		a.getJSON(t, "/api/v1/flows?"+tt.query, &d)
+		if len(d.Flows) != tt.want {
+			t.Errorf("flows?%s: %d flows, want %d: %+v", tt.query, len(d.Flows), tt.want, d.Flows)
+		}
+	}
+
+	// One period's delta: 1000 bytes on apicli's first connection, with no
+	// collection starting while they are sent.
+	for attempt := 1; ; attempt++ {
+		before := time.Now()
+		s.cli.do(t, "write 0 1000")
+		time.Sleep(200 * time.Millisecond) // loopback acknowledges at once
+		after := time.Now()
+		var d apiFlowsDoc
+		waitFor(t, 10*time.Second, "a collection after the write", func() bool {
+			a.getJSON(t, "/api/v1/flows?pid="+cli+"&port=7001", &d)
+			return d.Time.After(after)
+		})
+		if d.PreviousTime == nil || d.PreviousTime.After(before) {
+			if attempt == 3 {
+				t.Fatalf("no collection period spanned the write in 3 attempts")
+			}
+			continue // a collection ran during the write: again
+		}
+		var sent []uint64
+		for _, f := range d.Flows {
+			if f.Delta != nil {
+				sent = append(sent, f.Delta.BytesOut)
+			}
+		}
+		slices.Sort(sent)
+		if !slices.Equal(sent, []uint64{0, 1000}) {
+			t.Errorf("apicli's connections to 7001 sent %v in the period, want [0 1000]: %+v", sent, d.Flows)
+		}
+		break
+	}
+
+	// The process: its flows and its core distribution (core 0 only, as
+	// taskset pinned it) once it used CPU in a period.
+	for i := 0; i < 3; i++ {
+		s.cli.do(t, "spin 300")
+	}
+	var p struct {
+		Process struct {
+			PID  int    `json:"pid"`
+			Name string `json:"name"`
+		} `json:"process"`
+		Flows []apiFlow `json:"flows"`
+		CPU   *struct {
+			CoresUsed    int `json:"cores_used"`
+			DominantCore int `json:"dominant_core"`
+			PerCore      []struct {
+				Core  int     `json:"core"`
+				Share float64 `json:"share"`
+			} `json:"per_core"`
+		} `json:"cpu"`
+	}
+	waitFor(t, 10*time.Second, "apicli's cpu usage", func() bool {
+		a.getJSON(t, "/api/v1/processes/"+cli, &p)
+		return p.CPU != nil
+	})
+	if p.Process.PID != s.cli.pid || p.Process.Name != "apicli" || len(p.Flows) != 3 {
+		t.Errorf("processes/%s: process %+v with %d flows, want apicli with 3", cli, p.Process, len(p.Flows))
+	}
+	if c := p.CPU; c.CoresUsed != 1 || c.DominantCore != 0 || len(c.PerCore) != 1 || c.PerCore[0].Core != 0 || c.PerCore[0].Share != 1 {
+		t.Errorf("processes/%s: cpu %+v, want core 0 only", cli, *c)
+	}
+	for path, want := range map[string]int{
+		"/api/v1/processes/4194304": http.StatusNotFound,
+		"/api/v1/processes/abc":     http.StatusBadRequest,
+		"/api/v1/flows?port=70000":  http.StatusBadRequest,
+		"/api/v1/flows?peer=1.2.3":  http.StatusBadRequest,
+	} {
+		if code, body := a.get(t, path); code != want {
+			t.Errorf("GET %s: %d %s, want %d", path, code, body, want)
+		}
 	}
 }

@@ -59,6 +59,9 @@ type route struct {
 // routes is the one list the handler is built from, and the one the
 // spec test compares with openapi.yaml.
 var routes = []route{
+	{"/api/v1/flows", []string{"pid", "process", "port", "peer"}, (*server).flows},
+	{"/api/v1/processes/{pid}", nil, (*server).process},
+	{"/api/v1/cpu", nil, (*server).cpu},
 	{"/api/v1/openapi.yaml", nil, (*server).serveSpec},
 }
 
@@ -100,20 +103,31 @@ func (s *server) serveSpec(w http.ResponseWriter, _ *http.Request, _ query) {
 // configured reports whether an input of type typ publishes to the store.
 func (s *server) configured(typ string) bool { return slices.Contains(s.inputs, typ) }
 
-// collection returns the latest collection of typ and the one before it,
-// or writes the 404 (no such input) or 503 (none collected yet) answer
-// and returns false.
-func (s *server) collection(w http.ResponseWriter, typ string) (prev, cur input.Collection, ok bool) {
-	if !s.configured(typ) {
-		writeError(w, http.StatusNotFound, "no %s input is running: add one to fleutanbeat.inputs", typ)
-		return prev, cur, false
-	}
-	prev, cur, ok = s.latest.Pair(typ)
-	if !ok {
+// apiError is an answer other than 200, written by writeError.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) write(w http.ResponseWriter) {
+	if e.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "the %s input has not completed its first collection yet", typ)
 	}
-	return prev, cur, ok
+	writeError(w, e.status, "%s", e.msg)
+}
+
+// collection returns the latest collection of typ and the one before it;
+// the error is 404 when no input of typ runs, 503 before its first
+// collection.
+func (s *server) collection(typ string) (prev, cur input.Collection, _ *apiError) {
+	if !s.configured(typ) {
+		return prev, cur, &apiError{http.StatusNotFound, "no " + typ + " input is running: add one to fleutanbeat.inputs"}
+	}
+	prev, cur, ok := s.latest.Pair(typ)
+	if !ok {
+		return prev, cur, &apiError{http.StatusServiceUnavailable, "the " + typ + " input has not completed its first collection yet"}
+	}
+	return prev, cur, nil
 }
 
 // errorBody is the one shape of every error answer.

@@ -9,12 +9,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/process"
 )
 
 // schemaTypes maps the spec's component schemas to the Go types whose
 // JSON they describe; TestSchemasAreTheGoTypes holds each pair equal.
 var schemaTypes = map[string]reflect.Type{
-	"Error": reflect.TypeFor[errorBody](),
+	"Error":            reflect.TypeFor[errorBody](),
+	"Flows":            reflect.TypeFor[flowsDoc](),
+	"Flow":             reflect.TypeFor[flowItem](),
+	"Namespace":        reflect.TypeFor[flows.Namespace](),
+	"Unattributed":     reflect.TypeFor[flows.Unattributed](),
+	"TCPInfo":          reflect.TypeFor[flows.TCPInfo](),
+	"Delta":            reflect.TypeFor[flows.Delta](),
+	"Process":          reflect.TypeFor[process.Process](),
+	"ProcessView":      reflect.TypeFor[processDoc](),
+	"CPU":              reflect.TypeFor[cpuDoc](),
+	"CoreUsage":        reflect.TypeFor[cpu.CoreUsage](),
+	"ProcessUsage":     reflect.TypeFor[cpu.ProcessUsage](),
+	"ProcessCoreUsage": reflect.TypeFor[cpu.ProcessCoreUsage](),
 }
 
 // TestSchemasAreTheGoTypes compares every component schema with the JSON
@@ -92,10 +108,22 @@ func checkSchema(t *testing.T, doc *openAPI, where string, s *schema, typ reflec
 		return
 	}
 	if len(s.OneOf) > 0 {
-		t.Errorf("%s: oneOf is not used in this spec's documents", where)
+		// The one use: a nullable named schema, for a pointer that
+		// encodes as null.
+		if len(s.OneOf) != 2 || s.OneOf[0].Ref == "" || !slices.Equal(s.OneOf[1].types(), []string{"null"}) {
+			t.Errorf("%s: oneOf is used only as [$ref, {type: \"null\"}]", where)
+			return
+		}
+		if typ.Kind() != reflect.Pointer {
+			t.Errorf("%s: nullable, but the Go %s is never null", where, typ)
+		}
+		checkSchema(t, doc, where, s.OneOf[0], typ)
 		return
 	}
 	types := s.types()
+	if slices.Contains(types, "null") && typ.Kind() != reflect.Pointer {
+		t.Errorf("%s: nullable, but the Go %s is never null", where, typ)
+	}
 	is := func(jt string) {
 		t.Helper()
 		if !slices.Contains(types, jt) {
@@ -128,7 +156,7 @@ func checkSchema(t *testing.T, doc *openAPI, where string, s *schema, typ reflec
 		is("integer")
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		is("integer")
-		if s.Minimum == nil || *s.Minimum < 0 {
+		if !nonNegativeEnum(s.Extra["enum"]) && (s.Minimum == nil || *s.Minimum < 0) {
 			t.Errorf("%s: unsigned %s needs minimum: 0 (or more)", where, typ)
 		}
 	case reflect.Float32, reflect.Float64:
@@ -203,4 +231,18 @@ func jsonFields(typ reflect.Type, fields map[string]reflect.Type, required *[]st
 			*required = append(*required, name)
 		}
 	}
+}
+
+// nonNegativeEnum reports whether v is an enum list of integers >= 0.
+func nonNegativeEnum(v any) bool {
+	l, ok := v.([]any)
+	if !ok || len(l) == 0 {
+		return false
+	}
+	for _, x := range l {
+		if n, ok := x.(int); !ok || n < 0 {
+			return false
+		}
+	}
+	return true
 }

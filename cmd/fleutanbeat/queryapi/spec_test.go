@@ -30,6 +30,7 @@ type operation struct {
 }
 
 type parameter struct {
+	Ref      string  `yaml:"$ref"`
 	Name     string  `yaml:"name"`
 	In       string  `yaml:"in"`
 	Required bool    `yaml:"required"`
@@ -101,6 +102,12 @@ func TestRoutesAreTheSpecsPaths(t *testing.T) {
 		}
 		var query, path []string
 		for _, p := range op.Parameters {
+			if name, ok := strings.CutPrefix(p.Ref, "#/components/parameters/"); ok {
+				if doc.Components.Parameters[name] == nil {
+					t.Fatalf("%s: unresolvable parameter %s", rt.pattern, p.Ref)
+				}
+				p = *doc.Components.Parameters[name]
+			}
 			switch p.In {
 			case "query":
 				query = append(query, p.Name)
