@@ -81,11 +81,11 @@ check-kernels-table:
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) test -run '^$$' -bench FlowsVsSS -benchmem -benchtime 1x -timeout 60m ./input/flows/ | tee $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench ShortConnections -benchtime 1x -timeout 20m ./input/flows/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench ShortConnections -benchtime 1x -timeout 20m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -skip ProcfsVsOwn -benchtime 1x -timeout 20m ./input/cpu/ ./input/qdisc/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench ProcfsVsOwn -benchmem -timeout 10m ./input/cpu/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench PipelineFlowsToFile -benchmem -benchtime 300000x -count 5 -timeout 30m ./pipeline/ | tee -a $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench FlowEvent -benchmem -count 3 ./input/flows/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench FlowEvent -benchmem -count 3 ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
 	.ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 30m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
 

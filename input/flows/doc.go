@@ -1,81 +1,81 @@
-// Package flows is the fleutan.flows input: one event per TCP or UDP socket
-// per period, read with NETLINK_SOCK_DIAG (linux/inet_diag.h) in one or all
-// network namespaces and attributed to processes through /proc.
+// Package flows reads the TCP and UDP sockets of one or all network
+// namespaces with NETLINK_SOCK_DIAG (linux/inet_diag.h), attributes each
+// to the process that holds it through /proc, and optionally follows
+// every TCP connection from its first state change to its close with eBPF
+// (Tracker). It is the library under the fleutan.flows input
+// (input/flows/flowsinput), the qdisc collector's flow join, the local
+// query API and the terminal tool.
 //
-// The Collector is the typed core, shared with the terminal tool; the Input
-// turns its Flows into pipeline events on a period.
+// Use: New(Options) once, then Collect each period; each Snapshot holds
+// the live flows with cumulative counters plus one Final flow for each
+// flow that ended since the previous collection. Diff(prev, cur) gives the
+// change of each flow's counters over the period; the collector keeps no
+// deltas of its own.
 //
-// Units and counter semantics, checked against a real kernel in the tests:
+// # Stable
 //
-//   - fleutan.flow.tcp.* are the kernel's struct tcp_info values as read,
-//     except delivery_rate_bps and pacing_rate_bps, which the kernel gives in
-//     bytes per second and which are converted to bits per second (×8), as
-//     ss(8) prints them. rtt_us, rttvar_us and min_rtt_us are microseconds.
-//     A field past the end of an older kernel's shorter struct is absent,
-//     never 0 (bytes_sent and bytes_retrans need 4.19, delivery_rate 4.9).
-//   - bdp_bytes is the bandwidth-delay product estimate
-//     tcpi_delivery_rate [bytes/s] × tcpi_min_rtt [µs] / 1e6, the same
-//     product of bottleneck bandwidth and round-trip propagation time that
-//     BBR uses (draft-cardwell-iccrg-bbr-congestion-control).
-//   - tcpi_bytes_acked and tcpi_bytes_received (RFC 4898
-//     tcpEStatsAppHCThruOctetsAcked/Received) count sequence space, so they
-//     include the control flags: the active opener's SYN is counted in its
-//     bytes_acked (the passive side starts snd_una after its SYN-ACK, see
-//     tcp_create_openreq_child), an acknowledged FIN adds one to the sender's
-//     bytes_acked (FIN-WAIT-2, TIME-WAIT) and a received FIN one to the
-//     receiver's bytes_received (CLOSE-WAIT, LAST-ACK, CLOSING, TIME-WAIT).
-//     The payload figures (source/destination.bytes, network.bytes and
-//     fleutan.flow.delta.bytes_*) take those out and are application bytes;
-//     fleutan.flow.tcp.bytes_* stay raw. The SYN is attributed by
-//     direction: an accepted socket whose listener has gone is taken as
-//     outbound and reads one byte short (never below zero).
-//   - packets are segments (tcpi_segs_out/segs_in), control segments
-//     included. UDP sockets carry no counters in sock_diag, so UDP flows
-//     have no bytes, packets or deltas.
+// Options, Filter, Tracker/TrackerOptions/TrackerStats, Snapshot, Flow,
+// TCPInfo, Delta, FlowDelta, Namespace, Unattributed, Key and their
+// fields with the units documented on them; New, Collect, Close, Diff,
+// AppendDiff, Clone, StateMask, StateName, TransportName, FamilyName and
+// the constants. New fields may be added. Anything else (Options.AfterDump,
+// the JSON of unexported state) may change.
 //
-// Process attribution: a socket's process is the lowest-pid process whose
-// /proc/PID/fd holds it, among those ss -tnp lists for it at the same
-// moment, from the first collection on (input/internal/procindex says how
-// the index stays exact cheaply, also when a socket takes the fd number of
-// a closed file). Sockets left without a process are counted per
-// collection on /stats as input.flows.unattributed, by reason: exited (its
-// known holders exited), unreadable (a process's fd table could not be
-// read, without CAP_SYS_PTRACE for instance) and no_owner (no readable
-// process holds it: kernel sockets, sockets in flight in SCM_RIGHTS, an
-// owner that exited before it was found).
+// # Units and counter semantics
 //
-// Direction: a TCP LISTEN socket or an unconnected UDP socket (state CLOSE,
-// no remote) is listening; a connected socket whose local port is the port
+// Checked against a real kernel in the tests:
+//
+//   - TCPInfo holds the kernel's struct tcp_info values as read:
+//     RTTs in microseconds, rates in bytes per second, counters cumulative.
+//     A field past the end of an older kernel's shorter struct is absent
+//     (TCPInfo.Has), never 0 (bytes_sent and bytes_retrans need 4.19,
+//     delivery_rate 4.9). TCPInfo.BDPBytes is the bandwidth-delay product
+//     estimate delivery_rate × min_rtt, as BBR uses it.
+//   - tcpi_bytes_acked and tcpi_bytes_received (RFC 4898) count sequence
+//     space, so they include the SYN of the active opener and an
+//     acknowledged or received FIN. Flow.BytesOut and Flow.BytesIn take
+//     those out: they and Delta's bytes are application payload. An
+//     accepted socket whose listener has gone is taken as outbound and
+//     reads one byte short (never below zero).
+//   - Segment counters count segments, control segments included. UDP
+//     sockets carry no counters in sock_diag: UDP flows have no TCPInfo
+//     and no delta.
+//
+// # Processes
+//
+// A socket's process is the lowest-pid process whose /proc/PID/fd holds
+// it, from the first collection on; Snapshot.Unattributed counts the
+// sockets left without one, by reason.
+//
+// # Direction
+//
+// A TCP LISTEN socket or an unconnected UDP socket (state CLOSE, no
+// remote) is Listening; a connected socket whose local port is the port
 // of a listener of the same namespace and protocol, bound to the same
-// address or to the wildcard, is inbound; anything else is outbound. That
-// host-centric direction is fleutan.flow.direction; network.direction
-// carries ECS's host-based values, ingress (inbound) and egress
-// (outbound), and unknown for listening sockets.
+// address or to the wildcard, is Inbound; anything else is Outbound.
 //
-// Method (method: auto | ebpf | procfs). A snapshot per period misses TCP
-// connections that open and close between two snapshots. With ebpf, the
-// tcplife tracker (input/internal/tcplife) follows every TCP connection on
-// the sock:inet_sock_set_state tracepoint, keyed by socket cookie (the
-// idiag_cookie of sock_diag):
+// # Lifecycle and Diff
 //
-//   - a connection born and closed between two collections gives exactly
-//     one event, final, in the collection that follows its close: state
-//     close, the counters of TCP_CLOSE, deltas equal to them, event.duration
-//     its lifetime (first state change to TCP_CLOSE) and the process that
-//     called connect(2), or that owns the listener for an accepted one
-//     (read from /proc while it lives, else the pid and comm the kernel
-//     saw, without user);
-//   - a flow that leaves the dump is reported final once it reaches
-//     TCP_CLOSE, with the counters the kernel had then and the delta since
-//     its last report; while the kernel still tracks it (FIN-WAIT,
-//     CLOSE-WAIT) its final report waits;
-//   - at TCP_CLOSE the payload takes out the SYN when this side connected
-//     and an acknowledged FIN (snd_una reached write_seq after our FIN was
-//     queued) and a received FIN (SOCK_DONE, set by tcp_fin);
-//   - a new connection's tgid makes the process index rescan that process
-//     (procindex.Index.Hint), and names the owner of a socket no fd table
+// A snapshot per period misses TCP connections that open and close
+// between two snapshots. With a Tracker:
+//
+//   - a connection born and closed between two collections is one flow,
+//     Final and Closed, in the collection that follows its close, with
+//     the counters of TCP_CLOSE (CloseCounters) and, when the tracker saw
+//     it start (Started), its whole count as delta;
+//   - a flow that leaves the dump is reported Final once it reaches
+//     TCP_CLOSE, with the counters the kernel had then and its delta since
+//     its last live report; while the kernel still tracks it (FIN-WAIT,
+//     CLOSE-WAIT outside the state selection) it waits in
+//     Snapshot.Lingering;
+//   - a new connection's opener names the owner of a socket no fd table
 //     showed yet.
 //
-// UDP sockets that are bound and closed within a period are not seen with
-// either method.
+// Without a tracker, a flow that leaves the dump is reported Final once,
+// with the values of its last snapshot and no delta. A flow new in a
+// namespace that an earlier collection dumped completely (Namespace.Known)
+// was born since: its delta is its whole count; a flow present at the
+// first collection of its namespace has none.
+//
+// UDP sockets that are bound and closed within a period are not seen.
 package flows

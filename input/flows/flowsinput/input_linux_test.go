@@ -298,3 +298,53 @@ func TestInputEventDurationIsWindowAndLifetime(t *testing.T) {
 		t.Errorf("%d final events, want 1 (the closed listener)", finals)
 	}
 }
+
+// TestInputPublishesLatestSnapshot: with the query API on (Settings.Latest)
+// each collection leaves a copy of its snapshot there, which later
+// collections do not change; without it nothing is stored.
+func TestInputPublishesLatestSnapshot(t *testing.T) {
+	ns := nstest.New(t)
+	h := flowtest.Start(t, ns)
+	h.Do(t, "listen tcp 127.0.0.1:5050")
+	in := newTestInput(t, "period: 1h\nstates: [listening]\n", ns, nil)
+	if err := in.collect(context.Background(), &recorder{publish: make(chan int, 8)}); err != nil {
+		t.Fatal(err)
+	}
+	if in.latest != nil {
+		t.Fatal("a Latest without the API")
+	}
+
+	latest := input.NewLatest()
+	in = newTestInput(t, "period: 1h\nstates: [listening]\n", ns, nil)
+	in.latest = latest
+	for range 2 {
+		if err := in.collect(context.Background(), &recorder{publish: make(chan int, 8)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ok := latest.Get("flows")
+	if !ok {
+		t.Fatal("no flows collection in Latest")
+	}
+	snap, ok := got.Snapshot.(flows.Snapshot)
+	if !ok || !got.Time.Equal(snap.Time) || len(snap.Flows) != 1 || snap.Flows[0].Local.String() != "127.0.0.1:5050" ||
+		snap.Flows[0].Process == nil || snap.Flows[0].Process.PID != h.PID() {
+		t.Fatalf("latest %v %+v, want the listener of pid %d", got.Time, got.Snapshot, h.PID())
+	}
+	// The stored copy is not the collector's buffer: two more
+	// collections, with another listener in place of this one, reuse
+	// both generations of it.
+	flowtest.Start(t, ns).Do(t, "listen tcp 127.0.0.1:5051")
+	h.Stop()
+	for range 2 {
+		if err := in.collect(context.Background(), &recorder{publish: make(chan int, 8)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(snap.Flows) != 1 || snap.Flows[0].Local.String() != "127.0.0.1:5050" {
+		t.Errorf("an earlier Latest snapshot changed: %+v", snap.Flows)
+	}
+	if got, _ := latest.Get("flows"); len(got.Snapshot.(flows.Snapshot).Flows) != 1 || got.Snapshot.(flows.Snapshot).Flows[0].Local.Port() != 5051 {
+		t.Errorf("latest has %+v, want the listener on 5051", got.Snapshot.(flows.Snapshot).Flows)
+	}
+}
