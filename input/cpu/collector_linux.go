@@ -301,7 +301,8 @@ func (c *Collector) account(pid int) (*procAcc, bool) {
 	return a, true
 }
 
-// identify names a process from its stat and the files procfs reads. It runs only when a pid is new or reused, and
+// identify names a process from its stat, its status (the uid) and its
+// exe and cmdline, which procfs reads. It runs only when a pid is new or reused, and
 // there procfs costs what the own reader did (docs/ARCHITECTURE.md,
 // "/proc readers"); stat stays with parseTaskStat, which is per period.
 func (c *Collector) identify(pid int, st taskStat) *process.Process {
@@ -311,6 +312,11 @@ func (c *Collector) identify(pid int, st taskStat) *process.Process {
 			c.procFS = &fs
 		}
 	}
+	if b, err := readInto(filepath.Join(c.o.ProcRoot, strconv.Itoa(pid), "status"), &c.buf); err == nil {
+		if uid, err := parseStatusUID(b); err == nil {
+			p.UID = uid
+		}
+	}
 	if c.procFS != nil {
 		if proc, err := c.procFS.Proc(pid); err == nil {
 			if exe, err := proc.Executable(); err == nil {
@@ -318,9 +324,6 @@ func (c *Collector) identify(pid int, st taskStat) *process.Process {
 			}
 			if args, err := proc.CmdLine(); err == nil && len(args) > 0 {
 				p.Args = args
-			}
-			if st, err := proc.NewStatus(); err == nil {
-				p.UID = uint32(st.UIDs[0])
 			}
 		}
 	}

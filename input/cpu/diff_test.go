@@ -51,7 +51,7 @@ func TestDiff(t *testing.T) {
 		Processes: []ProcessTimes{
 			{Process: a, Series: 1, CoreNs: []uint64{1e9, 0}, Migrations: 4},
 			{Process: b, Series: 2, CoreNs: []uint64{5e9, 5e9}, Migrations: 9},
-			{Process: c, Series: 3, CoreNs: []uint64{0, 2e9}},
+			{Process: c, Series: 3, CoreNs: []uint64{0.05e9, 2e9}},
 			{Process: idle, Series: 4, CoreNs: []uint64{3e9, 0}, Migrations: 1},
 		}}
 	cur := Snapshot{Time: time.Unix(12, 0), MonotonicNs: 12e9, Method: MethodEBPF, NetSoftirqs: true,

@@ -144,8 +144,8 @@ func readArgs(path string) ([]string, error) {
 	return args, nil
 }
 
-// TestInfoReadsFixtureTree checks how the collector names a process (exe,
-// cmdline and status come from procfs) on the fixture tree: ProcRoot is
+// TestInfoReadsFixtureTree checks how the collector names a process (exe
+// and cmdline come from procfs) on the fixture tree: ProcRoot is
 // respected and every field is the one the files hold.
 func TestInfoReadsFixtureTree(t *testing.T) {
 	c := &Collector{o: Options{ProcRoot: filepath.Join("testdata", "proc")}, acc: map[int]*procAcc{}, buf: make([]byte, 4096)}

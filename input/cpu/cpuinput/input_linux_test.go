@@ -609,3 +609,51 @@ func TestSelectionFindsSocketOnReusedFD(t *testing.T) {
 		t.Errorf("child %d: selected %v with %d flows, want selected with 1", c.PID(), ok, n)
 	}
 }
+
+// TestRunPublishesLatest: with the query API on (Settings.Latest), every
+// collection's snapshot is there under "cpu", and the events of a period
+// are those of the latest snapshot.
+func TestRunPublishesLatest(t *testing.T) {
+	nstest.RequireRoot(t)
+	c := cputest.StartChild(t, "busy 0")
+	latest := input.NewLatest()
+	cfg := DefaultConfig()
+	cfg.Period = config.Duration(time.Second)
+	cfg.Method = MethodSampling
+	in, err := newInput(cfg, input.Settings{Logger: slog.New(slog.DiscardHandler), ProcRoot: "/proc", Latest: latest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec := &recorder{cancel: cancel}
+	if err := in.Run(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.events == nil {
+		t.Fatal("no period ended in 30 s")
+	}
+	got, ok := latest.Get("cpu")
+	if !ok {
+		t.Fatal("no snapshot under cpu")
+	}
+	snap, ok := got.Snapshot.(cpu.Snapshot)
+	if !ok {
+		t.Fatalf("latest cpu is a %T, want cpu.Snapshot", got.Snapshot)
+	}
+	if !got.Time.Equal(snap.Time) || !snap.Time.Equal(rec.events[0].Timestamp) {
+		t.Errorf("latest at %v, snapshot %v, events %v: want one time", got.Time, snap.Time, rec.events[0].Timestamp)
+	}
+	if snap.Method != MethodSampling || len(snap.Cores) == 0 {
+		t.Errorf("snapshot method %q with %d cores", snap.Method, len(snap.Cores))
+	}
+	found := false
+	for _, p := range snap.Processes {
+		found = found || p.Process.PID == c.PID()
+	}
+	if !found {
+		t.Errorf("the busy network child %d is not in the snapshot", c.PID())
+	}
+}
