@@ -188,3 +188,35 @@ func TestAnswersWithoutCollections(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestsDuringCollections reads every endpoint while collections
+// keep replacing each other (run with -race): the store hands out
+// snapshots that nobody modifies, and Diff only reads them.
+func TestRequestsDuringCollections(t *testing.T) {
+	src := fixture()
+	l := input.NewLatest()
+	h := New(Options{Latest: l, Inputs: []string{"flows", "cpu"}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			for _, typ := range []string{"flows", "cpu"} {
+				prev, cur, _ := src.Pair(typ)
+				l.Set(typ, prev)
+				l.Set(typ, cur)
+			}
+		}
+	}()
+	for {
+		for _, p := range []string{"/api/v1/flows?port=443", "/api/v1/cpu", "/api/v1/processes/4242"} {
+			if code, _, body := serve(t, h, p); code != 200 && code != 503 {
+				t.Fatalf("%s: %d %s", p, code, body)
+			}
+		}
+		select {
+		case <-done:
+			return
+		default:
+		}
+	}
+}
