@@ -29,7 +29,7 @@ func defaultHTTPConfig() httpConfig {
 }
 
 // unixPrefix marks a unix socket in http.host, as in Beats:
-// unix:///run/fleutanbeat.sock.
+// unix:///run/fleutanbeat/api.sock.
 const unixPrefix = "unix://"
 
 // socketPath is the unix socket http.host names, "" for a TCP host.
@@ -50,12 +50,12 @@ func (c httpConfig) Validate() error {
 		errs = append(errs, config.Errorf("host", "must not be empty"))
 	case strings.HasPrefix(c.Host, unixPrefix):
 		if p := c.socketPath(); !filepath.IsAbs(p) {
-			errs = append(errs, config.Errorf("host", "%q: a unix socket needs an absolute path (unix:///run/fleutanbeat.sock)", c.Host))
+			errs = append(errs, config.Errorf("host", "%q: a unix socket needs an absolute path (unix:///run/fleutanbeat/api.sock)", c.Host))
 		}
 	case c.API.Enabled && !isLoopbackHost(c.Host):
 		// The API shows every process's flows with no authentication: it
 		// must not be reachable from another host.
-		errs = append(errs, config.Errorf("host", "%q is not a loopback address: with http.api.enabled the endpoint must listen on localhost, 127.0.0.0/8, ::1 or a unix socket (unix:///run/fleutanbeat.sock)", c.Host))
+		errs = append(errs, config.Errorf("host", "%q is not a loopback address: with http.api.enabled the endpoint must listen on localhost, 127.0.0.0/8, ::1 or a unix socket (unix:///run/fleutanbeat/api.sock)", c.Host))
 	}
 	if c.API.Enabled && !c.Enabled {
 		errs = append(errs, config.Errorf("api.enabled", "the query API is served by the monitoring endpoint: set http.enabled: true too"))
