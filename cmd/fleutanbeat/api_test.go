@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/fleutan/fleutanbeat/cmd/fleutanbeat/queryapi"
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/pipeline"
+	"gopkg.in/yaml.v3"
 )
 
 // TestMonitorOnUnixSocket serves the monitoring endpoint and the query API
@@ -141,5 +143,33 @@ output.console: ~
 			t.Errorf("api %v: apiInputs %v, want %v", api, a.apiInputs(), wantTypes)
 		}
 		a.close()
+	}
+}
+
+// TestReadmeListsTheAPIPaths keeps README's table of the query API equal
+// to the spec's paths.
+func TestReadmeListsTheAPIPaths(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readme []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `GET (/api/v1/[^`]*)` \\|").FindAllStringSubmatch(string(b), -1) {
+		readme = append(readme, m[1])
+	}
+	var doc struct {
+		Paths map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(queryapi.Spec(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var spec []string
+	for p := range doc.Paths {
+		spec = append(spec, p)
+	}
+	slices.Sort(readme)
+	slices.Sort(spec)
+	if !slices.Equal(readme, spec) {
+		t.Errorf("README's query API table lists %v, the spec %v", readme, spec)
 	}
 }
