@@ -15,7 +15,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
-	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -23,7 +23,7 @@ import (
 // qdiscChunk is the qdisc input's publish chunk: a collection is published
 // in chunks of that many events and a shorter last one, so a Publish of
 // fewer events ends a collection.
-const qdiscChunk = qdisc.PublishChunk
+const qdiscChunk = qdiscinput.PublishChunk
 
 // batchPublisher hands each Publish of an input to the sampling loop.
 type batchPublisher chan []pipeline.Event
@@ -121,7 +121,7 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 	case viewCPUAssoc, viewCPUGen:
 		src, err = startInput(ctx, "cpu", cpuinput.New, period+"processes: network\nmethod: auto\n", log)
 	case viewQdisc:
-		src, err = startInput(ctx, "qdisc", qdisc.New, period+"flow_attribution: auto\n", log)
+		src, err = startInput(ctx, "qdisc", qdiscinput.New, period+"flow_attribution: auto\n", log)
 	}
 	if err != nil {
 		return err
