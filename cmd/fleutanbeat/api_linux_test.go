@@ -367,6 +367,9 @@ values = ["127.0.0.0/8", "127.0.0.2", "::1", "10.77.0.0/24"]
 		"--max-examples", "50", "--seed", "1", "--workers", "1",
 		"--request-timeout", "10", "--suppress-health-check", "too_slow",
 		"--report", "junit", "--report-dir", dir)
+	// schemathesis keeps a cache of crashes in its working directory: the
+	// test's own, not the source tree.
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "SCHEMATHESIS_HOOKS=")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
