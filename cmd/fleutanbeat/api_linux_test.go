@@ -444,11 +444,13 @@ type apiFlowsDoc struct {
 }
 
 type apiFlow struct {
-	Local, Remote, Direction string
-	Process                  *struct {
-		PID  int    `json:"pid"`
-		Name string `json:"name"`
-	} `json:"process"`
+	Flow struct {
+		Local, Remote, Direction string
+		Process                  *struct {
+			PID  int    `json:"pid"`
+			Name string `json:"name"`
+		} `json:"process"`
+	} `json:"flow"`
 	Delta *struct {
 		BytesIn  uint64 `json:"bytes_in"`
 		BytesOut uint64 `json:"bytes_out"`

@@ -29,9 +29,9 @@ type flowsDoc struct {
 	Flows []flowItem `json:"flows"`
 }
 
-// flowItem is a flow and its change over the period.
+// flowItem is a flow of the snapshot and its change over the period.
 type flowItem struct {
-	flows.Flow
+	Flow *flows.Flow `json:"flow"`
 	// Delta is what the flow did over the period, null where flows.Diff
 	// gives none (a flow of the namespace's first collection, a listening
 	// or UDP socket, a final report without close-time counters).
@@ -113,7 +113,7 @@ func writeFlows(w http.ResponseWriter, doc flowsDoc, items iter.Seq[flowItem]) {
 }
 
 func item(f *flows.Flow, d flows.FlowDelta) flowItem {
-	it := flowItem{Flow: *f}
+	it := flowItem{Flow: f}
 	if d.OK {
 		it.Delta = &d.Delta
 	}

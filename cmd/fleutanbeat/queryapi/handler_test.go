@@ -89,7 +89,9 @@ func TestFlowsFiltersOnBuiltSnapshots(t *testing.T) {
 			Time         time.Time  `json:"time"`
 			PreviousTime *time.Time `json:"previous_time"`
 			Flows        []struct {
-				Local string `json:"local"`
+				Flow struct {
+					Local string `json:"local"`
+				} `json:"flow"`
 				Delta *struct {
 					BytesOut uint64 `json:"bytes_out"`
 				} `json:"delta"`
@@ -100,11 +102,11 @@ func TestFlowsFiltersOnBuiltSnapshots(t *testing.T) {
 		}
 		var got []string
 		for _, f := range d.Flows {
-			got = append(got, f.Local)
-			if f.Local == "10.0.0.1:50000" && (f.Delta == nil || f.Delta.BytesOut != 1000) {
+			got = append(got, f.Flow.Local)
+			if f.Flow.Local == "10.0.0.1:50000" && (f.Delta == nil || f.Delta.BytesOut != 1000) {
 				t.Errorf("flows?%s: curl's connection has delta %+v, want 1000 bytes out", tt.query, f.Delta)
 			}
-			if f.Local == "[::]:443" && f.Delta != nil {
+			if f.Flow.Local == "[::]:443" && f.Delta != nil {
 				t.Errorf("flows?%s: a listener has a delta", tt.query)
 			}
 		}

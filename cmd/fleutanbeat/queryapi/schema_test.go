@@ -20,7 +20,8 @@ import (
 var schemaTypes = map[string]reflect.Type{
 	"Error":            reflect.TypeFor[errorBody](),
 	"Flows":            reflect.TypeFor[flowsDoc](),
-	"Flow":             reflect.TypeFor[flowItem](),
+	"FlowReport":       reflect.TypeFor[flowItem](),
+	"Flow":             reflect.TypeFor[flows.Flow](),
 	"Namespace":        reflect.TypeFor[flows.Namespace](),
 	"Unattributed":     reflect.TypeFor[flows.Unattributed](),
 	"TCPInfo":          reflect.TypeFor[flows.TCPInfo](),
