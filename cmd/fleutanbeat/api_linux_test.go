@@ -294,7 +294,7 @@ func startAPIAgent(t *testing.T, ns *nstest.Netns, host string) *apiAgent {
 
 // apiCollectionPaths are the endpoints that answer 503 until their input's
 // first collection.
-var apiCollectionPaths = []string{"/api/v1/flows", "/api/v1/cpu"}
+var apiCollectionPaths = []string{"/api/v1/flows", "/api/v1/cpu", "/api/v1/qdisc"}
 
 // get returns the status and body of GET base+path.
 func (a *apiAgent) get(t *testing.T, path string) (int, []byte) {
@@ -577,5 +577,94 @@ func TestQueryAPIFlowsFilters(t *testing.T) {
 		if code, body := a.get(t, path); code != want {
 			t.Errorf("GET %s: %d %s, want %d", path, code, body, want)
 		}
+	}
+}
+
+// TestQueryAPIQdiscQueues sends 50 datagrams of 1000 bytes through the
+// scenario's 2-queue mq veth within one collection period and reads
+// /api/v1/qdisc: the queues' qdiscs dequeued exactly those frames, and
+// the queue flows (eBPF attribution) name the socket and its process.
+func TestQueryAPIQdiscQueues(t *testing.T) {
+	s := startAPIScenario(t, true)
+	a := startAPIAgent(t, s.ns, "unix://"+filepath.Join(t.TempDir(), "api.sock"))
+	// A UDP frame on the veth: payload, UDP (8), IPv4 (20) and Ethernet
+	// (14) headers.
+	const count, frame = 50, 1000 + 8 + 20 + 14
+	type doc struct {
+		Time         time.Time  `json:"time"`
+		PreviousTime *time.Time `json:"previous_time"`
+		Queues       []struct {
+			Device struct {
+				Name     string `json:"name"`
+				TxQueues int    `json:"tx_queues"`
+			} `json:"device"`
+			TxQueue int `json:"tx_queue"`
+			Qdisc   *struct {
+				Kind string `json:"kind"`
+			} `json:"qdisc"`
+			Delta *struct {
+				Bytes   uint64 `json:"bytes"`
+				Packets uint64 `json:"packets"`
+			} `json:"delta"`
+			Flows []struct {
+				Remote  string `json:"remote"`
+				Bytes   uint64 `json:"bytes"`
+				Packets uint64 `json:"packets"`
+				Other   bool   `json:"other"`
+				Flow    *struct {
+					Process *struct {
+						PID  int    `json:"pid"`
+						Name string `json:"name"`
+					} `json:"process"`
+				} `json:"flow"`
+			} `json:"flows"`
+		} `json:"queues"`
+	}
+	for attempt := 1; ; attempt++ {
+		before := time.Now()
+		s.udp.do(t, fmt.Sprintf("send %d", count))
+		time.Sleep(200 * time.Millisecond)
+		after := time.Now()
+		var d doc
+		waitFor(t, 10*time.Second, "a qdisc collection after the datagrams", func() bool {
+			a.getJSON(t, "/api/v1/qdisc", &d)
+			return d.Time.After(after)
+		})
+		if d.PreviousTime == nil || d.PreviousTime.After(before) {
+			if attempt == 3 {
+				t.Fatal("no collection period spanned the datagrams in 3 attempts")
+			}
+			continue
+		}
+		var queues int
+		var qBytes, qPackets, fBytes, fPackets uint64
+		for _, q := range d.Queues {
+			if q.Device.Name != "apiq0" {
+				continue
+			}
+			queues++
+			if q.Qdisc == nil || q.Delta == nil || q.Device.TxQueues != 2 {
+				t.Errorf("queue %d of apiq0 without its qdisc or delta: %+v", q.TxQueue, q)
+				continue
+			}
+			qBytes += q.Delta.Bytes
+			qPackets += q.Delta.Packets
+			for _, f := range q.Flows {
+				if f.Other || f.Remote != fmt.Sprintf("%s:%d", apiVethPeer, apiUDPPort) {
+					t.Errorf("queue %d carried another flow: %+v", q.TxQueue, f)
+					continue
+				}
+				if f.Flow == nil || f.Flow.Process == nil || f.Flow.Process.PID != s.udp.pid || f.Flow.Process.Name != "apiudp" {
+					t.Errorf("queue %d: the flow's socket is not joined with apiudp (%d): %+v", q.TxQueue, s.udp.pid, f.Flow)
+				}
+				fBytes += f.Bytes
+				fPackets += f.Packets
+			}
+		}
+		if queues != 2 || qPackets != count || qBytes != count*frame || fPackets != count || fBytes != count*frame {
+			t.Errorf("apiq0: %d queues, qdiscs dequeued %d packets / %d bytes, flows %d / %d; want 2 queues and %d / %d each",
+				queues, qPackets, qBytes, fPackets, fBytes, count, count*frame)
+		}
+		return
 	}
 }

@@ -62,6 +62,7 @@ var routes = []route{
 	{"/api/v1/flows", []string{"pid", "process", "port", "peer"}, (*server).flows},
 	{"/api/v1/processes/{pid}", nil, (*server).process},
 	{"/api/v1/cpu", nil, (*server).cpu},
+	{"/api/v1/qdisc", nil, (*server).qdisc},
 	{"/api/v1/openapi.yaml", nil, (*server).serveSpec},
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/process"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 var (
@@ -166,6 +167,8 @@ func TestAnswersWithoutCollections(t *testing.T) {
 	}{
 		{"no flows input", Options{Latest: input.NewLatest(), Inputs: []string{"cpu"}}, "/api/v1/flows", 404, "no flows input is running"},
 		{"no cpu input", Options{Latest: input.NewLatest(), Inputs: []string{"flows"}}, "/api/v1/cpu", 404, "no cpu input is running"},
+		{"no qdisc input", Options{Latest: input.NewLatest(), Inputs: []string{"flows"}}, "/api/v1/qdisc", 404, "no qdisc input is running"},
+		{"qdisc not collected", Options{Latest: input.NewLatest(), Inputs: []string{"qdisc"}}, "/api/v1/qdisc", 503, "not completed its first collection"},
 		{"no input for processes", Options{Latest: input.NewLatest(), Inputs: []string{"qdisc"}}, "/api/v1/processes/1", 404, "no flows or cpu input"},
 		{"flows not collected", Options{Latest: input.NewLatest(), Inputs: []string{"flows"}}, "/api/v1/flows", 503, "not completed its first collection"},
 		{"cpu not collected", Options{Latest: input.NewLatest(), Inputs: []string{"cpu"}}, "/api/v1/cpu", 503, "not completed its first collection"},
@@ -220,5 +223,71 @@ func TestRequestsDuringCollections(t *testing.T) {
 			return
 		default:
 		}
+	}
+}
+
+func TestQdiscOnBuiltSnapshots(t *testing.T) {
+	dev := &qdisc.Device{Netns: 1, Index: 3, Name: "eth0", TxQueues: 2}
+	mq := qdisc.Qdisc{Scope: qdisc.ScopeQdisc, Device: dev, Kind: "mq", Handle: 1 << 16, Parent: 0xffffffff, TxQueue: -1}
+	q0 := qdisc.Qdisc{Scope: qdisc.ScopeQdisc, Device: dev, Kind: "fq_codel", Parent: 1<<16 | 1, TxQueue: 0}
+	q1 := qdisc.Qdisc{Scope: qdisc.ScopeQdisc, Device: dev, Kind: "fq_codel", Parent: 1<<16 | 2, TxQueue: 1}
+	at := func(ts time.Time, bytes uint64, qs ...qdisc.Qdisc) []qdisc.Qdisc {
+		for i := range qs {
+			qs[i].Time, qs[i].Bytes, qs[i].Packets = ts, bytes, bytes/1000
+		}
+		return qs
+	}
+	nsq := []qdisc.Namespace{{Inode: 1}}
+	prev := qdisc.Snapshot{Time: t0, Namespaces: nsq, Qdiscs: at(t0, 1000, mq, q0, q1)}
+	flow := qdisc.QueueFlow{Device: dev, TxQueue: 1, Protocol: 17, Local: ap("10.0.0.1:5000"), Remote: ap("10.0.0.2:53"), Bytes: 5000, Packets: 5}
+	other := qdisc.QueueFlow{Device: dev, TxQueue: 1, Bytes: 100, Packets: 1, Other: true, OtherFlows: 2}
+	lo := &qdisc.Device{Netns: 1, Index: 1, Name: "veth9", TxQueues: 1}
+	single := qdisc.QueueFlow{Device: lo, TxQueue: 0, Protocol: 6, Bytes: 10, Packets: 1}
+	nsq2 := []qdisc.Namespace{{Inode: 1, Previous: t0}}
+	cur := qdisc.Snapshot{Time: t1, Namespaces: nsq2, Qdiscs: at(t1, 6000, mq, q0, q1), QueueFlows: []qdisc.QueueFlow{flow, other, single}}
+	for _, tt := range []struct {
+		name  string
+		snaps []qdisc.Snapshot
+		check func(t *testing.T, d qdiscDoc)
+	}{
+		{"first collection", []qdisc.Snapshot{prev}, func(t *testing.T, d qdiscDoc) {
+			if d.PreviousTime != nil || len(d.Qdiscs) != 3 || d.Qdiscs[1].Delta != nil || len(d.Queues) != 2 || d.Queues[0].Delta != nil {
+				t.Errorf("%+v", d)
+			}
+		}},
+		{"second collection", []qdisc.Snapshot{prev, cur}, func(t *testing.T, d qdiscDoc) {
+			if d.PreviousTime == nil || len(d.Qdiscs) != 3 || d.Qdiscs[2].Delta == nil || d.Qdiscs[2].Delta.Bytes != 5000 || d.Qdiscs[2].Delta.Elapsed != 10*time.Second {
+				t.Fatalf("qdiscs %+v", d.Qdiscs)
+			}
+			// Queues 0 and 1 of eth0 (from its mq children), then veth9's
+			// queue 0, seen only through a flow.
+			if len(d.Queues) != 3 {
+				t.Fatalf("%d queues, want 3: %+v", len(d.Queues), d.Queues)
+			}
+			q := d.Queues[1]
+			if q.Device.Name != "eth0" || q.TxQueue != 1 || q.Qdisc == nil || q.Qdisc.Parent != 1<<16|2 || q.Delta == nil || q.Delta.Packets != 5 ||
+				len(q.Flows) != 2 || q.Flows[0].Bytes != 5000 || !q.Flows[1].Other {
+				t.Errorf("queue 1: %+v", q)
+			}
+			if len(d.Queues[0].Flows) != 0 || d.Queues[0].Flows == nil {
+				t.Errorf("queue 0 flows %v, want an empty list", d.Queues[0].Flows)
+			}
+			if v := d.Queues[2]; v.Device.Name != "veth9" || v.Qdisc != nil || v.Delta != nil || len(v.Flows) != 1 {
+				t.Errorf("veth9's queue: %+v", v)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := input.NewLatest()
+			for _, s := range tt.snaps {
+				l.Set("qdisc", input.Collection{Time: s.Time, Snapshot: s})
+			}
+			code, _, body := serve(t, New(Options{Latest: l, Inputs: []string{"qdisc"}}), "/api/v1/qdisc")
+			var d qdiscDoc
+			if code != 200 || json.Unmarshal(body, &d) != nil {
+				t.Fatalf("%d %s", code, body)
+			}
+			tt.check(t, d)
+		})
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/process"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"gopkg.in/yaml.v3"
 )
 
 // schemaTypes maps the spec's component schemas to the Go types whose
@@ -32,6 +34,21 @@ var schemaTypes = map[string]reflect.Type{
 	"CoreUsage":        reflect.TypeFor[cpu.CoreUsage](),
 	"ProcessUsage":     reflect.TypeFor[cpu.ProcessUsage](),
 	"ProcessCoreUsage": reflect.TypeFor[cpu.ProcessCoreUsage](),
+	"QdiscView":        reflect.TypeFor[qdiscDoc](),
+	"QdiscNamespace":   reflect.TypeFor[qdisc.Namespace](),
+	"QdiscReport":      reflect.TypeFor[qdiscReport](),
+	"QdiscChange":      reflect.TypeFor[qdiscChange](),
+	"Qdisc":            reflect.TypeFor[qdisc.Qdisc](),
+	"Device":           reflect.TypeFor[qdisc.Device](),
+	"Queue":            reflect.TypeFor[queueReport](),
+	"QueueFlow":        reflect.TypeFor[qdisc.QueueFlow](),
+	"HTBQdisc":         reflect.TypeFor[qdisc.HTBQdisc](),
+	"HTBClass":         reflect.TypeFor[qdisc.HTBClass](),
+	"TBF":              reflect.TypeFor[qdisc.TBF](),
+	"FQCodel":          reflect.TypeFor[qdisc.FQCodel](),
+	"FQ":               reflect.TypeFor[qdisc.FQ](),
+	"Cake":             reflect.TypeFor[qdisc.Cake](),
+	"CakeTin":          reflect.TypeFor[qdisc.CakeTin](),
 }
 
 // TestSchemasAreTheGoTypes compares every component schema with the JSON
@@ -165,6 +182,24 @@ func checkSchema(t *testing.T, doc *openAPI, where string, s *schema, typ reflec
 	case reflect.Slice, reflect.Array:
 		is("array")
 		checkSchema(t, doc, where+"[]", s.Items, typ.Elem())
+	case reflect.Map:
+		// A map of names to values: an object whose members are all of
+		// the value's schema.
+		is("object")
+		if typ.Key().Kind() != reflect.String {
+			t.Errorf("%s: a map with %s keys is no JSON object", where, typ.Key())
+		}
+		add, ok := s.AdditionalProperties.(map[string]any)
+		if !ok || len(s.Properties) > 0 {
+			t.Errorf("%s: the map %s needs additionalProperties: {schema} and no properties", where, typ)
+			return
+		}
+		b, _ := yaml.Marshal(add)
+		var vs schema
+		if err := yaml.Unmarshal(b, &vs); err != nil {
+			t.Fatal(err)
+		}
+		checkSchema(t, doc, where+"{}", &vs, typ.Elem())
 	case reflect.Struct:
 		is("object")
 		if s.AdditionalProperties != false {
