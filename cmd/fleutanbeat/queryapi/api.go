@@ -143,24 +143,26 @@ func writeError(w http.ResponseWriter, status int, format string, args ...any) {
 	var b errorBody
 	b.Error.Status = status
 	b.Error.Message = fmt.Sprintf(format, args...)
-	writeJSONStatus(w, status, b)
+	body, _ := json.Marshal(b) // strings and an int: cannot fail
+	writeBody(w, status, body)
 }
 
-func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }
-
-func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+// writeJSON answers 200 with v.
+func (s *server) writeJSON(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only a value the package itself built gets here (a NaN, say): a
 		// bug, not bad input.
-		var e errorBody
-		e.Error.Status = http.StatusInternalServerError
-		e.Error.Message = "encoding the answer: " + err.Error()
-		status = e.Error.Status
-		b, _ = json.Marshal(e)
+		s.log.Error("query API: encoding an answer", "error", err)
+		writeError(w, http.StatusInternalServerError, "encoding the answer: %v", err)
+		return
 	}
+	writeBody(w, http.StatusOK, b)
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(append(body, '\n'))
 }

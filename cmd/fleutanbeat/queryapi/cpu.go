@@ -44,5 +44,5 @@ func (s *server) cpu(w http.ResponseWriter, _ *http.Request, _ query) {
 		aerr.write(w)
 		return
 	}
-	writeJSON(w, doc)
+	s.writeJSON(w, doc)
 }

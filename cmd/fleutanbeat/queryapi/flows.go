@@ -68,7 +68,7 @@ func (s *server) flows(w http.ResponseWriter, _ *http.Request, q query) {
 		aerr.write(w)
 		return
 	}
-	writeFlows(w, doc, func(yield func(flowItem) bool) {
+	s.writeFlows(w, doc, func(yield func(flowItem) bool) {
 		for i := range cur.Flows {
 			if f := &cur.Flows[i]; q.matchFlow(f) && !yield(item(f, deltas[i])) {
 				return
@@ -81,11 +81,12 @@ func (s *server) flows(w http.ResponseWriter, _ *http.Request, q query) {
 // a time: a collection of 36,000 flows is some 20 MB of JSON, which is
 // then never held whole (BenchmarkFlowsEndpoint). doc.Flows must be
 // empty; it is the document's last member.
-func writeFlows(w http.ResponseWriter, doc flowsDoc, items iter.Seq[flowItem]) {
+func (s *server) writeFlows(w http.ResponseWriter, doc flowsDoc, items iter.Seq[flowItem]) {
 	head, err := json.Marshal(doc)
 	const tail = `[]}`
 	if err != nil || !bytes.HasSuffix(head, []byte(`"flows":`+tail)) {
 		// Only a change of flowsDoc itself gets here: a bug.
+		s.log.Error("query API: encoding the flows document", "error", err)
 		writeError(w, http.StatusInternalServerError, "encoding the flows document: %v", err)
 		return
 	}
@@ -104,7 +105,9 @@ func writeFlows(w http.ResponseWriter, doc flowsDoc, items iter.Seq[flowItem]) {
 		// Encode ends each value with a newline, which JSON allows
 		// between members.
 		if err := enc.Encode(it); err != nil {
-			// The status is sent: the client sees a truncated document.
+			// The status is sent: the client sees a truncated document
+			// (or has gone away, the usual cause).
+			s.log.Debug("query API: flows answer cut short", "error", err)
 			return
 		}
 	}

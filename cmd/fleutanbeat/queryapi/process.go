@@ -68,6 +68,6 @@ func (s *server) process(w http.ResponseWriter, r *http.Request, _ query) {
 	case doc.Process == nil:
 		writeError(w, http.StatusNotFound, "process %d is in no flow of the latest flows collection and used no CPU in the last cpu period", pid)
 	default:
-		writeJSON(w, doc)
+		s.writeJSON(w, doc)
 	}
 }

@@ -116,5 +116,5 @@ func (s *server) qdisc(w http.ResponseWriter, _ *http.Request, _ query) {
 		}
 		doc.Queues[j].Flows = append(doc.Queues[j].Flows, f)
 	}
-	writeJSON(w, doc)
+	s.writeJSON(w, doc)
 }
