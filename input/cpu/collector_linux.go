@@ -138,7 +138,8 @@ func (c *Collector) Method() string { return c.method }
 func (c *Collector) Track(pids []int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || (pids == nil && c.all) {
+		// Every process already: Collect picks up new ones.
 		return
 	}
 	c.all = pids == nil
@@ -176,6 +177,7 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	usage, gone, at, err := c.meter.collect()
 	if err != nil {
 		ce.Processes = err
+		at = monotonic()
 	}
 	snap := Snapshot{Time: time.Now(), MonotonicNs: uint64(at), Method: c.method}
 	for _, pid := range gone {

@@ -149,3 +149,39 @@ func (p *ProcessTimes) coreSum() uint64 {
 	}
 	return n
 }
+
+// TestAllPicksUpNewProcesses: without Track (every process), a process
+// started after the collector is measured from the next collection on.
+func TestAllPicksUpNewProcesses(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, method := range []string{MethodEBPF, MethodSampling} {
+		t.Run(method, func(t *testing.T) {
+			c, err := New(Options{Method: method, SampleInterval: 20 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if _, err := c.Collect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c.Track(nil) // already every process: changes nothing
+			child := cputest.StartChild(t, "busy 1")
+			var prev Snapshot
+			for i := 0; i < 20; i++ {
+				time.Sleep(200 * time.Millisecond)
+				cur, err := c.Collect(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range Diff(prev, cur).Processes {
+					if p.Process.PID == child.PID() && p.DominantCore == 1 {
+						return
+					}
+				}
+				prev = cur
+			}
+			t.Errorf("child %d started after the collector was never measured", child.PID())
+		})
+	}
+}
