@@ -39,12 +39,16 @@ type agent struct {
 	out         output.Group
 	metrics     *pipeline.Metrics
 	log         *slog.Logger
+	// latest receives each input type's latest collection for the query
+	// API (http.api.enabled); nil while it is off.
+	latest *input.Latest
 }
 
 type agentInput struct {
 	typ        string
 	in         input.Input
 	processors []pipeline.Processor
+	latest     *input.Latest // the query API's store, for the first input of its type
 }
 
 // buildAgent loads and validates the whole configuration, reporting every
@@ -112,8 +116,11 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 		errs = append(errs, err)
 	}
 	inSettings := input.Settings{Logger: log, ProcRoot: "/proc", SysRoot: "/sys", DataPath: a.paths.Data, Metrics: a.metrics}
+	if a.http.Enabled && a.http.API.Enabled {
+		a.latest = input.NewLatest()
+	}
 	for _, raw := range cfg.Inputs {
-		in, err := buildInput(raw, inSettings, procSettings)
+		in, err := buildInput(raw, inSettings, procSettings, a.latestFor)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -141,7 +148,33 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 	return a, nil
 }
 
-func buildInput(raw config.Raw, s input.Settings, ps processor.Settings) (*agentInput, error) {
+// latestFor hands the query API's store to the first enabled input of each
+// type and nil to the others: with two flows inputs (say, two namespaces)
+// the API shows the first one's collections.
+func (a *agent) latestFor(typ string) *input.Latest {
+	if a.latest == nil {
+		return nil
+	}
+	for _, in := range a.inputs {
+		if in.typ == typ {
+			return nil
+		}
+	}
+	return a.latest
+}
+
+// apiInputs are the input types whose collections the query API serves.
+func (a *agent) apiInputs() []string {
+	var types []string
+	for _, in := range a.inputs {
+		if in.latest != nil {
+			types = append(types, in.typ)
+		}
+	}
+	return types
+}
+
+func buildInput(raw config.Raw, s input.Settings, ps processor.Settings, latestFor func(typ string) *input.Latest) (*agentInput, error) {
 	var head struct {
 		Type       string       `yaml:"type"`
 		Enabled    *bool        `yaml:"enabled"`
@@ -175,6 +208,7 @@ func buildInput(raw config.Raw, s input.Settings, ps processor.Settings) (*agent
 		}
 	}
 	s.Logger = s.Logger.With("input", head.Type)
+	s.Latest = latestFor(head.Type)
 	in, err := f(raw.Without("type", "enabled", "processors"), s)
 	if err != nil {
 		errs = append(errs, err)
@@ -182,7 +216,7 @@ func buildInput(raw config.Raw, s input.Settings, ps processor.Settings) (*agent
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &agentInput{typ: head.Type, in: in, processors: procs}, nil
+	return &agentInput{typ: head.Type, in: in, processors: procs, latest: s.Latest}, nil
 }
 
 // resolvePaths applies the Beats layout: home defaults to the binary's

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/cmd/fleutanbeat/queryapi"
 	"github.com/fleutan/fleutanbeat/pipeline"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -19,17 +21,59 @@ import (
 )
 
 // monitor is the http.enabled endpoint: GET / (agent info), /stats (JSON
-// counters), /metrics (Prometheus text format).
+// counters), /metrics (Prometheus text format), and with http.api.enabled
+// the query API under /api/v1/.
 type monitor struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-func startMonitor(c httpConfig, m *pipeline.Metrics, info pipeline.AgentInfo, hostname string, log *slog.Logger) (*monitor, error) {
+// socketMode is the unix socket's permission: only its owner (the agent's
+// user, root for the packaged service) may connect, as the API shows every
+// process's flows without authentication.
+const socketMode = 0o600
+
+// listen opens http.host: a unix socket (unix:///path) or a TCP address.
+// With the query API on, a TCP host must resolve to loopback: Validate
+// refuses other literals, and this catches a "localhost" that /etc/hosts
+// points elsewhere.
+func listen(c httpConfig) (net.Listener, error) {
+	if path := c.socketPath(); path != "" {
+		// A socket left by an agent that did not stop cleanly would make
+		// bind fail; remove it, but nothing that is not a socket.
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(path)
+		}
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("http: listen on unix socket %s: %w", path, err)
+		}
+		if err := os.Chmod(path, socketMode); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("http: unix socket %s: %w", path, err)
+		}
+		return ln, nil
+	}
 	addr := net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http: listen on %s: %w", addr, err)
+	}
+	if c.API.Enabled {
+		if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+			ln.Close()
+			return nil, fmt.Errorf("http: http.host %q listens on %s, not a loopback address: the query API (http.api.enabled) is local only", c.Host, ln.Addr())
+		}
+	}
+	return ln, nil
+}
+
+// startMonitor serves the endpoint; api is the query API's handler, nil
+// when it is off (its paths are then 404 like any other).
+func startMonitor(c httpConfig, m *pipeline.Metrics, info pipeline.AgentInfo, hostname string, api http.Handler, log *slog.Logger) (*monitor, error) {
+	ln, err := listen(c)
+	if err != nil {
+		return nil, err
 	}
 	started := time.Now()
 	mux := http.NewServeMux()
@@ -51,13 +95,16 @@ func startMonitor(c httpConfig, m *pipeline.Metrics, info pipeline.AgentInfo, ho
 			log.Debug("http: /metrics reply cut short", "error", err)
 		}
 	})
+	if api != nil {
+		mux.Handle(queryapi.Prefix, api)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 			log.Error("http: monitoring endpoint stopped", "error", err)
 		}
 	}()
-	log.Info("monitoring endpoint listening", "address", ln.Addr().String())
+	log.Info("monitoring endpoint listening", "address", ln.Addr().String(), "api", api != nil)
 	return &monitor{srv: srv, ln: ln}, nil
 }
 

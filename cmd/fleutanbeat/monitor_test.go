@@ -34,7 +34,7 @@ func TestMetricsEndpointMatchesStats(t *testing.T) {
 	m.Text("input.cpu.method").Set("a \"quoted\"\t\\ word\non two lines")
 	m.Text("input.qdisc.flow_attribution") // unset: not reported
 
-	mo, err := startMonitor(httpConfig{Enabled: true, Host: "127.0.0.1", Port: 0}, m, pipeline.AgentInfo{}, "host", slog.New(slog.DiscardHandler))
+	mo, err := startMonitor(httpConfig{Enabled: true, Host: "127.0.0.1", Port: 0}, m, pipeline.AgentInfo{}, "host", nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

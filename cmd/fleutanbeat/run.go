@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/cmd/fleutanbeat/queryapi"
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -124,7 +126,11 @@ func (a *agent) run(ctx context.Context) error {
 	})
 	var mon *monitor
 	if a.http.Enabled {
-		mon, err = startMonitor(a.http, a.metrics, info, hostname, a.log)
+		var api http.Handler
+		if a.latest != nil {
+			api = queryapi.New(queryapi.Options{Latest: a.latest, Inputs: a.apiInputs(), Logger: a.log})
+		}
+		mon, err = startMonitor(a.http, a.metrics, info, hostname, api, a.log)
 		if err != nil {
 			a.close()
 			return err

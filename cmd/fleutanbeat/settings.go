@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -11,15 +13,31 @@ import (
 	"github.com/fleutan/fleutanbeat/config"
 )
 
-// httpConfig is the `http` section: the monitoring endpoint.
+// httpConfig is the `http` section: the monitoring endpoint, and the
+// local query API on it.
 type httpConfig struct {
 	Enabled bool   `yaml:"enabled"`
 	Host    string `yaml:"host"`
 	Port    int    `yaml:"port"`
+	API     struct {
+		Enabled bool `yaml:"enabled"`
+	} `yaml:"api"`
 }
 
 func defaultHTTPConfig() httpConfig {
 	return httpConfig{Host: "localhost", Port: 5066}
+}
+
+// unixPrefix marks a unix socket in http.host, as in Beats:
+// unix:///run/fleutanbeat/api.sock.
+const unixPrefix = "unix://"
+
+// socketPath is the unix socket http.host names, "" for a TCP host.
+func (c httpConfig) socketPath() string {
+	if p, ok := strings.CutPrefix(c.Host, unixPrefix); ok {
+		return p
+	}
+	return ""
 }
 
 func (c httpConfig) Validate() error {
@@ -27,10 +45,32 @@ func (c httpConfig) Validate() error {
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, config.Errorf("port", "%d is not a TCP port (0-65535)", c.Port))
 	}
-	if c.Host == "" {
+	switch {
+	case c.Host == "":
 		errs = append(errs, config.Errorf("host", "must not be empty"))
+	case strings.HasPrefix(c.Host, unixPrefix):
+		if p := c.socketPath(); !filepath.IsAbs(p) {
+			errs = append(errs, config.Errorf("host", "%q: a unix socket needs an absolute path (unix:///run/fleutanbeat/api.sock)", c.Host))
+		}
+	case c.API.Enabled && !isLoopbackHost(c.Host):
+		// The API shows every process's flows with no authentication: it
+		// must not be reachable from another host.
+		errs = append(errs, config.Errorf("host", "%q is not a loopback address: with http.api.enabled the endpoint must listen on localhost, 127.0.0.0/8, ::1 or a unix socket (unix:///run/fleutanbeat/api.sock)", c.Host))
+	}
+	if c.API.Enabled && !c.Enabled {
+		errs = append(errs, config.Errorf("api.enabled", "the query API is served by the monitoring endpoint: set http.enabled: true too"))
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopbackHost accepts the name localhost and loopback literals; any other
+// name could resolve anywhere, so it is refused rather than looked up.
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+	return err == nil && ip.IsLoopback()
 }
 
 // loggingConfig is the `logging` section.
