@@ -62,7 +62,14 @@ func newESClientTransport(c Config, userAgent string) (*es.Client, *http.Transpo
 	if c.CompressionLevel > 0 {
 		ec.CompressRequestBody = true
 		ec.CompressRequestBodyLevel = c.CompressionLevel
-		ec.PoolCompressor = true
+		// No PoolCompressor: the pooled compressor returns the gzip
+		// buffer to its pool when Perform returns, but net/http may still
+		// be writing the body then (a server that answers before reading
+		// it all, as Elasticsearch does with 413), so the next request's
+		// compression overwrote a body in flight (the race detector saw
+		// it in the 413 test). A fresh buffer per bulk request costs one
+		// allocation next to a network round trip.
+		ec.PoolCompressor = false
 	}
 	if len(addrs) == 1 {
 		// One host: the pipeline's retry with backoff is the only retry.
