@@ -22,7 +22,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
-	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
@@ -126,7 +126,7 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 		// Loopback is included: on a test host the only TCP flows with RTT
 		// samples are local ones (this test's, Elasticsearch's).
 		{"flows", flowsinput.New, "period: 1s\ninclude_loopback: true\n"},
-		{"cpu", cpu.New, "period: 1s\n"},
+		{"cpu", cpuinput.New, "period: 1s\n"},
 		// namespaces: all finds the test's named namespace with the mq
 		// device (mqTraffic); flow_attribution: ebpf fails at start rather
 		// than silently producing no scope: flow events.

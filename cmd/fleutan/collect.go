@@ -12,7 +12,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
-	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
@@ -119,7 +119,7 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 	var err error
 	switch o.view {
 	case viewCPUAssoc, viewCPUGen:
-		src, err = startInput(ctx, "cpu", cpu.New, period+"processes: network\nmethod: auto\n", log)
+		src, err = startInput(ctx, "cpu", cpuinput.New, period+"processes: network\nmethod: auto\n", log)
 	case viewQdisc:
 		src, err = startInput(ctx, "qdisc", qdisc.New, period+"flow_attribution: auto\n", log)
 	}

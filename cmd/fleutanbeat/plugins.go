@@ -4,7 +4,7 @@ import (
 	"sort"
 
 	"github.com/fleutan/fleutanbeat/input"
-	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/output"
@@ -16,7 +16,7 @@ import (
 
 // The explicit registries: adding an input or output is one line here.
 var inputFactories = map[string]input.Factory{
-	"cpu":   cpu.New,
+	"cpu":   cpuinput.New,
 	"flows": flowsinput.New,
 	"qdisc": qdisc.New,
 }

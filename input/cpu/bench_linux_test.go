@@ -1,8 +1,8 @@
 package cpu
 
 import (
+	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/cpu/internal/cputest"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
@@ -74,14 +74,14 @@ func BenchmarkOverhead(b *testing.B) {
 	nstest.RequireRoot(b)
 	var pids []int
 	for range benchProcs {
-		pids = append(pids, startChild(b, "idle "+strconv.Itoa(benchThreads)).pid())
+		pids = append(pids, cputest.StartChild(b, "idle "+strconv.Itoa(benchThreads)).PID())
 	}
 	threads := countThreads(pids)
 	pidList := make([]string, len(pids))
 	for i, p := range pids {
 		pidList[i] = strconv.Itoa(p)
 	}
-	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
 	const period = 10 * time.Second
 	const rounds = 20
 
@@ -96,24 +96,32 @@ func BenchmarkOverhead(b *testing.B) {
 		psSame /= 5
 
 		// Sampling the same processes: per sample and per 10 s period at
-		// 10 Hz (100 samples and the period's own work).
-		cfg := DefaultConfig()
-		cfg.Processes = ProcessesAll
-		cfg.Method = MethodSampling
-		in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, infos: map[int]*procInfo{}, buf: make([]byte, 4096)}
-		s := newSampler("/proc")
-		in.meter, in.method = s, MethodSampling
-		s.track(pids)
+		// 10 Hz (100 samples and the period's own work: the collection,
+		// which takes one more sample, and Diff). The collector's own
+		// sampling goroutine is kept out of the way by a long interval.
+		c, err := New(Options{Method: MethodSampling, SampleInterval: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := c.meter.(*sampler)
+		c.Track(pids)
+		prev, err := c.Collect(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
 		t0 := selfCPU()
 		for range rounds {
 			s.sample()
 		}
 		perSample := (selfCPU() - t0) / rounds
-		cores, sirqs, _ := in.readCores(nil, nil)
 		t0 = selfCPU()
-		_, _, cores, sirqs = in.period(nil, cores, sirqs)
+		cur, err := c.Collect(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = Diff(prev, cur)
 		samplingPeriodWork := selfCPU() - t0
-		_ = s.close()
+		_ = c.Close()
 		samplingPerPeriod := 100*perSample + samplingPeriodWork
 
 		// Sampling every process on the host, as `ps -e` does.
@@ -137,13 +145,11 @@ func BenchmarkOverhead(b *testing.B) {
 		if err != nil {
 			b.Fatalf("enable BPF stats: %v", err)
 		}
-		m, err := openBPF("/proc")
+		c, err = New(Options{Method: MethodEBPF})
 		if err != nil {
 			b.Fatal(err)
 		}
-		cfg.Method = MethodEBPF
-		in = &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, infos: map[int]*procInfo{}, buf: make([]byte, 4096)}
-		in.meter, in.method = m, MethodEBPF
+		m := c.meter.(*bpfMeter)
 		const window = 3 * time.Second
 		c0 := ctxtSwitches(b)
 		time.Sleep(window)
@@ -158,10 +164,16 @@ func BenchmarkOverhead(b *testing.B) {
 			kernel += st.Runtime
 			runs += st.RunCount
 		}
+		// The first collection: every process that ran is new to it, so
+		// this is the period's work at its largest.
 		t0 = selfCPU()
-		_, _, _, _ = in.period(nil, cores, sirqs)
+		cur, err = c.Collect(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = Diff(Snapshot{}, cur)
 		bpfPeriodWork := selfCPU() - t0
-		_ = m.close()
+		_ = c.Close()
 		_ = stats.Close()
 		kernelPerPeriod := time.Duration(float64(kernel) * float64(period) / float64(window))
 		bpfPerPeriod := kernelPerPeriod + bpfPeriodWork

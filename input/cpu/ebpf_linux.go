@@ -23,8 +23,7 @@ type bpfMeter struct {
 	links    []link.Link
 	ncpu     int
 
-	prev     map[uint32]*bpfCounts
-	prevTime time.Duration // CLOCK_MONOTONIC of the previous read
+	prev map[uint32]*bpfCounts
 }
 
 type bpfCounts struct {
@@ -34,7 +33,15 @@ type bpfCounts struct {
 
 // openBPF loads and attaches the program; its error says what the kernel
 // refused.
-func openBPF(procRoot string) (m *bpfMeter, err error) {
+func openBPF(procRoot string) (meter, error) {
+	m, err := loadBPF(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func loadBPF(procRoot string) (m *bpfMeter, err error) {
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("possible CPUs: %w", err)
@@ -66,7 +73,7 @@ func openBPF(procRoot string) (m *bpfMeter, err error) {
 		}
 		m.links = append(m.links, l)
 	}
-	m.prev, m.prevTime, err = m.read()
+	m.prev, _, err = m.read()
 	if err != nil {
 		return nil, err
 	}
@@ -142,17 +149,18 @@ func (m *bpfMeter) read() (map[uint32]*bpfCounts, time.Duration, error) {
 	return out, now, nil
 }
 
-// collect reports every process that ran since the previous collect. A
+// collect reports every process that ran since the previous collect, and
+// those it found gone. A
 // process first seen now was born (or first scheduled) since, so all its
 // counts belong to this interval. Processes that ran nothing and no longer
 // exist are removed from the maps, which otherwise only LRU eviction
 // would clean.
-func (m *bpfMeter) collect() (map[int]*procUsage, time.Duration, error) {
+func (m *bpfMeter) collect() (map[int]*procUsage, []int, time.Duration, error) {
 	cur, now, err := m.read()
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	took := now - m.prevTime
+	var gone []int
 	usage := make(map[int]*procUsage)
 	for tgid, c := range cur {
 		p := m.prev[tgid]
@@ -177,8 +185,9 @@ func (m *bpfMeter) collect() (map[int]*procUsage, time.Duration, error) {
 			_ = m.objs.OncpuNs.Delete(tgid)
 			_ = m.objs.Migrations.Delete(tgid)
 			delete(cur, tgid)
+			gone = append(gone, int(tgid))
 		}
 	}
-	m.prev, m.prevTime = cur, now
-	return usage, took, nil
+	m.prev = cur
+	return usage, gone, now, nil
 }

@@ -17,13 +17,6 @@ type coreTimes struct {
 	User, Nice, System, Idle, IOWait, IRQ, SoftIRQ, Steal uint64
 }
 
-// total is the time the core's fields cover. Guest and guest_nice are left
-// out: the kernel already counts them in user and nice
-// (account_guest_time, kernel/sched/cputime.c).
-func (c coreTimes) total() uint64 {
-	return c.User + c.Nice + c.System + c.Idle + c.IOWait + c.IRQ + c.SoftIRQ + c.Steal
-}
-
 // parseStat returns the per-core lines of /proc/stat, appended to dst. The
 // aggregate "cpu" line is skipped; older kernels print fewer columns
 // (steal since 2.6.11), which read as zero.
@@ -263,4 +256,28 @@ func parseSchedstatRuntime(b []byte) (uint64, error) {
 		return 0, fmt.Errorf("schedstat: %q: %w", b, errMalformed)
 	}
 	return v, nil
+}
+
+// parseStatusUID returns the real uid, the first of the four on the
+// "Uid:" line of /proc/PID/status (proc_pid_status(5)). procfs's Status
+// reads a missing line as uid 0, which would name the process root.
+func parseStatusUID(b []byte) (uint32, error) {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		v, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(v)
+		if len(f) == 0 {
+			break
+		}
+		n, ok := atou(f[0])
+		if !ok || n > 1<<32-1 {
+			return 0, fmt.Errorf("status: Uid %q: %w", f[0], errMalformed)
+		}
+		return uint32(n), nil
+	}
+	return 0, fmt.Errorf("status: no Uid line: %w", errMalformed)
 }

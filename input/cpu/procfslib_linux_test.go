@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/procfs"
 
-	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/process"
 )
 
 // procfsSource is one /proc tree both sides of a comparison read: the
@@ -144,18 +144,18 @@ func readArgs(path string) ([]string, error) {
 	return args, nil
 }
 
-// TestInfoReadsFixtureTree checks info, whose exe and cmdline come from
-// procfs, on the fixture tree: ProcRoot is respected and every field is
-// the one the files hold.
+// TestInfoReadsFixtureTree checks how the collector names a process (exe
+// and cmdline come from procfs) on the fixture tree: ProcRoot is
+// respected and every field is the one the files hold.
 func TestInfoReadsFixtureTree(t *testing.T) {
-	in := &cpuInput{s: input.Settings{ProcRoot: filepath.Join("testdata", "proc")}, infos: map[int]*procInfo{}, buf: make([]byte, 4096)}
-	got, ok := in.info(5677)
-	want := &procInfo{PID: 5677, PPID: 5673, Name: "cat", StartTime: 232494,
+	c := &Collector{o: Options{ProcRoot: filepath.Join("testdata", "proc")}, acc: map[int]*procAcc{}, buf: make([]byte, 4096)}
+	got, ok := c.account(5677)
+	want := &process.Process{PID: 5677, PPID: 5673, Name: "cat", StartTime: 232494, UID: 1000,
 		Executable: "/usr/bin/cat", Args: []string{"cat", "-n", "/etc/hosts"}}
-	if !ok || !reflect.DeepEqual(got, want) {
+	if !ok || !reflect.DeepEqual(got.proc, want) {
 		t.Fatalf("got %+v, %v\nwant %+v", got, ok, want)
 	}
-	if _, ok := in.info(1); ok {
+	if _, ok := c.account(1); ok {
 		t.Error("pid 1 is not in the fixture tree but info found it")
 	}
 }

@@ -28,12 +28,7 @@ type sampler struct {
 	buf      []byte
 	dirBuf   []byte
 	path     []byte
-	lastTime time.Time
-	// tracked: track has run. The first track starts the first period:
-	// nothing before it is credited, so nothing before it may count in
-	// that period's length either.
-	tracked bool
-	all     bool
+	all      bool
 	// held counts the stat files kept open, at most maxHeld: re-reading an
 	// open /proc file with pread at offset 0 regenerates it (seq_read_iter
 	// restarts at position 0) and costs a quarter of an
@@ -73,7 +68,6 @@ func newSampler(procRoot string) *sampler {
 		procs:    map[int]*sampledProc{},
 		buf:      make([]byte, 4096),
 		dirBuf:   make([]byte, 16<<10),
-		lastTime: time.Now(),
 		maxHeld:  heldBudget(),
 	}
 	s.useSchedstat = schedstatWorks(procRoot)
@@ -104,9 +98,6 @@ func heldBudget() int {
 // track starts measuring new pids (their current state is the baseline)
 // and stops measuring the others. nil means every process, listed now.
 func (s *sampler) track(pids []int) {
-	if !s.tracked {
-		s.tracked, s.lastTime = true, time.Now()
-	}
 	s.all = pids == nil
 	if s.all {
 		pids = s.listPIDs()
@@ -396,13 +387,16 @@ func (s *sampler) readMigrations(p *sampledProc, baseline bool) uint64 {
 	return total
 }
 
-func (s *sampler) collect() (map[int]*procUsage, time.Duration, error) {
-	now := time.Now()
-	took := now.Sub(s.lastTime)
-	s.lastTime = now
+// collect reports every tracked process, and those found gone, with the
+// time of the read: what was credited since the previous collect belongs
+// to the time since then.
+func (s *sampler) collect() (map[int]*procUsage, []int, time.Duration, error) {
+	now := monotonic()
 	usage := make(map[int]*procUsage, len(s.procs))
+	var gone []int
 	for pid, p := range s.procs {
 		if p.gone {
+			gone = append(gone, pid)
 			continue
 		}
 		u := &procUsage{PID: pid, CoreNs: p.coreNs, Migrations: s.readMigrations(p, false)}
@@ -417,7 +411,7 @@ func (s *sampler) collect() (map[int]*procUsage, time.Duration, error) {
 			}
 		}
 	}
-	return usage, took, nil
+	return usage, gone, now, nil
 }
 
 func (s *sampler) close() error {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
-	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -212,7 +212,7 @@ func TestConfigMapConfigIsValidAndNamesTheNode(t *testing.T) {
 	if name, _ := cfg.ActiveOutput(); name != "elasticsearch" {
 		t.Errorf("active output %q, want elasticsearch", name)
 	}
-	factories := map[string]input.Factory{"flows": flowsinput.New, "cpu": cpu.New, "qdisc": qdisc.New}
+	factories := map[string]input.Factory{"flows": flowsinput.New, "cpu": cpuinput.New, "qdisc": qdisc.New}
 	var types []string
 	for _, raw := range cfg.Inputs {
 		tr, _ := raw.Child("type")

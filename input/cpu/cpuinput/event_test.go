@@ -1,4 +1,4 @@
-package cpu
+package cpuinput
 
 import (
 	"math"
@@ -6,41 +6,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/process"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
-func TestSummarize(t *testing.T) {
-	ms := uint64(time.Millisecond)
-	for _, tc := range []struct {
-		name string
-		ns   []uint64
-		want summary
-	}{
-		{"idle", []uint64{0, 0}, summary{Dominant: -1}},
-		// pct is a fraction of one core, as in Beats: 0.9 is 90%.
-		{"one core", []uint64{0, 900 * ms}, summary{TotalNs: 900 * ms, Pct: 0.9, CoresUsed: 1, Spread: 1, Dominant: 1}},
-		{"even over two", []uint64{500 * ms, 500 * ms}, summary{TotalNs: 1000 * ms, Pct: 1, CoresUsed: 2, Spread: 2, Dominant: 0}},
-		{"even over four", []uint64{250 * ms, 250 * ms, 250 * ms, 250 * ms}, summary{TotalNs: 1000 * ms, Pct: 1, CoresUsed: 4, Spread: 4, Dominant: 0}},
-		// exp(-(0.9 ln 0.9 + 0.1 ln 0.1)) = 1.3841
-		{"90/10", []uint64{100 * ms, 0, 900 * ms}, summary{TotalNs: 1000 * ms, Pct: 1, CoresUsed: 2, Spread: 1.3841, Dominant: 2}},
-		// A process busy on one and a half cores has pct 1.5.
-		{"one and a half cores", []uint64{1000 * ms, 500 * ms}, summary{TotalNs: 1500 * ms, Pct: 1.5, CoresUsed: 2, Spread: 1.8899, Dominant: 0}},
-		{"a thousandth of a percent", []uint64{10 * uint64(time.Microsecond)}, summary{TotalNs: 10 * uint64(time.Microsecond), Pct: 0.00001, CoresUsed: 1, Spread: 1, Dominant: 0}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := summarize(tc.ns, time.Second); got != tc.want {
-				t.Errorf("got  %+v\nwant %+v", got, tc.want)
-			}
-		})
+// usageOf is the usage of a process that ran coreNs in period, from two
+// snapshots of a machine with ncores cores.
+func usageOf(t *testing.T, p *process.Process, coreNs []uint64, migrations uint64, period time.Duration, ncores int) cpu.ProcessUsage {
+	t.Helper()
+	cores := make([]cpu.CoreTimes, ncores)
+	for i := range cores {
+		cores[i].CPU = i
 	}
+	prev := cpu.Snapshot{Time: time.Unix(1, 0), MonotonicNs: 1e9, Cores: cores,
+		Processes: []cpu.ProcessTimes{{Process: p, Series: 1, CoreNs: make([]uint64, len(coreNs)), Migrations: 10}}}
+	cur := cpu.Snapshot{Time: time.Unix(3, 0), MonotonicNs: 1e9 + uint64(period), Cores: cores,
+		Processes: []cpu.ProcessTimes{{Process: p, Series: 1, CoreNs: coreNs, Migrations: 10 + migrations}}}
+	u := cpu.Diff(prev, cur)
+	if len(u.Processes) != 1 {
+		t.Fatalf("Diff: %d processes, want 1", len(u.Processes))
+	}
+	return u.Processes[0]
 }
 
 func TestProcessEvents(t *testing.T) {
 	ts := time.Unix(1700000000, 0)
-	p := &procInfo{PID: 42, PPID: 1, Name: "srv", Executable: "/usr/bin/srv", Args: []string{"srv", "-x"}, StartTime: 777}
-	u := &procUsage{PID: 42, CoreNs: []uint64{250e6, 0, 750e6}, Migrations: 7, Flows: 3}
-	s := summarize(u.CoreNs, 2*time.Second)
-	events := processEvents(nil, ts, 2*time.Second, 4, p, u, s, MethodEBPF)
+	p := &process.Process{PID: 42, PPID: 1, Name: "srv", Executable: "/usr/bin/srv", Args: []string{"srv", "-x"}, StartTime: 777}
+	u := usageOf(t, p, []uint64{250e6, 0, 750e6}, 7, 2*time.Second, 4)
+	events := processEvents(nil, ts, 2*time.Second, true, &u, 3, MethodEBPF)
 	if len(events) != 3 {
 		t.Fatalf("%d events, want 3 (process and two process_core)", len(events))
 	}
@@ -63,11 +57,27 @@ func TestProcessEvents(t *testing.T) {
 	}
 }
 
+func round(v float64, digits int) float64 {
+	p := math.Pow10(digits)
+	return math.Round(v*p) / p
+}
+
+// coreUsage is the usage of one core between two readings.
+func coreUsage(t *testing.T, prev, cur cpu.CoreTimes, softirqs bool) cpu.CoreUsage {
+	t.Helper()
+	u := cpu.Diff(cpu.Snapshot{Time: time.Unix(4, 0), MonotonicNs: 4e9, Cores: []cpu.CoreTimes{prev}, NetSoftirqs: softirqs},
+		cpu.Snapshot{Time: time.Unix(5, 0), MonotonicNs: 5e9, Cores: []cpu.CoreTimes{cur}, NetSoftirqs: softirqs})
+	if len(u.Cores) != 1 {
+		t.Fatalf("Diff: %d cores, want 1", len(u.Cores))
+	}
+	return u.Cores[0]
+}
+
 func TestCoreEvent(t *testing.T) {
-	prev := coreTimes{CPU: 3, User: 100, Nice: 10, System: 50, Idle: 1000, IOWait: 5, IRQ: 1, SoftIRQ: 2, Steal: 0}
+	prev := cpu.CoreTimes{CPU: 3, UserTicks: 100, NiceTicks: 10, SystemTicks: 50, IdleTicks: 1000, IOWaitTicks: 5, IRQTicks: 1, SoftIRQTicks: 2, StealTicks: 0, NetRX: 10, NetTX: 1}
 	// 200 ticks: user 40+10, system 30, idle 100, iowait 10, irq 4, softirq 4, steal 2
-	cur := coreTimes{CPU: 3, User: 140, Nice: 20, System: 80, Idle: 1100, IOWait: 15, IRQ: 5, SoftIRQ: 6, Steal: 2}
-	e := coreEvent(time.Unix(5, 0), time.Second, prev, cur, netSoftirqs{CPU: 3, RX: 10, TX: 1}, netSoftirqs{CPU: 3, RX: 110, TX: 4}, true)
+	cur := cpu.CoreTimes{CPU: 3, UserTicks: 140, NiceTicks: 20, SystemTicks: 80, IdleTicks: 1100, IOWaitTicks: 15, IRQTicks: 5, SoftIRQTicks: 6, StealTicks: 2, NetRX: 110, NetTX: 4}
+	e := coreEvent(time.Unix(5, 0), time.Second, coreUsage(t, prev, cur, true))
 	want := pipeline.M{
 		"scope": "core", "method": "procfs", "core": 3,
 		// Fractions of the core's ticks, adding up to 1.
@@ -83,7 +93,8 @@ func TestCoreEvent(t *testing.T) {
 	}
 	// A core that went offline and back restarts its counters: no
 	// negative or huge values.
-	e = coreEvent(time.Unix(5, 0), time.Second, cur, prev, netSoftirqs{}, netSoftirqs{}, false)
+	cur.NetRX, cur.NetTX, prev.NetRX, prev.NetTX = 0, 0, 0, 0
+	e = coreEvent(time.Unix(5, 0), time.Second, coreUsage(t, cur, prev, false))
 	if got, _ := e.Fields.GetValue("fleutan.cpu.idle.pct"); got != 0.0 {
 		t.Errorf("idle after reset = %v", got)
 	}

@@ -1,4 +1,4 @@
-package cpu
+package cpuinput
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/input/cpu"
 )
 
 // Config is the cpu input's section of fleutanbeat.inputs.
@@ -32,9 +33,9 @@ const (
 	ProcessesNetwork = "network"
 	ProcessesAll     = "all"
 
-	MethodAuto     = "auto"
-	MethodEBPF     = "ebpf"
-	MethodSampling = "sampling"
+	MethodAuto     = cpu.MethodAuto
+	MethodEBPF     = cpu.MethodEBPF
+	MethodSampling = cpu.MethodSampling
 )
 
 // DefaultConfig is the configuration of an input section that sets nothing.
@@ -48,9 +49,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// minSampleInterval keeps the sampler from becoming the busiest process:
-// below the 4 ms tick of common kernels, samples mostly see no change.
-const minSampleInterval = 10 * time.Millisecond
+// minSampleInterval keeps the sampler from becoming the busiest process.
+const minSampleInterval = cpu.MinSampleInterval
 
 // Validate checks the values; it does not touch the system.
 func (c *Config) Validate() error {

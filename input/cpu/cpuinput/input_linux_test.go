@@ -1,4 +1,4 @@
-package cpu
+package cpuinput
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/cpu/internal/cputest"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/nstest"
@@ -35,8 +37,8 @@ type periodResult struct {
 }
 
 // measure runs the input's period logic with the given method for n
-// periods of length d, reading each child's utime+stime right before the
-// baseline and right after every collect.
+// periods of length d, reading each child's utime+stime right after every
+// collection (the reference one included).
 func measure(t *testing.T, method string, n int, d time.Duration, done func([]periodResult) bool, pids ...int) []periodResult {
 	t.Helper()
 	cfg := DefaultConfig()
@@ -45,8 +47,8 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 	var logBuf bytes.Buffer
 	var logMu sync.Mutex
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil))
-	in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, infos: map[int]*procInfo{}, buf: make([]byte, 4096)}
-	m, got, err := in.openMeter()
+	in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log}
+	c, got, err := in.openCollector()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +60,9 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 		t.Errorf("want one log line naming the method, got %q", logBuf.String())
 	}
 	logMu.Unlock()
-	defer m.close()
-	tm := &truthMeter{meter: m, t: t, pids: pids}
-	in.meter, in.method = tm, got
+	defer c.Close()
+	tr := &truth{t: t, pids: pids}
+	in.coll, in.method, in.afterCollect = c, got, tr.read
 	in.procs = procindex.New(procindex.Options{ProcRoot: "/proc"})
 	sel, err := in.selectProcesses()
 	if err != nil {
@@ -71,33 +73,18 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 			t.Fatalf("child %d holds a socket but is not selected: %v", pid, sel)
 		}
 	}
-	m.track(sel.pids())
-	cores, sirqs, err := in.readCores(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A first period, not judged, ends in a collect: from there on the
-	// meter's windows run from collect to collect for both methods, and
-	// truthMeter reads the ground truth at those very moments.
-	if method == MethodSampling {
-		m.sample()
-	}
-	_, sel, cores, sirqs = in.period(sel, cores, sirqs)
+	ctx := context.Background()
+	in.begin(ctx)
+	// A first period, not judged, ends in a collection: from there on
+	// the windows run from collection to collection for both methods, and
+	// truth reads the ground truth at those very moments.
+	_ = in.period(ctx)
 	start := time.Now()
 	var out []periodResult
 	for range n {
-		if method == MethodSampling {
-			interval := cfg.SampleInterval.D()
-			for i := 1; i <= int(d/interval); i++ {
-				time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
-				m.sample()
-			}
-		} else {
-			time.Sleep(time.Until(start.Add(d)))
-		}
-		var events []pipeline.Event
-		events, sel, cores, sirqs = in.period(sel, cores, sirqs)
-		r := periodResult{start: start, events: events, truthNs: tm.truthNs}
+		time.Sleep(time.Until(start.Add(d)))
+		events := in.period(ctx)
+		r := periodResult{start: start, events: events, truthNs: tr.truthNs}
 		r.end = time.Now()
 		start = r.end
 		out = append(out, r)
@@ -108,34 +95,31 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 	return out
 }
 
-// truthMeter reads the children's utime+stime right after each collect
-// of the meter it wraps, so that the ground truth covers the window the
-// meter measured. Read after the whole period instead, it would take in
-// the reselection and event building that follow the collect, which the
-// meter counts in the next period: under emulation (a kernel-matrix
-// guest) that was a quarter of the period.
-type truthMeter struct {
-	meter
+// truth reads the children's utime+stime right after each collection, so
+// that the ground truth covers the window the collector measured. Read
+// after the whole period instead, it would take in the reselection and
+// event building that follow, which the collector counts in the next
+// period: under emulation (a kernel-matrix guest) that was a quarter of
+// the period.
+type truth struct {
 	t       *testing.T
 	pids    []int
-	at      map[int]uint64 // ticks at the previous collect
-	truthNs map[int]uint64 // since the previous collect
+	at      map[int]uint64 // ticks at the previous collection
+	truthNs map[int]uint64 // since the previous collection
 }
 
-func (m *truthMeter) collect() (map[int]*procUsage, time.Duration, error) {
-	u, took, err := m.meter.collect()
+func (m *truth) read() {
 	now := make(map[int]uint64, len(m.pids))
 	for _, pid := range m.pids {
-		now[pid] = cpuTicks(m.t, pid)
+		now[pid] = cputest.CPUTicks(m.t, pid)
 	}
 	m.truthNs = map[int]uint64{}
 	for pid, ticks := range now {
 		if m.at != nil {
-			m.truthNs[pid] = (ticks - m.at[pid]) * nsPerTick
+			m.truthNs[pid] = (ticks - m.at[pid]) * cputest.NsPerTick
 		}
 	}
 	m.at = now
-	return u, took, err
 }
 
 type lockedWriter struct {
@@ -206,8 +190,8 @@ const enough = 100 * time.Millisecond
 // and the CPU time against their own utime+stime.
 func TestProcessCoresMatchAffinity(t *testing.T) {
 	nstest.RequireRoot(t)
-	pinned := startChild(t, "busy 1")
-	moving := startChild(t, "move 200")
+	pinned := cputest.StartChild(t, "busy 1")
+	moving := cputest.StartChild(t, "move 200")
 
 	// Tolerances. eBPF counts every slice: its total must match utime+stime
 	// within 10%. Sampling credits whole intervals to the last-run core and
@@ -229,10 +213,10 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 			// starved or the moving child made fewer than 3 moves.
 			judged := func(res []periodResult) (pinnedOK, movingOK int) {
 				for _, r := range res {
-					if r.truthNs[pinned.pid()] >= uint64(enough) {
+					if r.truthNs[pinned.PID()] >= uint64(enough) {
 						pinnedOK++
 					}
-					if r.truthNs[moving.pid()] >= uint64(enough) && moving.movesIn(r.start, r.end) >= 3 {
+					if r.truthNs[moving.PID()] >= uint64(enough) && moving.MovesIn(r.start, r.end) >= 3 {
 						movingOK++
 					}
 				}
@@ -241,14 +225,14 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 			res := measure(t, tc.method, 6, time.Second, func(res []periodResult) bool {
 				p, m := judged(res)
 				return len(res) >= 2 && p >= 1 && m >= 1
-			}, pinned.pid(), moving.pid())
+			}, pinned.PID(), moving.PID())
 			if p, m := judged(res); p == 0 || m == 0 {
 				t.Fatalf("in %d periods the children never had %v of CPU (and 3 moves): machine too loaded to judge", len(res), enough)
 			}
 			var measured, truth = map[int]float64{}, map[int]float64{}
 			spreadChecked := 0
 			for i, r := range res {
-				for _, pid := range []int{pinned.pid(), moving.pid()} {
+				for _, pid := range []int{pinned.PID(), moving.PID()} {
 					truth[pid] += float64(r.truthNs[pid])
 					if r.truthNs[pid] < uint64(enough) {
 						// Maybe no event at all (no CPU time): measured
@@ -278,18 +262,18 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 					}
 				}
 
-				checkCores(t, r, pinned.pid())
-				if r.truthNs[pinned.pid()] < uint64(enough) {
-					t.Logf("%s period %d: pinned child starved (%v of CPU), placement not judged", tc.method, i, time.Duration(r.truthNs[pinned.pid()]))
+				checkCores(t, r, pinned.PID())
+				if r.truthNs[pinned.PID()] < uint64(enough) {
+					t.Logf("%s period %d: pinned child starved (%v of CPU), placement not judged", tc.method, i, time.Duration(r.truthNs[pinned.PID()]))
 				} else {
-					checkPinned(t, tc.method, i, r, pinned.pid(), tc.minShare, tc.maxSpread)
+					checkPinned(t, tc.method, i, r, pinned.PID(), tc.minShare, tc.maxSpread)
 				}
-				if r.truthNs[moving.pid()] < uint64(enough) {
+				if r.truthNs[moving.PID()] < uint64(enough) {
 					t.Logf("%s period %d: moving child starved, not judged", tc.method, i)
 					continue
 				}
-				proc, _ := ofProcess(t, r.events, moving.pid())
-				moves := moving.movesIn(r.start, r.end)
+				proc, _ := ofProcess(t, r.events, moving.PID())
+				moves := moving.MovesIn(r.start, r.end)
 				t.Logf("%s period %d moving: pct %.3f spread %v migrations %v moves %d", tc.method, i,
 					num(t, *proc, "fleutan.cpu.pct"), field(t, *proc, "fleutan.cpu.spread"), field(t, *proc, "fleutan.cpu.migrations"), moves)
 				if mig := num(t, *proc, "fleutan.cpu.migrations"); mig < float64(moves) {
@@ -399,7 +383,7 @@ func (r *recorder) Publish(ctx context.Context, events ...pipeline.Event) error 
 // TestRunPublishesEveryScope runs the input as the agent does, from YAML.
 func TestRunPublishesEveryScope(t *testing.T) {
 	nstest.RequireRoot(t)
-	c := startChild(t, "busy 0")
+	c := cputest.StartChild(t, "busy 0")
 	for _, method := range []string{MethodAuto, MethodSampling} {
 		t.Run(method, func(t *testing.T) {
 			t.Parallel()
@@ -429,7 +413,7 @@ func TestRunPublishesEveryScope(t *testing.T) {
 			if method == MethodSampling {
 				want = MethodSampling
 			}
-			proc, cores := ofProcess(t, rec.events, c.pid())
+			proc, cores := ofProcess(t, rec.events, c.PID())
 			if got := field(t, *proc, "fleutan.cpu.method"); got != want {
 				t.Errorf("method %v, want %s", got, want)
 			}
@@ -452,8 +436,11 @@ func TestRunPublishesEveryScope(t *testing.T) {
 // TestMethodFallback checks the choice and its one log line when the
 // kernel refuses the eBPF program.
 func TestMethodFallback(t *testing.T) {
-	refuse := func(string) (meter, error) {
-		return nil, errors.New("attach raw tracepoint sched_switch: operation not permitted")
+	refuse := func(o cpu.Options) (*cpu.Collector, error) {
+		if o.Method != cpu.MethodSampling {
+			return nil, &cpu.EBPFError{Err: errors.New("attach raw tracepoint sched_switch: operation not permitted")}
+		}
+		return cpu.New(o)
 	}
 	noBPF := caps.Set(1 << caps.Perfmon)
 	for _, tc := range []struct {
@@ -480,8 +467,8 @@ func TestMethodFallback(t *testing.T) {
 			}}))
 			cfg := DefaultConfig()
 			cfg.Method = tc.method
-			in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, loadBPF: refuse, have: tc.have}
-			m, got, err := in.openMeter()
+			in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, newCollector: refuse, have: tc.have}
+			m, got, err := in.openCollector()
 			if tc.err != "" {
 				if err == nil || err.Error() != tc.err {
 					t.Fatalf("error %v, want %s", err, tc.err)
@@ -491,7 +478,7 @@ func TestMethodFallback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer m.close()
+			defer m.Close()
 			if got != tc.want {
 				t.Errorf("method %s, want %s", got, tc.want)
 			}
@@ -559,12 +546,12 @@ func TestSelectionFindsSocketOnReusedFD(t *testing.T) {
 		}
 	})
 
-	c := startChild(t, "reuse")
+	c := cputest.StartChild(t, "reuse")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fdDir := "/proc/" + strconv.Itoa(c.pid()) + "/fd/"
+	fdDir := "/proc/" + strconv.Itoa(c.PID()) + "/fd/"
 	fileFD := ""
 	ents, err := os.ReadDir(fdDir)
 	if err != nil {
@@ -587,17 +574,17 @@ func TestSelectionFindsSocketOnReusedFD(t *testing.T) {
 	}
 
 	log := slog.New(slog.DiscardHandler)
-	in := &cpuInput{cfg: DefaultConfig(), s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log, infos: map[int]*procInfo{}, buf: make([]byte, 4096)}
+	in := &cpuInput{cfg: DefaultConfig(), s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log}
 	in.procs = procindex.New(procindex.Options{ProcRoot: "/proc"})
 	sel, err := in.selectProcesses()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sel.has(c.pid()) {
-		t.Fatalf("child %d selected before it has a socket", c.pid())
+	if sel.has(c.PID()) {
+		t.Fatalf("child %d selected before it has a socket", c.PID())
 	}
 	before := count()
-	if _, err := fmt.Fprintln(c.stdin, "connect "+ln.Addr().String()); err != nil {
+	if _, err := fmt.Fprintln(c.Stdin, "connect "+ln.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -618,33 +605,55 @@ func TestSelectionFindsSocketOnReusedFD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, ok := sel.flows(c.pid()); !ok || n != 1 {
-		t.Errorf("child %d: selected %v with %d flows, want selected with 1", c.pid(), ok, n)
+	if n, ok := sel.flows(c.PID()); !ok || n != 1 {
+		t.Errorf("child %d: selected %v with %d flows, want selected with 1", c.PID(), ok, n)
 	}
 }
 
-// TestSamplerFirstPeriodStartsAtTrack: the sampler credits CPU time from
-// the baseline track reads, so its first period must not also count the
-// time between opening the meter and that track (the agent selects the
-// processes in between, which takes long on a slow machine): the rate
-// would come out too low by that much.
-func TestSamplerFirstPeriodStartsAtTrack(t *testing.T) {
+// TestRunPublishesLatest: with the query API on (Settings.Latest), every
+// collection's snapshot is there under "cpu", and the events of a period
+// are those of the latest snapshot.
+func TestRunPublishesLatest(t *testing.T) {
 	nstest.RequireRoot(t)
-	busy := startChild(t, "busy 1")
-	s := newSampler("/proc")
-	defer s.close()
-	time.Sleep(300 * time.Millisecond)
-	tracked := time.Now()
-	s.track([]int{busy.pid()})
-	for range 5 {
-		time.Sleep(100 * time.Millisecond)
-		s.sample()
-	}
-	_, took, err := s.collect()
+	c := cputest.StartChild(t, "busy 0")
+	latest := input.NewLatest()
+	cfg := DefaultConfig()
+	cfg.Period = config.Duration(time.Second)
+	cfg.Method = MethodSampling
+	in, err := newInput(cfg, input.Settings{Logger: slog.New(slog.DiscardHandler), ProcRoot: "/proc", Latest: latest})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if since := time.Since(tracked); took > since {
-		t.Errorf("first period is %v long, but only %v passed since the track that started it", took, since)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec := &recorder{cancel: cancel}
+	if err := in.Run(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.events == nil {
+		t.Fatal("no period ended in 30 s")
+	}
+	got, ok := latest.Get("cpu")
+	if !ok {
+		t.Fatal("no snapshot under cpu")
+	}
+	snap, ok := got.Snapshot.(cpu.Snapshot)
+	if !ok {
+		t.Fatalf("latest cpu is a %T, want cpu.Snapshot", got.Snapshot)
+	}
+	if !got.Time.Equal(snap.Time) || !snap.Time.Equal(rec.events[0].Timestamp) {
+		t.Errorf("latest at %v, snapshot %v, events %v: want one time", got.Time, snap.Time, rec.events[0].Timestamp)
+	}
+	if snap.Method != MethodSampling || len(snap.Cores) == 0 {
+		t.Errorf("snapshot method %q with %d cores", snap.Method, len(snap.Cores))
+	}
+	found := false
+	for _, p := range snap.Processes {
+		found = found || p.Process.PID == c.PID()
+	}
+	if !found {
+		t.Errorf("the busy network child %d is not in the snapshot", c.PID())
 	}
 }

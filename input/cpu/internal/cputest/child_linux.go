@@ -1,4 +1,8 @@
-package cpu
+// Package cputest runs the processes the cpu tests measure: the test
+// binary doubles as the child, selected by an environment variable, so
+// that every test package of the cpu collector and input can start pinned,
+// moving and idle processes. Only tests import it.
+package cputest
 
 import (
 	"bufio"
@@ -26,7 +30,8 @@ import (
 //	idle  T      start T threads that sleep, print "ready" and wait (bench)
 const childEnv = "FBT_CPU_CHILD"
 
-func TestMain(m *testing.M) {
+// Main is the TestMain of a package that starts children.
+func Main(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(runChild(mode))
 	}
@@ -175,15 +180,19 @@ func pinAll(core int) error {
 	return nil
 }
 
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
+// Child is a running child process.
+type Child struct {
+	cmd *exec.Cmd
+	// Stdin reaches the child; closing it ends the child.
+	Stdin io.WriteCloser
 	mu    sync.Mutex
 	moves []time.Time
 	ready chan error
 }
 
-func startChild(t testing.TB, mode string) *child {
+// StartChild starts the test binary as a child in mode and waits for it
+// to say it is ready; it ends with the test.
+func StartChild(t testing.TB, mode string) *Child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, "GOMAXPROCS=1")
@@ -199,7 +208,7 @@ func startChild(t testing.TB, mode string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, stdin: stdin, ready: make(chan error, 1)}
+	c := &Child{cmd: cmd, Stdin: stdin, ready: make(chan error, 1)}
 	t.Cleanup(func() {
 		_ = stdin.Close()
 		_ = cmd.Wait()
@@ -232,8 +241,8 @@ func startChild(t testing.TB, mode string) *child {
 	return c
 }
 
-// movesIn counts the moves made strictly inside [from, to].
-func (c *child) movesIn(from, to time.Time) int {
+// MovesIn counts the moves made strictly inside [from, to].
+func (c *Child) MovesIn(from, to time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
@@ -245,18 +254,31 @@ func (c *child) movesIn(from, to time.Time) int {
 	return n
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
+// PID is the child's pid.
+func (c *Child) PID() int { return c.cmd.Process.Pid }
 
-// cpuTicks is the child's own utime+stime (USER_HZ), the ground truth.
-func cpuTicks(t testing.TB, pid int) uint64 {
+// NsPerTick is the length of a USER_HZ tick, the unit of utime and stime.
+const NsPerTick = uint64(time.Second / 100)
+
+// CPUTicks is a process's own utime+stime (USER_HZ), the ground truth.
+// The fields are counted from after the last ')', as comm may hold any
+// byte (proc(5)).
+func CPUTicks(t testing.TB, pid int) uint64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := parseTaskStat(b, false)
-	if err != nil {
-		t.Fatal(err)
+	end := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[end+1:]))
+	// f[0] is field 3 (state): utime and stime are fields 14 and 15.
+	if end < 0 || len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
 	}
-	return st.Ticks
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	return utime + stime
 }

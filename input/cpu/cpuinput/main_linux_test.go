@@ -1,0 +1,9 @@
+package cpuinput
+
+import (
+	"testing"
+
+	"github.com/fleutan/fleutanbeat/input/cpu/internal/cputest"
+)
+
+func TestMain(m *testing.M) { cputest.Main(m) }
