@@ -11,10 +11,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the current rendering")
+
+// snapshotFixture is two consecutive snapshots of each collector, as their
+// JSON (the library's json tags): the interval between them is what the
+// views draw.
+type snapshotFixture struct {
+	Flows *struct{ Prev, Cur flows.Snapshot } `json:"flows"`
+	CPU   *struct{ Prev, Cur cpu.Snapshot }   `json:"cpu"`
+}
+
+// loadInterval reads a snapshot fixture and diffs its snapshots as the
+// tool does.
+func loadInterval(t *testing.T, name string) *interval {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var fx snapshotFixture
+	if err := dec.Decode(&fx); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	iv := &interval{}
+	if fx.Flows != nil {
+		iv.Flows, iv.FlowDeltas = &fx.Flows.Cur, flows.Diff(fx.Flows.Prev, fx.Flows.Cur)
+	}
+	if fx.CPU != nil {
+		u := cpu.Diff(fx.CPU.Prev, fx.CPU.Cur)
+		iv.CPU = &u
+	}
+	return iv
+}
 
 // loadEvents reads an NDJSON fixture of pipeline events as --json prints
 // them; numbers stay json.Number so large counters are exact.
@@ -53,27 +88,30 @@ func TestViewsMatchGoldenFiles(t *testing.T) {
 		opts    flowsOptions
 		style   Style
 	}{
-		{"cpu_fl_asoc", "flows_cpu.ndjson", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
-		{"cpu_fl_asoc_narrow", "flows_cpu.ndjson", flowsOptions{view: viewCPUAssoc}, Style{Width: 40}},
-		{"cpu_gen", "flows_cpu.ndjson", flowsOptions{view: viewCPUGen}, Style{Width: 100}},
+		{"cpu_fl_asoc", "flows_cpu.json", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
+		{"cpu_fl_asoc_narrow", "flows_cpu.json", flowsOptions{view: viewCPUAssoc}, Style{Width: 40}},
+		{"cpu_gen", "flows_cpu.json", flowsOptions{view: viewCPUGen}, Style{Width: 100}},
 		{"qdisc", "qdisc.ndjson", flowsOptions{view: viewQdisc}, Style{Width: 100}},
 		{"qdisc_narrow", "qdisc.ndjson", flowsOptions{view: viewQdisc}, Style{Width: 60}},
-		{"lat", "flows_cpu.ndjson", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
-		{"lat_color", "flows_cpu.ndjson", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100, Color: true}},
-		{"lat_group_proc", "flows_cpu.ndjson", flowsOptions{view: viewLat, thresholds: [3]float64{1, 25, 99}, group: "proc"}, Style{Width: 120}},
-		{"vol", "flows_cpu.ndjson", flowsOptions{view: viewVol}, Style{Width: 100}},
-		{"vol_group_peer", "flows_cpu.ndjson", flowsOptions{view: viewVol, group: "peer"}, Style{Width: 100}},
+		{"lat", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
+		{"lat_color", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100, Color: true}},
+		{"lat_group_proc", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: [3]float64{1, 25, 99}, group: "proc"}, Style{Width: 120}},
+		{"vol", "flows_cpu.json", flowsOptions{view: viewVol}, Style{Width: 100}},
+		{"vol_group_peer", "flows_cpu.json", flowsOptions{view: viewVol, group: "peer"}, Style{Width: 100}},
 		{"empty_cpu", "", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
 		{"empty_qdisc", "", flowsOptions{view: viewQdisc}, Style{Width: 100}},
 		{"empty_lat", "", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var events []pipeline.Event
-			if tc.fixture != "" {
-				events = loadEvents(t, tc.fixture)
+			iv := &interval{}
+			switch {
+			case strings.HasSuffix(tc.fixture, ".json"):
+				iv = loadInterval(t, tc.fixture)
+			case tc.fixture != "":
+				iv.qdiscEvents = loadEvents(t, tc.fixture)
 			}
-			fr := buildFrame(events)
+			fr := buildFrame(iv)
 			got := render(&fr, &tc.opts, tc.style)
 			path := filepath.Join("testdata", "golden", tc.name+".txt")
 			if *update {
