@@ -1,0 +1,190 @@
+package libtest
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
+)
+
+// modulePath is the library's module, which libuser requires.
+const modulePath = "github.com/fleutan/fleutanbeat"
+
+// libuserBinary builds testdata/libuser as a module of its own, offline:
+// a copy of it whose replace points at this checkout, with this module's
+// go.sum (a superset of what libuser needs), so every module comes from
+// the module cache the library's own build filled. The kernel matrix's
+// guest has no go tool: it names the binary it built beforehand.
+func libuserBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("FLEUTANBEAT_LIBUSER_BIN"); bin != "" {
+		return bin
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []struct{ from, to string }{
+		{filepath.Join("testdata", "libuser", "go.mod"), "go.mod"},
+		{filepath.Join("testdata", "libuser", "main.go"), "main.go"},
+		{filepath.Join(root, "go.sum"), "go.sum"},
+	} {
+		b, err := os.ReadFile(f.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.to), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "libuser")
+	for _, args := range [][]string{
+		{"mod", "edit", "-replace", modulePath + "=" + root},
+		{"build", "-o", bin, "."},
+	} {
+		c := exec.Command("go", args...)
+		c.Dir = dir
+		// -mod=mod lets go add libuser's indirect requirements (the
+		// library's own dependencies) to the copy's go.mod.
+		c.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", "CGO_ENABLED=0")
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return bin
+}
+
+// connect opens a TCP connection over the namespace's loopback, held by
+// this process: the listener, the client's end and the accepted end. It
+// returns the client's and the listener's ports.
+func connect(t *testing.T, ns *nstest.Netns) (clientPort, serverPort int) {
+	t.Helper()
+	lo := [4]byte{127, 0, 0, 1}
+	ln := ns.Socket(t, unix.AF_INET, unix.SOCK_STREAM)
+	t.Cleanup(func() { unix.Close(ln) })
+	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: lo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 1); err != nil {
+		t.Fatal(err)
+	}
+	serverPort = port(t, ln)
+	c := ns.Socket(t, unix.AF_INET, unix.SOCK_STREAM)
+	t.Cleanup(func() { unix.Close(c) })
+	if err := unix.Connect(c, &unix.SockaddrInet4{Addr: lo, Port: serverPort}); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(s) })
+	return port(t, c), serverPort
+}
+
+func port(t *testing.T, fd int) int {
+	t.Helper()
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*unix.SockaddrInet4).Port
+}
+
+// onlineCores counts the cpuN lines of /proc/stat, the cores a cpu
+// snapshot reports.
+func onlineCores(t *testing.T) int {
+	t.Helper()
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	cpuN := regexp.MustCompile(`^cpu\d+ `)
+	for sc.Scan() {
+		if cpuN.MatchString(sc.Text()) {
+			n++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestLibraryUserPrintsOneSnapshotOfEachCollector builds libuser, a
+// program in a module of its own that uses the public collector packages,
+// and runs it inside a namespace with a known connection and a 4-queue
+// veth under mq: its one snapshot of each collector must show exactly
+// those.
+func TestLibraryUserPrintsOneSnapshotOfEachCollector(t *testing.T) {
+	nstest.RequireRoot(t)
+	bin := libuserBinary(t)
+	host, peer := nstest.New(t), nstest.New(t)
+	nstest.VethPair(t, host, peer, "lu0", 4, "10.99.7.1", "10.99.7.2")
+	host.Run(t, "tc", "qdisc", "add", "dev", "lu0", "root", "handle", "1:", "mq")
+	cport, sport := connect(t, host)
+
+	c := host.Command(bin)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("libuser: %v\n%s%s", err, out, stderr.String())
+	}
+	t.Logf("libuser:\n%s%s", out, stderr.String())
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	has := func(want string) bool {
+		for _, l := range lines {
+			if l == want {
+				return true
+			}
+		}
+		return false
+	}
+	count := func(prefix string) int {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+
+	pid := os.Getpid()
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimSpace(string(comm))
+	for _, want := range []string{
+		fmt.Sprintf("flow tcp 127.0.0.1:%d 127.0.0.1:%d outbound established pid %d %s", cport, sport, pid, name),
+		fmt.Sprintf("flow tcp 127.0.0.1:%d 127.0.0.1:%d inbound established pid %d %s", sport, cport, pid, name),
+		fmt.Sprintf("flow tcp 127.0.0.1:%d 0.0.0.0:0 listening listen pid %d %s", sport, pid, name),
+		fmt.Sprintf("cpu %d cores", onlineCores(t)),
+	} {
+		if !has(want) {
+			t.Errorf("no line %q", want)
+		}
+	}
+	// The namespace has nothing else: its three sockets, and lu0's mq
+	// with one child per TX queue (loopback is left out by default).
+	if n := count("flow "); n != 3 {
+		t.Errorf("%d flows, want the 3 of the test's connection", n)
+	}
+	if n := count("core "); n != onlineCores(t) {
+		t.Errorf("%d core lines, want %d", n, onlineCores(t))
+	}
+}

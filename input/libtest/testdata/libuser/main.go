@@ -1,0 +1,77 @@
+// Command libuser prints one snapshot of each fleutanbeat collector: the
+// flows, the cores and the qdiscs of the network namespace it runs in. It
+// is a module of its own, so it can use only the library's public API.
+//
+// Output, one line each:
+//
+//	flow PROTO LOCAL REMOTE DIRECTION STATE pid PID NAME
+//	cpu N cores
+//	core CPU user_ticks U system_ticks S idle_ticks I
+//	qdisc DEVICE KIND HANDLE root tx_queues N
+//	qdisc DEVICE KIND HANDLE parent PARENT tx_queue Q
+//	qdisc DEVICE KIND HANDLE parent PARENT
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/flows"
+)
+
+func main() {
+	if err := run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "libuser:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	if err := printFlows(ctx); err != nil {
+		return err
+	}
+	return printCores(ctx)
+}
+
+func printFlows(ctx context.Context) error {
+	c, err := flows.New(flows.Options{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	snap, err := c.Collect(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range snap.Flows {
+		pid, name := 0, "-"
+		if f.Process != nil {
+			pid, name = f.Process.PID, f.Process.Name
+		}
+		fmt.Printf("flow %s %s %s %s %s pid %d %s\n", flows.TransportName(f.Protocol), f.Local, f.Remote,
+			f.Direction, flows.StateName(f.State), pid, name)
+	}
+	return nil
+}
+
+func printCores(ctx context.Context) error {
+	// Counting no process keeps this to /proc/stat: an empty list, not
+	// nil, which is every process.
+	c, err := cpu.New(cpu.Options{Method: cpu.MethodSampling})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.Track([]int{})
+	snap, err := c.Collect(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("cpu %d cores\n", len(snap.Cores))
+	for _, core := range snap.Cores {
+		fmt.Printf("core %d user_ticks %d system_ticks %d idle_ticks %d\n", core.CPU, core.UserTicks, core.SystemTicks, core.IdleTicks)
+	}
+	return nil
+}
