@@ -48,7 +48,11 @@ type Collector struct {
 	bufs   [2][]Flow
 	idxs   [2]map[indexKey]int32
 	nsBufs [2][]Namespace
+	refs   [2][]int32
 	gen    int
+	// seq numbers the snapshots, so that Diff knows when cur's refs point
+	// into prev.
+	seq uint64
 
 	// lingering holds, by cookie, flows gone from the dump whose close
 	// the tracker has not reported yet (FIN-WAIT, CLOSE-WAIT, ...): their
@@ -199,9 +203,15 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	snap := Snapshot{Time: now, Unattributed: Unattributed{
 		Exited: c.procStats.Exited, Unreadable: c.procStats.Unreadable, NoOwner: c.procStats.NoOwner,
 	}}
+	c.seq++
+	snap.seq, snap.prevSeq = c.seq, c.seq-1
 	flows = c.track(flows, failed, now, &snap)
 	flows = c.appendClosed(flows, failed, now)
 	snap.Flows = flows
+	for len(snap.refs) < len(flows) {
+		snap.refs = append(snap.refs, -1)
+	}
+	c.refs[c.gen] = snap.refs
 	snap.Lingering = c.lingeringFlows()
 	snap.Namespaces = c.visited(nss, present, failed)
 	c.bufs[c.gen] = flows[:0]
@@ -457,12 +467,17 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, s
 	// ones needs no second lookup per flow.
 	c.seen = slices.Grow(c.seen[:0], len(c.prev))[:len(c.prev)]
 	clear(c.seen)
+	// refs[i] is the index of flow i's previous report in c.prev, which
+	// Diff uses instead of a second lookup by key.
+	refs := slices.Grow(c.refs[c.gen][:0], len(flows))[:len(flows)]
 	for i := range flows {
 		f := &flows[i]
 		k := f.indexKey()
 		idx[k] = int32(i)
+		refs[i] = -1
 		cl := c.closedFlow(f)
 		if j, ok := c.prevIdx[k]; ok {
+			refs[i] = j
 			c.seen[j] = true
 			p := &c.prev[j]
 			f.FirstSeen = p.FirstSeen
@@ -496,11 +511,13 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, s
 		if c.tracker != nil && p.Cookie != 0 && p.Protocol == protoTCP && p.Direction != Listening {
 			if f, ok := c.gone(p); ok {
 				flows = append(flows, f)
+				refs = append(refs, int32(j))
 			}
 			continue
 		}
 		p.Final = true
 		flows = append(flows, p)
+		refs = append(refs, int32(j))
 	}
 	next := flows[:live:live]
 	// Carry the flows of failed namespaces so they are neither lost nor
@@ -512,7 +529,7 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, s
 		}
 	}
 	c.prev, c.prevIdx = next, idx
-	snap.live, snap.idx = live, idx
+	snap.live, snap.idx, snap.refs = live, idx, refs
 	if len(next) > live {
 		snap.Held = next[live:]
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,6 +36,13 @@ func (x *differ) collect(t *testing.T) []Flow {
 		t.Fatalf("Collect: %v", err)
 	}
 	ds := Diff(x.prev, snap)
+	// The collector's refs and Diff's own lookup by key agree.
+	plain := func(s Snapshot) Snapshot {
+		return Snapshot{Time: s.Time, Flows: s.Flows, Namespaces: s.Namespaces, Held: s.Held, Lingering: s.Lingering}
+	}
+	if byKey := Diff(plain(x.prev), plain(snap)); !slices.Equal(ds, byKey) {
+		t.Errorf("Diff with the collector's refs %+v, by key %+v", ds, byKey)
+	}
 	x.prev = snap
 	x.d = make(map[*Flow]FlowDelta, len(ds))
 	for i := range ds {

@@ -45,6 +45,11 @@ type Snapshot struct {
 	// Diff then indexes the non-final Flows and Held itself.
 	live int
 	idx  map[indexKey]int32
+	// refs[i], when seq follows the prev given to Diff, is the index of
+	// Flows[i]'s previous report in that prev (as in idx), -1 for none:
+	// at tens of thousands of flows Diff then needs no lookup by key.
+	refs         []int32
+	seq, prevSeq uint64
 }
 
 // Namespace is one network namespace a collection visited.
@@ -90,6 +95,7 @@ func (s Snapshot) Clone() Snapshot {
 	c.Flows = slices.Clone(s.Flows)
 	c.Namespaces = slices.Clone(s.Namespaces)
 	c.Held = slices.Clone(s.Held)
+	c.refs = slices.Clone(s.refs)
 	c.Lingering = slices.Clone(s.Lingering)
 	if s.idx != nil {
 		c.idx = maps.Clone(s.idx)
@@ -110,18 +116,24 @@ func Diff(prev, cur Snapshot) []FlowDelta {
 func AppendDiff(dst []FlowDelta, prev, cur Snapshot) []FlowDelta {
 	dst = slices.Grow(dst[:0], len(cur.Flows))[:len(cur.Flows)]
 	idx, live := prev.idx, prev.live
-	if idx == nil && len(prev.Flows)+len(prev.Held) > 0 {
+	// The collector's refs say where each flow's previous report is,
+	// when prev is the collection before cur.
+	useRefs := prev.seq != 0 && cur.prevSeq == prev.seq && len(cur.refs) == len(cur.Flows)
+	if !useRefs && idx == nil && len(prev.Flows)+len(prev.Held) > 0 {
 		idx, live = prev.index()
+	}
+	at := func(j int32) *Flow {
+		if int(j) < live {
+			return &prev.Flows[j]
+		}
+		return &prev.Held[int(j)-live]
 	}
 	ref := func(k indexKey) *Flow {
 		j, ok := idx[k]
 		if !ok {
 			return nil
 		}
-		if int(j) < live {
-			return &prev.Flows[j]
-		}
-		return &prev.Held[int(j)-live]
+		return at(j)
 	}
 	var lingering map[uint64]*Flow
 	if len(prev.Lingering) > 0 {
@@ -156,7 +168,11 @@ func AppendDiff(dst []FlowDelta, prev, cur Snapshot) []FlowDelta {
 			}
 		default:
 			var p *Flow
-			if len(idx) > 0 {
+			if useRefs {
+				if j := cur.refs[i]; j >= 0 {
+					p = at(j)
+				}
+			} else if len(idx) > 0 {
 				k := f.indexKey()
 				p = ref(k)
 				if p == nil && f.CloseCounters && k.inode != 0 {
