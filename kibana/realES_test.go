@@ -25,7 +25,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/nstest"
-	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
@@ -130,7 +130,7 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 		// namespaces: all finds the test's named namespace with the mq
 		// device (mqTraffic); flow_attribution: ebpf fails at start rather
 		// than silently producing no scope: flow events.
-		{"qdisc", qdisc.New, "period: 1s\nnamespaces: all\nflow_attribution: ebpf\n"},
+		{"qdisc", qdiscinput.New, "period: 1s\nnamespaces: all\nflow_attribution: ebpf\n"},
 	}
 	// The inputs run for at least run and until each has published three
 	// collections (deltas need two): on a loaded machine loading the eBPF

@@ -11,7 +11,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
-	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/output/codec"
 )
 
@@ -45,7 +45,7 @@ func newSampler(ctx context.Context, view string, every time.Duration, log *slog
 	switch view {
 	case viewQdisc:
 		period := fmt.Sprintf("period: %dms\n", every.Milliseconds())
-		s.src, err = startInput(ctx, "qdisc", qdisc.New, period+"flow_attribution: auto\n", log)
+		s.src, err = startInput(ctx, "qdisc", qdiscinput.New, period+"flow_attribution: auto\n", log)
 		// The input collects once at start: counters without deltas, the
 		// reference for the first interval. An input that publishes
 		// nothing (no devices) must not stall the tool: after a generous

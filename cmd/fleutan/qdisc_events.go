@@ -19,14 +19,14 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
-	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
 // qdiscChunk is the qdisc input's publish chunk: a collection is published
 // in chunks of that many events and a shorter last one, so a Publish of
 // fewer events ends a collection.
-const qdiscChunk = qdisc.PublishChunk
+const qdiscChunk = qdiscinput.PublishChunk
 
 // batchPublisher hands each Publish of an input to the sampling loop.
 type batchPublisher chan []pipeline.Event

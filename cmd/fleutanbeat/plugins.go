@@ -6,7 +6,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
-	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
@@ -18,7 +18,7 @@ import (
 var inputFactories = map[string]input.Factory{
 	"cpu":   cpuinput.New,
 	"flows": flowsinput.New,
-	"qdisc": qdisc.New,
+	"qdisc": qdiscinput.New,
 }
 
 var outputFactories = map[string]output.Factory{

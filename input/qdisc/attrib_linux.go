@@ -13,12 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Attach methods, as logged and as reported by Method.
-const (
-	MethodTracepoint    = "tracepoint"     // net:net_dev_start_xmit through tracefs
-	MethodRawTracepoint = "raw_tracepoint" // the same tracepoint, no tracefs needed
-)
-
 // xmitCounter owns the eBPF program counting transmitted bytes per
 // (device, TX queue, flow) and reads its map as deltas.
 type xmitCounter struct {

@@ -3,6 +3,7 @@ package qdisc
 import (
 	"context"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"os"
 	"os/exec"
 	"strings"
@@ -61,15 +62,15 @@ func childCPU(ps *os.ProcessState) time.Duration {
 // show of each device, both as one tc batch process and as separate runs.
 func BenchmarkCollectVsTC(b *testing.B) {
 	a, _ := benchTree(b)
-	c := NewCollector(CollectorOptions{Namespaces: testNamespaces(b, a)})
+	c := newTestCollector(b, Options{}, qdisctest.Namespaces(b, a))
 	defer c.Close()
 	ctx := context.Background()
-	samples, err := c.Collect(ctx)
+	snap, err := c.Collect(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if want := benchDevices * (1 + 2*benchQueues); len(samples) != want {
-		b.Fatalf("%d samples, want %d", len(samples), want)
+	if want := benchDevices * (1 + 2*benchQueues); len(snap.Qdiscs) != want {
+		b.Fatalf("%d samples, want %d", len(snap.Qdiscs), want)
 	}
 
 	var tcBatch strings.Builder
@@ -107,11 +108,15 @@ func BenchmarkCollectVsTC(b *testing.B) {
 			tcB += tcOnce(true)
 			tcS += tcOnce(false)
 		}
+		// A collection is Collect and Diff, as the adapter does them.
 		start := selfCPU()
 		for range collections {
-			if _, err := c.Collect(ctx); err != nil {
+			cur, err := c.Collect(ctx)
+			if err != nil {
 				b.Fatal(err)
 			}
+			_ = Diff(snap, cur)
+			snap = cur
 		}
 		own += selfCPU() - start
 	}
@@ -142,7 +147,7 @@ func benchXmitOverhead(b *testing.B, attach string) {
 	const packets = 200000
 	send := func() time.Duration {
 		cmd := a.Command("taskset", "-c", "0", os.Args[0], "-test.run=^$", "10.82.0.2:9", fmt.Sprint(packets), "64")
-		cmd.Env = append(os.Environ(), helperEnv+"=send", "GORACE=atexit_sleep_ms=0")
+		cmd.Env = append(os.Environ(), qdisctest.Env+"=send", "GORACE=atexit_sleep_ms=0")
 		cmd.Stdin = strings.NewReader("")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("sender: %v\n%s", err, out)

@@ -7,22 +7,31 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/netlink"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 )
 
 // Collector dumps the traffic control trees of its namespaces once per
-// Collect and keeps the previous counters of every series for deltas. It
-// is not safe for concurrent use.
+// Collect and keeps the last reading of every series, for the Held
+// qdiscs of a namespace whose dump fails. It is not safe for concurrent
+// use.
 type Collector struct {
-	opts CollectorOptions
+	opts Options
 	log  *slog.Logger
+	// flows joins the transmit counts to sockets and processes (with
+	// Options.Xmit only).
+	flows *flows.Collector
+	// evicted counts the eBPF map's evictions since New.
+	evicted atomic.Int64
 
 	sel netns.Selector // which namespaces; the own one is cached
 	// socks holds one rtnetlink socket per namespace; one that cannot be
@@ -31,7 +40,7 @@ type Collector struct {
 	// last is the time of the last good collection of each namespace:
 	// series born since then get their cumulative value as delta.
 	last map[uint64]time.Time
-	prev map[key]prevSample
+	prev map[key]Qdisc
 	// xpsFailed: reading XPS in another namespace failed once (logged).
 	xpsFailed bool
 	// xps caches the XPS masks of multiqueue devices, re-read every
@@ -50,13 +59,14 @@ type devID struct {
 
 const xpsRefresh = 6
 
-type prevSample struct {
-	c  Counters
-	at time.Time
-}
-
-// NewCollector prepares a collector; it opens nothing until Collect.
-func NewCollector(o CollectorOptions) *Collector {
+// New checks o and prepares a collector; it opens nothing until Collect.
+func New(o Options) (*Collector, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.TopFlowsPerQueue == 0 {
+		o.TopFlowsPerQueue = 20
+	}
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
 	}
@@ -69,9 +79,6 @@ func NewCollector(o CollectorOptions) *Collector {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Match == nil {
-		o.Match = func(_ string, loopback bool) bool { return !loopback }
-	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -80,7 +87,7 @@ func NewCollector(o CollectorOptions) *Collector {
 		opts:   o,
 		log:    log,
 		last:   map[uint64]time.Time{},
-		prev:   map[key]prevSample{},
+		prev:   map[key]Qdisc{},
 		xps:    map[devID][]string{},
 		xpsAge: map[uint64]int{},
 	}
@@ -91,25 +98,42 @@ func NewCollector(o CollectorOptions) *Collector {
 		}
 		return openRtnlIn(ns.Path)
 	})
-	return c
+	if o.Xmit != nil {
+		o.Xmit.x.evicted = &c.evicted
+		fc, err := flows.New(flows.Options{
+			ProcRoot: o.ProcRoot, RunDir: o.RunDir,
+			AllNamespaces: o.AllNamespaces, Namespaces: o.Namespaces, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.flows = fc
+	}
+	return c, nil
 }
 
 // Close releases the netlink sockets; a later Collect reopens them.
 func (c *Collector) Close() error {
+	if c.flows != nil {
+		return errors.Join(c.socks.Close(), c.flows.Close())
+	}
 	return c.socks.Close()
 }
 
 // Collect returns the qdiscs and classes of every selected device of every
-// selected namespace, with deltas against the previous collection. A
-// namespace whose dump failed contributes nothing (its previous counters
-// are kept) and its error is returned with the samples of the others.
-func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
+// selected namespace, and with Options.Xmit the flows behind each TX
+// queue. A namespace whose dump failed contributes nothing (its previous
+// readings are in Snapshot.Held) and its error is returned with the
+// qdiscs of the others. When the namespaces cannot be listed, or ctx
+// ends, the Snapshot is zero.
+func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	now := c.opts.Now()
 	nss, err := c.namespaces()
 	if err != nil {
-		return nil, err
+		return Snapshot{}, err
 	}
-	var out []Sample
+	var out []Qdisc
+	var visited []Namespace
 	seen := make(map[key]bool, len(c.prev))
 	v, err := c.socks.Each(ctx, nss, func(ns netns.Namespace, err error) {
 		c.log.Warn("qdisc: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
@@ -120,35 +144,41 @@ func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
 			out = out[:start]
 			return err
 		}
-		last, known := c.last[ns.Inode]
 		for i := range out[start:] {
 			s := &out[start+i]
+			s.Time = now
 			k := s.key()
 			seen[k] = true
-			p, ok := c.prev[k]
-			switch {
-			case ok:
-				s.HasDelta, s.Elapsed = true, now.Sub(p.at)
-				s.Delta, s.Reset = delta(s.Counters, p.c)
-			case known:
-				// Born during the period (a new device or qdisc).
-				s.HasDelta, s.Elapsed, s.Delta = true, now.Sub(last), s.Counters
-			}
-			c.prev[k] = prevSample{s.Counters, now}
+			c.prev[k] = *s
 		}
-		c.last[ns.Inode] = now
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return Snapshot{}, err
 	}
 	present, failed := v.Present, v.Failed
+	for _, ns := range nss {
+		if !present[ns.Inode] || slices.ContainsFunc(visited, func(n Namespace) bool { return n.Inode == ns.Inode }) {
+			continue
+		}
+		visited = append(visited, Namespace{Inode: ns.Inode, Name: ns.Name, Path: ns.Path, Previous: c.last[ns.Inode], Failed: failed[ns.Inode]})
+	}
+	for ino := range present {
+		if !failed[ino] {
+			c.last[ino] = now
+		}
+	}
 	errs := make([]error, 0, len(v.Errs))
 	for _, e := range v.Errs {
 		errs = append(errs, fmt.Errorf("qdisc: %w", e))
 	}
-	for k := range c.prev {
-		if !seen[k] && !failed[k.netns] {
+	var held []Qdisc
+	for k, q := range c.prev {
+		switch {
+		case seen[k]:
+		case failed[k.netns]:
+			held = append(held, q)
+		default:
 			delete(c.prev, k)
 		}
 	}
@@ -158,14 +188,59 @@ func (c *Collector) Collect(ctx context.Context) ([]Sample, error) {
 			delete(c.xpsAge, ino)
 		}
 	}
-	return out, errors.Join(errs...)
+	snap := Snapshot{Time: now, Qdiscs: out, Namespaces: visited, Held: held}
+	if c.opts.Xmit != nil {
+		if err := c.queueFlows(ctx, &snap); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return snap, errors.Join(errs...)
+}
+
+// queueFlows reads the transmit counts of the period and joins them to the
+// flows of a flows collection.
+func (c *Collector) queueFlows(ctx context.Context, snap *Snapshot) error {
+	before := c.evicted.Load()
+	var deltas []xmitDelta
+	err := c.opts.Xmit.x.Read(func(d *xmitDelta) { deltas = append(deltas, *d) })
+	snap.Evictions = c.evicted.Load() - before
+	if err != nil || len(deltas) == 0 {
+		return err
+	}
+	devs := map[devKey]*Device{}
+	for i := range snap.Qdiscs {
+		d := snap.Qdiscs[i].Device
+		devs[devKey{d.Netns, d.Index}] = d
+	}
+	fs, ferr := c.flows.Collect(ctx)
+	// Flows of the namespaces that answered still join. The queue flows
+	// point into fs, which the flows collector reuses two collections
+	// later: they get copies.
+	snap.QueueFlows = joinFlows(deltas, devs, fs.Flows, c.opts.TopFlowsPerQueue)
+	for i := range snap.QueueFlows {
+		if f := snap.QueueFlows[i].Flow; f != nil {
+			cp := *f
+			snap.QueueFlows[i].Flow = &cp
+		}
+	}
+	return ferr
 }
 
 func (c *Collector) namespaces() ([]netns.Namespace, error) {
 	// Read the options each time: the input narrows AllNamespaces when a
 	// capability is missing.
 	c.sel.ProcRoot, c.sel.RunDir = c.opts.ProcRoot, c.opts.RunDir
-	c.sel.All, c.sel.List = c.opts.AllNamespaces, c.opts.Namespaces
+	c.sel.All, c.sel.List = c.opts.AllNamespaces, nil
+	if list := c.opts.Namespaces; list != nil {
+		c.sel.List = func() ([]netns.Namespace, error) {
+			nss, err := list()
+			out := make([]netns.Namespace, len(nss))
+			for i, ns := range nss {
+				out[i] = netns.Namespace{Inode: ns.Inode, Name: ns.Name, Path: ns.Path}
+			}
+			return out, err
+		}
+	}
 	nss, err := c.sel.Namespaces()
 	if err != nil {
 		return nil, fmt.Errorf("qdisc: %w", err)
@@ -180,11 +255,11 @@ func (c *Collector) isSelf(ns netns.Namespace) bool {
 }
 
 // collectNamespace appends the samples of one namespace, without deltas.
-func (c *Collector) collectNamespace(r *rtnl, ns netns.Namespace, out []Sample) ([]Sample, error) {
+func (c *Collector) collectNamespace(r *rtnl, ns netns.Namespace, out []Qdisc) ([]Qdisc, error) {
 	devs := map[int32]*Device{}
 	self := c.isSelf(ns)
 	err := r.links(func(l linkMsg) {
-		if !c.opts.Match(l.Name, l.Loopback) {
+		if !MatchDevice(c.opts.Devices, l.Name, l.Loopback) {
 			return
 		}
 		devs[l.Index] = &Device{Netns: ns.Inode, NetnsName: ns.Name, Index: l.Index, Name: l.Name, Loopback: l.Loopback, TxQueues: l.TxQueues}
@@ -295,18 +370,18 @@ func (c *Collector) xpsMasks(ns netns.Namespace, self bool, devs map[int32]*Devi
 	}
 }
 
-func sampleOf(scope Scope, d *Device, m *tcMsg) Sample {
-	return Sample{
-		Scope:    scope,
-		Device:   d,
-		Kind:     m.Kind,
-		Handle:   m.Handle,
-		Parent:   m.Parent,
-		TxQueue:  -1,
-		Counters: m.Counters,
-		Backlog:  m.Backlog,
-		Qlen:     m.Qlen,
-		Specific: decodeKind(scope, m.Kind, m.Options, m.Xstats),
+func sampleOf(scope Scope, d *Device, m *tcMsg) Qdisc {
+	return Qdisc{
+		Scope:     scope,
+		Device:    d,
+		Kind:      m.Kind,
+		Handle:    m.Handle,
+		Parent:    m.Parent,
+		TxQueue:   -1,
+		Counters:  m.Counters,
+		Backlog:   m.Backlog,
+		Qlen:      m.Qlen,
+		KindStats: decodeKind(scope, m.Kind, m.Options, m.Xstats),
 	}
 }
 

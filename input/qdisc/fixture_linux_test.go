@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,8 +32,8 @@ func TestCaptureLiveFixtures(t *testing.T) {
 	a.Run(t, "tc", "qdisc", "add", "dev", "vh0", "root", "handle", "1:", "htb", "default", "20")
 	a.Run(t, "tc", "class", "add", "dev", "vh0", "parent", "1:", "classid", "1:20", "htb", "rate", "5gbit", "ceil", "8gbit", "prio", "3")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vq0", "root", "handle", "7:", "mq")
-	sendUDP(t, a, "10.80.0.2:6000", 4, 58)
-	sendUDP(t, a, "10.80.1.2:6000", 2, 100)
+	qdisctest.SendUDP(t, a, "10.80.0.2:6000", 4, 58)
+	qdisctest.SendUDP(t, a, "10.80.1.2:6000", 2, 100)
 
 	r, err := openRtnlIn(a.Path())
 	if err != nil {

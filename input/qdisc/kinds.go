@@ -1,45 +1,52 @@
 package qdisc
 
-import (
-	"strconv"
-
-	"github.com/fleutan/fleutanbeat/pipeline"
-)
-
 // KindStats are the statistics and settings particular to one kind of
-// qdisc or class, published under fleutan.qdisc.<kind>.
-type KindStats interface {
-	Fields() pipeline.M
+// qdisc or class (the event's fleutan.qdisc.<kind>): at most one field is
+// set, for the kinds decoded here.
+type KindStats struct {
+	HTB      *HTBQdisc `json:"htb,omitempty"`       // an htb qdisc
+	HTBClass *HTBClass `json:"htb_class,omitempty"` // an htb class
+	TBF      *TBF      `json:"tbf,omitempty"`
+	FQCodel  *FQCodel  `json:"fq_codel,omitempty"`
+	FQ       *FQ       `json:"fq,omitempty"`
+	Cake     *Cake     `json:"cake,omitempty"`
+}
+
+// Any reports whether one of the kind-specific statistics is set.
+func (k KindStats) Any() bool {
+	return k.HTB != nil || k.HTBClass != nil || k.TBF != nil || k.FQCodel != nil || k.FQ != nil || k.Cake != nil
 }
 
 // decodeKind decodes TCA_OPTIONS and the kind's xstats (TCA_STATS_APP).
-// Unknown kinds, and data too short for the kernel struct, give nil: the
+// Unknown kinds, and data too short for the kernel struct, give none: the
 // generic counters are still reported.
 func decodeKind(scope Scope, kind string, opts, xstats []byte) KindStats {
+	var k KindStats
 	switch kind {
 	case "htb":
 		if scope == ScopeClass {
-			return decodeHTBClass(opts, xstats)
+			k.HTBClass = decodeHTBClass(opts, xstats)
+		} else {
+			k.HTB = decodeHTBQdisc(opts)
 		}
-		return decodeHTBQdisc(opts)
 	case "tbf":
 		if scope == ScopeQdisc {
-			return decodeTBF(opts)
+			k.TBF = decodeTBF(opts)
 		}
 	case "fq_codel":
 		if scope == ScopeQdisc {
-			return decodeFQCodel(xstats)
+			k.FQCodel = decodeFQCodel(xstats)
 		}
 	case "fq":
 		if scope == ScopeQdisc {
-			return decodeFQ(xstats)
+			k.FQ = decodeFQ(xstats)
 		}
 	case "cake":
 		if scope == ScopeQdisc {
-			return decodeCake(xstats)
+			k.Cake = decodeCake(xstats)
 		}
 	}
-	return nil
+	return k
 }
 
 // nested returns the payload of the first attribute of type typ in b.
@@ -56,11 +63,11 @@ func nested(b []byte, typ uint16) []byte {
 
 // HTBQdisc is struct tc_htb_glob (TCA_HTB_INIT).
 type HTBQdisc struct {
-	DefaultClass  uint32
-	DirectPackets uint32 // packets sent unshaped: no class matched
+	DefaultClass  uint32 `json:"default_class"`  // minor number of the default class
+	DirectPackets uint32 `json:"direct_packets"` // packets sent unshaped: no class matched
 }
 
-func decodeHTBQdisc(opts []byte) KindStats {
+func decodeHTBQdisc(opts []byte) *HTBQdisc {
 	g := nested(opts, 2) // TCA_HTB_INIT
 	if len(g) < 20 {
 		return nil
@@ -68,22 +75,26 @@ func decodeHTBQdisc(opts []byte) KindStats {
 	return &HTBQdisc{DefaultClass: u32(g, 8), DirectPackets: u32(g, 16)}
 }
 
-func (h *HTBQdisc) Fields() pipeline.M {
-	return pipeline.M{"default_class": strconv.FormatUint(uint64(h.DefaultClass), 16), "direct_packets": uint64(h.DirectPackets)}
-}
-
 // HTBClass is a class's struct tc_htb_opt (TCA_HTB_PARMS, with the 64-bit
 // TCA_HTB_RATE64/CEIL64 when the rate exceeds 32 bits of bytes/s) and its
 // struct tc_htb_xstats.
 type HTBClass struct {
-	Rate, Ceil             uint64 // bytes/s
-	Level, Prio, Quantum   uint32
-	Lends, Borrows, Giants uint32
-	Tokens, CTokens        int32 // psched ticks; negative when in debt
-	HasXstats              bool
+	Rate    uint64 `json:"rate"` // bytes/s
+	Ceil    uint64 `json:"ceil"` // bytes/s
+	Level   uint32 `json:"level"`
+	Prio    uint32 `json:"prio"`
+	Quantum uint32 `json:"quantum"` // bytes
+	// The xstats (struct tc_htb_xstats), when HasXstats.
+	Lends   uint32 `json:"lends"`
+	Borrows uint32 `json:"borrows"`
+	Giants  uint32 `json:"giants"`
+	Tokens  int32  `json:"tokens"` // psched ticks; negative when in debt
+	CTokens int32  `json:"ctokens"`
+
+	HasXstats bool `json:"has_xstats"`
 }
 
-func decodeHTBClass(opts, xstats []byte) KindStats {
+func decodeHTBClass(opts, xstats []byte) *HTBClass {
 	var h HTBClass
 	found := false
 	_ = attrs(opts, func(t uint16, v []byte) error {
@@ -121,31 +132,17 @@ func decodeHTBClass(opts, xstats []byte) KindStats {
 	return &h
 }
 
-func (h *HTBClass) Fields() pipeline.M {
-	m := pipeline.M{
-		"rate_bps": h.Rate * 8,
-		"ceil_bps": h.Ceil * 8,
-		"level":    uint64(h.Level),
-		"prio":     uint64(h.Prio),
-		"quantum":  uint64(h.Quantum),
-	}
-	if h.HasXstats {
-		m["lends"], m["borrows"], m["giants"] = uint64(h.Lends), uint64(h.Borrows), uint64(h.Giants)
-		m["tokens"], m["ctokens"] = int64(h.Tokens), int64(h.CTokens)
-	}
-	return m
-}
-
 // TBF is struct tc_tbf_qopt (TCA_TBF_PARMS) with TCA_TBF_RATE64 and
 // TCA_TBF_PRATE64. tbf has no xstats: its settings are what tc -s shows.
 type TBF struct {
-	Rate, PeakRate uint64 // bytes/s
-	Limit          uint32 // bytes
-	Buffer         uint32 // psched ticks (64 ns, PSCHED_SHIFT in net/pkt_sched.h)
-	MTU            uint32
+	Rate     uint64 `json:"rate"`      // bytes/s
+	PeakRate uint64 `json:"peak_rate"` // bytes/s
+	Limit    uint32 `json:"limit_bytes"`
+	Buffer   uint32 `json:"buffer_ticks"` // psched ticks (64 ns, PSCHED_SHIFT in net/pkt_sched.h)
+	MTU      uint32 `json:"mtu"`          // bytes
 }
 
-func decodeTBF(opts []byte) KindStats {
+func decodeTBF(opts []byte) *TBF {
 	var t TBF
 	found := false
 	_ = attrs(opts, func(typ uint16, v []byte) error {
@@ -187,24 +184,20 @@ func (t *TBF) BurstBytes() uint64 {
 	return hi*ns + lo*ns/1e9
 }
 
-func (t *TBF) Fields() pipeline.M {
-	return pipeline.M{
-		"rate_bps":      t.Rate * 8,
-		"peak_rate_bps": t.PeakRate * 8,
-		"limit_bytes":   uint64(t.Limit),
-		"burst_bytes":   t.BurstBytes(),
-		"mtu":           uint64(t.MTU),
-	}
-}
-
 // FQCodel is struct tc_fq_codel_qd_stats (TCA_FQ_CODEL_XSTATS_QDISC).
 type FQCodel struct {
-	MaxPacket, DropOverlimit, ECNMark, NewFlowCount uint32
-	NewFlowsLen, OldFlowsLen, CEMark, MemoryUsage   uint32
-	DropOvermemory                                  uint32
+	MaxPacket      uint32 `json:"maxpacket"` // bytes
+	DropOverlimit  uint32 `json:"drop_overlimit"`
+	ECNMark        uint32 `json:"ecn_mark"`
+	NewFlowCount   uint32 `json:"new_flow_count"`
+	NewFlowsLen    uint32 `json:"new_flows_len"`
+	OldFlowsLen    uint32 `json:"old_flows_len"`
+	CEMark         uint32 `json:"ce_mark"`
+	MemoryUsage    uint32 `json:"memory_usage"` // bytes
+	DropOvermemory uint32 `json:"drop_overmemory"`
 }
 
-func decodeFQCodel(x []byte) KindStats {
+func decodeFQCodel(x []byte) *FQCodel {
 	// struct tc_fq_codel_xstats { __u32 type; union {...}; }; type 0 is
 	// the qdisc's. drop_overmemory (the ninth field) came last.
 	if len(x) < 4+8*4 || u32(x, 0) != 0 {
@@ -218,26 +211,26 @@ func decodeFQCodel(x []byte) KindStats {
 	}
 }
 
-func (f *FQCodel) Fields() pipeline.M {
-	return pipeline.M{
-		"maxpacket": uint64(f.MaxPacket), "drop_overlimit": uint64(f.DropOverlimit),
-		"ecn_mark": uint64(f.ECNMark), "new_flow_count": uint64(f.NewFlowCount),
-		"new_flows_len": uint64(f.NewFlowsLen), "old_flows_len": uint64(f.OldFlowsLen),
-		"ce_mark": uint64(f.CEMark), "memory_usage": uint64(f.MemoryUsage),
-		"drop_overmemory": uint64(f.DropOvermemory),
-	}
-}
-
 // FQ is struct tc_fq_qd_stats; fields newer than the kernel's stay zero.
 type FQ struct {
-	GCFlows, HighprioPackets, TCPRetrans, Throttled, FlowsPlimit uint64
-	PktsTooLong, AllocationErrors                                uint64
-	TimeNextDelayedFlow                                          int64
-	Flows, InactiveFlows, ThrottledFlows, UnthrottleLatencyNs    uint32
-	CEMark, HorizonDrops, HorizonCaps                            uint64
+	GCFlows             uint64 `json:"gc_flows"`
+	HighprioPackets     uint64 `json:"highprio_packets"`
+	TCPRetrans          uint64 `json:"tcp_retrans"`
+	Throttled           uint64 `json:"throttled"`
+	FlowsPlimit         uint64 `json:"flows_plimit"`
+	PktsTooLong         uint64 `json:"pkts_too_long"`
+	AllocationErrors    uint64 `json:"allocation_errors"`
+	TimeNextDelayedFlow int64  `json:"time_next_delayed_flow_ns"`
+	Flows               uint32 `json:"flows"`
+	InactiveFlows       uint32 `json:"inactive_flows"`
+	ThrottledFlows      uint32 `json:"throttled_flows"`
+	UnthrottleLatencyNs uint32 `json:"unthrottle_latency_ns"`
+	CEMark              uint64 `json:"ce_mark"`
+	HorizonDrops        uint64 `json:"horizon_drops"`
+	HorizonCaps         uint64 `json:"horizon_caps"`
 }
 
-func decodeFQ(x []byte) KindStats {
+func decodeFQ(x []byte) *FQ {
 	if len(x) < 80 { // up to unthrottle_latency_ns, the oldest layout
 		return nil
 	}
@@ -250,29 +243,22 @@ func decodeFQ(x []byte) KindStats {
 	}
 }
 
-func (f *FQ) Fields() pipeline.M {
-	return pipeline.M{
-		"gc_flows": f.GCFlows, "highprio_packets": f.HighprioPackets, "tcp_retrans": f.TCPRetrans,
-		"throttled": f.Throttled, "flows_plimit": f.FlowsPlimit, "pkts_too_long": f.PktsTooLong,
-		"allocation_errors": f.AllocationErrors, "time_next_delayed_flow_ns": f.TimeNextDelayedFlow,
-		"flows": uint64(f.Flows), "inactive_flows": uint64(f.InactiveFlows),
-		"throttled_flows": uint64(f.ThrottledFlows), "unthrottle_latency_ns": uint64(f.UnthrottleLatencyNs),
-		"ce_mark": f.CEMark, "horizon_drops": f.HorizonDrops, "horizon_caps": f.HorizonCaps,
-	}
-}
-
 // Cake is cake's xstats, which are netlink attributes (TCA_CAKE_STATS_*)
 // rather than a struct, with one nested set per tin.
 type Cake struct {
-	CapacityEstimate        uint64 // bytes/s
-	MemoryLimit, MemoryUsed uint64
-	AvgNetoff               uint64
-	MinNetlen, MaxNetlen    uint64
-	MinAdjlen, MaxAdjlen    uint64
-	Tins                    []CakeTin
+	CapacityEstimate uint64    `json:"capacity_estimate"` // bytes/s
+	MemoryLimit      uint64    `json:"memory_limit"`      // bytes
+	MemoryUsed       uint64    `json:"memory_used"`       // bytes
+	AvgNetoff        uint64    `json:"avg_netoff"`
+	MinNetlen        uint64    `json:"min_netlen"`
+	MaxNetlen        uint64    `json:"max_netlen"`
+	MinAdjlen        uint64    `json:"min_adjlen"`
+	MaxAdjlen        uint64    `json:"max_adjlen"`
+	Tins             []CakeTin `json:"tins"`
 }
 
-// CakeTin holds one tin's TCA_CAKE_TIN_STATS_* values by field name.
+// CakeTin holds one tin's TCA_CAKE_TIN_STATS_* values by field name
+// (threshold_rate in bytes/s, the *_us in microseconds).
 type CakeTin map[string]uint64
 
 var cakeTinNames = [...]string{
@@ -295,7 +281,7 @@ func attrUint(v []byte) uint64 {
 	return 0
 }
 
-func decodeCake(x []byte) KindStats {
+func decodeCake(x []byte) *Cake {
 	var c Cake
 	found := false
 	err := attrs(x, func(t uint16, v []byte) error {
@@ -338,26 +324,4 @@ func decodeCake(x []byte) KindStats {
 		return nil
 	}
 	return &c
-}
-
-func (c *Cake) Fields() pipeline.M {
-	tins := make([]pipeline.M, 0, len(c.Tins))
-	for _, t := range c.Tins {
-		m := pipeline.M{}
-		for k, v := range t {
-			if k == "threshold_rate" {
-				m["threshold_rate_bps"] = v * 8
-				continue
-			}
-			m[k] = v
-		}
-		tins = append(tins, m)
-	}
-	return pipeline.M{
-		"capacity_estimate_bps": c.CapacityEstimate * 8,
-		"memory_limit":          c.MemoryLimit, "memory_used": c.MemoryUsed,
-		"avg_netoff": c.AvgNetoff, "min_netlen": c.MinNetlen, "max_netlen": c.MaxNetlen,
-		"min_adjlen": c.MinAdjlen, "max_adjlen": c.MaxAdjlen,
-		"tins": tins,
-	}
 }

@@ -2,6 +2,7 @@ package qdisc
 
 import (
 	"encoding/json"
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"strings"
 	"testing"
 
@@ -90,9 +91,9 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 	setups := []kindSetup{
 		{kind: "fq_codel", args: []string{"fq_codel", "limit", "1000", "flows", "64"}, count: 20, size: 700,
 			check: func(t *testing.T, s *Sample, tc map[string]any) {
-				f, ok := s.Specific.(*FQCodel)
-				if !ok {
-					t.Fatalf("fq_codel specific stats %T", s.Specific)
+				f := s.FQCodel
+				if f == nil {
+					t.Fatalf("fq_codel specific stats: none (%+v)", s.KindStats)
 				}
 				eq(t, "maxpacket", uint64(f.MaxPacket), tc, "maxpacket")
 				eq(t, "drop_overlimit", uint64(f.DropOverlimit), tc, "drop_overlimit")
@@ -108,9 +109,9 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 			}},
 		{kind: "fq", args: []string{"fq", "flow_limit", "200"}, count: 30, size: 300,
 			check: func(t *testing.T, s *Sample, tc map[string]any) {
-				f, ok := s.Specific.(*FQ)
-				if !ok {
-					t.Fatalf("fq specific stats %T", s.Specific)
+				f := s.FQ
+				if f == nil {
+					t.Fatalf("fq specific stats: none (%+v)", s.KindStats)
 				}
 				eq(t, "flows", uint64(f.Flows), tc, "flows")
 				eq(t, "inactive_flows", uint64(f.InactiveFlows), tc, "inactive")
@@ -125,9 +126,9 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 			}},
 		{kind: "cake", args: []string{"cake", "bandwidth", "1gbit", "besteffort"}, count: 25, size: 400,
 			check: func(t *testing.T, s *Sample, tc map[string]any) {
-				c, ok := s.Specific.(*Cake)
-				if !ok {
-					t.Fatalf("cake specific stats %T", s.Specific)
+				c := s.Cake
+				if c == nil {
+					t.Fatalf("cake specific stats: none (%+v)", s.KindStats)
 				}
 				eq(t, "memory_used", c.MemoryUsed, tc, "memory_used")
 				eq(t, "memory_limit", c.MemoryLimit, tc, "memory_limit")
@@ -165,10 +166,10 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 			subnet := "10.79." + string(rune('0'+i))
 			nstest.VethPair(t, a, b, dev, 1, subnet+".1", subnet+".2")
 			addQdisc(t, a, st.kind, append([]string{"dev", dev, "root", "handle", "1:"}, st.args...)...)
-			c := NewCollector(CollectorOptions{Namespaces: testNamespaces(t, a)})
+			c := newTestCollector(t, Options{}, qdisctest.Namespaces(t, a))
 			defer c.Close()
 			collectOnce(t, c)
-			sendUDP(t, a, subnet+".2:6000", st.count, st.size)
+			qdisctest.SendUDP(t, a, subnet+".2:6000", st.count, st.size)
 			samples := collectOnce(t, c)
 			tc := tcQdisc(t, tcJSON(t, a, dev), st.kind, "handle", "1:")
 			s := findSample(samples, ScopeQdisc, dev, func(s *Sample) bool { return s.Handle == 0x10000 })
@@ -203,10 +204,10 @@ func TestMQPrioTreeMatchesTC(t *testing.T) {
 	addQdisc(t, a, "mqprio", "dev", dev, "root", "handle", "1:", "mqprio", "num_tc", "2",
 		"map", "0", "0", "0", "0", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1", "1",
 		"queues", "1@0", "1@1", "hw", "0")
-	c := NewCollector(CollectorOptions{Namespaces: testNamespaces(t, a)})
+	c := newTestCollector(t, Options{}, qdisctest.Namespaces(t, a))
 	defer c.Close()
 	collectOnce(t, c)
-	sendUDP(t, a, "10.79.9.2:6000", 12, 250)
+	qdisctest.SendUDP(t, a, "10.79.9.2:6000", 12, 250)
 	samples := collectOnce(t, c)
 	qs := tcJSON(t, a, dev)
 	root := findSample(samples, ScopeQdisc, dev, func(s *Sample) bool { return s.Handle == 0x10000 })

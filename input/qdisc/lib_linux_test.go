@@ -1,6 +1,7 @@
 package qdisc
 
 import (
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"reflect"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestLibraryCountersAgreeButXstatsAreMissing(t *testing.T) {
 	nstest.VethPair(t, a, peer, "vl0", 1, "10.77.0.1", "10.77.0.2")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vl0", "root", "handle", "1:", "htb", "default", "1")
 	a.Run(t, "tc", "class", "add", "dev", "vl0", "parent", "1:", "classid", "1:1", "htb", "rate", "1gbit")
-	sendUDP(t, a, "10.77.0.2:9", count, size)
+	qdisctest.SendUDP(t, a, "10.77.0.2:9", count, size)
 
 	r, err := openRtnlIn(a.Path())
 	if err != nil {
@@ -54,7 +55,7 @@ func TestLibraryCountersAgreeButXstatsAreMissing(t *testing.T) {
 				return
 			}
 			own[key(m.Handle, m.Parent)] = obj{m.Kind, m.Bytes, m.Packets, m.Qlen, m.Backlog, m.Drops, m.Overlimits, m.Requeues,
-				decodeKind(scope, m.Kind, m.Options, m.Xstats) != nil && len(m.Xstats) > 0}
+				decodeKind(scope, m.Kind, m.Options, m.Xstats).Any() && len(m.Xstats) > 0}
 		}
 	}
 	// htb paces the burst out of its queue: wait until it is empty, so

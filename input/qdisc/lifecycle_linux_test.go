@@ -1,6 +1,7 @@
 package qdisc
 
 import (
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"os"
 	"reflect"
 	"sync"
@@ -18,11 +19,11 @@ func TestDeviceGoneAndQdiscRecreatedBetweenPeriods(t *testing.T) {
 	nstest.VethPair(t, a, b, "vr0", 1, "10.79.1.1", "10.79.1.2")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vg0", "root", "handle", "1:", "pfifo")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vr0", "root", "handle", "1:", "pfifo")
-	c := NewCollector(CollectorOptions{Namespaces: testNamespaces(t, a)})
+	c := newTestCollector(t, Options{}, qdisctest.Namespaces(t, a))
 	defer c.Close()
 
 	collectOnce(t, c)
-	sendUDP(t, a, "10.79.1.2:9000", 40, 1000)
+	qdisctest.SendUDP(t, a, "10.79.1.2:9000", 40, 1000)
 	first := collectOnce(t, c)
 	s := findSample(first, ScopeQdisc, "vr0", func(s *Sample) bool { return s.Handle == 0x10000 })
 	if s == nil || s.Delta.Bytes != 40*udpFrame(1000) || s.Reset {
@@ -34,7 +35,7 @@ func TestDeviceGoneAndQdiscRecreatedBetweenPeriods(t *testing.T) {
 	a.Run(t, "ip", "link", "del", "vg0")
 	a.Run(t, "tc", "qdisc", "del", "dev", "vr0", "root")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vr0", "root", "handle", "1:", "pfifo")
-	sendUDP(t, a, "10.79.1.2:9000", 3, 100)
+	qdisctest.SendUDP(t, a, "10.79.1.2:9000", 3, 100)
 	second := collectOnce(t, c)
 	if g := findSample(second, ScopeQdisc, "vg0", func(*Sample) bool { return true }); g != nil {
 		t.Errorf("deleted device still reported: %+v", g)
@@ -49,7 +50,7 @@ func TestDeviceGoneAndQdiscRecreatedBetweenPeriods(t *testing.T) {
 	// the period: its delta is its cumulative count.
 	a.Run(t, "tc", "qdisc", "del", "dev", "vr0", "root")
 	a.Run(t, "tc", "qdisc", "add", "dev", "vr0", "root", "handle", "1:", "bfifo")
-	sendUDP(t, a, "10.79.1.2:9000", 2, 10)
+	qdisctest.SendUDP(t, a, "10.79.1.2:9000", 2, 10)
 	third := collectOnce(t, c)
 	s = findSample(third, ScopeQdisc, "vr0", func(s *Sample) bool { return s.Handle == 0x10000 })
 	want = Counters{Bytes: 2 * udpFrame(10), Packets: 2}

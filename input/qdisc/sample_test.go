@@ -4,9 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
-	"time"
 
-	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 )
@@ -42,67 +40,6 @@ func TestDeltaAcrossPeriods(t *testing.T) {
 				t.Errorf("delta = %+v reset %v, want %+v reset %v", d, reset, tt.want, tt.reset)
 			}
 		})
-	}
-}
-
-func TestQdiscEventFields(t *testing.T) {
-	dev := &Device{Netns: 4026531840, NetnsName: "blue", Index: 3, Name: "eth0", TxQueues: 4, XPS: []string{"1", "2", "0", "0"}}
-	s := Sample{
-		Scope: ScopeQdisc, Device: dev, Kind: "fq_codel", Handle: 0x80010000, Parent: 0x10002, TxQueue: 1,
-		Counters: Counters{Bytes: 5000, Packets: 5, Drops: 1}, Backlog: 1514, Qlen: 1,
-		Specific: &FQCodel{MaxPacket: 1514},
-		HasDelta: true, Delta: Counters{Bytes: 2000, Packets: 2}, Elapsed: 2 * time.Second,
-	}
-	ts := time.Unix(1700000000, 0)
-	// event.duration is the time the deltas cover (Elapsed), not the
-	// collection's time, which is fleutan.collection.duration_us.
-	times := input.Times{Window: 10 * time.Second, Collection: 3 * time.Millisecond}
-	ev := s.Event(ts, times)
-	if ev.Series != "4026531840/eth0/qdisc/8001:/1:2/fq_codel" || !ev.Timestamp.Equal(ts) {
-		t.Errorf("series %q ts %v", ev.Series, ev.Timestamp)
-	}
-	for path, want := range map[string]any{
-		"event.dataset":                    "fleutan.qdisc",
-		"event.duration":                   int64(2e9),
-		"fleutan.collection.duration_us":   int64(3000),
-		"fleutan.qdisc.scope":              "qdisc",
-		"fleutan.qdisc.device":             "eth0",
-		"fleutan.qdisc.netns_name":         "blue",
-		"fleutan.qdisc.handle":             "8001:",
-		"fleutan.qdisc.parent":             "1:2",
-		"fleutan.qdisc.root":               false,
-		"fleutan.qdisc.tx_queue":           1,
-		"fleutan.qdisc.xps_cpus":           "2",
-		"fleutan.qdisc.device_tx_queues":   uint64(4),
-		"fleutan.qdisc.bytes":              uint64(5000),
-		"fleutan.qdisc.backlog_bytes":      uint64(1514),
-		"fleutan.qdisc.qlen":               uint64(1),
-		"fleutan.qdisc.delta.bytes":        uint64(2000),
-		"fleutan.qdisc.delta.packets":      uint64(2),
-		"fleutan.qdisc.reset":              false,
-		"fleutan.qdisc.rate.bps":           8000.0,
-		"fleutan.qdisc.rate.pps":           1.0,
-		"fleutan.qdisc.fq_codel.maxpacket": uint64(1514),
-		"fleutan.qdisc.fq_codel.ecn_mark":  uint64(0),
-	} {
-		got, ok := ev.Fields.GetValue(path)
-		if !ok || !reflect.DeepEqual(got, want) {
-			t.Errorf("%s = %#v (%v), want %#v", path, got, ok, want)
-		}
-	}
-	s.HasDelta, s.TxQueue, s.Parent = false, -1, handleRoot
-	ev = s.Event(ts, times)
-	// Without a delta: the collection's window.
-	if d, _ := ev.Fields.GetValue("event.duration"); d != int64(10e9) {
-		t.Errorf("event.duration without a delta = %v, want the window, 10s", d)
-	}
-	for _, path := range []string{"fleutan.qdisc.delta", "fleutan.qdisc.rate", "fleutan.qdisc.tx_queue", "fleutan.qdisc.xps_cpus"} {
-		if _, ok := ev.Fields.GetValue(path); ok {
-			t.Errorf("%s present without a delta or queue", path)
-		}
-	}
-	if r, _ := ev.Fields.GetValue("fleutan.qdisc.root"); r != true {
-		t.Errorf("root = %v", r)
 	}
 }
 
@@ -154,41 +91,5 @@ func TestJoinFlowsTopPerQueueAndOther(t *testing.T) {
 	}
 	if got[3].Flow == nil || got[3].Flow.Direction != flows.Inbound {
 		t.Errorf("5-tuple join failed: %+v", got[3].Flow)
-	}
-
-	ev := got[1].Event(time.Unix(1, 0), input.Times{Window: 5 * time.Second, Collection: time.Millisecond})
-	for path, want := range map[string]any{
-		"fleutan.qdisc.scope":         "flow",
-		"event.duration":              int64(5e9),
-		"fleutan.qdisc.tx_queue":      0,
-		"fleutan.qdisc.delta.bytes":   uint64(300),
-		"fleutan.qdisc.delta.packets": uint64(3),
-		"fleutan.qdisc.socket_inode":  uint64(501),
-		"network.transport":           "udp",
-		"network.direction":           "egress",
-		"source.ip":                   "10.0.0.1",
-		"source.port":                 1000,
-		"destination.port":            80,
-		"process.pid":                 42,
-		"process.name":                "sender",
-		"process.parent.pid":          7, // the same process fields as the flows input's
-		"user.id":                     "1000",
-		"user.name":                   "alice",
-	} {
-		if v, ok := ev.Fields.GetValue(path); !ok || !reflect.DeepEqual(v, want) {
-			t.Errorf("%s = %#v, want %#v", path, v, want)
-		}
-	}
-	// Inbound: the remote side initiated, so it is the ECS source.
-	ev = got[3].Event(time.Unix(1, 0), input.Times{})
-	if v, _ := ev.Fields.GetValue("source.port"); v != 5555 {
-		t.Errorf("inbound source.port = %v, want 5555", v)
-	}
-	if v, _ := ev.Fields.GetValue("network.direction"); v != "ingress" {
-		t.Errorf("inbound network.direction = %v, want ingress (ECS, host-based)", v)
-	}
-	ev = got[2].Event(time.Unix(1, 0), input.Times{})
-	if v, _ := ev.Fields.GetValue("fleutan.qdisc.other_flows"); v != 1 || ev.Series != "10/veth0/0/flow/other" {
-		t.Errorf("other event: other_flows %v series %q", v, ev.Series)
 	}
 }

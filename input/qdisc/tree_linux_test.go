@@ -1,27 +1,11 @@
 package qdisc
 
 import (
-	"context"
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"testing"
 
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
-
-func collectOnce(t *testing.T, c *Collector) []Sample {
-	t.Helper()
-	s, err := c.Collect(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range s {
-		// Unsigned counters cannot go negative; a wrapped subtraction
-		// would show as an absurd value instead.
-		if s[i].Delta.Bytes > 1<<40 || s[i].Delta.Packets > 1<<40 {
-			t.Fatalf("%s %s %s: delta %+v", s[i].Device.Name, s[i].Scope, FormatHandle(s[i].Handle), s[i].Delta)
-		}
-	}
-	return s
-}
 
 func TestHTBAndTBFTrees(t *testing.T) {
 	nstest.RequireRoot(t)
@@ -38,12 +22,12 @@ func TestHTBAndTBFTrees(t *testing.T) {
 	} {
 		a.Run(t, cmd...)
 	}
-	c := NewCollector(CollectorOptions{Namespaces: testNamespaces(t, a)})
+	c := newTestCollector(t, Options{}, qdisctest.Namespaces(t, a))
 	defer c.Close()
 	collectOnce(t, c)
-	sendUDP(t, a, "10.78.0.2:6000", 10, 500)
-	sendUDP(t, a, "10.78.0.2:7000", 7, 200)
-	sendUDP(t, a, "10.78.1.2:6000", 5, 100)
+	qdisctest.SendUDP(t, a, "10.78.0.2:6000", 10, 500)
+	qdisctest.SendUDP(t, a, "10.78.0.2:7000", 7, 200)
+	qdisctest.SendUDP(t, a, "10.78.1.2:6000", 5, 100)
 	samples := collectOnce(t, c)
 
 	want10 := Counters{Bytes: 10 * udpFrame(500), Packets: 10}
@@ -60,31 +44,31 @@ func TestHTBAndTBFTrees(t *testing.T) {
 		check  func(t *testing.T, k KindStats)
 	}{
 		{"htb root", ScopeQdisc, "vh0", 0x10000, "htb", sum, func(t *testing.T, k KindStats) {
-			h, ok := k.(*HTBQdisc)
+			h, ok := k.HTB, k.HTB != nil
 			if !ok || h.DefaultClass != 0x20 || h.DirectPackets != 0 {
 				t.Errorf("htb qdisc stats %+v", k)
 			}
 		}},
 		{"htb inner class", ScopeClass, "vh0", 0x10001, "htb", sum, func(t *testing.T, k KindStats) {
-			h, ok := k.(*HTBClass)
+			h, ok := k.HTBClass, k.HTBClass != nil
 			if !ok || h.Rate != 250000000 || h.Ceil != 250000000 || h.Level != 7 || !h.HasXstats {
 				t.Errorf("htb 1:1 stats %+v", k)
 			}
 		}},
 		{"htb leaf 1:10", ScopeClass, "vh0", 0x10010, "htb", want10, func(t *testing.T, k KindStats) {
-			h, ok := k.(*HTBClass)
+			h, ok := k.HTBClass, k.HTBClass != nil
 			if !ok || h.Rate != 125000000 || h.Ceil != 250000000 || h.Level != 0 || h.Prio != 1 || h.Quantum != 200000 {
 				t.Errorf("htb 1:10 stats %+v", k)
 			}
 		}},
 		{"htb leaf 1:20", ScopeClass, "vh0", 0x10020, "htb", want20, func(t *testing.T, k KindStats) {
-			h, ok := k.(*HTBClass)
+			h, ok := k.HTBClass, k.HTBClass != nil
 			if !ok || h.Rate != 100000000 || h.Ceil != 125000000 || h.Level != 0 || h.Prio != 2 {
 				t.Errorf("htb 1:20 stats %+v", k)
 			}
 		}},
 		{"tbf root", ScopeQdisc, "vt0", 0x20000, "tbf", wantTBF, func(t *testing.T, k KindStats) {
-			f, ok := k.(*TBF)
+			f, ok := k.TBF, k.TBF != nil
 			if !ok || f.Rate != 125000000 || f.Limit != 1<<20 || f.BurstBytes() != 128<<10 {
 				t.Errorf("tbf stats %+v (burst %d)", k, f.BurstBytes())
 			}
@@ -105,7 +89,7 @@ func TestHTBAndTBFTrees(t *testing.T) {
 				t.Errorf("kind %s delta %+v (has %v reset %v) queue %d, want %s %+v", s.Kind, s.Delta, s.HasDelta, s.Reset, s.TxQueue, tt.kind, tt.want)
 			}
 			if tt.check != nil {
-				tt.check(t, s.Specific)
+				tt.check(t, s.KindStats)
 			}
 		})
 	}

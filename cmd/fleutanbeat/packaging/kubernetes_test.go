@@ -17,7 +17,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
-	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/pipeline"
 	"github.com/fleutan/fleutanbeat/pipeline/processor"
 )
@@ -212,7 +212,7 @@ func TestConfigMapConfigIsValidAndNamesTheNode(t *testing.T) {
 	if name, _ := cfg.ActiveOutput(); name != "elasticsearch" {
 		t.Errorf("active output %q, want elasticsearch", name)
 	}
-	factories := map[string]input.Factory{"flows": flowsinput.New, "cpu": cpuinput.New, "qdisc": qdisc.New}
+	factories := map[string]input.Factory{"flows": flowsinput.New, "cpu": cpuinput.New, "qdisc": qdiscinput.New}
 	var types []string
 	for _, raw := range cfg.Inputs {
 		tr, _ := raw.Child("type")

@@ -1,4 +1,4 @@
-package qdisc
+package qdiscinput
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 // Config is the qdisc input's section of fleutanbeat.inputs.
@@ -76,13 +77,5 @@ func (c *Config) Validate() error {
 
 // matchDevice reports whether the device is selected.
 func (c *Config) matchDevice(name string, loopback bool) bool {
-	if len(c.Devices) == 0 {
-		return !loopback
-	}
-	for _, p := range c.Devices {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-	}
-	return false
+	return qdisc.MatchDevice(c.Devices, name, loopback)
 }

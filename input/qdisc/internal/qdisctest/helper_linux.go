@@ -1,4 +1,10 @@
-package qdisc
+//go:build linux
+
+// Package qdisctest is the UDP sender helper of the qdisc tests: the test
+// binary re-executed in a test namespace, pinned to a CPU, so that tests
+// know the pid and comm of every socket owner. The library's and the
+// adapter's tests both use it.
+package qdisctest
 
 import (
 	"bufio"
@@ -14,19 +20,22 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
-// helperEnv switches the test binary into a UDP sender, so tests know the
+// Env switches the test binary into a UDP sender, so tests know the
 // pid and comm of every socket owner: FLEUTANBEAT_QDISC_HELPER=send with
 // args DST:PORT COUNT SIZE sends COUNT datagrams of SIZE bytes on one
 // connected socket, prints "sent LOCALADDR", and holds the socket until
 // stdin closes.
-const helperEnv = "FLEUTANBEAT_QDISC_HELPER"
+const Env = "FLEUTANBEAT_QDISC_HELPER"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "send" {
+// Main is the TestMain of a package that uses the senders: it runs one
+// when the binary was started as one, else the tests.
+func Main(m *testing.M) {
+	if os.Getenv(Env) == "send" {
 		os.Exit(runSender(os.Args[len(os.Args)-3:], os.Stdin, os.Stdout))
 	}
 	os.Exit(m.Run())
@@ -57,44 +66,45 @@ func runSender(args []string, in io.Reader, out io.Writer) int {
 	return 0
 }
 
-// sender is a running helper process.
-type sender struct {
-	cmd   *exec.Cmd
+// Sender is a running helper process; Local is its socket's address.
+type Sender struct {
+	Cmd   *exec.Cmd
 	stdin io.WriteCloser
-	local string
+	Local string
 }
 
-// sendSpec describes one sender.
-type sendSpec struct {
-	cpu         int
-	dst         string
-	count, size int
+// SendSpec describes one sender: Count datagrams of Size bytes to Dst
+// from CPU.
+type SendSpec struct {
+	CPU         int
+	Dst         string
+	Count, Size int
 }
 
-// startSenders runs the senders at once, each pinned to its cpu inside
+// StartSenders runs the senders at once, each pinned to its cpu inside
 // ns, and waits until all have sent everything.
-func startSenders(t *testing.T, ns *nstest.Netns, specs ...sendSpec) []*sender {
+func StartSenders(t *testing.T, ns *nstest.Netns, specs ...SendSpec) []*Sender {
 	t.Helper()
-	out := make([]*sender, len(specs))
+	out := make([]*Sender, len(specs))
 	lines := make([]*bufio.Reader, len(specs))
 	for i, sp := range specs {
-		out[i], lines[i] = spawnSender(t, ns, sp.cpu, sp.dst, sp.count, sp.size)
+		out[i], lines[i] = spawnSender(t, ns, sp.CPU, sp.Dst, sp.Count, sp.Size)
 	}
 	for i, r := range lines {
 		line, err := r.ReadString('\n')
 		if err != nil || !strings.HasPrefix(line, "sent ") {
-			t.Fatalf("sender on cpu %d: %q %v", specs[i].cpu, line, err)
+			t.Fatalf("sender on cpu %d: %q %v", specs[i].CPU, line, err)
 		}
-		out[i].local = strings.TrimSpace(strings.TrimPrefix(line, "sent "))
+		out[i].Local = strings.TrimSpace(strings.TrimPrefix(line, "sent "))
 	}
 	return out
 }
 
-func spawnSender(t *testing.T, ns *nstest.Netns, cpu int, dst string, count, size int) (*sender, *bufio.Reader) {
+func spawnSender(t *testing.T, ns *nstest.Netns, cpu int, dst string, count, size int) (*Sender, *bufio.Reader) {
 	t.Helper()
 	cmd := ns.Command("taskset", "-c", strconv.Itoa(cpu), os.Args[0], "-test.run=^$", dst, strconv.Itoa(count), strconv.Itoa(size))
 	// GORACE: a race-enabled helper otherwise sleeps a second at exit.
-	cmd.Env = append(os.Environ(), helperEnv+"=send", "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), Env+"=send", "GORACE=atexit_sleep_ms=0")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -107,15 +117,15 @@ func spawnSender(t *testing.T, ns *nstest.Netns, cpu int, dst string, count, siz
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sender{cmd: cmd, stdin: stdin}
+	s := &Sender{Cmd: cmd, stdin: stdin}
 	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
 	return s, bufio.NewReader(stdout)
 }
 
-// testNamespaces returns a namespace lister restricted to the test's own.
-func testNamespaces(t testing.TB, nss ...*nstest.Netns) func() ([]netns.Namespace, error) {
+// Namespaces returns a namespace lister restricted to the test's own.
+func Namespaces(t testing.TB, nss ...*nstest.Netns) func() ([]flows.Namespace, error) {
 	t.Helper()
-	var out []netns.Namespace
+	var out []flows.Namespace
 	all, err := netns.List("", "")
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +134,7 @@ func testNamespaces(t testing.TB, nss ...*nstest.Netns) func() ([]netns.Namespac
 		found := false
 		for _, a := range all {
 			if a.Name == n.Name {
-				out = append(out, a)
+				out = append(out, flows.Namespace{Inode: a.Inode, Name: a.Name, Path: a.Path})
 				found = true
 			}
 		}
@@ -132,13 +142,13 @@ func testNamespaces(t testing.TB, nss ...*nstest.Netns) func() ([]netns.Namespac
 			t.Fatalf("namespace %s not listed", n.Name)
 		}
 	}
-	return func() ([]netns.Namespace, error) { return out, nil }
+	return func() ([]flows.Namespace, error) { return out, nil }
 }
 
-// sendUDP sends count datagrams of size bytes to dst from a socket created
+// SendUDP sends count datagrams of size bytes to dst from a socket created
 // inside ns by the test process itself (a socket belongs to the namespace
 // it was created in), for tests that need traffic but no known owner.
-func sendUDP(t *testing.T, ns *nstest.Netns, dst string, count, size int) {
+func SendUDP(t *testing.T, ns *nstest.Netns, dst string, count, size int) {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(dst)
 	if err != nil {
@@ -157,10 +167,10 @@ func sendUDP(t *testing.T, ns *nstest.Netns, dst string, count, size int) {
 	}
 }
 
-// defaultQdisc is the kind mq gives its queues (net.core.default_qdisc, a
+// DefaultQdisc is the kind mq gives its queues (net.core.default_qdisc, a
 // global setting): pfifo_fast unless the kernel was built otherwise, as
 // Debian's 6.12 is (fq_codel).
-func defaultQdisc(t testing.TB) string {
+func DefaultQdisc(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/sys/net/core/default_qdisc")
 	if err != nil {
@@ -168,3 +178,7 @@ func defaultQdisc(t testing.TB) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// UDPFrame is what a qdisc counts for a UDP datagram of n payload bytes
+// over IPv4 on Ethernet: the frame with its headers.
+func UDPFrame(n int) uint64 { return uint64(14 + 20 + 8 + n) }

@@ -1,7 +1,9 @@
-package qdisc
+package qdiscinput
 
 import (
 	"context"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -30,7 +32,7 @@ func TestICMPFlowEventsNameTheTransport(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Namespaces = NamespacesAll
 	cfg.FlowAttribution = AttributionEBPF
-	in := newQdiscInput(cfg, input.Settings{}, testNamespaces(t, a, b))
+	in := newQdiscInput(cfg, input.Settings{}, qdisctest.Namespaces(t, a, b))
 	if err := in.startAttribution(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +57,13 @@ func TestICMPFlowEventsNameTheTransport(t *testing.T) {
 	for _, tt := range tests {
 		sendRawICMP(t, a, tt.domain, tt.proto, tt.local, tt.remote, tt.echoType, payload, count)
 	}
-	_, fs, err := in.sample(ctx)
+	snap, _, err := in.sample(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	fs := snap.QueueFlows
 	for _, tt := range tests {
-		var found []FlowSample
+		var found []qdisc.QueueFlow
 		for _, f := range fs {
 			if !f.Other && f.Device.Name == "vqi" && f.Remote.Addr() == tt.remote {
 				found = append(found, f)
@@ -75,7 +78,7 @@ func TestICMPFlowEventsNameTheTransport(t *testing.T) {
 			t.Errorf("%s: sample proto %d local %s bytes %d packets %d, want %d %s %d %d",
 				tt.transport, f.Protocol, f.Local, f.Bytes, f.Packets, tt.proto, netip.AddrPortFrom(tt.local, uint16(tt.proto)), count*tt.frame, count)
 		}
-		ev := f.Event(time.Unix(1, 0), input.Times{})
+		ev := FlowEvent(&f, time.Unix(1, 0), input.Times{})
 		for path, want := range map[string]any{
 			"network.transport":   tt.transport,
 			"network.iana_number": tt.iana,

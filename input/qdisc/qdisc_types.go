@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Scope says what a Sample describes.
+// Scope says what a Qdisc (or a QueueFlow's event) describes.
 type Scope string
 
 const (
@@ -20,53 +20,63 @@ const (
 	handleIngress = 0xFFFFFFF1 // TC_H_INGRESS, also clsact's
 )
 
-// Counters are the cumulative counters of a qdisc or class.
+// Counters are the cumulative counters of a qdisc or class (or, in a
+// Delta, their change). Bytes count what the qdisc dequeued with the
+// link-layer header (see the package doc); drops, overlimits and
+// requeues are 32 bits in the kernel.
 type Counters struct {
-	Bytes, Packets, Drops, Overlimits, Requeues uint64
+	Bytes      uint64 `json:"bytes"`
+	Packets    uint64 `json:"packets"`
+	Drops      uint64 `json:"drops"`
+	Overlimits uint64 `json:"overlimits"`
+	Requeues   uint64 `json:"requeues"`
 }
 
 // Device is a network device as the collection saw it.
 type Device struct {
-	Netns     uint64
-	NetnsName string
-	Index     int32
-	Name      string
-	Loopback  bool
+	Netns     uint64 `json:"netns"`
+	NetnsName string `json:"netns_name,omitempty"`
+	Index     int32  `json:"index"`
+	Name      string `json:"name"`
+	Loopback  bool   `json:"loopback,omitempty"`
 	// TxQueues is IFLA_NUM_TX_QUEUES, RealTxQueues IFLA_REAL_NUM_TX_QUEUES
 	// (0 when the kernel did not say).
-	TxQueues, RealTxQueues uint32
+	TxQueues     uint32 `json:"tx_queues"`
+	RealTxQueues uint32 `json:"real_tx_queues,omitempty"`
 	// XPS holds /sys/class/net/DEV/queues/tx-N/xps_cpus of each queue of
 	// a multiqueue device, as the kernel prints the CPU mask ("" when
 	// unreadable), re-read every few collections.
-	XPS []string
+	XPS []string `json:"xps_cpus,omitempty"`
 }
 
-// Sample is one qdisc or class in one collection.
-type Sample struct {
-	Scope  Scope
-	Device *Device
-	Kind   string
-	Handle uint32
-	Parent uint32
+// Qdisc is one qdisc or class (Scope) in one collection, with cumulative
+// counters.
+type Qdisc struct {
+	Scope  Scope   `json:"scope"`
+	Device *Device `json:"device"`
+	Kind   string  `json:"kind"`
+	Handle uint32  `json:"handle"` // FormatHandle writes it as tc(8) does
+	Parent uint32  `json:"parent"`
 	// TxQueue is the TX queue index of a child of mq or mqprio (and of
 	// their per-queue classes), -1 otherwise.
-	TxQueue int
+	TxQueue int `json:"tx_queue"`
 	Counters
-	Backlog, Qlen uint32
-	// Kind-specific statistics, nil when the kind has none we decode.
-	Specific KindStats
-
-	// HasDelta is false at the first collection of a namespace.
-	HasDelta bool
-	Delta    Counters
-	// Reset says the counters went backwards since the previous
-	// collection: the delta is the new cumulative value.
-	Reset   bool
-	Elapsed time.Duration // since the previous collection of the series
+	Backlog uint32 `json:"backlog_bytes"` // bytes queued now
+	Qlen    uint32 `json:"qlen"`          // packets queued now
+	// Kind-specific statistics: at most one is set, nil when the kind has
+	// none we decode.
+	KindStats
+	// Time is when the collection that read these counters started (for a
+	// Held qdisc, an earlier one than the snapshot's).
+	Time time.Time `json:"time"`
 }
 
 // Root reports whether the qdisc is attached at the device's root.
-func (s *Sample) Root() bool { return s.Parent == handleRoot }
+func (s *Qdisc) Root() bool { return s.Parent == handleRoot }
+
+// Series identifies the qdisc or class across collections:
+// "netns/device/scope/handle/parent/kind", the event's series key.
+func (s *Qdisc) Series() string { return s.key().series() }
 
 // key identifies a series across collections.
 type key struct {
@@ -79,7 +89,7 @@ type key struct {
 	kind   string
 }
 
-func (s *Sample) key() key {
+func (s *Qdisc) key() key {
 	return key{s.Device.Netns, s.Device.Index, s.Device.Name, s.Scope, s.Handle, s.Parent, s.Kind}
 }
 

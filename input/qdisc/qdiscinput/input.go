@@ -1,4 +1,4 @@
-package qdisc
+package qdiscinput
 
 import (
 	"log/slog"
@@ -22,5 +22,5 @@ func New(cfg config.Raw, s input.Settings) (input.Input, error) {
 // PublishChunk bounds the events built before handing them to the queue.
 // A collection is published in chunks of this many events and a shorter
 // last one (all with the collection's timestamp); cmd/fleutan relies on it
-// to find where a collection ends.
+// to find where a collection ends until it renders from snapshots.
 const PublishChunk = 1024

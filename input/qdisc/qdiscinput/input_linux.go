@@ -1,4 +1,4 @@
-package qdisc
+package qdiscinput
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
-	"github.com/fleutan/fleutanbeat/input/internal/netns"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -21,14 +21,20 @@ type qdiscInput struct {
 	procRoot string
 	sysRoot  string
 	// namespaces replaces discovery in tests.
-	namespaces func() ([]netns.Namespace, error)
+	namespaces func() ([]flows.Namespace, error)
 
 	// openXmit attaches the eBPF counter; tests replace it.
-	openXmit func() (*xmitCounter, error)
+	openXmit func() (*qdisc.XmitCounter, error)
 
-	coll  *Collector
-	xmit  *xmitCounter
-	flows *flows.Collector
+	// opts is what the collector is built from at the first collection,
+	// once Run has narrowed it to the capabilities held and attached the
+	// counter.
+	opts qdisc.Options
+	coll *qdisc.Collector
+	xmit *qdisc.XmitCounter
+	// prev is the previous collection, the reference of Diff.
+	prev   qdisc.Snapshot
+	latest *input.Latest
 	// have is the effective capability set read at the start of Run; nil
 	// when unknown, in which case no capability is blamed.
 	have *caps.Set
@@ -46,7 +52,7 @@ func newInput(c Config, s input.Settings) (input.Input, error) {
 	return newQdiscInput(c, s, nil), nil
 }
 
-func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, error)) *qdiscInput {
+func newQdiscInput(c Config, s input.Settings, nss func() ([]flows.Namespace, error)) *qdiscInput {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -56,22 +62,36 @@ func newQdiscInput(c Config, s input.Settings, nss func() ([]netns.Namespace, er
 	}
 	in := &qdiscInput{cfg: c, log: s.Logger, procRoot: s.ProcRoot, sysRoot: s.SysRoot, namespaces: nss,
 		n: input.NewCounters(m, "qdisc"), attribution: m.Text("input.qdisc.flow_attribution"),
-		evictions: m.Counter("input.qdisc.ebpf_evictions"), window: input.Window{Period: c.Period.D()}}
+		evictions: m.Counter("input.qdisc.ebpf_evictions"), window: input.Window{Period: c.Period.D()},
+		latest: s.Latest}
 	if in.sysRoot == "" {
 		in.sysRoot = "/sys"
 	}
-	in.openXmit = func() (*xmitCounter, error) {
-		return openXmitCounter(filepath.Join(in.sysRoot, "kernel", "tracing"))
+	in.openXmit = func() (*qdisc.XmitCounter, error) {
+		return qdisc.OpenXmitCounter(qdisc.XmitOptions{Tracefs: filepath.Join(in.sysRoot, "kernel", "tracing")})
 	}
-	in.coll = NewCollector(CollectorOptions{
-		ProcRoot:      s.ProcRoot,
-		SysRoot:       in.sysRoot,
-		AllNamespaces: c.Namespaces == NamespacesAll,
-		Namespaces:    nss,
-		Match:         c.matchDevice,
-		Logger:        s.Logger,
-	})
+	in.opts = qdisc.Options{
+		ProcRoot:         s.ProcRoot,
+		SysRoot:          in.sysRoot,
+		AllNamespaces:    c.Namespaces == NamespacesAll,
+		Namespaces:       nss,
+		Devices:          c.Devices,
+		TopFlowsPerQueue: c.TopFlowsPerQueue,
+		Logger:           s.Logger,
+	}
 	return in
+}
+
+// collector builds the collector from opts at the first collection.
+func (in *qdiscInput) collector() (*qdisc.Collector, error) {
+	if in.coll == nil {
+		c, err := qdisc.New(in.opts)
+		if err != nil {
+			return nil, err
+		}
+		in.coll = c
+	}
+	return in.coll, nil
 }
 
 // startAttribution attaches the eBPF program unless attribution is off.
@@ -104,34 +124,14 @@ func (in *qdiscInput) startAttribution() error {
 	}
 	in.log.Info("qdisc: flow attribution by eBPF on net:net_dev_start_xmit", "method", x.Method())
 	in.attribution.Set(x.Method())
-	x.evicted = in.evictions
 	in.xmit = x
+	in.opts.Xmit = x
 	if in.have != nil {
 		r := caps.ProcessAttribution()
 		if m := r.Missing(*in.have); len(m) > 0 {
 			in.log.Warn(r.Message("qdisc", m, "flows of other users' sockets have no process"), "missing", caps.Names(m))
 		}
 	}
-	fo := flows.Options{
-		ProcRoot:      in.procRoot,
-		AllNamespaces: in.coll.opts.AllNamespaces,
-		Logger:        in.log,
-	}
-	if list := in.namespaces; list != nil {
-		fo.Namespaces = func() ([]flows.Namespace, error) {
-			nss, err := list()
-			out := make([]flows.Namespace, len(nss))
-			for i, ns := range nss {
-				out[i] = flows.Namespace{Inode: ns.Inode, Name: ns.Name, Path: ns.Path}
-			}
-			return out, err
-		}
-	}
-	fc, err := flows.New(fo)
-	if err != nil {
-		return err
-	}
-	in.flows = fc
 	return nil
 }
 
@@ -145,20 +145,18 @@ func (in *qdiscInput) readCaps() {
 		return
 	}
 	in.have = &have
-	if in.coll.opts.AllNamespaces && in.namespaces == nil {
-		in.coll.opts.AllNamespaces = caps.AllNamespaces("qdisc", have, in.log)
+	if in.opts.AllNamespaces && in.namespaces == nil {
+		in.opts.AllNamespaces = caps.AllNamespaces("qdisc", have, in.log)
 	}
 }
 
 func (in *qdiscInput) close() {
-	_ = in.coll.Close()
+	if in.coll != nil {
+		_ = in.coll.Close()
+	}
 	if in.xmit != nil {
 		_ = in.xmit.Close()
 		in.xmit = nil
-	}
-	if in.flows != nil {
-		_ = in.flows.Close()
-		in.flows = nil
 	}
 }
 
@@ -176,15 +174,16 @@ func (in *qdiscInput) Run(ctx context.Context, out pipeline.Publisher) error {
 // stopped because ctx ended.
 func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error {
 	start := time.Now()
-	samples, fs, err := in.sample(ctx)
+	snap, deltas, err := in.sample(ctx)
 	times := input.Times{Window: in.window.Next(start), Collection: time.Since(start)}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		in.n.Errors.Add(1)
-		in.log.Warn("qdisc: collection failed", "error", err, "samples", len(samples))
+		in.log.Warn("qdisc: collection failed", "error", err, "samples", len(snap.Qdiscs))
 	}
+	samples, fs := snap.Qdiscs, snap.QueueFlows
 	events := make([]pipeline.Event, 0, min(len(samples)+len(fs), PublishChunk))
 	flush := func(force bool) error {
 		if len(events) == 0 || (!force && len(events) < PublishChunk) {
@@ -198,13 +197,13 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 		return err
 	}
 	for i := range samples {
-		events = append(events, samples[i].Event(start, times))
+		events = append(events, Event(&samples[i], deltas[i], start, times))
 		if err := flush(false); err != nil {
 			return err
 		}
 	}
 	for i := range fs {
-		events = append(events, fs[i].Event(start, times))
+		events = append(events, FlowEvent(&fs[i], start, times))
 		if err := flush(false); err != nil {
 			return err
 		}
@@ -216,39 +215,21 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 	return nil
 }
 
-// sample runs the collector and, when attribution is on, joins the eBPF
-// counts of the period to the flows.
-func (in *qdiscInput) sample(ctx context.Context) ([]Sample, []FlowSample, error) {
-	samples, err := in.coll.Collect(ctx)
-	if in.xmit == nil {
-		return samples, nil, err
+// sample runs the collector, keeps its snapshot as the reference of the
+// next Diff and publishes a copy to Latest when the query API is on.
+func (in *qdiscInput) sample(ctx context.Context) (qdisc.Snapshot, []qdisc.QdiscDelta, error) {
+	coll, err := in.collector()
+	if err != nil {
+		return qdisc.Snapshot{}, nil, err
 	}
-	var deltas []xmitDelta
-	if rerr := in.xmit.Read(func(d *xmitDelta) { deltas = append(deltas, *d) }); rerr != nil {
-		return samples, nil, joinErr(err, rerr)
+	snap, err := coll.Collect(ctx)
+	deltas := qdisc.Diff(in.prev, snap)
+	in.evictions.Add(snap.Evictions)
+	if !snap.Time.IsZero() {
+		// A zero snapshot is no collection: the reference stays.
+		in.prev = snap
+		// The snapshot shares nothing with the collector: no copy needed.
+		in.latest.Set("qdisc", input.Collection{Time: snap.Time, Snapshot: snap})
 	}
-	if len(deltas) == 0 {
-		return samples, nil, err
-	}
-	devs := map[devKey]*Device{}
-	for i := range samples {
-		d := samples[i].Device
-		devs[devKey{d.Netns, d.Index}] = d
-	}
-	snap, ferr := in.flows.Collect(ctx)
-	if ferr != nil {
-		// Flows of the namespaces that answered still join.
-		err = joinErr(err, ferr)
-	}
-	return samples, joinFlows(deltas, devs, snap.Flows, in.cfg.TopFlowsPerQueue), err
-}
-
-func joinErr(a, b error) error {
-	if a == nil {
-		return b
-	}
-	if b == nil {
-		return a
-	}
-	return fmt.Errorf("%w; %w", a, b)
+	return snap, deltas, err
 }

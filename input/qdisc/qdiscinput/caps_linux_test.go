@@ -1,9 +1,10 @@
-package qdisc
+package qdiscinput
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -53,11 +54,11 @@ func TestMissingCapabilitiesDegradeWithOneNamedLine(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Namespaces = tt.namespaces
 			in := newQdiscInput(cfg, input.Settings{Logger: log, ProcRoot: fakeStatus(t, tt.have)}, nil)
-			in.openXmit = func() (*xmitCounter, error) {
+			in.openXmit = func() (*qdisc.XmitCounter, error) {
 				if tt.bpfFails {
 					return nil, errors.New("qdisc: eBPF flow attribution unavailable: operation not permitted")
 				}
-				return &xmitCounter{method: MethodRawTracepoint}, nil
+				return &qdisc.XmitCounter{}, nil // attached to nothing: only the log lines matter here
 			}
 			in.readCaps()
 			if err := in.startAttribution(); err != nil {
@@ -77,8 +78,8 @@ func TestMissingCapabilitiesDegradeWithOneNamedLine(t *testing.T) {
 					t.Errorf("warning %d = %s\nwant msg %q", i, msgs[i], w)
 				}
 			}
-			if in.coll.opts.AllNamespaces != tt.wantAll {
-				t.Errorf("AllNamespaces = %v, want %v", in.coll.opts.AllNamespaces, tt.wantAll)
+			if in.opts.AllNamespaces != tt.wantAll {
+				t.Errorf("AllNamespaces = %v, want %v", in.opts.AllNamespaces, tt.wantAll)
 			}
 		})
 	}

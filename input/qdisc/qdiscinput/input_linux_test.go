@@ -1,10 +1,12 @@
-package qdisc
+package qdiscinput
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -17,7 +19,7 @@ import (
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
-func findSample(samples []Sample, scope Scope, dev string, match func(*Sample) bool) *Sample {
+func findSample(samples []Sample, scope qdisc.Scope, dev string, match func(*Sample) bool) *Sample {
 	for i := range samples {
 		s := &samples[i]
 		if s.Scope == scope && s.Device.Name == dev && match(s) {
@@ -28,7 +30,7 @@ func findSample(samples []Sample, scope Scope, dev string, match func(*Sample) b
 }
 
 func TestMQPerQueueDeltasAndFlowAttribution(t *testing.T) {
-	for _, method := range []string{MethodTracepoint, MethodRawTracepoint} {
+	for _, method := range []string{qdisc.MethodTracepoint, qdisc.MethodRawTracepoint} {
 		t.Run(method, func(t *testing.T) { testMQ(t, method) })
 	}
 }
@@ -44,8 +46,10 @@ func testMQ(t *testing.T, method string) {
 	cfg := DefaultConfig()
 	cfg.Namespaces = NamespacesAll
 	cfg.FlowAttribution = AttributionEBPF
-	in := newQdiscInput(cfg, input.Settings{}, testNamespaces(t, a, b))
-	in.openXmit = func() (*xmitCounter, error) { return openXmitCounter("/sys/kernel/tracing", method) }
+	in := newQdiscInput(cfg, input.Settings{}, qdisctest.Namespaces(t, a, b))
+	in.openXmit = func() (*qdisc.XmitCounter, error) {
+		return qdisc.OpenXmitCounter(qdisc.XmitOptions{Methods: []string{method}})
+	}
 	if err := in.startAttribution(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,33 +66,34 @@ func testMQ(t *testing.T, method string) {
 		cpu, port, count, size int
 	}
 	sends := []send{{0, 5000, 30, 1000}, {1, 5001, 20, 333}}
-	specs := make([]sendSpec, len(sends))
+	specs := make([]qdisctest.SendSpec, len(sends))
 	for i, s := range sends {
-		specs[i] = sendSpec{s.cpu, fmt.Sprintf("10.77.0.2:%d", s.port), s.count, s.size}
+		specs[i] = qdisctest.SendSpec{CPU: s.cpu, Dst: fmt.Sprintf("10.77.0.2:%d", s.port), Count: s.count, Size: s.size}
 	}
-	senders := startSenders(t, a, specs...)
-	samples, fs, err := in.sample(ctx)
+	senders := qdisctest.StartSenders(t, a, specs...)
+	snap, deltas, err := in.sample(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	samples, fs := samples(snap, deltas), snap.QueueFlows
 
 	var total uint64
-	child := defaultQdisc(t)
+	child := qdisctest.DefaultQdisc(t)
 	for q := range 4 {
-		s := findSample(samples, ScopeQdisc, "vq0", func(s *Sample) bool { return s.TxQueue == q })
+		s := findSample(samples, qdisc.ScopeQdisc, "vq0", func(s *Sample) bool { return s.TxQueue == q })
 		if s == nil {
 			t.Fatalf("no qdisc for tx queue %d", q)
 		}
-		var want Counters
+		var want qdisc.Counters
 		if q < len(sends) {
-			want = Counters{Bytes: uint64(sends[q].count) * udpFrame(sends[q].size), Packets: uint64(sends[q].count)}
+			want = qdisc.Counters{Bytes: uint64(sends[q].count) * qdisctest.UDPFrame(sends[q].size), Packets: uint64(sends[q].count)}
 		}
-		if s.Kind != child || s.Parent != 1<<16|uint32(q+1) || !s.HasDelta || s.Delta != want {
-			t.Errorf("queue %d: kind %s parent %s delta %+v (has %v), want %s 1:%d %+v", q, s.Kind, FormatHandle(s.Parent), s.Delta, s.HasDelta, child, q+1, want)
+		if s.Kind != child || s.Parent != 1<<16|uint32(q+1) || !s.OK || s.Delta != want {
+			t.Errorf("queue %d: kind %s parent %s delta %+v (has %v), want %s 1:%d %+v", q, s.Kind, qdisc.FormatHandle(s.Parent), s.Delta, s.OK, child, q+1, want)
 		}
 		total += want.Bytes
 	}
-	root := findSample(samples, ScopeQdisc, "vq0", func(s *Sample) bool { return s.Root() })
+	root := findSample(samples, qdisc.ScopeQdisc, "vq0", func(s *Sample) bool { return s.Root() })
 	if root != nil && !reflect.DeepEqual(root.Device.XPS, []string{"1", "2", "0", "0"}) {
 		t.Errorf("XPS masks %q, want [1 2 0 0]", root.Device.XPS)
 	}
@@ -97,7 +102,7 @@ func testMQ(t *testing.T, method string) {
 	}
 
 	for i, s := range sends {
-		var got []FlowSample
+		var got []qdisc.QueueFlow
 		for _, f := range fs {
 			if f.Device.Name == "vq0" && !f.Other && f.Remote.Port() == uint16(s.port) {
 				got = append(got, f)
@@ -107,17 +112,15 @@ func testMQ(t *testing.T, method string) {
 			t.Fatalf("flow to port %d: %d flow samples, want 1: %+v", s.port, len(got), fs)
 		}
 		f := got[0]
-		wantBytes := uint64(s.count) * udpFrame(s.size)
-		if f.TxQueue != s.cpu || f.Bytes != wantBytes || f.Packets != uint64(s.count) || f.Local.String() != senders[i].local {
+		wantBytes := uint64(s.count) * qdisctest.UDPFrame(s.size)
+		if f.TxQueue != s.cpu || f.Bytes != wantBytes || f.Packets != uint64(s.count) || f.Local.String() != senders[i].Local {
 			t.Errorf("flow to port %d: queue %d bytes %d packets %d local %s, want queue %d bytes %d packets %d local %s",
-				s.port, f.TxQueue, f.Bytes, f.Packets, f.Local, s.cpu, wantBytes, s.count, senders[i].local)
+				s.port, f.TxQueue, f.Bytes, f.Packets, f.Local, s.cpu, wantBytes, s.count, senders[i].Local)
 		}
-		if f.Flow == nil || f.Flow.Process == nil || f.Flow.Process.PID != senders[i].cmd.Process.Pid {
-			t.Errorf("flow to port %d: process %+v, want pid %d (sample %+v)", s.port, f.Flow, senders[i].cmd.Process.Pid, f)
-			snap, err := in.flows.Collect(ctx)
-			t.Logf("flows now: %d %v", len(snap.Flows), err)
-			for _, x := range snap.Flows {
-				t.Logf("  %d %d %s %s ino %d proc %v", x.Netns, x.Protocol, x.Local, x.Remote, x.Inode, x.Process)
+		if f.Flow == nil || f.Flow.Process == nil || f.Flow.Process.PID != senders[i].Cmd.Process.Pid {
+			t.Errorf("flow to port %d: process %+v, want pid %d (sample %+v)", s.port, f.Flow, senders[i].Cmd.Process.Pid, f)
+			for _, x := range fs {
+				t.Logf("  queue flow %d %s %s ino %d flow %+v", x.Protocol, x.Local, x.Remote, x.Inode, x.Flow)
 			}
 		}
 	}
@@ -136,7 +139,7 @@ func TestAttributionAutoFallsBackWithOneLogLine(t *testing.T) {
 		cfg.FlowAttribution = tt.mode
 		in := newQdiscInput(cfg, input.Settings{Logger: log}, nil)
 		called := false
-		in.openXmit = func() (*xmitCounter, error) {
+		in.openXmit = func() (*qdisc.XmitCounter, error) {
 			called = true
 			return nil, errors.New("qdisc: eBPF flow attribution unavailable: no BTF")
 		}
@@ -173,7 +176,7 @@ func TestRunPublishesQdiscAndClassEvents(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.FlowAttribution = AttributionOff
 	cfg.Period = config.Duration(time.Millisecond)
-	in := newQdiscInput(cfg, input.Settings{}, testNamespaces(t, a))
+	in := newQdiscInput(cfg, input.Settings{}, qdisctest.Namespaces(t, a))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := &publisher{n: 2, cancel: cancel}
@@ -182,7 +185,7 @@ func TestRunPublishesQdiscAndClassEvents(t *testing.T) {
 	}
 	// Per period: the mq root, two children of the default kind, two mq
 	// classes.
-	child := defaultQdisc(t)
+	child := qdisctest.DefaultQdisc(t)
 	if len(p.events) != 10 {
 		t.Fatalf("%d events, want 10 (5 per period)", len(p.events))
 	}
@@ -206,5 +209,33 @@ func TestRunPublishesQdiscAndClassEvents(t *testing.T) {
 	}
 	if !reflect.DeepEqual(counts, want) {
 		t.Errorf("second period events %v, want %v", counts, want)
+	}
+}
+
+// TestSampleLeavesSnapshotInLatest: with the query API on
+// (Settings.Latest) each collection's snapshot is stored there.
+func TestSampleLeavesSnapshotInLatest(t *testing.T) {
+	nstest.RequireRoot(t)
+	a, b := nstest.New(t), nstest.New(t)
+	nstest.VethPair(t, a, b, "vq2", 2, "10.82.0.1", "10.82.0.2")
+	a.Run(t, "tc", "qdisc", "add", "dev", "vq2", "root", "handle", "6:", "mq")
+	cfg := DefaultConfig()
+	cfg.FlowAttribution = AttributionOff
+	latest := input.NewLatest()
+	in := newQdiscInput(cfg, input.Settings{Latest: latest}, qdisctest.Namespaces(t, a))
+	defer in.close()
+	for range 2 {
+		if _, _, err := in.sample(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ok := latest.Get("qdisc")
+	if !ok {
+		t.Fatal("no qdisc collection in Latest")
+	}
+	snap, ok := got.Snapshot.(qdisc.Snapshot)
+	// The mq root, its two children and its two classes.
+	if !ok || !got.Time.Equal(snap.Time) || len(snap.Qdiscs) != 5 || snap.Qdiscs[0].Device.Name != "vq2" {
+		t.Fatalf("latest %v %+v, want the 5 qdiscs and classes of vq2", got.Time, got.Snapshot)
 	}
 }
