@@ -11,8 +11,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
-	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
-	"github.com/fleutan/fleutanbeat/output/codec"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 // sampler holds the library collectors a view draws from and the previous
@@ -22,35 +21,36 @@ type sampler struct {
 	log   *slog.Logger
 	flows *flows.Collector
 	cpu   *cpu.Collector
-	// src is the qdisc input of the -q view and wait how long it may
-	// take for its next collection.
-	src         *inputSource
-	every, wait time.Duration
+	qdisc *qdisc.Collector
+	xmit  *qdisc.XmitCounter
 
 	// prevFlows stays valid until the second flows Collect after it (the
 	// flows collector reuses its buffers), which is all Diff needs.
 	prevFlows flows.Snapshot
 	prevCPU   cpu.Snapshot
+	prevQdisc qdisc.Snapshot
 	// pids are the flows' processes the cpu collector tracks.
 	pids   map[int]bool
 	deltas []flows.FlowDelta
 }
 
 // newSampler opens the collectors of view: the flows collector for every
-// view but -q, which needs the qdisc collector; the --cpu views also
-// measure their flows' processes with the cpu collector.
-func newSampler(ctx context.Context, view string, every time.Duration, log *slog.Logger) (*sampler, error) {
+// view but -q, which needs the qdisc collector (with the eBPF transmit
+// counter for the flows per queue when the kernel allows it); the --cpu
+// views also measure their flows' processes with the cpu collector.
+func newSampler(view string, log *slog.Logger) (*sampler, error) {
 	s := &sampler{log: log}
 	var err error
 	switch view {
 	case viewQdisc:
-		period := fmt.Sprintf("period: %dms\n", every.Milliseconds())
-		s.src, err = startInput(ctx, "qdisc", qdiscinput.New, period+"flow_attribution: auto\n", log)
-		// The input collects once at start: counters without deltas, the
-		// reference for the first interval. An input that publishes
-		// nothing (no devices) must not stall the tool: after a generous
-		// wait the interval is shown empty.
-		s.every, s.wait = every, every+5*time.Second
+		o := qdisc.Options{Logger: log}
+		if x, xerr := qdisc.OpenXmitCounter(qdisc.XmitOptions{}); xerr != nil {
+			// The queues' own counters do without it.
+			log.Warn("qdisc: flows per queue disabled: eBPF is not available", "error", xerr)
+		} else {
+			s.xmit, o.Xmit = x, x
+		}
+		s.qdisc, err = qdisc.New(o)
 	default:
 		s.flows, err = flows.New(flows.Options{Logger: log})
 		if err == nil && (view == viewCPUAssoc || view == viewCPUGen) {
@@ -71,6 +71,12 @@ func (s *sampler) Close() {
 	}
 	if s.cpu != nil {
 		_ = s.cpu.Close()
+	}
+	if s.qdisc != nil {
+		_ = s.qdisc.Close()
+	}
+	if s.xmit != nil { // after the collector that uses it
+		_ = s.xmit.Close()
 	}
 }
 
@@ -119,13 +125,17 @@ func (s *sampler) sample(ctx context.Context) (interval, error) {
 		s.prevCPU = snap
 		iv.CPU = &u
 	}
-	if s.src != nil {
-		events, err := s.src.next(ctx, s.wait)
+	if s.qdisc != nil {
+		snap, err := s.qdisc.Collect(ctx)
 		if err != nil {
-			return iv, err
+			if snap.Time.IsZero() {
+				return iv, err
+			}
+			s.log.Warn(err.Error())
 		}
-		s.wait = 2*s.every + 5*time.Second
-		iv.qdiscEvents = events
+		iv.QdiscDeltas = qdisc.Diff(s.prevQdisc, snap)
+		s.prevQdisc = snap
+		iv.Qdisc = &snap
 	}
 	return iv, nil
 }
@@ -149,7 +159,7 @@ func pidList(sets ...map[int]bool) []int {
 // runFlows samples every interval and prints the view (or the interval
 // as JSON) until ctx ends or o.count intervals were shown.
 func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, log *slog.Logger) error {
-	s, err := newSampler(ctx, o.view, o.interval, log)
+	s, err := newSampler(o.view, log)
 	if err != nil {
 		return err
 	}
@@ -166,12 +176,10 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 	defer ticker.Stop()
 	enc := json.NewEncoder(stdout)
 	for n := 0; o.count == 0 || n < o.count; n++ {
-		if s.src == nil {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-ticker.C:
-			}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
 		}
 		iv, err := s.sample(ctx)
 		if err != nil {
@@ -179,16 +187,6 @@ func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, 
 				return nil
 			}
 			return err
-		}
-		if o.json && s.src != nil {
-			var line []byte
-			for i := range iv.qdiscEvents {
-				line = codec.AppendEvent(line[:0], &iv.qdiscEvents[i], codec.Options{})
-				if _, err := stdout.Write(append(line, '\n')); err != nil {
-					return err
-				}
-			}
-			continue
 		}
 		if o.json {
 			if err := enc.Encode(&iv); err != nil {

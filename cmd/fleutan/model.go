@@ -7,7 +7,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
-	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 // Frame is what one sampling interval gives the views: the flows, the
@@ -78,8 +78,9 @@ type interval struct {
 	// FlowDeltas is flows.Diff: one per Flows.Flows, same index.
 	FlowDeltas []flows.FlowDelta `json:"flow_deltas,omitempty"`
 	CPU        *cpu.Usage        `json:"cpu,omitempty"`
-	// qdiscEvents are the qdisc input's events of the -q view.
-	qdiscEvents []pipeline.Event
+	Qdisc      *qdisc.Snapshot   `json:"qdisc,omitempty"`
+	// QdiscDeltas is qdisc.Diff: one per Qdisc.Qdiscs, same index.
+	QdiscDeltas []qdisc.QdiscDelta `json:"qdisc_deltas,omitempty"`
 }
 
 // End offsets in struct tcp_info (linux/tcp.h) of the fields the views
@@ -98,7 +99,9 @@ func buildFrame(iv *interval) Frame {
 	if u := iv.CPU; u != nil {
 		fr.Cores, fr.Procs = procCores(u)
 	}
-	fr.Queues, fr.QueueFlows = qdiscFrame(iv.qdiscEvents)
+	if s := iv.Qdisc; s != nil {
+		fr.Queues, fr.QueueFlows = queueLoads(s, iv.QdiscDeltas)
+	}
 	return fr
 }
 
@@ -160,6 +163,68 @@ func procCores(u *cpu.Usage) (cores int, procs []ProcCores) {
 	}
 	slices.SortFunc(procs, func(a, b ProcCores) int { return cmp.Compare(a.PID, b.PID) })
 	return cores, procs
+}
+
+// queueLoads sums the bytes each TX queue sent over the interval and lists
+// the flows behind each queue.
+func queueLoads(s *qdisc.Snapshot, deltas []qdisc.QdiscDelta) (loads []QueueLoad, qflows []QueueFlow) {
+	queues := map[queueID]float64{}
+	counted := map[queueID]bool{}
+	multiq := map[string]bool{}
+	for i := range s.Qdiscs {
+		q := &s.Qdiscs[i]
+		if q.Scope != qdisc.ScopeQdisc || i >= len(deltas) || !deltas[i].OK {
+			continue
+		}
+		id, bytes := queueID{q.Device.Name, q.TxQueue}, float64(deltas[i].Delta.Bytes)
+		switch {
+		case q.TxQueue >= 0:
+			multiq[id.dev] = true
+			queues[id] += bytes
+			counted[id] = true
+		case q.Root() && q.Kind != "noqueue":
+			// A single-queue device: its root qdisc feeds queue 0. The
+			// root of a multiqueue device (mq) is the sum of its
+			// children and is dropped below.
+			queues[queueID{id.dev, -1}] += bytes
+		}
+	}
+	flowBytes := map[queueID]float64{}
+	for i := range s.QueueFlows {
+		f := &s.QueueFlows[i]
+		qf := QueueFlow{Device: f.Device.Name, Queue: f.TxQueue, Bytes: float64(f.Bytes), Other: f.Other, OtherFlows: f.OtherFlows}
+		if !f.Other {
+			qf.Proto, qf.Local, qf.Remote = flows.TransportName(f.Protocol), f.Local, f.Remote
+		}
+		qflows = append(qflows, qf)
+		flowBytes[queueID{qf.Device, qf.Queue}] += qf.Bytes
+	}
+	for id, b := range queues {
+		if id.queue == -1 {
+			if multiq[id.dev] {
+				continue
+			}
+			id.queue = 0
+			counted[id] = true
+		}
+		loads = append(loads, QueueLoad{Device: id.dev, Queue: id.queue, Bytes: b})
+	}
+	// A queue without a counting qdisc (noqueue, as on veth and most
+	// virtual devices) still shows what the flows handed it.
+	for id, b := range flowBytes {
+		if !counted[id] {
+			loads = append(loads, QueueLoad{Device: id.dev, Queue: id.queue, Bytes: b})
+		}
+	}
+	slices.SortFunc(loads, func(a, b QueueLoad) int {
+		return cmp.Or(cmp.Compare(a.Device, b.Device), cmp.Compare(a.Queue, b.Queue))
+	})
+	return loads, qflows
+}
+
+type queueID struct {
+	dev   string
+	queue int
 }
 
 // unmap shows a dual-stack socket's IPv4 peer (an IPv4-mapped IPv6

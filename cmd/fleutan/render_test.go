@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -9,11 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
-	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the current rendering")
@@ -24,6 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the 
 type snapshotFixture struct {
 	Flows *struct{ Prev, Cur flows.Snapshot } `json:"flows"`
 	CPU   *struct{ Prev, Cur cpu.Snapshot }   `json:"cpu"`
+	Qdisc *struct{ Prev, Cur qdisc.Snapshot } `json:"qdisc"`
 }
 
 // loadInterval reads a snapshot fixture and diffs its snapshots as the
@@ -48,36 +47,10 @@ func loadInterval(t *testing.T, name string) *interval {
 		u := cpu.Diff(fx.CPU.Prev, fx.CPU.Cur)
 		iv.CPU = &u
 	}
+	if fx.Qdisc != nil {
+		iv.Qdisc, iv.QdiscDeltas = &fx.Qdisc.Cur, qdisc.Diff(fx.Qdisc.Prev, fx.Qdisc.Cur)
+	}
 	return iv
-}
-
-// loadEvents reads an NDJSON fixture of pipeline events as --json prints
-// them; numbers stay json.Number so large counters are exact.
-func loadEvents(t *testing.T, name string) []pipeline.Event {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var events []pipeline.Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.UseNumber()
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		ts, _ := time.Parse(time.RFC3339, m["@timestamp"].(string))
-		delete(m, "@timestamp")
-		events = append(events, pipeline.Event{Timestamp: ts, Fields: pipeline.M(m)})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return events
 }
 
 func TestViewsMatchGoldenFiles(t *testing.T) {
@@ -91,8 +64,8 @@ func TestViewsMatchGoldenFiles(t *testing.T) {
 		{"cpu_fl_asoc", "flows_cpu.json", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
 		{"cpu_fl_asoc_narrow", "flows_cpu.json", flowsOptions{view: viewCPUAssoc}, Style{Width: 40}},
 		{"cpu_gen", "flows_cpu.json", flowsOptions{view: viewCPUGen}, Style{Width: 100}},
-		{"qdisc", "qdisc.ndjson", flowsOptions{view: viewQdisc}, Style{Width: 100}},
-		{"qdisc_narrow", "qdisc.ndjson", flowsOptions{view: viewQdisc}, Style{Width: 60}},
+		{"qdisc", "qdisc.json", flowsOptions{view: viewQdisc}, Style{Width: 100}},
+		{"qdisc_narrow", "qdisc.json", flowsOptions{view: viewQdisc}, Style{Width: 60}},
 		{"lat", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
 		{"lat_color", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100, Color: true}},
 		{"lat_group_proc", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: [3]float64{1, 25, 99}, group: "proc"}, Style{Width: 120}},
@@ -105,11 +78,8 @@ func TestViewsMatchGoldenFiles(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			iv := &interval{}
-			switch {
-			case strings.HasSuffix(tc.fixture, ".json"):
+			if tc.fixture != "" {
 				iv = loadInterval(t, tc.fixture)
-			case tc.fixture != "":
-				iv.qdiscEvents = loadEvents(t, tc.fixture)
 			}
 			fr := buildFrame(iv)
 			got := render(&fr, &tc.opts, tc.style)
