@@ -127,7 +127,7 @@ func onlineCores(t *testing.T) int {
 // program in a module of its own that uses the public collector packages,
 // and runs it inside a namespace with a known connection and a 4-queue
 // veth under mq: its one snapshot of each collector must show exactly
-// those.
+// those, and every online core.
 func TestLibraryUserPrintsOneSnapshotOfEachCollector(t *testing.T) {
 	nstest.RequireRoot(t)
 	bin := libuserBinary(t)
@@ -174,6 +174,7 @@ func TestLibraryUserPrintsOneSnapshotOfEachCollector(t *testing.T) {
 		fmt.Sprintf("flow tcp 127.0.0.1:%d 127.0.0.1:%d inbound established pid %d %s", sport, cport, pid, name),
 		fmt.Sprintf("flow tcp 127.0.0.1:%d 0.0.0.0:0 listening listen pid %d %s", sport, pid, name),
 		fmt.Sprintf("cpu %d cores", onlineCores(t)),
+		"qdisc lu0 mq 1: root tx_queues 4",
 	} {
 		if !has(want) {
 			t.Errorf("no line %q", want)
@@ -187,4 +188,35 @@ func TestLibraryUserPrintsOneSnapshotOfEachCollector(t *testing.T) {
 	if n := count("core "); n != onlineCores(t) {
 		t.Errorf("%d core lines, want %d", n, onlineCores(t))
 	}
+	kind := childKind(t, host)
+	for q := range 4 {
+		if n := count(fmt.Sprintf("qdisc lu0 %s 0: parent 1:%x tx_queue %d", kind, q+1, q)); n != 1 {
+			t.Errorf("tx queue %d: %d child qdiscs, want 1", q, n)
+		}
+	}
+	if n := count("qdisc "); n != 5 {
+		t.Errorf("%d qdiscs, want mq and its 4 children", n)
+	}
+	// mq has a class per TX queue, which the kernel dumps with the root
+	// as parent (mq_dump_class).
+	for q := range 4 {
+		if want := fmt.Sprintf("class lu0 mq 1:%x parent root tx_queue %d", q+1, q); !has(want) {
+			t.Errorf("no line %q", want)
+		}
+	}
+	if n := count("class "); n != 4 {
+		t.Errorf("%d classes, want mq's 4", n)
+	}
+}
+
+// childKind is the kind of the qdiscs mq gave lu0's queues
+// (net.core.default_qdisc: pfifo_fast, fq_codel, ...).
+func childKind(t *testing.T, ns *nstest.Netns) string {
+	t.Helper()
+	out := ns.Run(t, "tc", "qdisc", "show", "dev", "lu0", "parent", "1:1")
+	f := strings.Fields(out)
+	if len(f) < 2 || f[0] != "qdisc" {
+		t.Fatalf("tc qdisc show: %q", out)
+	}
+	return f[1]
 }

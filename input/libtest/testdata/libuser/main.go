@@ -8,8 +8,10 @@
 //	cpu N cores
 //	core CPU user_ticks U system_ticks S idle_ticks I
 //	qdisc DEVICE KIND HANDLE root tx_queues N
-//	qdisc DEVICE KIND HANDLE parent PARENT tx_queue Q
-//	qdisc DEVICE KIND HANDLE parent PARENT
+//	SCOPE DEVICE KIND HANDLE parent PARENT tx_queue Q
+//	SCOPE DEVICE KIND HANDLE parent PARENT
+//
+// where SCOPE is qdisc or class.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 func main() {
@@ -32,7 +35,10 @@ func run(ctx context.Context) error {
 	if err := printFlows(ctx); err != nil {
 		return err
 	}
-	return printCores(ctx)
+	if err := printCores(ctx); err != nil {
+		return err
+	}
+	return printQdiscs(ctx)
 }
 
 func printFlows(ctx context.Context) error {
@@ -72,6 +78,31 @@ func printCores(ctx context.Context) error {
 	fmt.Printf("cpu %d cores\n", len(snap.Cores))
 	for _, core := range snap.Cores {
 		fmt.Printf("core %d user_ticks %d system_ticks %d idle_ticks %d\n", core.CPU, core.UserTicks, core.SystemTicks, core.IdleTicks)
+	}
+	return nil
+}
+
+func printQdiscs(ctx context.Context) error {
+	c, err := qdisc.New(qdisc.Options{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	snap, err := c.Collect(ctx)
+	if err != nil {
+		return err
+	}
+	for _, q := range snap.Qdiscs {
+		line := fmt.Sprintf("%s %s %s %s", q.Scope, q.Device.Name, q.Kind, qdisc.FormatHandle(q.Handle))
+		switch {
+		case q.TxQueue >= 0:
+			line += fmt.Sprintf(" parent %s tx_queue %d", qdisc.FormatHandle(q.Parent), q.TxQueue)
+		case q.Scope == qdisc.ScopeQdisc && q.Root():
+			line += fmt.Sprintf(" root tx_queues %d", q.Device.TxQueues)
+		default:
+			line += " parent " + qdisc.FormatHandle(q.Parent)
+		}
+		fmt.Println(line)
 	}
 	return nil
 }
