@@ -54,7 +54,7 @@ func newSampler(view string, log *slog.Logger) (*sampler, error) {
 	default:
 		s.flows, err = flows.New(flows.Options{Logger: log})
 		if err == nil && (view == viewCPUAssoc || view == viewCPUGen) {
-			s.cpu, err = cpu.New(cpu.Options{Logger: log})
+			s.cpu, err = openCPU(log)
 		}
 	}
 	if err != nil {
@@ -62,6 +62,18 @@ func newSampler(view string, log *slog.Logger) (*sampler, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openCPU measures processes exactly with eBPF where the kernel allows
+// it, else by sampling /proc, which it says once, as the cpu input does.
+func openCPU(log *slog.Logger) (*cpu.Collector, error) {
+	c, err := cpu.New(cpu.Options{Method: cpu.MethodEBPF, Logger: log})
+	var ee *cpu.EBPFError
+	if !errors.As(err, &ee) {
+		return c, err
+	}
+	log.Warn("cpu: eBPF is not available here, measuring processes by sampling /proc instead", "reason", ee.Err.Error())
+	return cpu.New(cpu.Options{Method: cpu.MethodSampling, Logger: log})
 }
 
 // Close closes the collectors.
