@@ -138,7 +138,8 @@ func (c *Collector) Method() string { return c.method }
 func (c *Collector) Track(pids []int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || (pids == nil && c.all) {
+		// Every process already: Collect picks up new ones.
 		return
 	}
 	c.all = pids == nil

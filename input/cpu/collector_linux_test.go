@@ -86,7 +86,14 @@ func TestTrackSeries(t *testing.T) {
 				}
 				return nil
 			}
-			s1, s2 := collect(), collect()
+			// The eBPF program counts a task from its first switch after
+			// the attach: a pinned child spinning alone on its core may
+			// take a while to show.
+			s1 := collect()
+			for i := 0; i < 20 && find(s1, busy.PID()) == nil; i++ {
+				s1 = collect()
+			}
+			s2 := collect()
 			if len(s2.Processes) != 1 || s2.Processes[0].Process.PID != busy.PID() {
 				t.Fatalf("snapshot holds %d processes, want only the tracked %d: %+v", len(s2.Processes), busy.PID(), s2.Processes)
 			}
@@ -141,4 +148,40 @@ func (p *ProcessTimes) coreSum() uint64 {
 		n += ns
 	}
 	return n
+}
+
+// TestAllPicksUpNewProcesses: without Track (every process), a process
+// started after the collector is measured from the next collection on.
+func TestAllPicksUpNewProcesses(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, method := range []string{MethodEBPF, MethodSampling} {
+		t.Run(method, func(t *testing.T) {
+			c, err := New(Options{Method: method, SampleInterval: 20 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if _, err := c.Collect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c.Track(nil) // already every process: changes nothing
+			child := cputest.StartChild(t, "busy 1")
+			var prev Snapshot
+			for i := 0; i < 20; i++ {
+				time.Sleep(200 * time.Millisecond)
+				cur, err := c.Collect(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range Diff(prev, cur).Processes {
+					if p.Process.PID == child.PID() && p.DominantCore == 1 {
+						return
+					}
+				}
+				prev = cur
+			}
+			t.Errorf("child %d started after the collector was never measured", child.PID())
+		})
+	}
 }

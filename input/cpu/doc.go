@@ -22,7 +22,8 @@
 // /proc/PID/task/TID/stat) every SampleInterval and credits it with the
 // CPU time the thread used since the previous sample; migrations then come
 // from se.nr_migrations in /proc/PID/task/TID/sched. Core figures always
-// come from /proc/stat and /proc/softirqs.
+// come from /proc/stat and /proc/softirqs. The eBPF method needs CAP_BPF
+// and CAP_PERFMON (or root).
 //
 // Stable: Options, New, Collector's Collect, Track, Method and Close,
 // Diff, the fields of Snapshot, CoreTimes, ProcessTimes, Usage, CoreUsage,

@@ -20,6 +20,9 @@ func Example() {
 	}
 	defer c.Close()
 	c.Track([]int{os.Getpid()})
+	// eBPF counts a thread from its first switch after the program was
+	// attached: sleep, so that this one is switched out and in again.
+	time.Sleep(10 * time.Millisecond)
 	ctx := context.Background()
 	prev, err := c.Collect(ctx)
 	if err != nil {

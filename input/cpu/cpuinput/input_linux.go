@@ -200,6 +200,8 @@ func (in *cpuInput) collect(ctx context.Context) cpu.Snapshot {
 	}
 	var ce *cpu.CollectError
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return cpu.Snapshot{} // stopping: nothing failed
 	case errors.As(err, &ce):
 		if ce.Processes != nil {
 			in.n.Errors.Add(1)
@@ -222,10 +224,12 @@ func (in *cpuInput) collect(ctx context.Context) cpu.Snapshot {
 
 // period ends a measurement period: it reselects the processes, collects,
 // and builds the events from the difference to the previous collection.
-// The new selection is tracked before the collection (with the previous
-// one, which the period measured), so that with eBPF a process that became
-// network-active during the period is reported for it; after the
-// collection only the new selection stays tracked.
+// With eBPF the new selection is tracked before the collection (with the
+// previous one, which the period measured), so that a process that became
+// network-active during the period is reported for it, as the program saw
+// it all along; the sampler measures a process only from its Track on, so
+// there it is tracked after. After the collection only the new selection
+// stays tracked.
 func (in *cpuInput) period(ctx context.Context) []pipeline.Event {
 	in.registerCounters()
 	begin := time.Now()
@@ -235,9 +239,14 @@ func (in *cpuInput) period(ctx context.Context) []pipeline.Event {
 		in.n.Errors.Add(1)
 		in.log.Warn("cpu: selecting network processes failed", "error", err)
 	}
-	in.coll.Track(prevSel.union(sel).pids())
+	if in.method == MethodEBPF {
+		in.coll.Track(prevSel.union(sel).pids())
+	}
 	snap := in.collect(ctx)
 	in.coll.Track(sel.pids())
+	if snap.Time.IsZero() {
+		return nil
+	}
 	u := cpu.Diff(in.prev, snap)
 	in.prev, in.sel = snap, sel
 

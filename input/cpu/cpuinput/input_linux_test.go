@@ -657,3 +657,57 @@ func TestRunPublishesLatest(t *testing.T) {
 		t.Errorf("the busy network child %d is not in the snapshot", c.PID())
 	}
 }
+
+// TestNewlyNetworkActiveProcessReported: with eBPF, a process that opens
+// its first socket during a period is reported for that period (the
+// program measured it all along), as it was before the collector became a
+// library: the new selection is tracked before the collection.
+func TestNewlyNetworkActiveProcessReported(t *testing.T) {
+	nstest.RequireRoot(t)
+	c := cputest.StartChild(t, "spinlisten")
+	cfg := DefaultConfig()
+	cfg.Method = MethodEBPF
+	log := slog.New(slog.DiscardHandler)
+	in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log}
+	coll, method, err := in.openCollector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	in.coll, in.method = coll, method
+	in.procs = procindex.New(procindex.Options{ProcRoot: "/proc"})
+	ctx := context.Background()
+	in.begin(ctx)
+	if in.sel.has(c.PID()) {
+		t.Fatalf("child %d selected before it has a socket", c.PID())
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := fmt.Fprintln(c.Stdin, "listen"); err != nil {
+		t.Fatal(err)
+	}
+	fdDir := "/proc/" + strconv.Itoa(c.PID()) + "/fd/"
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ents, _ := os.ReadDir(fdDir)
+		found := false
+		for _, e := range ents {
+			target, _ := os.Readlink(fdDir + e.Name())
+			found = found || strings.HasPrefix(target, "socket:")
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child opened no socket in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	events := in.period(ctx)
+	proc, _ := ofProcess(t, events, c.PID())
+	if got := field(t, *proc, "fleutan.cpu.flows"); got != 1 {
+		t.Errorf("flows %v, want 1 (the listener)", got)
+	}
+	if pct := num(t, *proc, "fleutan.cpu.pct"); pct <= 0 {
+		t.Errorf("pct %v, want the CPU time it spun", pct)
+	}
+}

@@ -28,6 +28,8 @@ import (
 //	move  MS     spin and repin every thread alternately to core 0 and 1
 //	             every MS milliseconds, printing "move <unix ns>" after each
 //	idle  T      start T threads that sleep, print "ready" and wait (bench)
+//	spinlisten   spin; on the line "listen", listen on a loopback TCP port
+//	reuse        see reuseChild
 const childEnv = "FBT_CPU_CHILD"
 
 // Main is the TestMain of a package that starts children.
@@ -41,8 +43,11 @@ func Main(m *testing.M) {
 func runChild(mode string) int {
 	kind, arg, _ := strings.Cut(mode, " ")
 	n, _ := strconv.Atoi(arg)
-	if kind == "reuse" {
+	switch kind {
+	case "reuse":
 		return reuseChild()
+	case "spinlisten":
+		return spinListenChild()
 	}
 	stop := make(chan struct{})
 	go func() {
@@ -133,6 +138,28 @@ func reuseChild() int {
 			conns = append(conns, c)
 		}
 	}
+	return 0
+}
+
+// spinListenChild spins without a socket until the line "listen", then
+// listens on a loopback TCP port and spins on; it exits at EOF.
+func spinListenChild() int {
+	stop := make(chan struct{})
+	var ln net.Listener
+	fmt.Println("ready")
+	go func() {
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			if in.Text() == "listen" && ln == nil {
+				var err error
+				if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+				}
+			}
+		}
+		close(stop)
+	}()
+	spin(stop, 0, nil)
 	return 0
 }
 
