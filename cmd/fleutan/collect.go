@@ -115,14 +115,18 @@ func (s *sampler) sample(ctx context.Context) (interval, error) {
 		// With eBPF a process tracked since the previous collection is
 		// credited with all it ran since then: tracking the processes that
 		// have flows now, beside those of the interval's start, measures
-		// one that opened a socket during the interval.
+		// one that opened a socket during the interval. The sampler counts
+		// a process only from its Track on, so there it waits for the next
+		// interval, as in the cpu input.
 		pids := map[int]bool{}
 		for i := range iv.Flows.Flows {
 			if p := iv.Flows.Flows[i].Process; p != nil {
 				pids[p.PID] = true
 			}
 		}
-		s.cpu.Track(pidList(s.pids, pids))
+		if s.cpu.Method() == cpu.MethodEBPF {
+			s.cpu.Track(pidList(s.pids, pids))
+		}
 		snap, err := s.cpu.Collect(ctx)
 		s.cpu.Track(pidList(pids))
 		s.pids = pids
