@@ -103,3 +103,37 @@ func TestViewsMatchGoldenFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONCarriesWhatTheViewsDraw encodes each fixture's interval as
+// --json prints it and draws every view from the decoded copy: the
+// drawing must not change, so the JSON holds all that the views show.
+func TestJSONCarriesWhatTheViewsDraw(t *testing.T) {
+	th := [3]float64{10, 20, 100}
+	for _, tc := range []struct {
+		fixture string
+		views   []flowsOptions
+	}{
+		{"flows_cpu.json", []flowsOptions{{view: viewCPUAssoc}, {view: viewCPUGen}, {view: viewLat, thresholds: th}, {view: viewVol, group: "peer"}}},
+		{"qdisc.json", []flowsOptions{{view: viewQdisc}}},
+	} {
+		iv := loadInterval(t, tc.fixture)
+		b, err := json.Marshal(iv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Count(b, []byte("\n")) != 0 {
+			t.Fatalf("%s: the JSON of an interval is not one line", tc.fixture)
+		}
+		var back interval
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", tc.fixture, err)
+		}
+		for _, o := range tc.views {
+			want, got := buildFrame(iv), buildFrame(&back)
+			st := Style{Width: 100}
+			if w, g := render(&want, &o, st), render(&got, &o, st); g != w || w == "" {
+				t.Errorf("%s, view %s: drawn from the JSON\n%s\nwant\n%s", tc.fixture, o.view, g, w)
+			}
+		}
+	}
+}
