@@ -125,12 +125,12 @@ func (c *Collector) Close() error {
 // queue. A namespace whose dump failed contributes nothing (its previous
 // readings are in Snapshot.Held) and its error is returned with the
 // qdiscs of the others. When the namespaces cannot be listed, or ctx
-// ends, the Snapshot is zero.
+// ends, the Snapshot is zero but for Evictions.
 func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	now := c.opts.Now()
 	nss, err := c.namespaces()
 	if err != nil {
-		return Snapshot{}, err
+		return c.failed(ctx, err)
 	}
 	var out []Qdisc
 	var visited []Namespace
@@ -154,7 +154,7 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 		return nil
 	})
 	if err != nil {
-		return Snapshot{}, err
+		return c.failed(ctx, err)
 	}
 	present, failed := v.Present, v.Failed
 	for _, ns := range nss {
@@ -195,6 +195,17 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	return snap, errors.Join(errs...)
+}
+
+// failed ends a collection that read no device: the period's transmit
+// counts are read and dropped, for want of devices to join them to, so
+// that the next collection's cover its own period only.
+func (c *Collector) failed(ctx context.Context, err error) (Snapshot, error) {
+	var s Snapshot
+	if c.opts.Xmit != nil {
+		_ = c.queueFlows(ctx, &s)
+	}
+	return Snapshot{Evictions: s.Evictions}, err
 }
 
 // queueFlows reads the transmit counts of the period and joins them to the
