@@ -177,6 +177,7 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	usage, gone, at, err := c.meter.collect()
 	if err != nil {
 		ce.Processes = err
+		at = monotonic()
 	}
 	snap := Snapshot{Time: time.Now(), MonotonicNs: uint64(at), Method: c.method}
 	for _, pid := range gone {
