@@ -18,16 +18,12 @@ import (
 // modulePath is the library's module, which libuser requires.
 const modulePath = "github.com/fleutan/fleutanbeat"
 
-// libuserBinary builds testdata/libuser as a module of its own, offline:
-// a copy of it whose replace points at this checkout, with this module's
-// go.sum (a superset of what libuser needs), so every module comes from
-// the module cache the library's own build filled. The kernel matrix's
-// guest has no go tool: it names the binary it built beforehand.
-func libuserBinary(t *testing.T) string {
+// libuserModule copies testdata/libuser to a temporary directory as a
+// module of its own whose replace points at this checkout, with this
+// module's go.sum (a superset of what libuser needs), so that it builds
+// offline from the module cache the library's own build filled.
+func libuserModule(t *testing.T) string {
 	t.Helper()
-	if bin := os.Getenv("FLEUTANBEAT_LIBUSER_BIN"); bin != "" {
-		return bin
-	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
@@ -46,21 +42,85 @@ func libuserBinary(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(dir, "libuser")
-	for _, args := range [][]string{
-		{"mod", "edit", "-replace", modulePath + "=" + root},
-		{"build", "-o", bin, "."},
-	} {
-		c := exec.Command("go", args...)
-		c.Dir = dir
-		// -mod=mod lets go add libuser's indirect requirements (the
-		// library's own dependencies) to the copy's go.mod.
-		c.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", "CGO_ENABLED=0")
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+	goCmd(t, dir, "mod", "edit", "-replace", modulePath+"="+root)
+	return dir
+}
+
+// goCmd runs the go tool in dir, offline.
+func goCmd(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	c := exec.Command("go", args...)
+	c.Dir = dir
+	// -mod=mod lets go add libuser's indirect requirements (the library's
+	// own dependencies) to the copy's go.mod.
+	c.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", "CGO_ENABLED=0")
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// libuserBinary builds testdata/libuser. The kernel matrix's guest has no
+// go tool: it names the binary it built beforehand.
+func libuserBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("FLEUTANBEAT_LIBUSER_BIN"); bin != "" {
+		return bin
+	}
+	dir := libuserModule(t)
+	bin := filepath.Join(dir, "libuser")
+	goCmd(t, dir, "build", "-o", bin, ".")
 	return bin
+}
+
+// TestREADMELibraryExampleCompiles builds the README's library example,
+// as the body of a function returning an error, in the libuser module:
+// the README shows code that works with the library as it is.
+func TestREADMELibraryExampleCompiles(t *testing.T) {
+	if os.Getenv("FLEUTANBEAT_LIBUSER_BIN") != "" {
+		t.Skip("no go tool where FLEUTANBEAT_LIBUSER_BIN names the program (the kernel matrix's guest)")
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const section = "## Use the collectors as a Go library\n"
+	_, rest, ok := strings.Cut(string(readme), section)
+	if !ok {
+		t.Fatalf("README has no %q", strings.TrimSpace(section))
+	}
+	_, rest, ok = strings.Cut(rest, "```go\n")
+	if !ok {
+		t.Fatal("README's library section has no Go example")
+	}
+	body, _, ok := strings.Cut(rest, "```\n")
+	if !ok {
+		t.Fatal("README's library example does not end")
+	}
+	src := `package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input/flows"
+)
+
+func run(ctx context.Context) error {
+` + body + `	return nil
+}
+
+func main() { fmt.Println(run(context.Background())) }
+`
+	dir := libuserModule(t)
+	if err := os.Mkdir(filepath.Join(dir, "readme"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "readme", "main.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goCmd(t, dir, "vet", "./readme")
+	goCmd(t, dir, "build", "-o", filepath.Join(dir, "readme.bin"), "./readme")
 }
 
 // connect opens a TCP connection over the namespace's loopback, held by
