@@ -237,7 +237,7 @@ payload() {
 	local lu
 	lu=$(mktemp -d)
 	cp input/libtest/testdata/libuser/go.mod input/libtest/testdata/libuser/main.go go.sum "$lu/"
-	(cd "$lu" && go mod edit -replace "$mod=$OLDPWD" &&
+	(cd "$lu" && go mod edit -replace "$mod=$ROOT" &&
 		GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0 go build -trimpath -o "$p/bin/libuser" .)
 	rm -rf "$lu"
 	cp fleutanbeat.yml go.mod "$p/src/"
