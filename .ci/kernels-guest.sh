@@ -11,6 +11,8 @@ export FLEUTANBEAT_REQUIRE_KERNEL=1
 export TMPDIR=/tmp PATH=/fbt/bin:$PATH
 # The guest has no go tool to build the fleutan that cmd/fleutan runs.
 export FLEUTANBEAT_FLEUTAN_BIN=/fbt/bin/fleutan
+# Nor to build input/libtest's program.
+export FLEUTANBEAT_LIBUSER_BIN=/fbt/bin/libuser
 echo "@@FBT-KERNEL $(uname -r) cpus=$(nproc)"
 while read -r pkg; do
 	cd "/fbt/src/$pkg" || continue

@@ -224,13 +224,22 @@ test_pkgs() {
 
 # payload builds .kernels/payload/: one static test binary per package next
 # to a copy of its testdata (tests run in their package directory), the
-# shipped config, bin/fleutanbeat and bin/fleutan, and the guest script.
+# shipped config, bin/fleutanbeat, bin/fleutan and bin/libuser, and the
+# guest script.
 payload() {
 	local p=$K/payload mod
 	rm -rf "$p" && mkdir -p "$p/src" "$p/bin"
 	mod=$(go list -m)
 	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutanbeat" ./cmd/fleutanbeat
 	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutan" ./cmd/fleutan
+	# input/libtest's program is a module of its own, built as its test
+	# builds it (which the guest, without a go tool, cannot).
+	local lu
+	lu=$(mktemp -d)
+	cp input/libtest/testdata/libuser/go.mod input/libtest/testdata/libuser/main.go go.sum "$lu/"
+	(cd "$lu" && go mod edit -replace "$mod=$ROOT" &&
+		GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0 go build -trimpath -o "$p/bin/libuser" .)
+	rm -rf "$lu"
 	cp fleutanbeat.yml go.mod "$p/src/"
 	local pkg rel
 	: >"$p/pkgs"

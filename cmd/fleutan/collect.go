@@ -2,212 +2,215 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/fleutan/fleutanbeat/config"
-	"github.com/fleutan/fleutanbeat/input"
-	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
+	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
-	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
-	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
-	"github.com/fleutan/fleutanbeat/output/codec"
-	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
-// qdiscChunk is the qdisc input's publish chunk: a collection is published
-// in chunks of that many events and a shorter last one, so a Publish of
-// fewer events ends a collection.
-const qdiscChunk = qdiscinput.PublishChunk
+// sampler holds the library collectors a view draws from and the previous
+// snapshot of each: an interval is the Diff of two snapshots, so no
+// collector keeps hidden state for the tool.
+type sampler struct {
+	log   *slog.Logger
+	flows *flows.Collector
+	cpu   *cpu.Collector
+	qdisc *qdisc.Collector
+	xmit  *qdisc.XmitCounter
 
-// batchPublisher hands each Publish of an input to the sampling loop.
-type batchPublisher chan []pipeline.Event
-
-func (p batchPublisher) Publish(ctx context.Context, events ...pipeline.Event) error {
-	select {
-	case p <- pipeline.CloneEvents(events): // the input may reuse events once Publish returns
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// prevFlows stays valid until the second flows Collect after it (the
+	// flows collector reuses its buffers), which is all Diff needs.
+	prevFlows flows.Snapshot
+	prevCPU   cpu.Snapshot
+	prevQdisc qdisc.Snapshot
+	// pids are the flows' processes the cpu collector tracks.
+	pids   map[int]bool
+	deltas []flows.FlowDelta
 }
 
-// inputSource runs an input of the agent (cpu, qdisc) with the tool's
-// interval as its period and delivers its collections.
-type inputSource struct {
-	name    string
-	batches batchPublisher
-	done    chan error
-	// pending is the start of the next collection, read while looking for
-	// the end of the current one.
-	pending []pipeline.Event
-}
-
-// startInput builds an input from YAML, as the agent does, and runs it
-// until ctx ends.
-func startInput(ctx context.Context, name string, factory input.Factory, yml string, log *slog.Logger) (*inputSource, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(yml), &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+// newSampler opens the collectors of view: the flows collector for every
+// view but -q, which needs the qdisc collector (with the eBPF transmit
+// counter for the flows per queue when the kernel allows it); the --cpu
+// views also measure their flows' processes with the cpu collector.
+func newSampler(view string, log *slog.Logger) (*sampler, error) {
+	s := &sampler{log: log}
+	var err error
+	switch view {
+	case viewQdisc:
+		o := qdisc.Options{Logger: log}
+		if x, xerr := qdisc.OpenXmitCounter(qdisc.XmitOptions{}); xerr != nil {
+			// The queues' own counters do without it.
+			log.Warn("qdisc: flows per queue disabled: eBPF is not available", "error", xerr)
+		} else {
+			s.xmit, o.Xmit = x, x
+		}
+		s.qdisc, err = qdisc.New(o)
+	default:
+		s.flows, err = flows.New(flows.Options{Logger: log})
+		if err == nil && (view == viewCPUAssoc || view == viewCPUGen) {
+			s.cpu, err = openCPU(log)
+		}
 	}
-	in, err := factory(config.NewRaw(doc.Content[0], "fleutan", name), input.Settings{Logger: log})
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
-	s := &inputSource{name: name, batches: make(batchPublisher), done: make(chan error, 1)}
-	go func() { s.done <- in.Run(ctx, s.batches) }()
 	return s, nil
 }
 
-// next waits for the input's next complete collection. It returns nil
-// events when none came within wait (an input that found nothing to
-// report publishes nothing).
-func (s *inputSource) next(ctx context.Context, wait time.Duration) ([]pipeline.Event, error) {
-	events := s.pending
-	s.pending = nil
-	if len(events) > 0 && len(events)%qdiscChunk != 0 {
-		return events, nil
+// openCPU measures processes exactly with eBPF where the kernel allows
+// it, else by sampling /proc, which it says once, as the cpu input does.
+func openCPU(log *slog.Logger) (*cpu.Collector, error) {
+	c, err := cpu.New(cpu.Options{Method: cpu.MethodEBPF, Logger: log})
+	var ee *cpu.EBPFError
+	if !errors.As(err, &ee) {
+		return c, err
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case err := <-s.done:
-			if ctx.Err() != nil {
-				// Ctrl-C: the input stopped because ctx ended, and select
-				// may see that before ctx.Done. A clean stop.
-				return nil, nil
-			}
-			if err == nil {
-				err = errors.New("stopped")
-			}
-			return nil, fmt.Errorf("%s input: %w", s.name, err)
-		case <-timer.C:
-			return events, nil
-		case b := <-s.batches:
-			if len(b) == 0 {
-				continue
-			}
-			if len(events) > 0 && !b[0].Timestamp.Equal(events[0].Timestamp) {
-				// A collection of exactly n chunks ended with a full one.
-				s.pending = b
-				return events, nil
-			}
-			events = append(events, b...)
-			if len(b) < qdiscChunk {
-				return events, nil
-			}
-		}
+	log.Warn("cpu: eBPF is not available here, measuring processes by sampling /proc instead", "reason", ee.Err.Error())
+	return cpu.New(cpu.Options{Method: cpu.MethodSampling, Logger: log})
+}
+
+// Close closes the collectors.
+func (s *sampler) Close() {
+	if s.flows != nil {
+		_ = s.flows.Close()
+	}
+	if s.cpu != nil {
+		_ = s.cpu.Close()
+	}
+	if s.qdisc != nil {
+		_ = s.qdisc.Close()
+	}
+	if s.xmit != nil { // after the collector that uses it
+		_ = s.xmit.Close()
 	}
 }
 
-// runFlows samples every interval and prints the view (or the events)
-// until ctx ends or o.count intervals were shown.
-func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, log *slog.Logger) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	period := fmt.Sprintf("period: %dms\n", o.interval.Milliseconds())
-
-	var src *inputSource
-	var err error
-	switch o.view {
-	case viewCPUAssoc, viewCPUGen:
-		src, err = startInput(ctx, "cpu", cpuinput.New, period+"processes: network\nmethod: auto\n", log)
-	case viewQdisc:
-		src, err = startInput(ctx, "qdisc", qdiscinput.New, period+"flow_attribution: auto\n", log)
+// sample collects from every collector and returns the interval since the
+// previous sample; the first one, the reference of the first interval,
+// has no deltas. A collector that fails with nothing to show ends the
+// tool; one that returns part of a collection with its error is warned
+// about and shown.
+func (s *sampler) sample(ctx context.Context) (interval, error) {
+	var iv interval
+	if s.flows != nil {
+		snap, err := s.flows.Collect(ctx)
+		if err != nil {
+			if len(snap.Flows) == 0 {
+				return iv, err
+			}
+			s.log.Warn(err.Error())
+		}
+		s.deltas = flows.AppendDiff(s.deltas, s.prevFlows, snap)
+		s.prevFlows = snap
+		iv.Flows, iv.FlowDeltas = &snap, s.deltas
 	}
+	if s.cpu != nil {
+		// With eBPF a process tracked since the previous collection is
+		// credited with all it ran since then: tracking the processes that
+		// have flows now, beside those of the interval's start, measures
+		// one that opened a socket during the interval. The sampler counts
+		// a process only from its Track on, so there it waits for the next
+		// interval, as in the cpu input.
+		pids := map[int]bool{}
+		for i := range iv.Flows.Flows {
+			if p := iv.Flows.Flows[i].Process; p != nil {
+				pids[p.PID] = true
+			}
+		}
+		if s.cpu.Method() == cpu.MethodEBPF {
+			s.cpu.Track(pidList(s.pids, pids))
+		}
+		snap, err := s.cpu.Collect(ctx)
+		s.cpu.Track(pidList(pids))
+		s.pids = pids
+		if err != nil {
+			var ce *cpu.CollectError
+			if !errors.As(err, &ce) {
+				return iv, err
+			}
+			s.log.Warn(err.Error())
+		}
+		u := cpu.Diff(s.prevCPU, snap)
+		s.prevCPU = snap
+		iv.CPU = &u
+	}
+	if s.qdisc != nil {
+		snap, err := s.qdisc.Collect(ctx)
+		if err != nil {
+			if snap.Time.IsZero() {
+				return iv, err
+			}
+			s.log.Warn(err.Error())
+		}
+		iv.QdiscDeltas = qdisc.Diff(s.prevQdisc, snap)
+		s.prevQdisc = snap
+		iv.Qdisc = &snap
+	}
+	return iv, nil
+}
+
+// pidList is the union of the sets, never nil: the cpu collector takes
+// nil for every process.
+func pidList(sets ...map[int]bool) []int {
+	out := []int{}
+	seen := map[int]bool{}
+	for _, s := range sets {
+		for pid := range s {
+			if !seen[pid] {
+				seen[pid] = true
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// runFlows samples every interval and prints the view (or the interval
+// as JSON) until ctx ends or o.count intervals were shown.
+func runFlows(ctx context.Context, o *flowsOptions, stdout io.Writer, st Style, log *slog.Logger) error {
+	s, err := newSampler(o.view, log)
 	if err != nil {
 		return err
 	}
-	var coll *flows.Collector
-	var prev flows.Snapshot
-	window := input.Window{Period: o.interval}
-	if o.view != viewQdisc {
-		if coll, err = flows.New(flows.Options{Logger: log}); err != nil {
-			return err
-		}
-		defer coll.Close()
-		// The first collection is the reference for the deltas of the
-		// first interval.
-		window.Next(time.Now())
-		if prev, err = coll.Collect(ctx); err != nil {
-			return err
-		}
-	}
-	if o.view == viewQdisc {
-		// The qdisc input collects once at start: counters without
-		// deltas, the reference for the first interval.
-		if _, err := src.next(ctx, o.interval+5*time.Second); err != nil {
-			return err
-		}
-	}
-
-	// An input that publishes nothing (no devices, no processes) must not
-	// stall the tool: after a generous wait the interval is shown empty.
-	wait := 2*o.interval + 5*time.Second
-	var ticker *time.Ticker
-	if src == nil {
-		ticker = time.NewTicker(o.interval)
-		defer ticker.Stop()
-	}
-	var line []byte
-	for n := 0; o.count == 0 || n < o.count; n++ {
-		var events []pipeline.Event
-		if src != nil {
-			if events, err = src.next(ctx, wait); err != nil {
-				return err
-			}
-		} else {
-			select {
-			case <-ctx.Done():
-			case <-ticker.C:
-			}
-		}
+	defer s.Close()
+	// The first sample is the reference for the deltas of the first
+	// interval.
+	if _, err := s.sample(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if coll != nil {
-			start := time.Now()
-			snap, err := coll.Collect(ctx)
-			fl := snap.Flows
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				if len(fl) == 0 {
-					return err
-				}
-				log.Warn(err.Error())
+		return err
+	}
+	ticker := time.NewTicker(o.interval)
+	defer ticker.Stop()
+	enc := json.NewEncoder(stdout)
+	for n := 0; o.count == 0 || n < o.count; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+		iv, err := s.sample(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			deltas := flows.Diff(prev, snap)
-			if !snap.Time.IsZero() {
-				prev = snap
-			}
-			times := input.Times{Window: window.Next(start), Collection: time.Since(start)}
-			fevents := make([]pipeline.Event, 0, len(fl)+len(events))
-			for i := range fl {
-				fevents = append(fevents, flowsinput.Event(&fl[i], deltas[i], start, times))
-			}
-			events = append(fevents, events...)
+			return err
 		}
 		if o.json {
-			for i := range events {
-				line = codec.AppendEvent(line[:0], &events[i], codec.Options{})
-				line = append(line, '\n')
-				if _, err := stdout.Write(line); err != nil {
-					return err
-				}
+			if err := enc.Encode(&iv); err != nil {
+				return fmt.Errorf("json: %w", err)
 			}
 			continue
 		}
-		fr := buildFrame(events)
+		fr := buildFrame(&iv)
 		text := render(&fr, o, st)
 		if n > 0 {
 			text = "\n" + text

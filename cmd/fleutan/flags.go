@@ -51,7 +51,12 @@ Options:
   -n, --count N            reports to print before exiting (default 1: sample
                            one interval, print one report, exit, as the
                            original did; 0: one per interval until Ctrl-C)
-      --json               print the collectors' events as NDJSON instead
+      --json               print each interval as one line of JSON instead:
+                           the view's collectors' snapshots and Diff results
+                           in the library's types (flows: flows.Snapshot,
+                           flow_deltas: flows.Diff, same order; cpu: cpu.Diff's
+                           cpu.Usage; qdisc: qdisc.Snapshot, qdisc_deltas:
+                           qdisc.Diff, same order)
       --color auto|always|never
                            colours on a terminal only (default auto)
   -h, --help               this help

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
@@ -242,8 +244,38 @@ func TestLiveViewsShowTheTestsFlowsAndProcesses(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		t.Parallel()
 		out := s.fleutan(t, "flows", "--lat", "--json", "-i", "1", "-n", "1")
-		if !strings.Contains(out, `"dataset":"fleutan.flows"`) || !strings.Contains(out, fmt.Sprintf(`"name":"fl-sender","parent":{"pid":%d},"pid":%d}`, os.Getpid(), s.senderPID)) {
-			t.Fatalf("events missing:\n%s", out)
+		// One interval: the flows snapshot and its deltas, in the
+		// library's types, and nothing of the views without --cpu or -q.
+		var iv struct {
+			Flows      *flows.Snapshot   `json:"flows"`
+			FlowDeltas []flows.FlowDelta `json:"flow_deltas"`
+			CPU        json.RawMessage   `json:"cpu"`
+		}
+		if n := strings.Count(out, "\n"); n != 1 {
+			t.Fatalf("%d lines, want one JSON document:\n%s", n, out)
+		}
+		if err := json.Unmarshal([]byte(out), &iv); err != nil {
+			t.Fatal(err)
+		}
+		if iv.Flows == nil || len(iv.FlowDeltas) != len(iv.Flows.Flows) || iv.CPU != nil {
+			t.Fatalf("want flows with one delta each and no cpu:\n%s", out)
+		}
+		found := false
+		for i, f := range iv.Flows.Flows {
+			if f.Local.String() != s.sendV4Local || f.Remote.String() != "10.99.0.2:7001" {
+				continue
+			}
+			found = true
+			if p := f.Process; p == nil || p.PID != s.senderPID || p.Name != "fl-sender" || p.PPID != os.Getpid() {
+				t.Errorf("sender's flow has process %+v, want fl-sender (%d), child of %d", f.Process, s.senderPID, os.Getpid())
+			}
+			// 6.5 MB/s over about a second.
+			if d := iv.FlowDeltas[i]; !d.OK || d.BytesOut < 1e6 || d.BytesOut > 1e8 {
+				t.Errorf("sender's flow delta %+v, want 1 MB to 100 MB out", d)
+			}
+		}
+		if !found {
+			t.Fatalf("sender's flow %s missing:\n%s", s.sendV4Local, out)
 		}
 	})
 }

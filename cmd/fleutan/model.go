@@ -2,23 +2,24 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"net/netip"
 	"slices"
-	"strconv"
 
-	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 // Frame is what one sampling interval gives the views: the flows, the
 // per-core CPU time of their processes and the per-queue transmit loads.
-// It is built from the same pipeline events that --json prints, so the
-// views and the JSON always agree and golden tests run on event fixtures.
+// buildFrame makes it from the library collectors' snapshots and their
+// Diff, the same values --json prints, so the views and the JSON always
+// agree and golden tests run on snapshot fixtures.
 type Frame struct {
 	Flows []FlowRow
 	Procs []ProcCores
-	// Cores is the number of CPUs (highest core number + 1) seen in the
-	// cpu events; 0 without them.
+	// Cores is the number of CPUs (highest core number + 1) in the cpu
+	// usage; 0 without it.
 	Cores      int
 	Queues     []QueueLoad
 	QueueFlows []QueueFlow
@@ -57,8 +58,8 @@ type QueueLoad struct {
 }
 
 // QueueFlow is the bytes one flow handed to one TX queue over the
-// interval; Other sums the flows past the input's top ones and packets
-// without a socket.
+// interval; Other sums the flows past the collector's top ones and
+// packets without a socket.
 type QueueFlow struct {
 	Device        string
 	Queue         int
@@ -69,91 +70,134 @@ type QueueFlow struct {
 	OtherFlows    int
 }
 
-// Datasets as set by the inputs (event.dataset).
+// interval is one sampling interval as the library collectors give it:
+// each collector's snapshot and its Diff with the previous one. A view
+// leaves out the collectors it does not draw from (nil).
+type interval struct {
+	Flows *flows.Snapshot `json:"flows,omitempty"`
+	// FlowDeltas is flows.Diff: one per Flows.Flows, same index.
+	FlowDeltas []flows.FlowDelta `json:"flow_deltas,omitempty"`
+	CPU        *cpu.Usage        `json:"cpu,omitempty"`
+	Qdisc      *qdisc.Snapshot   `json:"qdisc,omitempty"`
+	// QdiscDeltas is qdisc.Diff: one per Qdisc.Qdiscs, same index.
+	QdiscDeltas []qdisc.QdiscDelta `json:"qdisc_deltas,omitempty"`
+}
+
+// End offsets in struct tcp_info (linux/tcp.h) of the fields the views
+// use: a kernel whose struct stops short of one did not send it.
 const (
-	dsFlows = "fleutan.flows"
-	dsCPU   = "fleutan.cpu"
-	dsQdisc = "fleutan.qdisc"
+	tcpiRTTEnd = 72  // tcpi_rtt
+	tcpiBDPEnd = 168 // tcpi_delivery_rate, after tcpi_min_rtt
 )
 
-// buildFrame turns the events of one interval into a Frame. Events it does
-// not know and fields that are missing or of the wrong type are skipped:
-// the input is data, never a reason to fail.
-func buildFrame(events []pipeline.Event) Frame {
+// buildFrame turns one interval into a Frame.
+func buildFrame(iv *interval) Frame {
 	var fr Frame
-	procs := map[int]*ProcCores{}
-	queues := map[queueID]float64{}
-	qdiscSeen := map[queueID]bool{}
-	flowBytes := map[queueID]float64{}
-	multiq := map[string]bool{}
-	for i := range events {
-		m := events[i].Fields
-		switch str(m, "event.dataset") {
-		case dsFlows:
-			if f, ok := flowRow(m); ok {
-				fr.Flows = append(fr.Flows, f)
-			}
-		case dsCPU:
-			core, hasCore := integer(m, "fleutan.cpu.core")
-			if hasCore {
-				fr.Cores = max(fr.Cores, core+1)
-			}
-			if str(m, "fleutan.cpu.scope") != "process_core" || !hasCore {
-				continue
-			}
-			pid, _ := integer(m, "process.pid")
-			p := procs[pid]
-			if p == nil {
-				p = &ProcCores{PID: pid, Name: str(m, "process.name"), Pct: map[int]float64{}, Share: map[int]float64{}}
-				procs[pid] = p
-			}
-			// Events carry fractions of a core (1 = 100%), as Beats do; the
-			// views print percentages, as the original did.
-			frac, _ := number(m, "fleutan.cpu.pct")
-			p.Pct[core] = 100 * frac
-			p.Share[core], _ = number(m, "fleutan.cpu.share")
-		case dsQdisc:
-			dev := str(m, "fleutan.qdisc.device")
-			q, hasQ := integer(m, "fleutan.qdisc.tx_queue")
-			switch str(m, "fleutan.qdisc.scope") {
-			case "qdisc":
-				bytes, hasDelta := number(m, "fleutan.qdisc.delta.bytes")
-				if !hasDelta {
-					continue
-				}
-				root, _ := m.GetValue("fleutan.qdisc.root")
-				kind := str(m, "fleutan.qdisc.kind")
-				switch {
-				case hasQ:
-					multiq[dev] = true
-					queues[queueID{dev, q}] += bytes
-					qdiscSeen[queueID{dev, q}] = true
-				case root == true && kind != "noqueue":
-					// A single-queue device: its root qdisc feeds queue 0.
-					// The root of a multiqueue device (mq) is the sum of its
-					// children and is dropped below.
-					queues[queueID{dev, -1}] += bytes
-				}
-			case "flow":
-				if !hasQ {
-					continue
-				}
-				qf := QueueFlow{Device: dev, Queue: q, Proto: str(m, "network.transport")}
-				qf.Bytes, _ = number(m, "fleutan.qdisc.delta.bytes")
-				if other, _ := m.GetValue("fleutan.qdisc.other"); other == true {
-					qf.Other = true
-					qf.OtherFlows, _ = integer(m, "fleutan.qdisc.other_flows")
-				} else {
-					src, dst := addrPort(m, "source"), addrPort(m, "destination")
-					qf.Local, qf.Remote = src, dst
-					if str(m, "network.direction") == "ingress" {
-						qf.Local, qf.Remote = dst, src
-					}
-				}
-				fr.QueueFlows = append(fr.QueueFlows, qf)
-				flowBytes[queueID{dev, q}] += qf.Bytes
+	if s := iv.Flows; s != nil {
+		fr.Flows = flowRows(s, iv.FlowDeltas)
+	}
+	if u := iv.CPU; u != nil {
+		fr.Cores, fr.Procs = procCores(u)
+	}
+	if s := iv.Qdisc; s != nil {
+		fr.Queues, fr.QueueFlows = queueLoads(s, iv.QdiscDeltas)
+	}
+	return fr
+}
+
+// flowRows lists the flows of the interval: listening sockets and final
+// reports of flows that ended are not flows of the interval.
+func flowRows(s *flows.Snapshot, deltas []flows.FlowDelta) []FlowRow {
+	var rows []FlowRow
+	for i := range s.Flows {
+		f := &s.Flows[i]
+		if f.Direction == flows.Listening || f.Final {
+			continue
+		}
+		r := FlowRow{
+			Proto:  flows.TransportName(f.Protocol),
+			Local:  unmap(f.Local),
+			Remote: unmap(f.Remote),
+		}
+		if p := f.Process; p != nil {
+			r.PID, r.Proc = p.PID, p.Name
+		}
+		if f.HasTCP && f.TCP.Has(tcpiRTTEnd) {
+			r.HasTCP = true
+			r.RTTms = float64(f.TCP.RTTMicros) / 1000
+			if f.TCP.Has(tcpiBDPEnd) {
+				r.BDP = float64(f.TCP.BDPBytes())
 			}
 		}
+		if i < len(deltas) && deltas[i].OK {
+			d := &deltas[i].Delta
+			r.HasDelta = true
+			r.SegsIn, r.SegsOut = float64(d.SegsIn), float64(d.SegsOut)
+			r.BytesIn, r.BytesOut = float64(d.BytesIn), float64(d.BytesOut)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// procCores is the number of cores and each process's time per core, in
+// pid order.
+func procCores(u *cpu.Usage) (cores int, procs []ProcCores) {
+	for _, c := range u.Cores {
+		cores = max(cores, c.CPU+1)
+	}
+	for i := range u.Processes {
+		p := &u.Processes[i]
+		if p.Process == nil || len(p.Cores) == 0 {
+			continue
+		}
+		pc := ProcCores{PID: p.Process.PID, Name: p.Process.Name, Pct: map[int]float64{}, Share: map[int]float64{}}
+		for _, c := range p.Cores {
+			cores = max(cores, c.CPU+1)
+			// The library gives fractions of a core (1 = 100%), as Beats
+			// do; the views print percentages, as the original did.
+			pc.Pct[c.CPU] = 100 * c.Pct
+			pc.Share[c.CPU] = c.Share
+		}
+		procs = append(procs, pc)
+	}
+	slices.SortFunc(procs, func(a, b ProcCores) int { return cmp.Compare(a.PID, b.PID) })
+	return cores, procs
+}
+
+// queueLoads sums the bytes each TX queue sent over the interval and lists
+// the flows behind each queue.
+func queueLoads(s *qdisc.Snapshot, deltas []qdisc.QdiscDelta) (loads []QueueLoad, qflows []QueueFlow) {
+	queues := map[queueID]float64{}
+	counted := map[queueID]bool{}
+	multiq := map[string]bool{}
+	for i := range s.Qdiscs {
+		q := &s.Qdiscs[i]
+		if q.Scope != qdisc.ScopeQdisc || i >= len(deltas) || !deltas[i].OK {
+			continue
+		}
+		id, bytes := queueID{q.Device.Name, q.TxQueue}, float64(deltas[i].Delta.Bytes)
+		switch {
+		case q.TxQueue >= 0:
+			multiq[id.dev] = true
+			queues[id] += bytes
+			counted[id] = true
+		case q.Root() && q.Kind != "noqueue":
+			// A single-queue device: its root qdisc feeds queue 0. The
+			// root of a multiqueue device (mq) is the sum of its
+			// children and is dropped below.
+			queues[queueID{id.dev, -1}] += bytes
+		}
+	}
+	flowBytes := map[queueID]float64{}
+	for i := range s.QueueFlows {
+		f := &s.QueueFlows[i]
+		qf := QueueFlow{Device: f.Device.Name, Queue: f.TxQueue, Bytes: float64(f.Bytes), Other: f.Other, OtherFlows: f.OtherFlows}
+		if !f.Other {
+			qf.Proto, qf.Local, qf.Remote = flows.TransportName(f.Protocol), f.Local, f.Remote
+		}
+		qflows = append(qflows, qf)
+		flowBytes[queueID{qf.Device, qf.Queue}] += qf.Bytes
 	}
 	for id, b := range queues {
 		if id.queue == -1 {
@@ -161,25 +205,21 @@ func buildFrame(events []pipeline.Event) Frame {
 				continue
 			}
 			id.queue = 0
-			qdiscSeen[id] = true
+			counted[id] = true
 		}
-		fr.Queues = append(fr.Queues, QueueLoad{Device: id.dev, Queue: id.queue, Bytes: b})
+		loads = append(loads, QueueLoad{Device: id.dev, Queue: id.queue, Bytes: b})
 	}
 	// A queue without a counting qdisc (noqueue, as on veth and most
 	// virtual devices) still shows what the flows handed it.
 	for id, b := range flowBytes {
-		if !qdiscSeen[id] {
-			fr.Queues = append(fr.Queues, QueueLoad{Device: id.dev, Queue: id.queue, Bytes: b})
+		if !counted[id] {
+			loads = append(loads, QueueLoad{Device: id.dev, Queue: id.queue, Bytes: b})
 		}
 	}
-	slices.SortFunc(fr.Queues, func(a, b QueueLoad) int {
+	slices.SortFunc(loads, func(a, b QueueLoad) int {
 		return cmp.Or(cmp.Compare(a.Device, b.Device), cmp.Compare(a.Queue, b.Queue))
 	})
-	for _, p := range procs {
-		fr.Procs = append(fr.Procs, *p)
-	}
-	slices.SortFunc(fr.Procs, func(a, b ProcCores) int { return cmp.Compare(a.PID, b.PID) })
-	return fr
+	return loads, qflows
 }
 
 type queueID struct {
@@ -187,86 +227,11 @@ type queueID struct {
 	queue int
 }
 
-// flowRow reads a fleutan.flows event; listening sockets and final
-// reports of vanished flows are not flows of the interval.
-func flowRow(m pipeline.M) (FlowRow, bool) {
-	if str(m, "fleutan.flow.direction") == "listening" {
-		return FlowRow{}, false
+// unmap shows a dual-stack socket's IPv4 peer (an IPv4-mapped IPv6
+// address) as IPv4, as ss(8) and the agent's events do.
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	if !ap.IsValid() {
+		return ap
 	}
-	if final, _ := m.GetValue("fleutan.flow.final"); final == true {
-		return FlowRow{}, false
-	}
-	f := FlowRow{
-		Proto:  str(m, "network.transport"),
-		Local:  addrPort(m, "fleutan.flow.local"),
-		Remote: addrPort(m, "fleutan.flow.remote"),
-		Proc:   str(m, "process.name"),
-	}
-	f.PID, _ = integer(m, "process.pid")
-	if rtt, ok := number(m, "fleutan.flow.tcp.rtt_us"); ok {
-		f.HasTCP = true
-		f.RTTms = rtt / 1000
-		f.BDP, _ = number(m, "fleutan.flow.tcp.bdp_bytes")
-	}
-	if _, ok := m.GetValue("fleutan.flow.delta"); ok {
-		f.HasDelta = true
-		f.SegsIn, _ = number(m, "fleutan.flow.delta.segs_in")
-		f.SegsOut, _ = number(m, "fleutan.flow.delta.segs_out")
-		f.BytesIn, _ = number(m, "fleutan.flow.delta.bytes_in")
-		f.BytesOut, _ = number(m, "fleutan.flow.delta.bytes_out")
-	}
-	return f, true
-}
-
-func addrPort(m pipeline.M, prefix string) netip.AddrPort {
-	a, err := netip.ParseAddr(str(m, prefix+".ip"))
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	p, _ := integer(m, prefix+".port")
-	if p < 0 || p > 65535 {
-		p = 0
-	}
-	return netip.AddrPortFrom(a, uint16(p))
-}
-
-func str(m pipeline.M, key string) string {
-	v, _ := m.GetValue(key)
-	s, _ := v.(string)
-	return s
-}
-
-// number reads a numeric field as the inputs put it (Go integer and float
-// types) or as JSON fixtures decode it (json.Number, float64).
-func number(m pipeline.M, key string) (float64, bool) {
-	v, ok := m.GetValue(key)
-	if !ok {
-		return 0, false
-	}
-	switch n := v.(type) {
-	case int:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case uint32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case float64:
-		return n, true
-	case json.Number:
-		f, err := strconv.ParseFloat(string(n), 64)
-		return f, err == nil
-	}
-	return 0, false
-}
-
-func integer(m pipeline.M, key string) (int, bool) {
-	f, ok := number(m, key)
-	if !ok || f != float64(int(f)) {
-		return 0, false
-	}
-	return int(f), true
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -9,40 +8,49 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/fleutan/fleutanbeat/pipeline"
+	"github.com/fleutan/fleutanbeat/input/cpu"
+	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/qdisc"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the current rendering")
 
-// loadEvents reads an NDJSON fixture of pipeline events as --json prints
-// them; numbers stay json.Number so large counters are exact.
-func loadEvents(t *testing.T, name string) []pipeline.Event {
+// snapshotFixture is two consecutive snapshots of each collector, as their
+// JSON (the library's json tags): the interval between them is what the
+// views draw.
+type snapshotFixture struct {
+	Flows *struct{ Prev, Cur flows.Snapshot } `json:"flows"`
+	CPU   *struct{ Prev, Cur cpu.Snapshot }   `json:"cpu"`
+	Qdisc *struct{ Prev, Cur qdisc.Snapshot } `json:"qdisc"`
+}
+
+// loadInterval reads a snapshot fixture and diffs its snapshots as the
+// tool does.
+func loadInterval(t *testing.T, name string) *interval {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var events []pipeline.Event
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.UseNumber()
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		ts, _ := time.Parse(time.RFC3339, m["@timestamp"].(string))
-		delete(m, "@timestamp")
-		events = append(events, pipeline.Event{Timestamp: ts, Fields: pipeline.M(m)})
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var fx snapshotFixture
+	if err := dec.Decode(&fx); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	iv := &interval{}
+	if fx.Flows != nil {
+		iv.Flows, iv.FlowDeltas = &fx.Flows.Cur, flows.Diff(fx.Flows.Prev, fx.Flows.Cur)
 	}
-	return events
+	if fx.CPU != nil {
+		u := cpu.Diff(fx.CPU.Prev, fx.CPU.Cur)
+		iv.CPU = &u
+	}
+	if fx.Qdisc != nil {
+		iv.Qdisc, iv.QdiscDeltas = &fx.Qdisc.Cur, qdisc.Diff(fx.Qdisc.Prev, fx.Qdisc.Cur)
+	}
+	return iv
 }
 
 func TestViewsMatchGoldenFiles(t *testing.T) {
@@ -53,27 +61,27 @@ func TestViewsMatchGoldenFiles(t *testing.T) {
 		opts    flowsOptions
 		style   Style
 	}{
-		{"cpu_fl_asoc", "flows_cpu.ndjson", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
-		{"cpu_fl_asoc_narrow", "flows_cpu.ndjson", flowsOptions{view: viewCPUAssoc}, Style{Width: 40}},
-		{"cpu_gen", "flows_cpu.ndjson", flowsOptions{view: viewCPUGen}, Style{Width: 100}},
-		{"qdisc", "qdisc.ndjson", flowsOptions{view: viewQdisc}, Style{Width: 100}},
-		{"qdisc_narrow", "qdisc.ndjson", flowsOptions{view: viewQdisc}, Style{Width: 60}},
-		{"lat", "flows_cpu.ndjson", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
-		{"lat_color", "flows_cpu.ndjson", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100, Color: true}},
-		{"lat_group_proc", "flows_cpu.ndjson", flowsOptions{view: viewLat, thresholds: [3]float64{1, 25, 99}, group: "proc"}, Style{Width: 120}},
-		{"vol", "flows_cpu.ndjson", flowsOptions{view: viewVol}, Style{Width: 100}},
-		{"vol_group_peer", "flows_cpu.ndjson", flowsOptions{view: viewVol, group: "peer"}, Style{Width: 100}},
+		{"cpu_fl_asoc", "flows_cpu.json", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
+		{"cpu_fl_asoc_narrow", "flows_cpu.json", flowsOptions{view: viewCPUAssoc}, Style{Width: 40}},
+		{"cpu_gen", "flows_cpu.json", flowsOptions{view: viewCPUGen}, Style{Width: 100}},
+		{"qdisc", "qdisc.json", flowsOptions{view: viewQdisc}, Style{Width: 100}},
+		{"qdisc_narrow", "qdisc.json", flowsOptions{view: viewQdisc}, Style{Width: 60}},
+		{"lat", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
+		{"lat_color", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100, Color: true}},
+		{"lat_group_proc", "flows_cpu.json", flowsOptions{view: viewLat, thresholds: [3]float64{1, 25, 99}, group: "proc"}, Style{Width: 120}},
+		{"vol", "flows_cpu.json", flowsOptions{view: viewVol}, Style{Width: 100}},
+		{"vol_group_peer", "flows_cpu.json", flowsOptions{view: viewVol, group: "peer"}, Style{Width: 100}},
 		{"empty_cpu", "", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
 		{"empty_qdisc", "", flowsOptions{view: viewQdisc}, Style{Width: 100}},
 		{"empty_lat", "", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var events []pipeline.Event
+			iv := &interval{}
 			if tc.fixture != "" {
-				events = loadEvents(t, tc.fixture)
+				iv = loadInterval(t, tc.fixture)
 			}
-			fr := buildFrame(events)
+			fr := buildFrame(iv)
 			got := render(&fr, &tc.opts, tc.style)
 			path := filepath.Join("testdata", "golden", tc.name+".txt")
 			if *update {
@@ -93,5 +101,39 @@ func TestViewsMatchGoldenFiles(t *testing.T) {
 				t.Error("colour codes without Color")
 			}
 		})
+	}
+}
+
+// TestJSONCarriesWhatTheViewsDraw encodes each fixture's interval as
+// --json prints it and draws every view from the decoded copy: the
+// drawing must not change, so the JSON holds all that the views show.
+func TestJSONCarriesWhatTheViewsDraw(t *testing.T) {
+	th := [3]float64{10, 20, 100}
+	for _, tc := range []struct {
+		fixture string
+		views   []flowsOptions
+	}{
+		{"flows_cpu.json", []flowsOptions{{view: viewCPUAssoc}, {view: viewCPUGen}, {view: viewLat, thresholds: th}, {view: viewVol, group: "peer"}}},
+		{"qdisc.json", []flowsOptions{{view: viewQdisc}}},
+	} {
+		iv := loadInterval(t, tc.fixture)
+		b, err := json.Marshal(iv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Count(b, []byte("\n")) != 0 {
+			t.Fatalf("%s: the JSON of an interval is not one line", tc.fixture)
+		}
+		var back interval
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", tc.fixture, err)
+		}
+		for _, o := range tc.views {
+			want, got := buildFrame(iv), buildFrame(&back)
+			st := Style{Width: 100}
+			if w, g := render(&want, &o, st), render(&got, &o, st); g != w || w == "" {
+				t.Errorf("%s, view %s: drawn from the JSON\n%s\nwant\n%s", tc.fixture, o.view, g, w)
+			}
+		}
 	}
 }
