@@ -50,6 +50,13 @@ type Config struct {
 	// (method ebpf); connections beyond it are counted on /stats and still
 	// reported at their close, without their process.
 	MaxTrackedConnections int `yaml:"max_tracked_connections"`
+	// Report is which flows get an event each period: "all", or
+	// "active": new flows, flows whose counters or state changed, final
+	// events, and the others once every Heartbeat periods.
+	Report string `yaml:"report"`
+	// Heartbeat is how many periods an unchanged flow goes without an
+	// event in report: active.
+	Heartbeat int `yaml:"heartbeat"`
 }
 
 // Methods.
@@ -92,6 +99,8 @@ func DefaultConfig() Config {
 		Method:          MethodAuto,
 
 		MaxTrackedConnections: 65536,
+		Report:                ReportActive,
+		Heartbeat:             30,
 	}
 }
 
@@ -165,6 +174,12 @@ func (c *Config) Validate() error {
 	// preallocated): about 100 bytes an entry.
 	if c.MaxTrackedConnections < 1024 || c.MaxTrackedConnections > 1<<22 {
 		errs = append(errs, config.Errorf("max_tracked_connections", "must be between 1024 and 4194304, got %d", c.MaxTrackedConnections))
+	}
+	if c.Report != ReportAll && c.Report != ReportActive {
+		errs = append(errs, config.Errorf("report", "%q is not a report mode (use active or all)", c.Report))
+	}
+	if c.Heartbeat < 1 {
+		errs = append(errs, config.Errorf("heartbeat", "must be at least 1 period, got %d", c.Heartbeat))
 	}
 	return errors.Join(errs...)
 }

@@ -26,6 +26,8 @@ func TestDefaultConfig(t *testing.T) {
 		Method:          "auto",
 
 		MaxTrackedConnections: 65536,
+		Report:                "active",
+		Heartbeat:             30,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("DefaultConfig() = %+v, want %+v", c, want)
@@ -62,6 +64,8 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"zero max_flows", func(c *Config) { c.MaxFlows = 0 }, "max_flows: must be positive, got 0"},
 		{"bad method", func(c *Config) { c.Method = "kprobe" }, `method: "kprobe" is not a method (use auto, ebpf or procfs)`},
 		{"tiny map", func(c *Config) { c.MaxTrackedConnections = 10 }, "max_tracked_connections: must be between 1024 and 4194304, got 10"},
+		{"bad report", func(c *Config) { c.Report = "changed" }, `report: "changed" is not a report mode (use active or all)`},
+		{"zero heartbeat", func(c *Config) { c.Heartbeat = 0 }, "heartbeat: must be at least 1 period, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

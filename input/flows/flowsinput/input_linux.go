@@ -40,6 +40,9 @@ type flowsInput struct {
 	builder *pipeline.Builder
 	// window is the time each collection covers (event.duration).
 	window input.Window
+	// report picks the flows of a period in report: active; nil in
+	// report: all.
+	report *reporter
 
 	// openTracker loads the eBPF connection tracker; tests make it fail.
 	openTracker func(flows.TrackerOptions) (*flows.Tracker, error)
@@ -53,6 +56,8 @@ type flowsInput struct {
 	// Counters on /stats: input.flows.*.
 	n        input.Counters
 	overflow *atomic.Int64
+	// skipped counts the flows report: active left without an event.
+	skipped *atomic.Int64
 	// unattributed counts, per collection, the live sockets left without
 	// a process, by reason (procindex.Stats).
 	unattributed struct{ exited, unreadable, noOwner *atomic.Int64 }
@@ -75,6 +80,10 @@ func newInput(c Config, f *flows.Filter, s input.Settings) (input.Input, error) 
 		window:   input.Window{Period: c.Period.D()},
 		n:        input.NewCounters(m, "flows"),
 		overflow: m.Counter("input.flows.dropped_over_max_flows"),
+		skipped:  m.Counter("input.flows.skipped_unchanged"),
+	}
+	if c.Report == ReportActive {
+		in.report = newReporter(c.Heartbeat)
 	}
 	in.unattributed.exited = m.LabeledCounter("input.flows.unattributed", "reason", "exited")
 	in.unattributed.unreadable = m.LabeledCounter("input.flows.unattributed", "reason", "unreadable")
@@ -158,7 +167,10 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 	in.unattributed.exited.Add(int64(ps.Exited))
 	in.unattributed.unreadable.Add(int64(ps.Unreadable))
 	in.unattributed.noOwner.Add(int64(ps.NoOwner))
-	var kept, dropped int
+	var kept, dropped, skipped int
+	if in.report != nil {
+		in.report.begin()
+	}
 	events := make([]pipeline.Event, 0, min(len(fl), publishChunk))
 	// One Builder for a chunk's objects, reset once the chunk is published
 	// (Publish retains nothing of it): after the first chunk, building an
@@ -170,12 +182,23 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if !in.filter.Keep(f) {
 			continue
 		}
+		t := times
+		if in.report != nil {
+			var due bool
+			if due, t.Window = in.report.decide(f, deltas[i], start, times.Window); !due {
+				skipped++
+				continue
+			}
+		}
 		if kept >= in.cfg.MaxFlows {
 			dropped++
+			if in.report != nil {
+				in.report.forget(f)
+			}
 			continue
 		}
 		kept++
-		events = append(events, BuildEvent(b, f, deltas[i], start, times))
+		events = append(events, BuildEvent(b, f, deltas[i], start, t))
 		if len(events) == publishChunk {
 			if err := out.Publish(ctx, events...); err != nil {
 				return err
@@ -191,6 +214,10 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 			return err
 		}
 		in.n.Events.Add(int64(len(events)))
+	}
+	if in.report != nil {
+		in.report.end()
+		in.skipped.Add(int64(skipped))
 	}
 	if in.tracker != nil {
 		st := in.tracker.Stats()
