@@ -112,7 +112,7 @@ func TestAttributionReusedFD(t *testing.T) {
 			server, client := flowtest.Start(t, ns), flowtest.Start(t, ns)
 			addr := server.Do(t, "listen tcp 127.0.0.1:7701")
 			client.Do(t, "openfile")
-			in := newTestInput(t, "period: 1h\n"+m.config, ns, nil)
+			in := newTestInput(t, "period: 1h\nreport: all\n"+m.config, ns, nil)
 			startMethod(t, in, m.name)
 			listener := map[string]int{addr + " :": server.PID()} // no remote
 			for i := range 2 {
@@ -233,7 +233,7 @@ func TestAttributionAgainstSS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := newTestInput(t, "period: 1h\nprotocols: [tcp]\nstates: [all]\n"+m.config, ns, nil)
+			in := newTestInput(t, "period: 1h\nprotocols: [tcp]\nstates: [all]\nreport: all\n"+m.config, ns, nil)
 			startMethod(t, in, m.name)
 			if n := len(collectPeriod(t, in)); n != len(addrs)+2*len(addrs)*perPair {
 				t.Fatalf("first collection: %d events", n)

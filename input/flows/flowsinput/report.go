@@ -27,6 +27,9 @@ type reporter struct {
 	// period counts the collections, from 1.
 	period uint32
 	marks  map[uint64]mark
+	// base is the first collection's time: marks keep their times as
+	// offsets from it, on the monotonic clock as input.Window does.
+	base time.Time
 	// seen counts this period's flows that are in marks, to tell whether
 	// some flows left without a final event (filtered out, a namespace
 	// gone) and marks needs a sweep.
@@ -35,7 +38,7 @@ type reporter struct {
 
 // mark is what a flow's last report was.
 type mark struct {
-	// at is the collection time of the last report (Unix ns).
+	// at is the collection time of the last report, in ns since base.
 	at int64
 	// reported is the period of the last report; seen the last period
 	// the flow was collected in.
@@ -74,7 +77,10 @@ func (r *reporter) decide(f *flows.Flow, d flows.FlowDelta, ts time.Time, window
 		r.forget(f)
 		return true, window
 	}
-	now := ts.UnixNano()
+	if r.base.IsZero() {
+		r.base = ts
+	}
+	now := int64(ts.Sub(r.base))
 	old, ok := r.marks[key]
 	if ok && old.seen != r.period {
 		r.seen++
