@@ -247,10 +247,14 @@ func mustString(v any) string {
 }
 
 const (
-	qCPU     = `data_stream.dataset : "fleutan.cpu"`
-	qQdisc   = `data_stream.dataset : "fleutan.qdisc"`
-	qFlows   = `data_stream.dataset : "fleutan.flows"`
-	qFlowRTT = qFlows + ` and fleutan.flow.tcp.rtt_us > 0`
+	qCPU   = `data_stream.dataset : "fleutan.cpu"`
+	qQdisc = `data_stream.dataset : "fleutan.qdisc"`
+	qFlows = `data_stream.dataset : "fleutan.flows"`
+	// qFlowRTT keeps the events of flows that sent in their period: an idle
+	// flow's tcp_info holds its last RTT sample, not a new one, and these
+	// are the same events under report: all and report: active, so the
+	// percentiles and counts do not depend on the mode.
+	qFlowRTT = qFlows + ` and fleutan.flow.tcp.rtt_us > 0 and fleutan.flow.delta.segs_out > 0`
 )
 
 func dashboards() []dashboard {
