@@ -5,6 +5,10 @@
 // to processes through /proc. The input parses its configuration into the
 // library's Options and Filter, chooses the method, keeps the previous
 // snapshot for flows.Diff and turns each flow and its delta into an event.
+// With report: active (the default) a small reporter picks the flows of a
+// period (new, changed, final, heartbeat due); it keeps 32 bytes per live
+// flow, keyed by socket cookie, and no deltas: a skipped period's delta
+// is zero, so the next event's delta is exact.
 //
 // Units and counter semantics, checked against a real kernel in the tests:
 //
