@@ -6,9 +6,10 @@
 // library's Options and Filter, chooses the method, keeps the previous
 // snapshot for flows.Diff and turns each flow and its delta into an event.
 // With report: active (the default) a small reporter picks the flows of a
-// period (new, changed, final, heartbeat due); it keeps 32 bytes per live
-// flow, keyed by socket cookie, and no deltas: a skipped period's delta
-// is zero, so the next event's delta is exact.
+// period (new, changed, final, heartbeat due); it keeps about 60 bytes of
+// heap per live flow, keyed by socket cookie, and no deltas: a skipped
+// period's delta is zero, so the next event's delta is exact
+// (BenchmarkReporter: 3.2 ms of CPU per period at 36,000 flows).
 //
 // Units and counter semantics, checked against a real kernel in the tests:
 //

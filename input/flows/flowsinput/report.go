@@ -20,27 +20,34 @@ const (
 //
 // A period is skipped only when its whole Diff delta is zero, so the
 // delta of the next reported event is already the sum since the last
-// report: exact without keeping an accumulator per flow. What a flow
-// keeps is 24 bytes and its 8-byte key.
+// report: exact without keeping an accumulator per flow. A flow keeps a
+// 24-byte mark and a 12-byte index entry (BenchmarkReporter).
 type reporter struct {
 	heartbeat uint32
 	// period counts the collections, from 1.
 	period uint32
-	marks  map[uint64]mark
+	// index maps a flow's socket cookie to its mark in marks; a slot
+	// whose flow left is listed in free. An index of int32 rather than a
+	// map of marks: a flow unchanged since its last event costs one
+	// lookup, its mark is updated in place, and the map holds no pointers
+	// for the GC to scan.
+	index map[uint64]int32
+	marks []mark
+	free  []int32
 	// base is the first collection's time: marks keep their times as
 	// offsets from it, on the monotonic clock as input.Window does.
 	base time.Time
-	// seen counts this period's flows that are in marks, to tell whether
+	// seen counts this period's flows that have a mark, to tell whether
 	// some flows left without a final event (filtered out, a namespace
-	// gone) and marks needs a sweep.
+	// gone) and the index needs a sweep.
 	seen int
 }
 
-// mark is what a flow's last report was.
+// mark is what a flow's last event was.
 type mark struct {
-	// at is the collection time of the last report, in ns since base.
+	// at is the collection time of the last event, in ns since base.
 	at int64
-	// reported is the period of the last report; seen the last period
+	// reported is the period of the last event; seen the last period
 	// the flow was collected in.
 	reported, seen uint32
 	pid            int32
@@ -48,7 +55,7 @@ type mark struct {
 }
 
 func newReporter(heartbeat int) *reporter {
-	return &reporter{heartbeat: uint32(heartbeat), marks: make(map[uint64]mark)}
+	return &reporter{heartbeat: uint32(heartbeat), index: make(map[uint64]int32)}
 }
 
 // begin starts a period.
@@ -59,21 +66,16 @@ func (r *reporter) begin() {
 
 // decide says whether f, with d its delta over this period, gets an event
 // in the collection that started at ts, and the time that event covers:
-// since the last report, or window for a flow reported for the first time
-// (and as the library says for a final one, its lifetime).
+// since the flow's last event, or window for a flow reported for the
+// first time (a final event's event.duration is its lifetime, which
+// BuildEvent takes from the flow).
 func (r *reporter) decide(f *flows.Flow, d flows.FlowDelta, ts time.Time, window time.Duration) (bool, time.Duration) {
 	key := f.Cookie
 	if key == 0 {
 		// No identity to follow it by: always reported.
 		return true, window
 	}
-	var pid int32
-	if f.Process != nil {
-		pid = int32(f.Process.PID)
-	}
 	if f.Final {
-		// Always reported; its event.duration is its lifetime
-		// (flows.Flow.EventDuration).
 		r.forget(f)
 		return true, window
 	}
@@ -81,49 +83,66 @@ func (r *reporter) decide(f *flows.Flow, d flows.FlowDelta, ts time.Time, window
 		r.base = ts
 	}
 	now := int64(ts.Sub(r.base))
-	old, ok := r.marks[key]
-	if ok && old.seen != r.period {
+	var pid int32
+	if f.Process != nil {
+		pid = int32(f.Process.PID)
+	}
+	j, ok := r.index[key]
+	if !ok {
+		r.add(key, mark{at: now, reported: r.period, seen: r.period, pid: pid, state: f.State})
+		r.seen++
+		return true, window
+	}
+	m := &r.marks[j]
+	if m.seen != r.period {
+		m.seen = r.period
 		r.seen++
 	}
-	m := mark{at: now, reported: r.period, seen: r.period, pid: pid, state: f.State}
-	switch {
-	case !ok:
-		r.seen++
-	case d.OK && d.Delta != (flows.Delta{}),
-		old.state != f.State,
-		old.pid != pid,
-		r.period-old.reported >= r.heartbeat:
-		window = time.Duration(now - old.at)
-	default:
-		old.seen = r.period
-		r.marks[key] = old
-		return false, 0
+	if (d.OK && d.Delta != flows.Delta{}) || m.state != f.State || m.pid != pid || r.period-m.reported >= r.heartbeat {
+		since := time.Duration(now - m.at)
+		m.at, m.reported, m.pid, m.state = now, r.period, pid, f.State
+		return true, since
 	}
-	r.marks[key] = m
-	return true, window
+	return false, 0
 }
 
-// forget drops f's mark: its event was not published (max_flows), so it
-// counts as new the next period.
-func (r *reporter) forget(f *flows.Flow) {
-	if m, ok := r.marks[f.Cookie]; ok {
-		delete(r.marks, f.Cookie)
-		if m.seen == r.period {
-			r.seen--
-		}
+func (r *reporter) add(key uint64, m mark) {
+	if n := len(r.free); n > 0 {
+		j := r.free[n-1]
+		r.free = r.free[:n-1]
+		r.marks[j] = m
+		r.index[key] = j
+		return
 	}
+	r.index[key] = int32(len(r.marks))
+	r.marks = append(r.marks, m)
+}
+
+// forget drops f's mark: it ended, or its event was not published
+// (max_flows), so that it counts as new the next period.
+func (r *reporter) forget(f *flows.Flow) {
+	j, ok := r.index[f.Cookie]
+	if !ok {
+		return
+	}
+	if r.marks[j].seen == r.period {
+		r.seen--
+	}
+	delete(r.index, f.Cookie)
+	r.free = append(r.free, j)
 }
 
 // end finishes a period: marks of flows that were not collected in it
 // (they left without a final event the input published) are dropped,
-// with one pass over the map only when there are any.
+// with one pass over the index only when there are any.
 func (r *reporter) end() {
-	if len(r.marks) == r.seen {
+	if len(r.index) == r.seen {
 		return
 	}
-	for k, m := range r.marks {
-		if m.seen != r.period {
-			delete(r.marks, k)
+	for k, j := range r.index {
+		if r.marks[j].seen != r.period {
+			delete(r.index, k)
+			r.free = append(r.free, j)
 		}
 	}
 }

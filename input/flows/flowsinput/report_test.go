@@ -90,7 +90,7 @@ func TestReporterDecides(t *testing.T) {
 				}
 				r.end()
 			}
-			if n := len(r.marks); n > 2 {
+			if n := len(r.index); n > 2 {
 				t.Errorf("%d marks after the run, want at most 2", n)
 			}
 		})
@@ -132,8 +132,8 @@ func TestReporterForgetsGoneFlows(t *testing.T) {
 			r.decide(&f, flows.FlowDelta{}, ts, time.Second)
 		}
 		r.end()
-		if len(r.marks) != 100 {
-			t.Fatalf("period %d: %d marks, want 100", p, len(r.marks))
+		if len(r.index) != 100 {
+			t.Fatalf("period %d: %d marks, want 100", p, len(r.index))
 		}
 	}
 	r.begin()
@@ -143,7 +143,7 @@ func TestReporterForgetsGoneFlows(t *testing.T) {
 	}
 	r.forget(&flows.Flow{Cookie: 42})
 	r.end()
-	if _, ok := r.marks[41]; ok || len(r.marks) != 0 {
-		t.Errorf("marks after a period that collected nothing: %d (41 kept: %v)", len(r.marks), ok)
+	if _, ok := r.index[41]; ok || len(r.index) != 0 {
+		t.Errorf("marks after a period that collected nothing: %d (41 kept: %v)", len(r.index), ok)
 	}
 }
