@@ -54,6 +54,9 @@ func runUnprivileged(t *testing.T, capNames []string, namespaces string, done fu
   - type: flows
     period: 1s
     namespaces: %s
+    # Every socket every period: the tests count collections by a
+    # listener's events.
+    report: all
   - type: cpu
     period: 1s
   - type: qdisc

@@ -216,7 +216,10 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		in.n.Events.Add(int64(len(events)))
 	}
 	if in.report != nil {
-		in.report.end()
+		if !snap.Time.IsZero() {
+			// A failed collection saw nothing: its flows did not leave.
+			in.report.end()
+		}
 		in.skipped.Add(int64(skipped))
 	}
 	if in.tracker != nil {
