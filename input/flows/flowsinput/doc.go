@@ -1,5 +1,6 @@
-// Package flowsinput is the fleutan.flows input: one event per TCP or UDP
-// socket per period, from the snapshots of the flows library
+// Package flowsinput is the fleutan.flows input: events of TCP and UDP
+// sockets each period (every socket, or those new, changed, ended or due
+// a heartbeat: the report option), from the snapshots of the flows library
 // (input/flows), which reads them with NETLINK_SOCK_DIAG
 // (linux/inet_diag.h) in one or all network namespaces and attributes them
 // to processes through /proc. The input parses its configuration into the
