@@ -50,6 +50,12 @@ type Config struct {
 	// (method ebpf); connections beyond it are counted on /stats and still
 	// reported at their close, without their process.
 	MaxTrackedConnections int `yaml:"max_tracked_connections"`
+	// Routes adds each connected flow's route to its peer
+	// (fleutan.flow.route): one RTM_GETROUTE per distinct peer and
+	// namespace, cached for RouteTTL or until the namespace announces a
+	// route change.
+	Routes   bool            `yaml:"routes"`
+	RouteTTL config.Duration `yaml:"route_ttl"`
 }
 
 // Methods.
@@ -92,6 +98,8 @@ func DefaultConfig() Config {
 		Method:          MethodAuto,
 
 		MaxTrackedConnections: 65536,
+		Routes:                true,
+		RouteTTL:              config.Duration(time.Minute),
 	}
 }
 
@@ -165,6 +173,9 @@ func (c *Config) Validate() error {
 	// preallocated): about 100 bytes an entry.
 	if c.MaxTrackedConnections < 1024 || c.MaxTrackedConnections > 1<<22 {
 		errs = append(errs, config.Errorf("max_tracked_connections", "must be between 1024 and 4194304, got %d", c.MaxTrackedConnections))
+	}
+	if c.RouteTTL.D() <= 0 {
+		errs = append(errs, config.Errorf("route_ttl", "must be positive, got %s", c.RouteTTL.D()))
 	}
 	return errors.Join(errs...)
 }
