@@ -1,0 +1,210 @@
+package paths
+
+import (
+	"context"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
+)
+
+// topology is client — r1 — r2 — r3 — server, with r2b parallel to r2
+// (r1 — r2b — r3), every link on IPv4 (10.80.L.0/24) and IPv6
+// (fd80:L::/64), L numbering the links:
+//
+//	1 client .1 – .2 r1    2 r1 .1 – .2 r2    3 r2 .1 – .2 r3
+//	4 r3 .1 – .2 server    5 r1 .1 – .2 r2b   6 r2b .1 – .2 r3
+//
+// The client has no route but the one to the server's link: a probe can
+// go nowhere else.
+type topology struct {
+	client, r1, r2, r2b, r3, server *nstest.Netns
+}
+
+func newTopology(t *testing.T) *topology {
+	t.Helper()
+	tp := &topology{client: nstest.New(t), r1: nstest.New(t), r2: nstest.New(t), r2b: nstest.New(t), r3: nstest.New(t), server: nstest.New(t)}
+	for _, n := range []*nstest.Netns{tp.client, tp.r1, tp.r2, tp.r2b, tp.r3, tp.server} {
+		n.Run(t, "sysctl", "-qw",
+			"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+			// Every probe answered: no ICMP rate limit, and no reverse
+			// path filter against the asymmetric routes after a change.
+			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+			"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+	}
+	link := func(l int, a, b *nstest.Netns, da, db string) {
+		a.Run(t, "ip", "link", "add", da, "type", "veth", "peer", "name", db, "netns", b.Name)
+		for _, e := range []struct {
+			n    *nstest.Netns
+			dev  string
+			host int
+		}{{a, da, 1}, {b, db, 2}} {
+			e.n.Run(t, "ip", "addr", "add", "10.80."+strconv.Itoa(l)+"."+strconv.Itoa(e.host)+"/24", "dev", e.dev)
+			e.n.Run(t, "ip", "addr", "add", "fd80:"+strconv.Itoa(l)+"::"+strconv.Itoa(e.host)+"/64", "dev", e.dev, "nodad")
+			e.n.Run(t, "ip", "link", "set", e.dev, "up")
+		}
+	}
+	link(1, tp.client, tp.r1, "c1", "r1a")
+	link(2, tp.r1, tp.r2, "r1b", "r2a")
+	link(3, tp.r2, tp.r3, "r2b", "r3a")
+	link(4, tp.r3, tp.server, "r3b", "s1")
+	link(5, tp.r1, tp.r2b, "r1c", "x2a")
+	link(6, tp.r2b, tp.r3, "x2b", "r3c")
+	// route sends link l's prefix via host vh of link vl.
+	route := func(n *nstest.Netns, l, vl, vh int) {
+		n.Run(t, "ip", "route", "add", "10.80."+strconv.Itoa(l)+".0/24", "via", "10.80."+strconv.Itoa(vl)+"."+strconv.Itoa(vh))
+		n.Run(t, "ip", "-6", "route", "add", "fd80:"+strconv.Itoa(l)+"::/64", "via", "fd80:"+strconv.Itoa(vl)+"::"+strconv.Itoa(vh))
+	}
+	route(tp.client, 4, 1, 2)
+	route(tp.r1, 4, 2, 2)
+	route(tp.r2, 4, 3, 2)
+	route(tp.r2, 1, 2, 1)
+	route(tp.r3, 1, 3, 1)
+	route(tp.r2b, 4, 6, 2)
+	route(tp.r2b, 1, 5, 1)
+	route(tp.server, 1, 4, 1)
+	return tp
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func hopAddrs(p Path) [][]netip.Addr {
+	var out [][]netip.Addr
+	for _, h := range p.Hops {
+		out = append(out, h.Addrs)
+	}
+	return out
+}
+
+func trace(t *testing.T, p *Prober, ns *nstest.Netns, dst string) Path {
+	t.Helper()
+	path, err := p.Trace(context.Background(), Target{Netns: ns.Path(), Dst: netip.MustParseAddr(dst)})
+	if err != nil {
+		t.Fatalf("trace %s: %v", dst, err)
+	}
+	return path
+}
+
+func wantPath(t *testing.T, what string, got Path, want ...string) {
+	t.Helper()
+	var w [][]netip.Addr
+	for _, a := range want {
+		w = append(w, addrs(a))
+	}
+	if !slices.EqualFunc(hopAddrs(got), w, slices.Equal) || !got.Reached {
+		t.Fatalf("%s: path\n%s(reached %v), want %v", what, got.String(), got.Reached, want)
+	}
+	for _, h := range got.Hops {
+		if h.Sent != 3 || h.Received != 3 || h.RTTMin <= 0 || h.RTTMean < h.RTTMin {
+			t.Errorf("%s: hop %d: sent %d received %d rtt min %s mean %s", what, h.TTL, h.Sent, h.Received, h.RTTMin, h.RTTMean)
+		}
+	}
+}
+
+func TestTraceHopOrderAndRouteChange(t *testing.T) {
+	tp := newTopology(t)
+	p, err := New(Options{Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := trace(t, p, tp.client, "10.80.4.2")
+	wantPath(t, "v4", v4, "10.80.1.2", "10.80.2.2", "10.80.3.2", "10.80.4.2")
+	last := v4.Hops[3]
+	if last.ICMPType != icmpUnreachable || last.ICMPCode != 3 {
+		t.Errorf("v4 last hop: ICMP %d/%d, want port unreachable 3/3", last.ICMPType, last.ICMPCode)
+	}
+	if h := v4.Hops[0]; h.ICMPType != icmpTimeExceeded || h.ICMPCode != 0 {
+		t.Errorf("v4 first hop: ICMP %d/%d, want time exceeded 11/0", h.ICMPType, h.ICMPCode)
+	}
+	v6 := trace(t, p, tp.client, "fd80:4::2")
+	wantPath(t, "v6", v6, "fd80:1::2", "fd80:2::2", "fd80:3::2", "fd80:4::2")
+	if h := v6.Hops[3]; h.ICMPType != icmp6Unreachable || h.ICMPCode != 4 {
+		t.Errorf("v6 last hop: ICMPv6 %d/%d, want port unreachable 1/4", h.ICMPType, h.ICMPCode)
+	}
+	if h := v6.Hops[0]; h.ICMPType != icmp6TimeExceeded {
+		t.Errorf("v6 first hop: ICMPv6 type %d, want time exceeded 3", h.ICMPType)
+	}
+
+	// The same path again hashes the same; through r2b it does not.
+	if again := trace(t, p, tp.client, "10.80.4.2"); again.Hash() != v4.Hash() {
+		t.Errorf("same path, hashes %s and %s", v4.Hash(), again.Hash())
+	}
+	tp.r1.Run(t, "ip", "route", "replace", "10.80.4.0/24", "via", "10.80.5.2")
+	tp.r1.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "via", "fd80:5::2")
+	v4b := trace(t, p, tp.client, "10.80.4.2")
+	wantPath(t, "v4 through r2b", v4b, "10.80.1.2", "10.80.5.2", "10.80.3.2", "10.80.4.2")
+	v6b := trace(t, p, tp.client, "fd80:4::2")
+	// ICMPv6 errors leave from the address the probe came in on (r3's
+	// link to r2b); ICMPv4 ones from the address of the route back.
+	wantPath(t, "v6 through r2b", v6b, "fd80:1::2", "fd80:5::2", "fd80:6::2", "fd80:4::2")
+	if v4b.Hash() == v4.Hash() || v6b.Hash() == v6.Hash() {
+		t.Errorf("route change kept the hashes: v4 %s → %s, v6 %s → %s", v4.Hash(), v4b.Hash(), v6.Hash(), v6b.Hash())
+	}
+}
+
+var sentRE = regexp.MustCompile(`Sent \d+ bytes (\d+) pkt`)
+
+// TestTraceRateLimitAndNothingElse counts the UDP packets leaving the
+// client on its one link (classes of an htb qdisc, which count what they
+// send; this kernel has no tc gact action): all of them go to the target,
+// one per probe, and no faster than the rate.
+func TestTraceRateLimitAndNothingElse(t *testing.T) {
+	tp := newTopology(t)
+	run := func(args ...string) { tp.client.Run(t, append([]string{"tc"}, args...)...) }
+	run("qdisc", "add", "dev", "c1", "root", "handle", "1:", "htb", "default", "99")
+	for _, c := range []string{"1:10", "1:20", "1:30", "1:99"} {
+		run("class", "add", "dev", "c1", "parent", "1:", "classid", c, "htb", "rate", "1gbit")
+	}
+	// 1:10 UDP to the target, 1:20 any other IPv4 UDP, 1:30 any IPv6
+	// UDP, 1:99 the rest (ARP, neighbour discovery).
+	run("filter", "add", "dev", "c1", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+		"match", "ip", "protocol", "17", "0xff", "match", "ip", "dst", "10.80.4.2/32", "flowid", "1:10")
+	run("filter", "add", "dev", "c1", "parent", "1:", "protocol", "ip", "prio", "2", "u32",
+		"match", "ip", "protocol", "17", "0xff", "flowid", "1:20")
+	run("filter", "add", "dev", "c1", "parent", "1:", "protocol", "ipv6", "prio", "3", "u32",
+		"match", "ip6", "protocol", "17", "0xff", "flowid", "1:30")
+	count := func(class string) int {
+		out := tp.client.Run(t, "tc", "-s", "class", "show", "dev", "c1", "classid", class)
+		m := sentRE.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no counter in:\n%s", out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+
+	const rate = 10
+	p, err := New(Options{Rate: rate, Burst: 1, Timeout: 2 * time.Second, MaxTTL: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	path := trace(t, p, tp.client, "10.80.4.2")
+	elapsed := time.Since(start)
+	sent := 0
+	for _, h := range path.Hops {
+		sent += h.Sent
+	}
+	if sent != 12 || !path.Reached {
+		t.Fatalf("%d probes over %d hops (reached %v), want 12 over 4", sent, len(path.Hops), path.Reached)
+	}
+	toTarget, udp4, udp6 := count("1:10"), count("1:20"), count("1:30")
+	if toTarget != sent || udp4 != 0 || udp6 != 0 {
+		t.Errorf("packets on the wire: %d UDP to the target, %d other IPv4 UDP, %d IPv6 UDP; want %d, 0, 0", toTarget, udp4, udp6, sent)
+	}
+	// The bucket holds one token: n packets need (n-1)/rate seconds.
+	if min := time.Duration(sent-1) * time.Second / rate; elapsed < min {
+		t.Errorf("%d packets in %s: faster than %d/s (at least %s)", sent, elapsed, rate, min)
+	}
+	t.Logf("%d probes in %s at rate %d/s", sent, elapsed, rate)
+}
