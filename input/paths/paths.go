@@ -25,6 +25,11 @@ type Options struct {
 	// traceroute port): one constant port, so a path's flow identifier
 	// does not change between probes.
 	Port uint16
+	// FlowIDs is how many flow identifiers (source ports) each path is
+	// probed with (1): with more, a hop that spreads flows over
+	// equal-cost next hops shows them all in its address set, while each
+	// identifier's own probes still all go one way.
+	FlowIDs int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -48,6 +53,9 @@ func (o *Options) defaults() error {
 	if o.Port == 0 {
 		o.Port = 33434
 	}
+	if o.FlowIDs == 0 {
+		o.FlowIDs = 1
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -58,6 +66,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("paths: max TTL %d is not between 1 and 255", o.MaxTTL)
 	case o.Timeout < 0:
 		return fmt.Errorf("paths: probe timeout %s is negative", o.Timeout)
+	case o.FlowIDs < 0 || o.FlowIDs > 64:
+		return fmt.Errorf("paths: flow identifiers %d is not between 1 and 64", o.FlowIDs)
 	case o.Rate < 0 || o.Burst < 0:
 		return fmt.Errorf("paths: rate %g and burst %d must be positive", o.Rate, o.Burst)
 	}
@@ -70,6 +80,11 @@ type Target struct {
 	// /proc/PID/ns/net); "" is the caller's own.
 	Netns string
 	Dst   netip.Addr
+	// SrcPort, when not 0, is the source port of the first flow
+	// identifier (the next ones count up from it): the same port in every
+	// round keeps a path's flow identifier across rounds. 0 lets the
+	// kernel choose.
+	SrcPort uint16
 }
 
 // Hop is what one TTL found.
@@ -104,9 +119,10 @@ type Path struct {
 	Hops []Hop      `json:"hops"`
 	// Reached: the target itself answered (the last hop is it).
 	Reached bool `json:"reached"`
-	// SrcPort is the constant source port of the probes: with Dst,
-	// Options.Port and UDP, the path's flow identifier.
-	SrcPort uint16 `json:"src_port"`
+	// SrcPorts are the source ports of the probes, one per flow
+	// identifier: with Dst, Options.Port and UDP, each is constant over
+	// its probes.
+	SrcPorts []uint16 `json:"src_ports"`
 }
 
 // Hash identifies the path by its hops' address sets in order (a hop

@@ -59,7 +59,7 @@ type probeSocket struct {
 	port uint16
 }
 
-func openProbeSocket(t Target, port uint16) (*probeSocket, error) {
+func openProbeSocket(t Target, srcPort, port uint16) (*probeSocket, error) {
 	s := &probeSocket{fd: -1, v6: !t.Dst.Unmap().Is4(), buf: make([]byte, 1500), oob: make([]byte, 512)}
 	dst := t.Dst.Unmap()
 	open := func() error {
@@ -86,9 +86,9 @@ func openProbeSocket(t Target, port uint16) (*probeSocket, error) {
 		}
 		return nil, err
 	}
-	level, opt, bind := unix.SOL_IP, unix.IP_RECVERR, unix.Sockaddr(&unix.SockaddrInet4{})
+	level, opt, bind := unix.SOL_IP, unix.IP_RECVERR, unix.Sockaddr(&unix.SockaddrInet4{Port: int(srcPort)})
 	if s.v6 {
-		level, opt, bind = unix.SOL_IPV6, unix.IPV6_RECVERR, &unix.SockaddrInet6{}
+		level, opt, bind = unix.SOL_IPV6, unix.IPV6_RECVERR, &unix.SockaddrInet6{Port: int(srcPort)}
 		s.dst = &unix.SockaddrInet6{Port: int(port), Addr: dst.As16()}
 	} else {
 		s.dst = &unix.SockaddrInet4{Port: int(port), Addr: dst.As4()}
@@ -245,34 +245,66 @@ func (s *probeSocket) await(ctx context.Context, seq uint32, deadline time.Time)
 	}
 }
 
-// Trace probes t hop by hop until the target answers or MaxTTL.
+// Trace probes t hop by hop, once per flow identifier, until the target
+// answers or MaxTTL, and merges what each TTL found.
 func (p *Prober) Trace(ctx context.Context, t Target) (Path, error) {
 	if !t.Dst.IsValid() {
 		return Path{}, errors.New("paths: trace: no target address")
 	}
-	s, err := openProbeSocket(t, p.opts.Port)
-	if err != nil {
-		return Path{}, fmt.Errorf("paths: trace %s: %w", t.Dst, err)
-	}
-	defer s.Close()
 	dst := t.Dst.Unmap()
-	path := Path{Dst: dst, SrcPort: s.port}
+	path := Path{Dst: dst}
+	var sums []time.Duration
+	for i := range p.opts.FlowIDs {
+		src := uint16(0)
+		if t.SrcPort != 0 {
+			src = t.SrcPort + uint16(i)
+		}
+		s, err := openProbeSocket(t, src, p.opts.Port)
+		if err != nil {
+			return path, fmt.Errorf("paths: trace %s: %w", dst, err)
+		}
+		path.SrcPorts = append(path.SrcPorts, s.port)
+		err = p.traceFlow(ctx, s, dst, &path, &sums)
+		s.Close()
+		if err != nil {
+			return path, fmt.Errorf("paths: trace %s: %w", dst, err)
+		}
+	}
+	for i := range path.Hops {
+		if h := &path.Hops[i]; h.Received > 0 {
+			h.RTTMean = sums[i] / time.Duration(h.Received)
+		}
+	}
+	return path, nil
+}
+
+// traceFlow probes with one socket, that is one flow identifier, adding
+// to path's hops and to sums, the RTT sums of each hop.
+func (p *Prober) traceFlow(ctx context.Context, s *probeSocket, dst netip.Addr, path *Path, sums *[]time.Duration) error {
+	unreachable := uint8(icmpUnreachable)
+	if s.v6 {
+		unreachable = icmp6Unreachable
+	}
 	for ttl := 1; ttl <= p.opts.MaxTTL; ttl++ {
-		hop := Hop{TTL: ttl}
-		var sum time.Duration
+		if len(path.Hops) < ttl {
+			path.Hops = append(path.Hops, Hop{TTL: ttl})
+			*sums = append(*sums, 0)
+		}
+		hop := &path.Hops[ttl-1]
+		final := false
 		for range p.opts.ProbesPerHop {
 			if err := p.bucket.wait(ctx); err != nil {
-				return path, err
+				return err
 			}
 			sent := time.Now()
 			seq, err := s.send(ttl)
 			if err != nil {
-				return path, fmt.Errorf("paths: trace %s: %w", dst, err)
+				return err
 			}
 			hop.Sent++
 			a, ok, err := s.await(ctx, seq, sent.Add(p.opts.Timeout))
 			if err != nil {
-				return path, fmt.Errorf("paths: trace %s: %w", dst, err)
+				return err
 			}
 			if !ok {
 				continue
@@ -282,20 +314,19 @@ func (p *Prober) Trace(ctx context.Context, t Target) (Path, error) {
 				hop.RTTMin = rtt
 			}
 			hop.Received++
-			sum += rtt
+			(*sums)[ttl-1] += rtt
 			hop.add(a.from)
 			hop.ICMPType, hop.ICMPCode = a.typ, a.code
-			if a.from == dst || (!s.v6 && a.typ == icmpUnreachable) || (s.v6 && a.typ == icmp6Unreachable) {
-				path.Reached = a.from == dst
+			if a.from == dst {
+				path.Reached = true
 			}
+			// The target, or a router that cannot forward: no further
+			// hop answers.
+			final = final || a.from == dst || a.typ == unreachable
 		}
-		if hop.Received > 0 {
-			hop.RTTMean = sum / time.Duration(hop.Received)
-		}
-		path.Hops = append(path.Hops, hop)
-		if path.Reached || (hop.Received > 0 && (hop.ICMPType == icmpUnreachable && !s.v6 || hop.ICMPType == icmp6Unreachable && s.v6)) {
-			break
+		if final {
+			return nil
 		}
 	}
-	return path, nil
+	return nil
 }
