@@ -2,7 +2,9 @@ package paths
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -269,5 +271,39 @@ func TestTraceMultipathSetAndParisStability(t *testing.T) {
 		if len(slices.Compact(slices.Clone(hashes))) != 1 {
 			t.Errorf("%s: one flow identifier over 4 rounds gave paths %v", dst, hashes)
 		}
+	}
+}
+
+// TestTraceWithoutCapabilities: the prober needs no capability, CAP_NET_RAW
+// included: the test binary, run inside the client namespace with every
+// capability dropped (bounding set too), traces the server.
+func TestTraceWithoutCapabilities(t *testing.T) {
+	tp := newTopology(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{"10.80.4.2", "fd80:4::2"} {
+		cmd := tp.client.Command("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--", exe)
+		cmd.Env = append(os.Environ(), helperEnv+"="+dst)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("unprivileged trace of %s: %v\n%s", dst, err, out)
+		}
+		var got struct {
+			CapEff string
+			Path   Path
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if got.CapEff != "0000000000000000" {
+			t.Fatalf("helper ran with capabilities %s", got.CapEff)
+		}
+		want := []string{"10.80.1.2", "10.80.2.2", "10.80.3.2", "10.80.4.2"}
+		if dst != "10.80.4.2" {
+			want = []string{"fd80:1::2", "fd80:2::2", "fd80:3::2", "fd80:4::2"}
+		}
+		wantPath(t, "unprivileged "+dst, got.Path, want...)
 	}
 }
