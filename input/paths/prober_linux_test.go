@@ -12,65 +12,8 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input/nstest"
+	"github.com/fleutan/fleutanbeat/input/paths/internal/pathtest"
 )
-
-// topology is client — r1 — r2 — r3 — server, with r2b parallel to r2
-// (r1 — r2b — r3), every link on IPv4 (10.80.L.0/24) and IPv6
-// (fd80:L::/64), L numbering the links:
-//
-//	1 client .1 – .2 r1    2 r1 .1 – .2 r2    3 r2 .1 – .2 r3
-//	4 r3 .1 – .2 server    5 r1 .1 – .2 r2b   6 r2b .1 – .2 r3
-//
-// The client has no route but the one to the server's link: a probe can
-// go nowhere else.
-type topology struct {
-	client, r1, r2, r2b, r3, server *nstest.Netns
-}
-
-func newTopology(t *testing.T) *topology {
-	t.Helper()
-	tp := &topology{client: nstest.New(t), r1: nstest.New(t), r2: nstest.New(t), r2b: nstest.New(t), r3: nstest.New(t), server: nstest.New(t)}
-	for _, n := range []*nstest.Netns{tp.client, tp.r1, tp.r2, tp.r2b, tp.r3, tp.server} {
-		n.Run(t, "sysctl", "-qw",
-			"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-			// Every probe answered: no ICMP rate limit, and no reverse
-			// path filter against the asymmetric routes after a change.
-			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
-			"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
-	}
-	link := func(l int, a, b *nstest.Netns, da, db string) {
-		a.Run(t, "ip", "link", "add", da, "type", "veth", "peer", "name", db, "netns", b.Name)
-		for _, e := range []struct {
-			n    *nstest.Netns
-			dev  string
-			host int
-		}{{a, da, 1}, {b, db, 2}} {
-			e.n.Run(t, "ip", "addr", "add", "10.80."+strconv.Itoa(l)+"."+strconv.Itoa(e.host)+"/24", "dev", e.dev)
-			e.n.Run(t, "ip", "addr", "add", "fd80:"+strconv.Itoa(l)+"::"+strconv.Itoa(e.host)+"/64", "dev", e.dev, "nodad")
-			e.n.Run(t, "ip", "link", "set", e.dev, "up")
-		}
-	}
-	link(1, tp.client, tp.r1, "c1", "r1a")
-	link(2, tp.r1, tp.r2, "r1b", "r2a")
-	link(3, tp.r2, tp.r3, "r2b", "r3a")
-	link(4, tp.r3, tp.server, "r3b", "s1")
-	link(5, tp.r1, tp.r2b, "r1c", "x2a")
-	link(6, tp.r2b, tp.r3, "x2b", "r3c")
-	// route sends link l's prefix via host vh of link vl.
-	route := func(n *nstest.Netns, l, vl, vh int) {
-		n.Run(t, "ip", "route", "add", "10.80."+strconv.Itoa(l)+".0/24", "via", "10.80."+strconv.Itoa(vl)+"."+strconv.Itoa(vh))
-		n.Run(t, "ip", "-6", "route", "add", "fd80:"+strconv.Itoa(l)+"::/64", "via", "fd80:"+strconv.Itoa(vl)+"::"+strconv.Itoa(vh))
-	}
-	route(tp.client, 4, 1, 2)
-	route(tp.r1, 4, 2, 2)
-	route(tp.r2, 4, 3, 2)
-	route(tp.r2, 1, 2, 1)
-	route(tp.r3, 1, 3, 1)
-	route(tp.r2b, 4, 6, 2)
-	route(tp.r2b, 1, 5, 1)
-	route(tp.server, 1, 4, 1)
-	return tp
-}
 
 func addrs(ss ...string) []netip.Addr {
 	var out []netip.Addr
@@ -114,12 +57,12 @@ func wantPath(t *testing.T, what string, got Path, want ...string) {
 }
 
 func TestTraceHopOrderAndRouteChange(t *testing.T) {
-	tp := newTopology(t)
+	tp := pathtest.New(t)
 	p, err := New(Options{Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v4 := trace(t, p, tp.client, "10.80.4.2")
+	v4 := trace(t, p, tp.Client, "10.80.4.2")
 	wantPath(t, "v4", v4, "10.80.1.2", "10.80.2.2", "10.80.3.2", "10.80.4.2")
 	last := v4.Hops[3]
 	if last.ICMPType != icmpUnreachable || last.ICMPCode != 3 {
@@ -128,7 +71,7 @@ func TestTraceHopOrderAndRouteChange(t *testing.T) {
 	if h := v4.Hops[0]; h.ICMPType != icmpTimeExceeded || h.ICMPCode != 0 {
 		t.Errorf("v4 first hop: ICMP %d/%d, want time exceeded 11/0", h.ICMPType, h.ICMPCode)
 	}
-	v6 := trace(t, p, tp.client, "fd80:4::2")
+	v6 := trace(t, p, tp.Client, "fd80:4::2")
 	wantPath(t, "v6", v6, "fd80:1::2", "fd80:2::2", "fd80:3::2", "fd80:4::2")
 	if h := v6.Hops[3]; h.ICMPType != icmp6Unreachable || h.ICMPCode != 4 {
 		t.Errorf("v6 last hop: ICMPv6 %d/%d, want port unreachable 1/4", h.ICMPType, h.ICMPCode)
@@ -138,14 +81,14 @@ func TestTraceHopOrderAndRouteChange(t *testing.T) {
 	}
 
 	// The same path again hashes the same; through r2b it does not.
-	if again := trace(t, p, tp.client, "10.80.4.2"); again.Hash() != v4.Hash() {
+	if again := trace(t, p, tp.Client, "10.80.4.2"); again.Hash() != v4.Hash() {
 		t.Errorf("same path, hashes %s and %s", v4.Hash(), again.Hash())
 	}
-	tp.r1.Run(t, "ip", "route", "replace", "10.80.4.0/24", "via", "10.80.5.2")
-	tp.r1.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "via", "fd80:5::2")
-	v4b := trace(t, p, tp.client, "10.80.4.2")
+	tp.R1.Run(t, "ip", "route", "replace", "10.80.4.0/24", "via", "10.80.5.2")
+	tp.R1.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "via", "fd80:5::2")
+	v4b := trace(t, p, tp.Client, "10.80.4.2")
 	wantPath(t, "v4 through r2b", v4b, "10.80.1.2", "10.80.5.2", "10.80.3.2", "10.80.4.2")
-	v6b := trace(t, p, tp.client, "fd80:4::2")
+	v6b := trace(t, p, tp.Client, "fd80:4::2")
 	// ICMPv6 errors leave from the address the probe came in on (r3's
 	// link to r2b); ICMPv4 ones from the address of the route back.
 	wantPath(t, "v6 through r2b", v6b, "fd80:1::2", "fd80:5::2", "fd80:6::2", "fd80:4::2")
@@ -161,8 +104,8 @@ var sentRE = regexp.MustCompile(`Sent \d+ bytes (\d+) pkt`)
 // send; this kernel has no tc gact action): all of them go to the target,
 // one per probe, and no faster than the rate.
 func TestTraceRateLimitAndNothingElse(t *testing.T) {
-	tp := newTopology(t)
-	run := func(args ...string) { tp.client.Run(t, append([]string{"tc"}, args...)...) }
+	tp := pathtest.New(t)
+	run := func(args ...string) { tp.Client.Run(t, append([]string{"tc"}, args...)...) }
 	run("qdisc", "add", "dev", "c1", "root", "handle", "1:", "htb", "default", "99")
 	for _, c := range []string{"1:10", "1:20", "1:30", "1:99"} {
 		run("class", "add", "dev", "c1", "parent", "1:", "classid", c, "htb", "rate", "1gbit")
@@ -176,7 +119,7 @@ func TestTraceRateLimitAndNothingElse(t *testing.T) {
 	run("filter", "add", "dev", "c1", "parent", "1:", "protocol", "ipv6", "prio", "3", "u32",
 		"match", "ip6", "protocol", "17", "0xff", "flowid", "1:30")
 	count := func(class string) int {
-		out := tp.client.Run(t, "tc", "-s", "class", "show", "dev", "c1", "classid", class)
+		out := tp.Client.Run(t, "tc", "-s", "class", "show", "dev", "c1", "classid", class)
 		m := sentRE.FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("no counter in:\n%s", out)
@@ -191,7 +134,7 @@ func TestTraceRateLimitAndNothingElse(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	path := trace(t, p, tp.client, "10.80.4.2")
+	path := trace(t, p, tp.Client, "10.80.4.2")
 	elapsed := time.Since(start)
 	sent := 0
 	for _, h := range path.Hops {
@@ -217,10 +160,10 @@ func TestTraceRateLimitAndNothingElse(t *testing.T) {
 // identifier, kept across rounds, finds one address per hop and the same
 // path every round.
 func TestTraceMultipathSetAndParisStability(t *testing.T) {
-	tp := newTopology(t)
-	tp.r1.Run(t, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
-	tp.r1.Run(t, "ip", "route", "replace", "10.80.4.0/24", "nexthop", "via", "10.80.2.2", "nexthop", "via", "10.80.5.2")
-	tp.r1.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "nexthop", "via", "fd80:2::2", "nexthop", "via", "fd80:5::2")
+	tp := pathtest.New(t)
+	tp.R1.Run(t, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
+	tp.R1.Run(t, "ip", "route", "replace", "10.80.4.0/24", "nexthop", "via", "10.80.2.2", "nexthop", "via", "10.80.5.2")
+	tp.R1.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "nexthop", "via", "fd80:2::2", "nexthop", "via", "fd80:5::2")
 
 	// 16 identifiers all hashed to one next hop: a chance of 2^-15.
 	many, err := New(Options{Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8, FlowIDs: 16})
@@ -235,7 +178,7 @@ func TestTraceMultipathSetAndParisStability(t *testing.T) {
 		// r3 answers from the link each probe came in on (see above).
 		{"fd80:4::2", [][]netip.Addr{addrs("fd80:1::2"), addrs("fd80:2::2", "fd80:5::2"), addrs("fd80:3::2", "fd80:6::2"), addrs("fd80:4::2")}},
 	} {
-		p, err := many.Trace(context.Background(), Target{Netns: tp.client.Path(), Dst: netip.MustParseAddr(tc.dst), SrcPort: 41000})
+		p, err := many.Trace(context.Background(), Target{Netns: tp.Client.Path(), Dst: netip.MustParseAddr(tc.dst), SrcPort: 41000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +197,7 @@ func TestTraceMultipathSetAndParisStability(t *testing.T) {
 	for _, dst := range []string{"10.80.4.2", "fd80:4::2"} {
 		var hashes []string
 		for range 4 {
-			p, err := one.Trace(context.Background(), Target{Netns: tp.client.Path(), Dst: netip.MustParseAddr(dst), SrcPort: 42000})
+			p, err := one.Trace(context.Background(), Target{Netns: tp.Client.Path(), Dst: netip.MustParseAddr(dst), SrcPort: 42000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,13 +221,13 @@ func TestTraceMultipathSetAndParisStability(t *testing.T) {
 // included: the test binary, run inside the client namespace with every
 // capability dropped (bounding set too), traces the server.
 func TestTraceWithoutCapabilities(t *testing.T) {
-	tp := newTopology(t)
+	tp := pathtest.New(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, dst := range []string{"10.80.4.2", "fd80:4::2"} {
-		cmd := tp.client.Command("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--", exe)
+		cmd := tp.Client.Command("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--", exe)
 		cmd.Env = append(os.Environ(), helperEnv+"="+dst)
 		out, err := cmd.Output()
 		if err != nil {
