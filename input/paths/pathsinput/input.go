@@ -38,6 +38,7 @@ func New(cfg config.Raw, s input.Settings) (input.Input, error) {
 	if err != nil {
 		return nil, cfg.Locate(err)
 	}
+	established, _ := flows.StateMask("established")
 	m := s.Metrics
 	if m == nil {
 		m = pipeline.NewMetrics()
@@ -46,7 +47,8 @@ func New(cfg config.Raw, s input.Settings) (input.Input, error) {
 		cfg: c, filter: f, log: s.Logger, prober: p,
 		flowOpts: flows.Options{
 			ProcRoot: s.ProcRoot, Logger: s.Logger, AllNamespaces: c.Namespaces == "all",
-			States: 1 << 1, // established: the flows that have a peer now
+			// The flows that have a peer now.
+			States: established,
 		},
 		last:   map[peerKey]peerState{},
 		traced: m.Counter("input.paths.traced"),

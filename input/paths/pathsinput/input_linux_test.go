@@ -144,8 +144,9 @@ func TestInputTracesThePeersOfSelectedFlows(t *testing.T) {
 	hops := get(t, path, "fleutan.paths.hops").([]any)
 	for i, h := range hops {
 		hm := h.(pipeline.M)
-		if !reflect.DeepEqual(hm["addrs"], hopsWant[i]) || hm["ttl"] != i+1 || hm["sent"] != 3 || hm["received"] != 3 || hm["loss"] != 0.0 {
-			t.Errorf("hop %d: %v, want addrs %v, 3 sent and received", i+1, hm, hopsWant[i])
+		recv, _ := hm["received"].(int)
+		if !reflect.DeepEqual(hm["addrs"], hopsWant[i]) || hm["ttl"] != i+1 || hm["sent"] != 3 || recv < 1 || hm["loss"] != float64(3-recv)/3 {
+			t.Errorf("hop %d: %v, want addrs %v, 3 sent, at least 1 received and the loss of the others", i+1, hm, hopsWant[i])
 		}
 		he := rec.events[1+i].Fields
 		if get(t, he, "fleutan.paths.type") != "hop" || !reflect.DeepEqual(get(t, he, "fleutan.paths.hop.addrs"), hopsWant[i]) ||

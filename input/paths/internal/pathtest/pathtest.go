@@ -31,6 +31,9 @@ func New(t testing.TB) *Topology {
 			// Every probe answered: no ICMP rate limit, and no reverse
 			// path filter against the asymmetric routes after a change.
 			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+			// The namespace's global ICMP budget (v4 and v6), whose
+			// spending is randomised since 6.11, too.
+			"net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=100000",
 			"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
 	}
 	link := func(l int, a, b *nstest.Netns, da, db string) {
