@@ -80,7 +80,7 @@ check-kernels-table:
 
 bench: build
 	@mkdir -p $(dir $(BENCH_OUT))
-	$(GO) test -run '^$$' -bench FlowsVsSS -benchmem -benchtime 1x -timeout 60m ./input/flows/ | tee $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench 'FlowsVsSS|RouteAssign' -benchmem -benchtime 1x -timeout 60m ./input/flows/ | tee $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench ShortConnections -benchtime 1x -timeout 20m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -skip ProcfsVsOwn -benchtime 1x -timeout 20m ./input/cpu/ ./input/qdisc/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench ProcfsVsOwn -benchmem -timeout 10m ./input/cpu/ | tee -a $(BENCH_OUT)

@@ -6,6 +6,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
+	"github.com/fleutan/fleutanbeat/input/paths/pathsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
@@ -18,6 +19,7 @@ import (
 var inputFactories = map[string]input.Factory{
 	"cpu":   cpuinput.New,
 	"flows": flowsinput.New,
+	"paths": pathsinput.New,
 	"qdisc": qdiscinput.New,
 }
 

@@ -97,7 +97,9 @@ func benchFlowsVsSS(b *testing.B, method string) {
 	}
 	want := 2 * benchHelpers * benchConnsPerHelper
 	nsInfo := namespaceOf(b, ns)
-	opts := Options{Protocols: []uint8{protoTCP}, States: 1 << stateEstablished}
+	// Routes as the input has them by default: one lookup per distinct
+	// peer, cached.
+	opts := Options{Protocols: []uint8{protoTCP}, States: 1 << stateEstablished, Routes: true}
 	if method == methodEBPF {
 		t, err := OpenTracker(TrackerOptions{})
 		if err != nil {
@@ -268,7 +270,7 @@ func checkBench(b *testing.B, s *benchSeries, want int, holderOf func(*Flow) int
 	s.deltas = AppendDiff(s.deltas, s.prev, snap)
 	s.prev = snap
 	flows := snap.Flows
-	live, right := 0, 0
+	live, right, routed := 0, 0, 0
 	var wrong []string
 	for i := range flows {
 		f := &flows[i]
@@ -276,6 +278,9 @@ func checkBench(b *testing.B, s *benchSeries, want int, holderOf func(*Flow) int
 			continue
 		}
 		live++
+		if f.Route != nil && f.Route.Device == "lo" {
+			routed++
+		}
 		if f.Process != nil && f.Process.PID == holderOf(f) {
 			right++
 		} else if len(wrong) < 5 {
@@ -285,6 +290,9 @@ func checkBench(b *testing.B, s *benchSeries, want int, holderOf func(*Flow) int
 	if live != want || right != want {
 		b.Fatalf("%s: %d flows, %d attributed to their holder, want %d; %s; attribution %+v",
 			what, live, right, want, strings.Join(wrong, "; "), c.procStats)
+	}
+	if c.opts.Routes && routed != want {
+		b.Fatalf("%s: %d of %d flows have their route (dev lo)", what, routed, want)
 	}
 }
 func vmRSSMiB(b *testing.B) float64 {

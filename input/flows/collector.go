@@ -42,6 +42,13 @@ type Options struct {
 	// connection's opener is known before its fd table is read. The
 	// caller closes it after the Collector.
 	Tracker *Tracker
+	// Routes looks up each connected flow's route to its peer in the
+	// flow's namespace (Flow.Route): one RTM_GETROUTE per distinct peer,
+	// cached for RouteTTL (a minute when 0) or until the namespace
+	// announces a route or link change, whichever comes first, so a
+	// change shows from the next collection on.
+	Routes   bool
+	RouteTTL time.Duration
 	// Now is the clock for FirstSeen and Snapshot.Time (time.Now when nil).
 	Now func() time.Time
 	// AfterDump is called between the dump and the /proc walk: tests make
@@ -63,6 +70,9 @@ func (o *Options) validate() error {
 	}
 	if o.States&^allStates != 0 {
 		return fmt.Errorf("flows: states %#x has bits outside the TCP states 1 to 11", o.States)
+	}
+	if o.RouteTTL < 0 {
+		return fmt.Errorf("flows: route TTL %s is negative", o.RouteTTL)
 	}
 	return nil
 }

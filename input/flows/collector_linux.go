@@ -34,6 +34,8 @@ type Collector struct {
 	// since, so their delta is their cumulative count.
 	known map[uint64]bool
 	procs *procindex.Index
+	// routes is set when Options.Routes asks for each flow's route.
+	routes *routes
 	// procStats is what the last process index Update did and found.
 	procStats procindex.Stats
 	// nss is the Namespaces of the snapshot being built, reused.
@@ -129,6 +131,9 @@ func New(o Options) (*Collector, error) {
 	if !o.NoProcesses {
 		c.procs = procindex.New(procindex.Options{ProcRoot: o.ProcRoot, Logger: log})
 	}
+	if o.Routes {
+		c.routes = newRoutes(o.RouteTTL, log, c.isSelf)
+	}
 	c.dumpers = netns.NewSockets(func(ns netns.Namespace) (*sockdiag.Dumper, error) {
 		// The collector's own namespace needs no setns(2) round trip.
 		if c.isSelf(ns) {
@@ -142,7 +147,11 @@ func New(o Options) (*Collector, error) {
 // Close releases the netlink sockets. The collector can be used again; it
 // then reopens them.
 func (c *Collector) Close() error {
-	return c.dumpers.Close()
+	err := c.dumpers.Close()
+	if c.routes != nil {
+		err = errors.Join(err, c.routes.Close())
+	}
+	return err
 }
 
 // Collect dumps every selected namespace once per family and protocol and
@@ -207,6 +216,11 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	snap.seq, snap.prevSeq = c.seq, c.seq-1
 	flows = c.track(flows, failed, now, &snap)
 	flows = c.appendClosed(flows, failed, now)
+	if c.routes != nil {
+		if err := c.routes.assign(flows, nss, present, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	snap.Flows = flows
 	for len(snap.refs) < len(flows) {
 		snap.refs = append(snap.refs, -1)

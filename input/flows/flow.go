@@ -126,6 +126,10 @@ type Flow struct {
 	// (the process exited before /proc could be read), so no user is
 	// known.
 	CommOnly bool `json:"comm_only,omitempty"`
+	// Route is the route to Remote (Options.Routes), nil when not looked
+	// up or when the namespace has none. Flows to one peer share the
+	// value; it is never modified.
+	Route *Route `json:"route,omitempty"`
 
 	HasTCP     bool    `json:"has_tcp"`
 	TCP        TCPInfo `json:"tcp"`

@@ -106,6 +106,7 @@ var datasetFields = map[string]map[string]string{
 		"local.ip": "ip", "local.port": "long", "remote.ip": "ip", "remote.port": "long",
 		"state": "keyword", "inode": "long", "netns": "long", "netns_name": "keyword",
 		"direction": "keyword", "final": "boolean", "tx_queue": "long",
+		"route.device": "keyword", "route.gateway": "ip", "route.src": "ip",
 		"tcp.rtt_us": "long", "tcp.rttvar_us": "long", "tcp.min_rtt_us": "long", "tcp.cwnd": "long",
 		"tcp.ssthresh": "long", "tcp.mss": "long", "tcp.bytes_acked": "long", "tcp.bytes_received": "long",
 		"tcp.bytes_sent": "long", "tcp.bytes_retrans": "long", "tcp.segs_in": "long", "tcp.segs_out": "long",

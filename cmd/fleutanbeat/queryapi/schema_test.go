@@ -27,6 +27,7 @@ var schemaTypes = map[string]reflect.Type{
 	"Namespace":        reflect.TypeFor[flows.Namespace](),
 	"Unattributed":     reflect.TypeFor[flows.Unattributed](),
 	"TCPInfo":          reflect.TypeFor[flows.TCPInfo](),
+	"Route":            reflect.TypeFor[flows.Route](),
 	"Delta":            reflect.TypeFor[flows.Delta](),
 	"Process":          reflect.TypeFor[process.Process](),
 	"ProcessView":      reflect.TypeFor[processDoc](),

@@ -57,6 +57,12 @@ type Config struct {
 	// Heartbeat is how many periods an unchanged flow goes without an
 	// event in report: active.
 	Heartbeat int `yaml:"heartbeat"`
+	// Routes adds each connected flow's route to its peer
+	// (fleutan.flow.route): one RTM_GETROUTE per distinct peer and
+	// namespace, cached for RouteTTL or until the namespace announces a
+	// route change.
+	Routes   bool            `yaml:"routes"`
+	RouteTTL config.Duration `yaml:"route_ttl"`
 }
 
 // Methods.
@@ -101,6 +107,8 @@ func DefaultConfig() Config {
 		MaxTrackedConnections: 65536,
 		Report:                ReportActive,
 		Heartbeat:             30,
+		Routes:                true,
+		RouteTTL:              config.Duration(time.Minute),
 	}
 }
 
@@ -180,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat < 1 {
 		errs = append(errs, config.Errorf("heartbeat", "must be at least 1 period, got %d", c.Heartbeat))
+	}
+	if c.RouteTTL.D() <= 0 {
+		errs = append(errs, config.Errorf("route_ttl", "must be positive, got %s", c.RouteTTL.D()))
 	}
 	return errors.Join(errs...)
 }

@@ -28,6 +28,8 @@ func TestDefaultConfig(t *testing.T) {
 		MaxTrackedConnections: 65536,
 		Report:                "active",
 		Heartbeat:             30,
+		Routes:                true,
+		RouteTTL:              config.Duration(time.Minute),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("DefaultConfig() = %+v, want %+v", c, want)
@@ -37,7 +39,7 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	o := c.collectorOptions(input.Settings{ProcRoot: "/proc"})
 	if !reflect.DeepEqual(o.Protocols, []uint8{flows.ProtocolTCP, flows.ProtocolUDP}) || !reflect.DeepEqual(o.Families, []uint8{flows.FamilyIPv4, flows.FamilyIPv6}) ||
-		o.States != 1<<stateEstablished|1<<stateListen || o.AllNamespaces {
+		o.States != 1<<stateEstablished|1<<stateListen || o.AllNamespaces || !o.Routes || o.RouteTTL != time.Minute {
 		t.Errorf("collector options of the defaults: %+v", o)
 	}
 }
@@ -59,6 +61,7 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"bad exclude cidr", func(c *Config) { c.CIDRs.Exclude = []string{"10.0.0.0/8", "nope"} }, `cidrs.exclude.1: "nope" is not a CIDR (use an address with an optional prefix length: 10.0.0.0/8, fd00::/8, 192.0.2.1)`},
 		{"port too big", func(c *Config) { c.Ports.Include = []string{"65536"} }, `ports.include.0: "65536" is not a port or port range (use 443 or 8000-8100, ports 0 to 65535)`},
 		{"reversed range", func(c *Config) { c.Ports.Exclude = []string{"22", "90-80"} }, `ports.exclude.1: "90-80" is not a port or port range (use 443 or 8000-8100, ports 0 to 65535)`},
+		{"zero route ttl", func(c *Config) { c.RouteTTL = 0 }, "route_ttl: must be positive, got 0s"},
 		{"bad regexp", func(c *Config) { c.Processes = []string{"ngin(x"} }, `processes.0: "ngin(x" is not a regular expression: missing closing )`},
 		{"bad namespaces", func(c *Config) { c.Namespaces = "some" }, `namespaces: "some" is not a namespace selection (use host or all)`},
 		{"zero max_flows", func(c *Config) { c.MaxFlows = 0 }, "max_flows: must be positive, got 0"},

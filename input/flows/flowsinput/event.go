@@ -33,7 +33,7 @@ func Event(f *flows.Flow, d flows.FlowDelta, ts time.Time, t input.Times) pipeli
 
 // eventObjects and eventMembers are how many objects and members a flow
 // event has at most (an established TCP flow with a process and deltas).
-const eventObjects, eventMembers = 15, 74
+const eventObjects, eventMembers = 16, 78
 
 // BuildEvent is Event with the objects taken from b: the input builds a
 // chunk of events with one Builder, which it resets once they are
@@ -53,7 +53,7 @@ func BuildEvent(b *pipeline.Builder, f *flows.Flow, d flows.FlowDelta, ts time.T
 	)
 
 	network := make([]pipeline.Member, 0, 7)
-	flow := make([]pipeline.Member, 0, 11)
+	flow := make([]pipeline.Member, 0, 12)
 	if !listening {
 		// ECS: the source is the side that initiated the connection.
 		src, dst := local, remote
@@ -111,6 +111,9 @@ func BuildEvent(b *pipeline.Builder, f *flows.Flow, d flows.FlowDelta, ts time.T
 	if !listening {
 		flow = append(flow, pipeline.Any("remote", endpoint(b, remote, nil)))
 	}
+	if r := f.Route; r != nil {
+		flow = append(flow, pipeline.Any("route", routeObject(b, r)))
+	}
 	flow = append(flow, pipeline.String("state", flows.StateName(f.State)))
 	if f.HasTCP {
 		flow = append(flow, pipeline.Any("tcp", tcpObject(b, &f.TCP, f.Congestion)))
@@ -139,6 +142,20 @@ func BuildEvent(b *pipeline.Builder, f *flows.Flow, d flows.FlowDelta, ts time.T
 		series += "/" + strconv.FormatUint(f.Cookie, 10)
 	}
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: series}
+}
+
+// routeObject is fleutan.flow.route; a peer on a connected network has
+// no gateway, a route without a preferred source no src.
+func routeObject(b *pipeline.Builder, r *flows.Route) *pipeline.Object {
+	ms := make([]pipeline.Member, 0, 3)
+	ms = append(ms, pipeline.String("device", r.Device))
+	if r.Gateway.IsValid() {
+		ms = append(ms, pipeline.String("gateway", r.Gateway.String()))
+	}
+	if r.Src.IsValid() {
+		ms = append(ms, pipeline.String("src", r.Src.String()))
+	}
+	return b.Object(ms...)
 }
 
 // tcpObject is fleutan.flow.tcp: the kernel's tcp_info for the socket.

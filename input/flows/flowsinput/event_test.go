@@ -55,12 +55,15 @@ func TestEventGolden(t *testing.T) {
 			Inode: 98765, UID: 1000, Direction: flows.Outbound, Process: proc,
 			HasTCP: true, TCP: goldenTCPInfo(), Congestion: "cubic",
 			FirstSeen: first,
+			Route:     &flows.Route{Device: "eth0", Gateway: netip.MustParseAddr("10.0.0.254"), Src: netip.MustParseAddr("10.0.0.2")},
 		}, flows.FlowDelta{OK: true, Delta: flows.Delta{BytesIn: 100, BytesOut: 2000, SegsIn: 3, SegsOut: 4, Retrans: 1}}},
 		{"tcp6_inbound_named_netns", flows.Flow{
 			Netns: 4026532999, NetnsName: "blue", Family: flows.FamilyIPv6, Protocol: flows.ProtocolTCP, State: stateEstablished,
 			Local: netip.MustParseAddrPort("[fd00::1]:443"), Remote: netip.MustParseAddrPort("[fd00::2]:40000"),
 			Inode: 1234, Direction: flows.Inbound, Process: proc, HasTCP: true, TCP: goldenTCPInfo(), Congestion: "bbr",
 			FirstSeen: first,
+			// A peer on the connected network: no gateway.
+			Route: &flows.Route{Device: "veth1", Src: netip.MustParseAddr("fd00::1")},
 		}, flows.FlowDelta{}},
 		{"udp_listening", flows.Flow{
 			Netns: 4026531840, Family: flows.FamilyIPv4, Protocol: flows.ProtocolUDP, State: stateClose,

@@ -30,6 +30,8 @@ func (c *Config) collectorOptions(s input.Settings) flows.Options {
 		ProcRoot:      s.ProcRoot,
 		AllNamespaces: c.Namespaces == NamespacesAll,
 		Logger:        s.Logger,
+		Routes:        c.Routes,
+		RouteTTL:      c.RouteTTL.D(),
 	}
 	for _, p := range c.Protocols {
 		v, _ := parseProtocol(p)

@@ -1,0 +1,71 @@
+// Package pathtest builds the routed namespace topology the paths tests
+// trace through.
+package pathtest
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/fleutan/fleutanbeat/input/nstest"
+)
+
+// Topology is client — r1 — r2 — r3 — server, with r2b parallel to r2
+// (r1 — r2b — r3), every link on IPv4 (10.80.L.0/24) and IPv6
+// (fd80:L::/64), L numbering the links:
+//
+//	1 client .1 – .2 r1    2 r1 .1 – .2 r2    3 r2 .1 – .2 r3
+//	4 r3 .1 – .2 server    5 r1 .1 – .2 r2b   6 r2b .1 – .2 r3
+//
+// The client has no route but the one to the server's link: a probe can
+// go nowhere else.
+type Topology struct {
+	Client, R1, R2, R2b, R3, Server *nstest.Netns
+}
+
+func New(t testing.TB) *Topology {
+	t.Helper()
+	tp := &Topology{Client: nstest.New(t), R1: nstest.New(t), R2: nstest.New(t), R2b: nstest.New(t), R3: nstest.New(t), Server: nstest.New(t)}
+	for _, n := range []*nstest.Netns{tp.Client, tp.R1, tp.R2, tp.R2b, tp.R3, tp.Server} {
+		n.Run(t, "sysctl", "-qw",
+			"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+			// Every probe answered: no ICMP rate limit, and no reverse
+			// path filter against the asymmetric routes after a change.
+			"net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+			// The namespace's global ICMP budget (v4 and v6), whose
+			// spending is randomised since 6.11, too.
+			"net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=100000",
+			"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+	}
+	link := func(l int, a, b *nstest.Netns, da, db string) {
+		a.Run(t, "ip", "link", "add", da, "type", "veth", "peer", "name", db, "netns", b.Name)
+		for _, e := range []struct {
+			n    *nstest.Netns
+			dev  string
+			host int
+		}{{a, da, 1}, {b, db, 2}} {
+			e.n.Run(t, "ip", "addr", "add", "10.80."+strconv.Itoa(l)+"."+strconv.Itoa(e.host)+"/24", "dev", e.dev)
+			e.n.Run(t, "ip", "addr", "add", "fd80:"+strconv.Itoa(l)+"::"+strconv.Itoa(e.host)+"/64", "dev", e.dev, "nodad")
+			e.n.Run(t, "ip", "link", "set", e.dev, "up")
+		}
+	}
+	link(1, tp.Client, tp.R1, "c1", "r1a")
+	link(2, tp.R1, tp.R2, "r1b", "r2a")
+	link(3, tp.R2, tp.R3, "r2b", "r3a")
+	link(4, tp.R3, tp.Server, "r3b", "s1")
+	link(5, tp.R1, tp.R2b, "r1c", "x2a")
+	link(6, tp.R2b, tp.R3, "x2b", "r3c")
+	// route sends link l's prefix via host vh of link vl.
+	route := func(n *nstest.Netns, l, vl, vh int) {
+		n.Run(t, "ip", "route", "add", "10.80."+strconv.Itoa(l)+".0/24", "via", "10.80."+strconv.Itoa(vl)+"."+strconv.Itoa(vh))
+		n.Run(t, "ip", "-6", "route", "add", "fd80:"+strconv.Itoa(l)+"::/64", "via", "fd80:"+strconv.Itoa(vl)+"::"+strconv.Itoa(vh))
+	}
+	route(tp.Client, 4, 1, 2)
+	route(tp.R1, 4, 2, 2)
+	route(tp.R2, 4, 3, 2)
+	route(tp.R2, 1, 2, 1)
+	route(tp.R3, 1, 3, 1)
+	route(tp.R2b, 4, 6, 2)
+	route(tp.R2b, 1, 5, 1)
+	route(tp.Server, 1, 4, 1)
+	return tp
+}

@@ -1,0 +1,24 @@
+//go:build !linux
+
+package paths
+
+import (
+	"context"
+	"errors"
+)
+
+// Prober is only implemented on Linux.
+type Prober struct{}
+
+// New checks o.
+func New(o Options) (*Prober, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	return &Prober{}, nil
+}
+
+// Trace reports that the OS is not supported.
+func (p *Prober) Trace(context.Context, Target) (Path, error) {
+	return Path{}, errors.New("paths: probing reads the socket error queue (IP_RECVERR), which only Linux has: not supported on this OS")
+}
