@@ -7,6 +7,7 @@ package elasticsearch
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -147,6 +148,10 @@ type shared struct {
 	// batch.
 	logged   map[string]time.Time
 	logEvery time.Duration
+
+	// gzips holds *gzip.Writer for compression_level: the compressor's
+	// state is reused, never its output (see gzipBody).
+	gzips sync.Pool
 }
 
 func newShared(c Config, s output.Settings) (*shared, error) {
@@ -444,6 +449,14 @@ func (c *Client) bulk(ctx context.Context, body []byte, n int) ([]itemResult, er
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
 	defer cancel()
 	req := esapi.BulkRequest{Body: bytes.NewReader(body), FilterPath: bulkFilterPath}
+	if c.cfg.CompressionLevel > 0 {
+		gz, err := c.gzipBody(body)
+		if err != nil {
+			return nil, fmt.Errorf("elasticsearch: bulk: %w", err)
+		}
+		req.Body = bytes.NewReader(gz)
+		req.Header = http.Header{"Content-Encoding": []string{"gzip"}}
+	}
 	res, err := req.Do(ctx, c.es)
 	if err != nil {
 		c.n.writeErrs.Add(1)
@@ -659,4 +672,30 @@ func describeTransportError(err error) error {
 		return fmt.Errorf("elasticsearch: host unreachable (connection refused): %w", err)
 	}
 	return fmt.Errorf("elasticsearch: request failed: %w", err)
+}
+
+// gzipBody compresses a bulk body into a buffer of its own: net/http may
+// go on writing a request body after the reply came (an early 413), so an
+// output buffer is never reused; only the compressor is.
+func (s *shared) gzipBody(body []byte) ([]byte, error) {
+	var out bytes.Buffer
+	out.Grow(len(body)/4 + 64)
+	zw, _ := s.gzips.Get().(*gzip.Writer)
+	if zw == nil {
+		var err error
+		if zw, err = gzip.NewWriterLevel(&out, s.cfg.CompressionLevel); err != nil {
+			return nil, fmt.Errorf("gzip level %d: %w", s.cfg.CompressionLevel, err)
+		}
+	} else {
+		zw.Reset(&out)
+	}
+	if _, err := zw.Write(body); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	zw.Reset(nil)
+	s.gzips.Put(zw)
+	return out.Bytes(), nil
 }

@@ -59,18 +59,13 @@ func newESClientTransport(c Config, userAgent string) (*es.Client, *http.Transpo
 		// security API, "Create API key": the "encoded" value).
 		ec.APIKey = base64.StdEncoding.EncodeToString([]byte(c.APIKey))
 	}
-	if c.CompressionLevel > 0 {
-		ec.CompressRequestBody = true
-		ec.CompressRequestBodyLevel = c.CompressionLevel
-		// No PoolCompressor: the pooled compressor returns the gzip
-		// buffer to its pool when Perform returns, but net/http may still
-		// be writing the body then (a server that answers before reading
-		// it all, as Elasticsearch does with 413), so the next request's
-		// compression overwrote a body in flight (the race detector saw
-		// it in the 413 test). A fresh buffer per bulk request costs one
-		// allocation next to a network round trip.
-		ec.PoolCompressor = false
-	}
+	// Bulk bodies are gzipped by the Client (gzipBody), not by the
+	// transport: go-elasticsearch's compression always uses a pooled
+	// buffer that goes back to its pool when Perform returns, while
+	// net/http may still be writing the body (a server that answers
+	// before reading it all, as Elasticsearch does with 413); the next
+	// request's compression then overwrote a body in flight, which the
+	// race detector caught in the 413 test.
 	if len(addrs) == 1 {
 		// One host: the pipeline's retry with backoff is the only retry.
 		ec.DisableRetry = true
