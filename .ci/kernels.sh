@@ -222,13 +222,13 @@ test_pkgs() {
 	} | grep -v -e '/cmd/fleutanbeat$' -e '/cmd/fleutanbeat/packaging$' -e '/kibana$' -e '/config$' | sort -u
 }
 
-# payload builds .kernels/payload/: one static test binary per package next
+# payload builds .kernels/payload/fbt/: one static test binary per package next
 # to a copy of its testdata (tests run in their package directory), the
 # shipped config, bin/fleutanbeat, bin/fleutan and bin/libuser, and the
 # guest script.
 payload() {
-	local p=$K/payload mod
-	rm -rf "$p" && mkdir -p "$p/src" "$p/bin"
+	local p=$K/payload/fbt mod
+	rm -rf "$K/payload" && mkdir -p "$p/src" "$p/bin"
 	mod=$(go list -m)
 	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutanbeat" ./cmd/fleutanbeat
 	CGO_ENABLED=0 go build -trimpath -o "$p/bin/fleutan" ./cmd/fleutan
@@ -266,8 +266,9 @@ boot() {
 	{
 		cpio_of "$GUEST_ROOT_DIR"
 		cpio_of "$d/modules"
-		(cd "$K" && mkdir -p fbtwrap && rm -rf fbtwrap/fbt && ln -sfn ../payload fbtwrap/fbt &&
-			cd fbtwrap && find -L fbt | LC_ALL=C sort | cpio -o -H newc -L --quiet)
+		# Symbolic links stay links: testdata holds /proc fixtures whose
+		# exe links point nowhere.
+		cpio_of "$K/payload"
 		local layer
 		for layer in ${EXTRA_LAYERS:-}; do cpio_of "$layer"; done
 	} >"$initrd"
