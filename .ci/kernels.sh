@@ -50,7 +50,7 @@ KEYRING=${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 GUEST_MEM=${GUEST_MEM:-2048}
 GUEST_CPUS=${GUEST_CPUS:-2}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
-TEST_TIMEOUT=${TEST_TIMEOUT:-8m}
+TEST_TIMEOUT=${TEST_TIMEOUT:-4m}
 # Netlink socket diagnostics, veth, the qdisc kinds the host kernel lacks and
 # the ones the tests build. Modules a kernel has built in are skipped.
 MODULES=${MODULES:-veth inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
