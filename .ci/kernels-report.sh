@@ -26,6 +26,7 @@ for arg in "$@"; do
 		done[pkg] = 1; pkg = ""; next
 	}
 	/^@@FBT-DONE/ { finished = 1; next }
+	/^@@FBT-WEDGED/ { if (pkg != "") lastline[pkg] = "guest kernel wedged: " substr($0, 14); next }
 	pkg == "" { next }
 	/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
 	/^    [^ ].*\.go:[0-9]+: / { m = $0; sub(/^ +/, "", m); msg[cur] = m; next }

@@ -25,7 +25,8 @@
 # Variables: KERNELS (suites, default "bullseye bookworm trixie"), PKGS (Go
 # packages to test in the guest), MODULES, GUEST_ROOT, GUEST_SCRIPT, EXTRA_LAYERS,
 # GUEST_MEM (MiB), GUEST_CPUS, VM_TIMEOUT (seconds per boot), TEST_TIMEOUT
-# (per package, go duration).
+# (per package, go duration), GUEST_SILENCE (seconds without test output
+# after which a guest is stopped as wedged), GUEST_LOGLEVEL (guest console).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -51,6 +52,10 @@ GUEST_MEM=${GUEST_MEM:-2048}
 GUEST_CPUS=${GUEST_CPUS:-2}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
 TEST_TIMEOUT=${TEST_TIMEOUT:-4m}
+# Seconds without a byte of test output after which a guest counts as
+# wedged and is stopped: above TEST_TIMEOUT, whose dump is output.
+GUEST_SILENCE=${GUEST_SILENCE:-300}
+GUEST_LOGLEVEL=${GUEST_LOGLEVEL:-6}
 # Netlink socket diagnostics, veth, the qdisc kinds the host kernel lacks and
 # the ones the tests build. Modules a kernel has built in are skipped.
 MODULES=${MODULES:-veth inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
@@ -274,12 +279,34 @@ boot() {
 	} >"$initrd"
 	log "$suite: booting $(cat "$d/release") ($(du -m "$initrd" | cut -f1) MiB initramfs)"
 	local start=$SECONDS rc=0
+	local res=$out/results-$suite.log
+	: >"$res"
+	# loglevel 6: a stall or lockup report comes with the stacks
+	# (sched_show_task prints at KERN_INFO), module loads stay quiet.
 	timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "$GUEST_CPUS" -m "$GUEST_MEM" \
 		-nographic -no-reboot -nic none -monitor none \
 		-kernel "$d/vmlinuz" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init" \
-		-serial "file:$out/console-$suite.log" -serial "file:$out/results-$suite.log" \
-		</dev/null >/dev/null 2>"$out/qemu-$suite.err" || rc=$?
+		-append "console=ttyS0 panic=-1 quiet loglevel=$GUEST_LOGLEVEL rdinit=/init" \
+		-serial "file:$out/console-$suite.log" -serial "file:$res" \
+		</dev/null >/dev/null 2>"$out/qemu-$suite.err" &
+	local qpid=$! size=-1 still=0
+	# A guest whose results stop growing for longer than a package may
+	# take (its -test.timeout ends a hung test binary with a dump, which
+	# is output) is wedged in its kernel: stop it now rather than at
+	# VM_TIMEOUT, and say so in the results for the report.
+	while kill -0 "$qpid" 2>/dev/null; do
+		sleep 5
+		local now
+		now=$(stat -c %s "$res" 2>/dev/null || echo 0)
+		if [ "$now" != "$size" ]; then size=$now still=0; else still=$((still + 5)); fi
+		if [ "$still" -ge "$GUEST_SILENCE" ]; then
+			log "$suite: no test output for $GUEST_SILENCE s: the guest is wedged, stopping it (see $out/console-$suite.log)"
+			kill "$qpid" 2>/dev/null
+			break
+		fi
+	done
+	wait "$qpid" || rc=$?
+	[ "$still" -lt "$GUEST_SILENCE" ] || printf '\n@@FBT-WEDGED no output for %s s\n' "$GUEST_SILENCE" >>"$res"
 	echo "$((SECONDS - start))" >"$out/seconds-$suite"
 	rm -f "$initrd"
 	[ $rc -eq 0 ] || log "$suite: qemu exit $rc (timeout is 124), see $out/console-$suite.log"
