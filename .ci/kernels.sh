@@ -26,7 +26,8 @@
 # packages to test in the guest), MODULES, GUEST_ROOT, GUEST_SCRIPT, EXTRA_LAYERS,
 # GUEST_MEM (MiB), GUEST_CPUS, VM_TIMEOUT (seconds per boot), TEST_TIMEOUT
 # (per package, go duration), GUEST_SILENCE (seconds without test output
-# after which a guest is stopped as wedged), GUEST_LOGLEVEL (guest console).
+# after which a guest is stopped as wedged), GUEST_LOGLEVEL (guest console),
+# GUEST_ACCEL (qemu -accel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -56,6 +57,9 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-4m}
 # wedged and is stopped: above TEST_TIMEOUT, whose dump is output.
 GUEST_SILENCE=${GUEST_SILENCE:-300}
 GUEST_LOGLEVEL=${GUEST_LOGLEVEL:-6}
+# qemu's -accel: tcg runs one host thread per guest CPU (MTTCG);
+# tcg,thread=single runs all guest CPUs in one host thread, in turns.
+GUEST_ACCEL=${GUEST_ACCEL:-tcg}
 # Netlink socket diagnostics, veth, the qdisc kinds the host kernel lacks and
 # the ones the tests build. Modules a kernel has built in are skipped.
 MODULES=${MODULES:-veth inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
@@ -283,7 +287,7 @@ boot() {
 	: >"$res"
 	# loglevel 6: a stall or lockup report comes with the stacks
 	# (sched_show_task prints at KERN_INFO), module loads stay quiet.
-	timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "$GUEST_CPUS" -m "$GUEST_MEM" \
+	timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel "$GUEST_ACCEL" -cpu max -smp "$GUEST_CPUS" -m "$GUEST_MEM" \
 		-nographic -no-reboot -nic none -monitor none \
 		-kernel "$d/vmlinuz" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 quiet loglevel=$GUEST_LOGLEVEL rdinit=/init" \
