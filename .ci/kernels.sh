@@ -57,9 +57,14 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-4m}
 # wedged and is stopped: above TEST_TIMEOUT, whose dump is output.
 GUEST_SILENCE=${GUEST_SILENCE:-300}
 GUEST_LOGLEVEL=${GUEST_LOGLEVEL:-6}
-# qemu's -accel: tcg runs one host thread per guest CPU (MTTCG);
-# tcg,thread=single runs all guest CPUs in one host thread, in turns.
-GUEST_ACCEL=${GUEST_ACCEL:-tcg}
+# qemu's -accel. tcg,thread=single runs the guest CPUs in one host
+# thread, in turns; plain tcg gives each its own thread (MTTCG). With
+# MTTCG on this loaded 2-core host, guests froze for good when an eBPF
+# program was attached to or detached from sched_switch (the kernel
+# patches that hot tracepoint's code while the other CPU runs it): 3
+# freezes (5.10 twice, 6.1 once) in 11 boots, 6 of them with every
+# package; none in 6 boots in one thread, 3 of them with every package.
+GUEST_ACCEL=${GUEST_ACCEL:-tcg,thread=single}
 # Netlink socket diagnostics, veth, the qdisc kinds the host kernel lacks and
 # the ones the tests build. Modules a kernel has built in are skipped.
 MODULES=${MODULES:-veth inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
