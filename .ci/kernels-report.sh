@@ -26,6 +26,7 @@ for arg in "$@"; do
 		done[pkg] = 1; pkg = ""; next
 	}
 	/^@@FBT-DONE/ { finished = 1; next }
+	/^@@FBT-WEDGED/ { if (pkg != "") lastline[pkg] = "guest kernel wedged: " substr($0, 14); next }
 	pkg == "" { next }
 	/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
 	/^    [^ ].*\.go:[0-9]+: / { m = $0; sub(/^ +/, "", m); msg[cur] = m; next }
@@ -66,7 +67,11 @@ END {
 }' "$summary"
 
 # The result of each feature's test per kernel, for the README table
-# (.ci/kernels-readme.sh): pass, FAIL, skip, or "not run".
+# (.ci/kernels-readme.sh): pass, FAIL, skip, "not run", or "refused": the
+# test passed by asserting that this kernel refuses the feature (it logged
+# "... before Linux X.Y, as expected: ..."), so the feature itself is not
+# there. A test is refused when it logged that itself or when every one of
+# its subtests did.
 features=$(dirname "$0")/kernels-features.tsv
 : >"$dir/matrix.tsv"
 for arg in "$@"; do
@@ -75,12 +80,23 @@ for arg in "$@"; do
 	BEGIN { n = 0 }
 	FNR == NR { if ($0 !~ /^#/ && NF >= 3) { name[n] = $1; pkg[n] = $2; test[n++] = $3 }; next }
 	{ sub(/\r$/, "") }
-	/^@@FBT-PKG / { split($0, w, " "); cur = w[2]; next }
+	/^@@FBT-PKG / { split($0, w, " "); cur = w[2]; test_ = ""; next }
+	/^=== (RUN|CONT|NAME) / { split($0, w, " "); test_ = w[3]; next }
+	/^    [^ ].*\.go:[0-9]+: .* before Linux [0-9.]+, as expected/ { refused[cur, test_] = 1; next }
 	/^ *--- (PASS|FAIL|SKIP): / {
 		split($0, w, " "); r = w[2]; sub(/:$/, "", r)
 		res[cur, w[3]] = (r == "PASS") ? "pass" : (r == "FAIL") ? "FAIL" : "skip"
+		parent = w[3]
+		if (sub(/\/[^\/]*$/, "", parent)) { subs[cur, parent]++; if ((cur, w[3]) in refused) subsref[cur, parent]++ }
 	}
-	END { for (i = 0; i < n; i++) { r = res[pkg[i], test[i]]; print name[i], test[i], suite, rel, (r == "" ? "not run" : r) } }
+	END {
+		for (i = 0; i < n; i++) {
+			r = res[pkg[i], test[i]]
+			k = pkg[i] SUBSEP test[i]
+			if (r == "pass" && (k in refused || (subs[k] > 0 && subsref[k] == subs[k]))) r = "refused"
+			print name[i], test[i], suite, rel, (r == "" ? "not run" : r)
+		}
+	}
 	' "$features" "$dir/results-$suite.log" >>"$dir/matrix.tsv"
 done
 

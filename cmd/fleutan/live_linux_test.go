@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,14 +89,43 @@ func (s *liveSetup) fleutan(t *testing.T, args ...string) string {
 	t.Helper()
 	c := exec.Command("ip", append([]string{"netns", "exec", s.host, os.Args[0]}, args...)...)
 	c.Env = append(os.Environ(), roleEnv+"=fleutan", "COLUMNS=100")
-	var stderr strings.Builder
-	c.Stderr = &stderr
-	out, err := c.Output()
-	if err != nil {
+	var stdout, stderr strings.Builder
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitBounded(c, toolLimit); err != nil {
 		t.Fatalf("fleutan %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	t.Logf("$ fleutan %s\n%s%s", strings.Join(args, " "), out, stderr.String())
-	return string(out)
+	t.Logf("$ fleutan %s\n%s%s", strings.Join(args, " "), stdout.String(), stderr.String())
+	return stdout.String()
+}
+
+// toolLimit bounds one run of the tool: a few seconds on any machine, and
+// well inside the kernel matrix's per-package timeout, so that a hang is
+// this test's failure with the tool's own goroutines, not a timeout of the
+// whole binary that only shows the test waiting.
+const toolLimit = 60 * time.Second
+
+// waitBounded waits for c up to limit. Past it, c gets SIGQUIT, which
+// makes a Go program print every goroutine's stack to its stderr (the
+// caller's to show) and exit, and the error says so.
+func waitBounded(c *exec.Cmd, limit time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+	}
+	_ = c.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.Process.Kill()
+		<-done
+	}
+	return fmt.Errorf("still running after %v; its goroutines (SIGQUIT) are in its stderr", limit)
 }
 
 // endpoint prints "ip:port" or "[ip]:port" as the views do: "ip#port".
@@ -306,17 +336,8 @@ func TestBuiltBinaryIsOneShotByDefault(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- c.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("fleutan flows --cpu -i 1: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(60 * time.Second):
-			_ = c.Process.Kill()
-			<-done
-			t.Fatalf("fleutan flows --cpu -i 1 still running after 60s; output:\n%s", stdout.String())
+		if err := waitBounded(c, toolLimit); err != nil {
+			t.Fatalf("fleutan flows --cpu -i 1: %v\noutput:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 		}
 		took := time.Since(start)
 		if n := strings.Count(stdout.String(), head); n != 1 {
@@ -367,9 +388,24 @@ func TestBuiltBinaryIsOneShotByDefault(t *testing.T) {
 		if err := c.Process.Signal(os.Interrupt); err != nil {
 			t.Fatal(err)
 		}
-		for range reports {
+		// The reader ends at the tool's exit (EOF); then Wait collects
+		// the status. Both bounded: a tool that ignores Ctrl-C is this
+		// test's failure, with its goroutines.
+		drained := make(chan struct{})
+		go func() {
+			for range reports {
+			}
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-time.After(toolLimit):
+			_ = c.Process.Signal(syscall.SIGQUIT)
+			<-drained
+			_ = c.Wait()
+			t.Fatalf("fleutan -n 0 still running %v after Ctrl-C; its goroutines (SIGQUIT):\n%s", toolLimit, stderr.String())
 		}
-		if err := c.Wait(); err != nil {
+		if err := waitBounded(c, toolLimit); err != nil {
 			t.Errorf("after Ctrl-C: %v, want exit status 0; stderr:\n%s", err, stderr.String())
 		}
 	})

@@ -66,6 +66,7 @@ type tcplifeOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	tcplifeMapChildren         = "children"
 	tcplifeMapClosed           = "closed"
 	tcplifeMapConns            = "conns"
 	tcplifeMapDrops            = "drops"
@@ -123,6 +124,7 @@ type tcplifeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcplifeMapSpecs struct {
+	Children  *ebpf.MapSpec `ebpf:"children"`
 	Closed    *ebpf.MapSpec `ebpf:"closed"`
 	Conns     *ebpf.MapSpec `ebpf:"conns"`
 	Drops     *ebpf.MapSpec `ebpf:"drops"`
@@ -156,6 +158,7 @@ func (o *tcplifeObjects) Close() error {
 //
 // It can be passed to loadTcplifeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcplifeMaps struct {
+	Children  *ebpf.Map `ebpf:"children"`
 	Closed    *ebpf.Map `ebpf:"closed"`
 	Conns     *ebpf.Map `ebpf:"conns"`
 	Drops     *ebpf.Map `ebpf:"drops"`
@@ -164,6 +167,7 @@ type tcplifeMaps struct {
 
 func (m *tcplifeMaps) Close() error {
 	return _TcplifeClose(
+		m.Children,
 		m.Closed,
 		m.Conns,
 		m.Drops,

@@ -47,6 +47,7 @@ func Open(o Options) (t *Tracker, err error) {
 		return nil, fmt.Errorf("tcplife: %w", err)
 	}
 	spec.Maps[tcplifeMapConns].MaxEntries = uint32(o.MaxConnections)
+	spec.Maps[tcplifeMapChildren].MaxEntries = uint32(o.MaxConnections)
 	t = &Tracker{flushed: make(chan struct{}, 1), done: make(chan struct{}), maxPending: o.MaxPending}
 	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (64 KiB by
 	// default): Debian's 5.10 refused the listeners map with EPERM. Newer

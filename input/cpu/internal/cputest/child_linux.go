@@ -194,17 +194,33 @@ func spin(stop chan struct{}, every time.Duration, move func(core int)) {
 func pinAll(core int) error {
 	var set unix.CPUSet
 	set.Set(core)
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		tid, _ := strconv.Atoi(e.Name())
-		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+	// A thread that an unpinned thread cloned after the listing began
+	// inherits the old affinity and is missing from it: list again until
+	// one pass finds every thread pinned. Under emulation the runtime
+	// starts threads slowly enough for this to happen, and the "pinned"
+	// child then ran 2% of a period on the other core.
+	for pass := 0; pass < 100; pass++ {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
 			return err
 		}
+		changed := false
+		for _, e := range ents {
+			tid, _ := strconv.Atoi(e.Name())
+			var cur unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &cur); err == nil && cur == set {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+				return err
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("threads of pid %d still unpinned after 100 passes", os.Getpid())
 }
 
 // Child is a running child process.

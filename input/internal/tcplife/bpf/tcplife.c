@@ -176,6 +176,20 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
+// Accepted connections between their SYN_RECV and their next state change,
+// keyed by the child socket's address: their cookie is not yet theirs.
+// inet_csk_clone_lock fires the SYN_RECV state change on the fresh clone
+// before it copies the request's ir_cookie into sk_cookie (which
+// sk_clone_lock zeroed): a cookie taken then is overwritten on 6.1 and
+// 6.12, and the close came with a cookie the program never saw, so the
+// record lacked its start and its listener. max_entries: as conns.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); // struct sock *
+	__type(value, struct conn);
+} children SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -241,14 +255,13 @@ static __always_inline void put(struct conn *c, __u64 cookie)
 		count_drop(DROP_MAP_FULL);
 }
 
-static __always_inline void report(struct sock *sk, __u64 cookie, int oldstate, unsigned short family)
+static __always_inline void report(struct sock *sk, __u64 cookie, struct conn *c, int oldstate, unsigned short family)
 {
 	struct closed_conn *e = bpf_ringbuf_reserve(&closed, sizeof(*e), 0);
 	if (!e) {
 		count_drop(DROP_RING_FULL);
 		return;
 	}
-	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 
 	__builtin_memset(e, 0, sizeof(*e));
@@ -323,31 +336,55 @@ int BPF_PROG(on_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	}
 
-	__u64 cookie = bpf_get_socket_cookie(sk);
-	if (newstate == TCP_SYN_SENT || newstate == TCP_SYN_RECV) {
+	__u64 skp = (__u64)sk;
+	if (newstate == TCP_SYN_RECV) {
+		// A child socket made in softirq from a listener
+		// (inet_csk_clone_lock): the task running now is anyone's, and
+		// the socket has no cookie of its own yet (see children).
 		struct conn c = {.start_ns = bpf_ktime_get_ns(), .flags = CONN_STARTED};
-		if (newstate == TCP_SYN_SENT) {
-			// connect(2), in the caller's context.
-			c.tgid = bpf_get_current_pid_tgid() >> 32;
-			c.flags |= CONN_ACTIVE;
-			bpf_get_current_comm(c.comm, sizeof(c.comm));
-			c.inode = sock_inode(sk);
-		} else {
-			// A child socket made in softirq from a listener
-			// (inet_csk_clone_lock): the task running now is anyone's.
-			struct listener_key lk = {.netns = netns_inum(sk), .port = BPF_CORE_READ(sk, __sk_common.skc_num)};
-			struct owner *o = bpf_map_lookup_elem(&listeners, &lk);
-			if (o) {
-				c.tgid = o->tgid;
-				c.flags |= CONN_LISTENER;
-				__builtin_memcpy(c.comm, o->comm, COMM_LEN);
-			}
+		struct listener_key lk = {.netns = netns_inum(sk), .port = BPF_CORE_READ(sk, __sk_common.skc_num)};
+		struct owner *o = bpf_map_lookup_elem(&listeners, &lk);
+		if (o) {
+			c.tgid = o->tgid;
+			c.flags |= CONN_LISTENER;
+			__builtin_memcpy(c.comm, o->comm, COMM_LEN);
 		}
+		if (bpf_map_update_elem(&children, &skp, &c, BPF_ANY))
+			count_drop(DROP_MAP_FULL);
+		return 0;
+	}
+
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	if (newstate == TCP_SYN_SENT) {
+		// connect(2), in the caller's context.
+		struct conn c = {.start_ns = bpf_ktime_get_ns(), .flags = CONN_STARTED | CONN_ACTIVE};
+		c.tgid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(c.comm, sizeof(c.comm));
+		c.inode = sock_inode(sk);
 		put(&c, cookie);
 		return 0;
 	}
+
+	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
+	if (!c) {
+		// The first state change of an accepted connection after
+		// SYN_RECV: from here on its cookie is stable.
+		struct conn *child = bpf_map_lookup_elem(&children, &skp);
+		if (child) {
+			struct conn moved = *child;
+			bpf_map_delete_elem(&children, &skp);
+			if (newstate == TCP_CLOSE) {
+				report(sk, cookie, &moved, oldstate, family);
+				return 0;
+			}
+			if (!moved.inode)
+				moved.inode = sock_inode(sk);
+			put(&moved, cookie);
+			return 0;
+		}
+	}
 	if (newstate == TCP_CLOSE) {
-		report(sk, cookie, oldstate, family);
+		report(sk, cookie, c, oldstate, family);
 		bpf_map_delete_elem(&conns, &cookie);
 		return 0;
 	}
@@ -355,7 +392,6 @@ int BPF_PROG(on_state, struct sock *sk, int oldstate, int newstate)
 	// Any other transition: a connection older than the program is
 	// entered without a start, so that user space can tell "still open"
 	// from "gone"; a known one learns its inode once accept(2) gave it one.
-	struct conn *c = bpf_map_lookup_elem(&conns, &cookie);
 	if (!c) {
 		struct conn n = {.inode = sock_inode(sk)};
 		put(&n, cookie);
