@@ -107,6 +107,9 @@ stop() {
 	local ids
 	ids="$(cli ps -aq 2>/dev/null || true)"
 	[[ -z $ids ]] || cli rm -f $ids >/dev/null 2>&1 || say "could not remove containers $ids"
+	# A network someone created (testcontainers-go makes a bridge one when
+	# not told to use the host's) would outlive the run in the data root.
+	cli network prune -f >/dev/null 2>&1 || true
 	local pid
 	pid="$(cat "$D/dockerd.pid")"
 	kill -TERM "$pid" 2>/dev/null || true
@@ -132,7 +135,9 @@ run() {
 	local host
 	host="$(start)" || die "dockerd did not start"
 	local rc=0
-	DOCKER_HOST="$host" "$@" || rc=$?
+	# testcontainers-go's reaper image cannot be pulled here; the tests
+	# remove their containers, and stop above removes any left over.
+	DOCKER_HOST="$host" TESTCONTAINERS_RYUK_DISABLED=true "$@" || rc=$?
 	exit "$rc"
 }
 
