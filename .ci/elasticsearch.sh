@@ -110,8 +110,11 @@ rootfs() {
 	tar="$CACHE/rootfs/rootfs-$ROOTFS_SUITE-$key.tar"
 	if [[ -s $tar ]]; then echo "$tar"; return; fi
 	[[ $(id -u) -eq 0 ]] || die "debootstrap needs root"
-	command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 debootstrap >&2 ||
-		die "apt-get install debootstrap failed"
+	if ! command -v debootstrap >/dev/null; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 debootstrap >&2 ||
+			{ apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 debootstrap >&2; } ||
+			die "apt-get install debootstrap failed"
+	fi
 	local mirror="${MIRROR:-$(apt_mirror | head -n 1)}"
 	[[ -n $mirror ]] || die "no Debian mirror in this machine's apt sources; set MIRROR"
 	mkdir -p "$CACHE/rootfs"
