@@ -109,7 +109,9 @@ func (n *Node) startContainer(img string) {
 			hc.NetworkMode = "host"
 			hc.Binds = binds
 		},
-		WaitingFor: wait.ForHealthCheck().WithStartupTimeout(containerStartTimeout).WithPollInterval(500 * time.Millisecond),
+	}
+	if !n.clustered {
+		req.WaitingFor = healthy()
 	}
 	t0 := time.Now()
 	c, err := prov.CreateContainer(ctx, req)
@@ -120,7 +122,23 @@ func (n *Node) startContainer(img string) {
 	if err := c.Start(ctx); err != nil {
 		n.t.Fatalf("start container of %s: %v\n%s", img, err, containerLogTail(c))
 	}
-	b, err := os.ReadFile(ports)
+	n.scheme = scheme
+	if n.clustered {
+		return // healthy only once a quorum of its cluster runs
+	}
+	n.readPort()
+	n.t.Logf("estest: Elasticsearch %s runs as container %.12s of %s at %s (up in %s)", n.Version, c.GetContainerID(), img, n.URL, time.Since(t0).Round(time.Millisecond))
+}
+
+// healthy is the wait for the image's health check.
+func healthy() *wait.HealthStrategy {
+	return wait.ForHealthCheck().WithStartupTimeout(containerStartTimeout).WithPollInterval(500 * time.Millisecond)
+}
+
+// readPort sets URL from the HTTP port the healthy node wrote.
+func (n *Node) readPort() {
+	n.t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.Dir, "logs", "http.ports"))
 	if err != nil {
 		n.t.Fatalf("healthy container wrote no port: %v", err)
 	}
@@ -129,8 +147,18 @@ func (n *Node) startContainer(img string) {
 	if n.port != "" && port != n.port {
 		n.t.Fatalf("node restarted on port %s, want %s", port, n.port)
 	}
-	n.URL, n.port = scheme+"://127.0.0.1:"+port, port
-	n.t.Logf("estest: Elasticsearch %s runs as container %.12s of %s at %s (up in %s)", n.Version, c.GetContainerID(), img, n.URL, time.Since(t0).Round(time.Millisecond))
+	n.URL, n.port = n.scheme+"://127.0.0.1:"+port, port
+}
+
+// awaitHealthy waits for the image's health check of a started container.
+func (n *Node) awaitHealthy() {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), containerStartTimeout+time.Minute)
+	defer cancel()
+	if err := healthy().WaitUntilReady(ctx, n.container); err != nil {
+		n.t.Fatalf("node %s not healthy: %v\n%s", n.Name(), err, containerLogTail(n.container))
+	}
+	n.readPort()
 }
 
 // stopContainer stops and removes the container; the data stays in the

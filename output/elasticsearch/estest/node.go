@@ -25,7 +25,9 @@ type Node struct {
 	Image     string // "" for a process
 	args      []string
 	port      string
+	scheme    string
 	container testcontainers.Container
+	clustered bool // healthy only with its cluster: started without a wait
 }
 
 // StartNode starts a node of the run's version on dir (a fresh NodeDir(t,
