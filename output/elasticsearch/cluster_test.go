@@ -109,8 +109,7 @@ func TestRealClusterNodeKillsLoseAndDuplicateNothing(t *testing.T) {
 	stalledAt := acked()
 	t.Logf("killed primary holder %s at %d acked", holder, stalledAt)
 	time.Sleep(10 * time.Second)
-	first.Resume()
-	second.Resume()
+	cl.Resume(first, second)
 	t.Logf("both back at %d acked", acked())
 
 	<-done

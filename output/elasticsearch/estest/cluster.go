@@ -102,16 +102,21 @@ func (n *Node) Kill() {
 	}
 }
 
-// Resume starts a killed node's container again and waits until it is
-// healthy, on the same ports and data.
-func (n *Node) Resume() {
-	n.t.Helper()
+// Resume starts the killed nodes' containers again, on the same ports and
+// data, and waits until each is healthy. They start together: when every
+// copy of a shard was on them, none is healthy (yellow) before all are back.
+func (c *Cluster) Resume(nodes ...*Node) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), containerStartTimeout+time.Minute)
 	defer cancel()
-	if err := n.container.Start(ctx); err != nil {
-		n.t.Fatalf("start %s again: %v", n.Name(), err)
+	for _, n := range nodes {
+		if err := n.container.Start(ctx); err != nil {
+			c.t.Fatalf("start %s again: %v", n.Name(), err)
+		}
 	}
-	n.awaitHealthy()
+	for _, n := range nodes {
+		n.awaitHealthy()
+	}
 }
 
 // freePorts are n ports of 127.0.0.1 that nothing listens on now, from a
