@@ -45,11 +45,13 @@ fmt-check:
 ES_VERSION ?= 8.19.21
 
 # The whole suite, race detector on, with one real Elasticsearch started for
-# the run and stopped after it. Kernel tests need root and skip without it
-# unless FLEUTANBEAT_REQUIRE_ROOT=1 (set by .ci/run) makes skips failures;
-# likewise FLEUTANBEAT_REQUIRE_ES=1 for the Elasticsearch tests.
+# the run and stopped after it: a container of a locally built image on a
+# private dockerd (.ci/docker.sh) when root can have one, else a process.
+# Kernel tests need root and skip without it unless FLEUTANBEAT_REQUIRE_ROOT=1
+# (set by .ci/run) makes skips failures; likewise FLEUTANBEAT_REQUIRE_ES=1 for
+# the Elasticsearch tests and FLEUTANBEAT_REQUIRE_DOCKER=1 for the engine.
 test: fmt-check vet build
-	.ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
 # Tests that compare with a reference implementation find its Python here;
 # without it they skip, unless FLEUTANBEAT_REQUIRE_TOOLS=1 (set by .ci/run).
 test: venv
@@ -89,7 +91,7 @@ bench: build
 	$(GO) test -run '^$$' -bench InputReportModes -benchtime 1x -timeout 20m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench FlowsEndpoint -benchmem -count 3 ./cmd/fleutanbeat/queryapi/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
-	.ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 30m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 30m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
 
 FUZZTIME ?= 20s
 fuzz:

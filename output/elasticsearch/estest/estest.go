@@ -5,6 +5,9 @@
 //
 // Tests that need Elasticsearch skip without it, unless
 // FLEUTANBEAT_REQUIRE_ES=1 (set by .ci/run) turns the skip into a failure.
+// With a Docker engine (.ci/docker.sh) every node is a container of the
+// image .ci/elasticsearch.sh built; FLEUTANBEAT_REQUIRE_DOCKER=1 (.ci/run)
+// makes a node that is a process a failure.
 package estest
 
 import (
@@ -29,6 +32,9 @@ func URL(t testing.TB) string {
 			t.Fatal("FLEUTANBEAT_ES_URL is not set and FLEUTANBEAT_REQUIRE_ES=1: run through `.ci/elasticsearch.sh run VERSION DIR -- go test ...`")
 		}
 		t.Skip("no Elasticsearch: set FLEUTANBEAT_ES_URL (make test starts one)")
+	}
+	if os.Getenv("FLEUTANBEAT_REQUIRE_DOCKER") == "1" && os.Getenv("FLEUTANBEAT_ES_RUNTIME") != "container" {
+		t.Fatalf("the run's Elasticsearch at %s is not a container (FLEUTANBEAT_ES_RUNTIME=%q) and FLEUTANBEAT_REQUIRE_DOCKER=1", u, os.Getenv("FLEUTANBEAT_ES_RUNTIME"))
 	}
 	return strings.TrimRight(u, "/")
 }

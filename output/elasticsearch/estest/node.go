@@ -9,18 +9,25 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/testcontainers/testcontainers-go"
 )
 
-// Node is a dedicated Elasticsearch that a test started with
-// .ci/elasticsearch.sh, its state in its own folder so that a restart keeps
-// the documents.
+// Node is a dedicated Elasticsearch that a test started, its state in its
+// own folder so that a restart keeps the documents: a container of the
+// run's image (testcontainers-go) when there is a Docker engine, else a
+// process of .ci/elasticsearch.sh.
 type Node struct {
-	t       testing.TB
-	Dir     string
-	Version string
-	URL     string
-	args    []string
-	port    string
+	t         testing.TB
+	Dir       string
+	Version   string
+	URL       string
+	Image     string // "" for a process
+	args      []string
+	port      string
+	scheme    string
+	container testcontainers.Container
+	clustered bool // healthy only with its cluster: started without a wait
 }
 
 // StartNode starts a node of the run's version on dir (a fresh NodeDir(t,
@@ -29,7 +36,7 @@ type Node struct {
 // without `make test`, or fails with FLEUTANBEAT_REQUIRE_ES=1.
 func StartNode(t testing.TB, name, dir string, args ...string) *Node {
 	t.Helper()
-	n := &Node{t: t, Dir: dir, Version: Version(t), args: args}
+	n := &Node{t: t, Dir: dir, Version: Version(t), Image: Image(t), args: args}
 	if n.Dir == "" {
 		n.Dir = NodeDir(t, name)
 	}
@@ -45,16 +52,12 @@ func StartNode(t testing.TB, name, dir string, args ...string) *Node {
 // one: clients keep their configured host across an outage.
 func (n *Node) Start() {
 	n.t.Helper()
-	args := append([]string{"start", n.Version, n.Dir}, n.args...)
-	if n.port != "" {
-		args = append(args, "-Ehttp.port="+n.port)
-	} else {
-		// The script's range (19200-19999) binds the lowest free port: a
-		// node of another test package, started while this one is down
-		// for an outage, would take its port. Starting the range at a
-		// random point keeps dedicated nodes apart.
-		args = append(args, fmt.Sprintf("-Ehttp.port=%d-19999", 19300+rand.IntN(600)))
+	if n.Image != "" {
+		n.startContainer(n.Image)
+		return
 	}
+	args := append([]string{"start", n.Version, n.Dir}, n.args...)
+	args = append(args, "-Ehttp.port="+n.httpPort())
 	u := strings.TrimRight(Script(n.t, args...), "/")
 	port := u[strings.LastIndexByte(u, ':')+1:]
 	if n.port != "" && port != n.port {
@@ -63,9 +66,25 @@ func (n *Node) Start() {
 	n.URL, n.port = u, port
 }
 
+// httpPort is the node's http.port setting: the port of its first start,
+// or a range for the first. A range binds its lowest free port: a node of
+// another test package, started while this one is down for an outage,
+// would take its port. Starting the range at a random point keeps
+// dedicated nodes apart.
+func (n *Node) httpPort() string {
+	if n.port != "" {
+		return n.port
+	}
+	return fmt.Sprintf("%d-19999", 19300+rand.IntN(600))
+}
+
 // Stop stops the node; its data stays for the next Start.
 func (n *Node) Stop() {
 	n.t.Helper()
+	if n.Image != "" {
+		n.stopContainer()
+		return
+	}
 	Script(n.t, "stop", n.Dir)
 }
 
