@@ -119,6 +119,16 @@ stop() {
 	done
 	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
 	rm -f "$D/dockerd.pid" "$(sock)"
+	# The daemon leaves the host network's sandbox (an nsfs bind mount
+	# under exec-root/netns) mounted after it exits; a later rm -rf of the
+	# checkout would then fail with "Device or resource busy".
+	local ex m
+	ex="$(exec_root)"
+	while read -r _ m _; do
+		if [[ $m == "$ex"/* ]]; then
+			umount -l "$m" 2>/dev/null || say "could not unmount $m"
+		fi
+	done </proc/self/mounts
 }
 
 run() {
