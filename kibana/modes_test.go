@@ -239,7 +239,8 @@ func setOffset(aggs map[string]any, offset string) {
 }
 
 // esPipeline is a pipeline whose only output is the real Elasticsearch
-// output, into data streams of namespace ns.
+// output with its templates installed, into data streams of namespace
+// ns, wired as the agent wires it.
 func esPipeline(ctx context.Context, t *testing.T, url, ns string, metrics *pipeline.Metrics) *pipeline.Pipeline {
 	t.Helper()
 	osets := output.Settings{Logger: slog.New(slog.DiscardHandler), Beat: "fleutanbeat", Version: "test", Metrics: metrics}
@@ -263,7 +264,7 @@ func esPipeline(ctx context.Context, t *testing.T, url, ns string, metrics *pipe
 	p := pipeline.New(pipeline.Settings{
 		Metrics: metrics, Queue: q, Outputs: g.Clients, BatchSize: g.BatchSize,
 		Namespace: g.Namespace, Encode: codec.AppendFields,
-		Agent: pipeline.AgentInfo{ID: "kibana-modes-agent", Name: "kibana-modes", Type: "fleutanbeat", Version: "test", EphemeralID: ns},
+		Agent: pipeline.AgentInfo{ID: "kibana-test-agent", Name: "kibana-test", Type: "fleutanbeat", Version: "test", EphemeralID: ns},
 	})
 	p.Start()
 	return p

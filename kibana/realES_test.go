@@ -26,8 +26,6 @@ import (
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
-	"github.com/fleutan/fleutanbeat/output"
-	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 	"github.com/fleutan/fleutanbeat/pipeline"
@@ -90,32 +88,9 @@ func loopbackTraffic(ctx context.Context, t *testing.T) {
 func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 	t.Helper()
 	metrics := pipeline.NewMetrics()
-	osets := output.Settings{Logger: slog.New(slog.DiscardHandler), Beat: "fleutanbeat", Version: "test", Metrics: metrics}
-	c := elasticsearch.DefaultConfig()
-	c.Hosts = []string{url}
-	c.Namespace = ns
-	c.Timeout = config.Duration(30 * time.Second)
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := elasticsearch.Setup(ctx, c, osets); err != nil {
-		t.Fatalf("installing templates: %v", err)
-	}
-	g, err := elasticsearch.NewGroup(c, osets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := pipeline.MemQueueConfig{Events: 8192}
-	q.Flush.MinEvents = 512
-	q.Flush.Timeout = config.Duration(200 * time.Millisecond)
-	p := pipeline.New(pipeline.Settings{
-		Metrics: metrics, Queue: q, Outputs: g.Clients, BatchSize: g.BatchSize,
-		Namespace: g.Namespace, Encode: codec.AppendFields,
-		Agent: pipeline.AgentInfo{ID: "kibana-test-agent", Name: "kibana-test", Type: "fleutanbeat", Version: "test", EphemeralID: ns},
-	})
-	p.Start()
+	p := esPipeline(ctx, t, url, ns, metrics)
 
 	is := input.Settings{Logger: slog.New(slog.DiscardHandler), ProcRoot: "/proc", SysRoot: "/sys", DataPath: t.TempDir(), Metrics: metrics}
 	inputs := []struct {
