@@ -320,23 +320,33 @@ type shipper struct {
 	done     chan struct{}
 }
 
-func startShipping(t *testing.T, c Config, s output.Settings) *shipper {
+// startPipeline starts a pipeline whose only output is this output with
+// c, flushing batches from minEvents, retrying from 100 ms to 1 s, with
+// its own metrics (also the output's).
+func startPipeline(t *testing.T, c Config, s output.Settings, name string, minEvents int) (*pipeline.Pipeline, *pipeline.Metrics) {
 	t.Helper()
-	sh := &shipper{t: t, metrics: pipeline.NewMetrics(), done: make(chan struct{})}
-	s.Metrics = sh.metrics
+	metrics := pipeline.NewMetrics()
+	s.Metrics = metrics
 	g, err := NewGroup(c, s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := pipeline.MemQueueConfig{Events: 8192}
-	q.Flush.MinEvents = 200
+	q.Flush.MinEvents = minEvents
 	q.Flush.Timeout = config.Duration(50 * time.Millisecond)
-	sh.p = pipeline.New(pipeline.Settings{
-		Metrics: sh.metrics, Queue: q, Outputs: g.Clients, BatchSize: g.BatchSize, Namespace: c.Namespace,
-		Agent:     pipeline.AgentInfo{ID: "blocks-agent", Name: "blocks", Type: "fleutanbeat", Version: "test", EphemeralID: "e"},
+	p := pipeline.New(pipeline.Settings{
+		Metrics: metrics, Queue: q, Outputs: g.Clients, BatchSize: g.BatchSize, Namespace: c.Namespace,
+		Agent:     pipeline.AgentInfo{ID: name + "-agent", Name: name, Type: "fleutanbeat", Version: "test", EphemeralID: "e"},
 		RetryInit: 100 * time.Millisecond, RetryMax: time.Second,
 	})
-	sh.p.Start()
+	p.Start()
+	return p, metrics
+}
+
+func startShipping(t *testing.T, c Config, s output.Settings) *shipper {
+	t.Helper()
+	sh := &shipper{t: t, done: make(chan struct{})}
+	sh.p, sh.metrics = startPipeline(t, c, s, "blocks", 200)
 	pub := sh.p.Client(pipeline.ClientConfig{Input: "test"})
 	ctx, cancel := context.WithCancel(context.Background())
 	sh.cancel = cancel

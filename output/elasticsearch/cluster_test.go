@@ -31,22 +31,7 @@ func TestRealClusterNodeKillsLoseAndDuplicateNothing(t *testing.T) {
 	c.Timeout = config.Duration(10 * time.Second)
 	c.Backoff = Backoff{Init: config.Duration(100 * time.Millisecond), Max: config.Duration(time.Second)}
 	stream := "metrics-fleutan.flows-" + c.Namespace
-	metrics := pipeline.NewMetrics()
-	s := testSettings()
-	s.Metrics = metrics
-	g, err := NewGroup(c, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := pipeline.MemQueueConfig{Events: 8192}
-	q.Flush.MinEvents = 500
-	q.Flush.Timeout = config.Duration(50 * time.Millisecond)
-	p := pipeline.New(pipeline.Settings{
-		Metrics: metrics, Queue: q, Outputs: g.Clients, BatchSize: g.BatchSize,
-		Agent:     pipeline.AgentInfo{ID: "cluster-agent", Name: "cluster", Type: "fleutanbeat", Version: "test", EphemeralID: "e"},
-		RetryInit: 100 * time.Millisecond, RetryMax: time.Second,
-	})
-	p.Start()
+	p, metrics := startPipeline(t, c, testSettings(), "cluster", 500)
 	pub := p.Client(pipeline.ClientConfig{Input: "test"})
 
 	// 100 series per second of event time: ids are deterministic and

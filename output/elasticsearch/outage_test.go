@@ -40,22 +40,7 @@ func TestRealOutageLosesAndDuplicatesNothing(t *testing.T) {
 	c.BulkMaxSize = 200
 	c.Timeout = config.Duration(5 * time.Second)
 	c.Backoff = Backoff{Init: config.Duration(100 * time.Millisecond), Max: config.Duration(time.Second)}
-	metrics := pipeline.NewMetrics()
-	s := testSettings()
-	s.Metrics = metrics
-	g, err := NewGroup(c, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := pipeline.MemQueueConfig{Events: 8192}
-	q.Flush.MinEvents = 200
-	q.Flush.Timeout = config.Duration(50 * time.Millisecond)
-	p := pipeline.New(pipeline.Settings{
-		Metrics: metrics, Queue: q, Outputs: g.Clients, BatchSize: g.BatchSize,
-		Agent:     pipeline.AgentInfo{ID: "outage-agent", Name: "outage", Type: "fleutanbeat", Version: "test", EphemeralID: "e"},
-		RetryInit: 100 * time.Millisecond, RetryMax: time.Second,
-	})
-	p.Start()
+	p, metrics := startPipeline(t, c, testSettings(), "outage", 200)
 	pub := p.Client(pipeline.ClientConfig{Input: "test"})
 
 	// The producer emits 20 flow events every 200 ms with a series each, so
