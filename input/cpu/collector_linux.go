@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/process"
 )
 
@@ -315,7 +316,7 @@ func (c *Collector) identify(pid int, st taskStat) *process.Process {
 		}
 	}
 	if b, err := readInto(filepath.Join(c.o.ProcRoot, strconv.Itoa(pid), "status"), &c.buf); err == nil {
-		if uid, err := parseStatusUID(b); err == nil {
+		if uid, err := procindex.ParseStatusUID(b); err == nil {
 			p.UID = uid
 		}
 	}

@@ -257,27 +257,3 @@ func parseSchedstatRuntime(b []byte) (uint64, error) {
 	}
 	return v, nil
 }
-
-// parseStatusUID returns the real uid, the first of the four on the
-// "Uid:" line of /proc/PID/status (proc_pid_status(5)). procfs's Status
-// reads a missing line as uid 0, which would name the process root.
-func parseStatusUID(b []byte) (uint32, error) {
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		v, ok := bytes.CutPrefix(line, []byte("Uid:"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(v)
-		if len(f) == 0 {
-			break
-		}
-		n, ok := atou(f[0])
-		if !ok || n > 1<<32-1 {
-			return 0, fmt.Errorf("status: Uid %q: %w", f[0], errMalformed)
-		}
-		return uint32(n), nil
-	}
-	return 0, fmt.Errorf("status: no Uid line: %w", errMalformed)
-}

@@ -209,31 +209,3 @@ func FuzzParseSchedstatRuntime(f *testing.F) {
 		_, _ = parseSchedstatRuntime(b)
 	})
 }
-
-func TestParseStatusUID(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint32
-		ok   bool
-	}{
-		{"Name:\tcat\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\n", 1000, true},
-		{"Uid:\t0\t0\t0\t0", 0, true},
-		{"Name:\tcat\nGid:\t0\n", 0, false},
-		{"Uid:\t-1\n", 0, false},
-		{"Uid:\t4294967296\n", 0, false},
-		{"Uid:\n", 0, false},
-	} {
-		got, err := parseStatusUID([]byte(tc.in))
-		if tc.ok && (err != nil || got != tc.want) {
-			t.Errorf("%q: %d, %v; want %d", tc.in, got, err, tc.want)
-		}
-		if !tc.ok && !errors.Is(err, errMalformed) {
-			t.Errorf("%q: %d, %v; want errMalformed", tc.in, got, err)
-		}
-	}
-}
-
-func FuzzParseStatusUID(f *testing.F) {
-	f.Add([]byte("Name:\tcat\nUid:\t1000\t1000\t1000\t1000\n"))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parseStatusUID(b) })
-}

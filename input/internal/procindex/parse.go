@@ -57,9 +57,12 @@ func parseStat(b []byte) (procStat, error) {
 	return s, nil
 }
 
-// parseStatusUID returns the real uid, the first of the four on the
-// "Uid:" line of /proc/PID/status (proc_pid_status(5)).
-func parseStatusUID(b []byte) (uint32, error) {
+// ParseStatusUID returns the real uid, the first of the four on the
+// "Uid:" line of /proc/PID/status (proc_pid_status(5)). A missing or
+// malformed line is an error, never uid 0 (procfs's Status reads a
+// missing line as 0, which would name the process root). The cpu
+// collector names its processes' uids with it too.
+func ParseStatusUID(b []byte) (uint32, error) {
 	for len(b) > 0 {
 		line := b
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {

@@ -45,10 +45,10 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestParseStatusUIDIsTheRealUID(t *testing.T) {
-	if uid, err := parseStatusUID(fixture(t, "status")); err != nil || uid != 1000 {
+	if uid, err := ParseStatusUID(fixture(t, "status")); err != nil || uid != 1000 {
 		t.Errorf("got %d, %v; want 1000", uid, err)
 	}
-	if _, err := parseStatusUID(fixture(t, "status_no_uid")); !errors.Is(err, errMalformed) {
+	if _, err := ParseStatusUID(fixture(t, "status_no_uid")); !errors.Is(err, errMalformed) {
 		t.Errorf("no Uid line: err = %v", err)
 	}
 }
@@ -130,8 +130,32 @@ func FuzzParseStat(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = parseStat(b)
-		_, _ = parseStatusUID(b)
+		_, _ = ParseStatusUID(b)
 		_ = parseCmdline(b)
 		_, _ = parseSocketLink(b)
 	})
 }
+
+func TestParseStatusUIDTable(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint32
+		ok   bool
+	}{
+		{"Name:\tcat\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\n", 1000, true},
+		{"Uid:\t0\t0\t0\t0", 0, true},
+		{"Name:\tcat\nGid:\t0\n", 0, false},
+		{"Uid:\t-1\n", 0, false},
+		{"Uid:\t4294967296\n", 0, false},
+		{"Uid:\n", 0, false},
+	} {
+		got, err := ParseStatusUID([]byte(tc.in))
+		if tc.ok && (err != nil || got != tc.want) {
+			t.Errorf("%q: %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+		if !tc.ok && !errors.Is(err, errMalformed) {
+			t.Errorf("%q: %d, %v; want errMalformed", tc.in, got, err)
+		}
+	}
+}
+

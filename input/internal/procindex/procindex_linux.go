@@ -819,7 +819,7 @@ func (x *Index) details(procfd int, ps procStat) *Process {
 	p := &Process{PID: ps.PID, PPID: ps.PPID, Name: ps.Comm, StartTime: ps.StartTime}
 	var pb [32]byte
 	if b, err := x.readFile(procfd, pidPath(pb[:0], ps.PID, "/status")); err == nil {
-		if uid, err := parseStatusUID(b); err == nil {
+		if uid, err := ParseStatusUID(b); err == nil {
 			p.UID = uid
 			p.User = x.userName(uid)
 		}
