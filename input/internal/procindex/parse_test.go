@@ -158,4 +158,3 @@ func TestParseStatusUIDTable(t *testing.T) {
 		}
 	}
 }
-
