@@ -61,6 +61,12 @@ func Periodic(ctx context.Context, period time.Duration, collect func(context.Co
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			// select picks at random when a tick fell due during a
+			// slow collection and ctx ended too: no collection after
+			// the end.
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
 	}
 }

@@ -30,27 +30,45 @@ func TestPeriodic(t *testing.T) {
 			}
 			return nil
 		}, nil, 2},
+		// The tick falls due during the collection that ends ctx: both
+		// select cases are ready then, and none may win a collection.
+		{"ctx ended with a tick due: clean stop", func(n int, cancel context.CancelFunc) error {
+			if n == 2 {
+				time.Sleep(5 * time.Millisecond)
+				cancel()
+			}
+			return nil
+		}, nil, 2},
 		{"error after ctx ended is a clean stop", func(n int, cancel context.CancelFunc) error {
 			cancel()
 			return context.Canceled
 		}, nil, 1},
 	}
 	for _, tt := range tests {
+		// Repeated: a select between a ready tick and an ended ctx
+		// picks at random.
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			calls := 0
-			err := Periodic(ctx, time.Millisecond, func(context.Context) error {
-				calls++
-				return tt.collect(calls, cancel)
-			})
-			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
-				t.Errorf("Periodic = %v, want %v", err, tt.want)
-			}
-			if calls != tt.calls {
-				t.Errorf("%d collections, want %d", calls, tt.calls)
+			for range 20 {
+				periodicOnce(t, tt.collect, tt.want, tt.calls)
 			}
 		})
+	}
+}
+
+func periodicOnce(t *testing.T, collect func(int, context.CancelFunc) error, want error, wantCalls int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	err := Periodic(ctx, time.Millisecond, func(context.Context) error {
+		calls++
+		return collect(calls, cancel)
+	})
+	if !errors.Is(err, want) || (want == nil && err != nil) {
+		t.Errorf("Periodic = %v, want %v", err, want)
+	}
+	if calls != wantCalls {
+		t.Errorf("%d collections, want %d", calls, wantCalls)
 	}
 }
 
