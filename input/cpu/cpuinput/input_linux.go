@@ -36,9 +36,10 @@ type cpuInput struct {
 	// selection of processes.
 	prev cpu.Snapshot
 	sel  selection
-	// afterCollect, when set, runs right after each Collect: tests read
-	// the ground truth there, over the very window the collector measured.
-	afterCollect func()
+	// beforeCollect and afterCollect, when set, run right before and
+	// right after each Collect: tests read the ground truth there, which
+	// brackets the moment the collector read its counters.
+	beforeCollect, afterCollect func()
 
 	// Counters on /stats: input.cpu.*, and the method in use.
 	n         input.Counters
@@ -194,6 +195,9 @@ func (in *cpuInput) begin(ctx context.Context) {
 // collect takes a snapshot, logs and counts what failed, and hands the
 // snapshot to the query API when it is on.
 func (in *cpuInput) collect(ctx context.Context) cpu.Snapshot {
+	if in.beforeCollect != nil {
+		in.beforeCollect()
+	}
 	snap, err := in.coll.Collect(ctx)
 	if in.afterCollect != nil {
 		in.afterCollect()
