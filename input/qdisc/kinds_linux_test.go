@@ -3,6 +3,7 @@ package qdisc
 import (
 	"encoding/json"
 	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -186,6 +187,11 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 			}{{"bytes", s.Bytes}, {"packets", s.Packets}, {"drops", s.Drops}} {
 				if want := num(t, tc, c.name); c.got != want {
 					t.Errorf("%s = %d, tc %d", c.name, c.got, want)
+				}
+			}
+			for _, ks := range []any{s.FQCodel, s.FQ, s.Cake} {
+				if !reflect.ValueOf(ks).IsNil() {
+					t.Logf("%s: ours %+v; tc %v", st.kind, reflect.ValueOf(ks).Elem().Interface(), tc)
 				}
 			}
 			st.check(t, s, tc)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
@@ -73,7 +72,14 @@ func parseFixture(t testing.TB, name string) []parsed {
 	return out
 }
 
-func TestDecodeKindFixtures(t *testing.T) {
+// TestParseHandWrittenCounters parses the hand-written fq_codel, fq and
+// cake messages for what they hold beyond the kind-specific statistics:
+// fq's packets above 32 bits (TCA_STATS_PKT64), which no test qdisc
+// reaches. Their kind-specific statistics are fuzz seeds only (written
+// here, they would prove our reading of the layouts against itself): the
+// kernel matrix compares those with tc's on real qdiscs of each kind
+// (TestRealQdiscKindsMatchTC).
+func TestParseHandWrittenCounters(t *testing.T) {
 	requireLittleEndian(t)
 	tests := []struct {
 		file     string
@@ -83,24 +89,13 @@ func TestDecodeKindFixtures(t *testing.T) {
 		counters Counters
 		backlog  uint32
 		qlen     uint32
-		want     KindStats
 	}{
 		{"fq_codel.hex", "fq_codel", 0x80010000, handleRoot,
-			Counters{Bytes: 123456789, Packets: 98765, Drops: 7, Requeues: 1, Overlimits: 2}, 4542, 3,
-			KindStats{FQCodel: &FQCodel{MaxPacket: 1514, DropOverlimit: 5, ECNMark: 11, NewFlowCount: 42, NewFlowsLen: 1, OldFlowsLen: 2, CEMark: 3, MemoryUsage: 8192, DropOvermemory: 4}}},
+			Counters{Bytes: 123456789, Packets: 98765, Drops: 7, Requeues: 1, Overlimits: 2}, 4542, 3},
 		{"fq.hex", "fq", 0x80020000, 0x10003,
-			Counters{Bytes: 5000000000, Packets: 5000000000, Drops: 9}, 0, 0,
-			KindStats{FQ: &FQ{GCFlows: 10, HighprioPackets: 20, TCPRetrans: 30, Throttled: 40, FlowsPlimit: 50, PktsTooLong: 60, AllocationErrors: 70,
-				TimeNextDelayedFlow: -5, Flows: 100, InactiveFlows: 90, ThrottledFlows: 3, UnthrottleLatencyNs: 1500, CEMark: 8, HorizonDrops: 9, HorizonCaps: 11}}},
+			Counters{Bytes: 5000000000, Packets: 5000000000, Drops: 9}, 0, 0},
 		{"cake.hex", "cake", 0x80030000, handleRoot,
-			Counters{Bytes: 1500700, Packets: 1007, Drops: 2}, 1514, 1,
-			KindStats{Cake: &Cake{CapacityEstimate: 12500000, MemoryLimit: 4194304, MemoryUsed: 65536, AvgNetoff: 14, MinNetlen: 60, MaxNetlen: 1514, MinAdjlen: 64, MaxAdjlen: 1518,
-				Tins: []CakeTin{
-					{"sent_packets": 1000, "sent_bytes": 1500000, "dropped_packets": 2, "dropped_bytes": 3000, "backlog_packets": 1, "backlog_bytes": 1514,
-						"threshold_rate": 1250000, "target_us": 5000, "interval_us": 100000, "peak_delay_us": 700, "avg_delay_us": 300, "base_delay_us": 50,
-						"sparse_flows": 4, "bulk_flows": 2, "unresponsive_flows": 0, "max_skblen": 1514, "flow_quantum": 1514},
-					{"sent_packets": 7, "sent_bytes": 700},
-				}}}},
+			Counters{Bytes: 1500700, Packets: 1007, Drops: 2}, 1514, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -112,13 +107,6 @@ func TestDecodeKindFixtures(t *testing.T) {
 			if ms[0].typ != rtmNewQdisc || m.Kind != tt.kind || m.Handle != tt.handle || m.Parent != tt.parent ||
 				m.Counters != tt.counters || m.Backlog != tt.backlog || m.Qlen != tt.qlen || !m.HasStats {
 				t.Errorf("parsed %+v", m)
-			}
-			got := decodeKind(ScopeQdisc, m.Kind, m.Options, m.Xstats)
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("decodeKind = %+v, want %+v", got, tt.want)
-			}
-			if !got.Any() {
-				t.Error("no kind-specific statistics")
 			}
 		})
 	}
