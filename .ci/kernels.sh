@@ -27,7 +27,7 @@
 # GUEST_MEM (MiB), GUEST_CPUS, VM_TIMEOUT (seconds per boot), TEST_TIMEOUT
 # (per package, go duration), GUEST_SILENCE (seconds without test output
 # after which a guest is stopped as wedged), GUEST_LOGLEVEL (guest console),
-# GUEST_ACCEL (qemu -accel).
+# GUEST_ACCEL (qemu -accel), VM_LOCK (a lock file the boots wait for).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -91,7 +91,7 @@ install_pkgs() {
 
 deps() {
 	need qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod modprobe:kmod ldd:libc-bin \
-		xz:xz-utils zstd:zstd ip:iproute2 tc:iproute2 ss:iproute2 sysctl:procps dpkg-deb:dpkg apt-get:apt
+		xz:xz-utils zstd:zstd ip:iproute2 tc:iproute2 ss:iproute2 sysctl:procps flock:util-linux dpkg-deb:dpkg apt-get:apt
 	# The guest has no libc of its own: busybox must be the static build
 	# (Debian's busybox package is dynamic; busybox-static replaces it).
 	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then install_pkgs busybox-static; fi
@@ -339,9 +339,17 @@ run() {
 	payload
 	local out=$K/results
 	rm -rf "$out" && mkdir -p "$out"
-	local start=$SECONDS
 	# One VM at a time: software emulation takes every core it is given.
+	# VM_LOCK names a lock file that concurrent runs on one machine (CI
+	# jobs, other VM tests) share: the boots wait for it.
+	if [ -n "${VM_LOCK:-}" ]; then
+		exec 9>>"$VM_LOCK"
+		log "waiting for $VM_LOCK"
+		flock 9
+	fi
+	local start=$SECONDS
 	for s in $KERNELS; do boot "$s" "$out"; done
+	[ -z "${VM_LOCK:-}" ] || flock -u 9
 	log "matrix wall time: $((SECONDS - start)) s"
 	local rels=()
 	for s in $KERNELS; do rels+=("$s=$(cat "$K/$s/release")"); done
