@@ -61,17 +61,22 @@ func TestTrackSeries(t *testing.T) {
 			}
 			ctx := context.Background()
 			c.Track([]int{busy.PID()})
-			// collect waits until both children ran 50 ms more (on a
-			// loaded machine a pinned child may wait for its core).
-			ticks := func() uint64 { return cputest.CPUTicks(t, busy.PID()) + cputest.CPUTicks(t, other.PID()) }
-			last := ticks()
+			// collect waits until each child ran 50 ms more: on a
+			// loaded machine a pinned child may wait for its core while
+			// the other runs, and a sum of both let a collection come
+			// with the busy child not run since the previous one (its
+			// core 0 time then is not cumulative, and with eBPF a child
+			// that did not run is not in the snapshot).
+			lastBusy, lastOther := cputest.CPUTicks(t, busy.PID()), cputest.CPUTicks(t, other.PID())
 			collect := func() Snapshot {
 				t.Helper()
-				for deadline := time.Now().Add(10 * time.Second); ticks() < last+10 && time.Now().Before(deadline); {
-					time.Sleep(50 * time.Millisecond)
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+					if cputest.CPUTicks(t, busy.PID()) >= lastBusy+5 && cputest.CPUTicks(t, other.PID()) >= lastOther+5 {
+						break
+					}
 				}
 				time.Sleep(100 * time.Millisecond)
-				last = ticks()
+				lastBusy, lastOther = cputest.CPUTicks(t, busy.PID()), cputest.CPUTicks(t, other.PID())
 				s, err := c.Collect(ctx)
 				if err != nil {
 					t.Fatal(err)
