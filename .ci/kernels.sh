@@ -91,7 +91,7 @@ install_pkgs() {
 
 deps() {
 	need qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod modprobe:kmod ldd:libc-bin \
-		xz:xz-utils zstd:zstd ip:iproute2 tc:iproute2 ss:iproute2 sysctl:procps flock:util-linux dpkg-deb:dpkg apt-get:apt
+		xz:xz-utils zstd:zstd ip:iproute2 tc:iproute2 ss:iproute2 sysctl:procps setpriv:util-linux flock:util-linux dpkg-deb:dpkg apt-get:apt
 	# The guest has no libc of its own: busybox must be the static build
 	# (Debian's busybox package is dynamic; busybox-static replaces it).
 	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then install_pkgs busybox-static; fi
@@ -169,7 +169,7 @@ modules_layer() {
 }
 
 # busybox_root is the default guest root: busybox-static, iproute2's tools
-# and procps' sysctl with their shared libraries from this machine, and an /init that mounts
+# procps' sysctl and util-linux's setpriv with their shared libraries from this machine, and an /init that mounts
 # what the tests use, loads the modules and runs /fbt/guest.sh.
 busybox_root() {
 	local r=$K/guest-root
@@ -178,8 +178,9 @@ busybox_root() {
 	ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is dynamic: apt-get install busybox-static"
 	cp /bin/busybox "$r/bin/busybox"
 	local t lib
-	# procps' sysctl: busybox's takes neither -q nor several keys.
-	for t in ip tc ss sysctl; do
+	# procps' sysctl: busybox's takes neither -q nor several keys;
+	# util-linux's setpriv: busybox's has no --bounding-set.
+	for t in ip tc ss sysctl setpriv; do
 		cp "$(command -v $t)" "$r/sbin/$t"
 		for lib in $(ldd "$(command -v $t)" | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}'); do
 			mkdir -p "$r$(dirname "$lib")"
