@@ -66,6 +66,10 @@ func events(p *peer, path *paths.Path, hash, prevHash string, hadPrev bool, ts t
 	pm := base("path")
 	pm["hops"] = hops
 	pm["hop_count"] = len(path.Hops)
+	pm["method"] = string(path.Method)
+	if path.Port != 0 {
+		pm["port"] = int(path.Port)
+	}
 	pm["reached"] = path.Reached
 	pm["changed"] = hadPrev && prevHash != hash
 	if hadPrev {
@@ -97,7 +101,11 @@ func hopObject(h *paths.Hop) pipeline.M {
 	if h.Received > 0 {
 		m["rtt_min_us"] = h.RTTMin.Microseconds()
 		m["rtt_mean_us"] = h.RTTMean.Microseconds()
-		m["icmp"] = pipeline.M{"type": int(h.ICMPType), "code": int(h.ICMPCode)}
+		if h.TCPFlags != 0 {
+			m["tcp_flags"] = int(h.TCPFlags)
+		} else {
+			m["icmp"] = pipeline.M{"type": int(h.ICMPType), "code": int(h.ICMPCode)}
+		}
 	}
 	return m
 }
