@@ -368,3 +368,38 @@ func TestTraceICMPAndTCPHopOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceRTTAboveADelay: with every packet r2 forwards to r3 held for
+// 150ms, the hops past that link (r3, the server) answer no sooner than
+// 150ms, and those before it (r1, r2) sooner, for every kind of probe.
+func TestTraceRTTAboveADelay(t *testing.T) {
+	tp := pathtest.New(t)
+	const delay = 150 * time.Millisecond
+	tp.DelayR2R3(t, delay)
+	for _, m := range []Method{MethodUDP, MethodICMP, MethodTCP} {
+		p, err := New(Options{Method: m, Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			dst  string
+			want []string
+		}{
+			{"10.80.4.2", []string{"10.80.1.2", "10.80.2.2", "10.80.3.2", "10.80.4.2"}},
+			{"fd80:4::2", []string{"fd80:1::2", "fd80:2::2", "fd80:3::2", "fd80:4::2"}},
+		} {
+			what := string(m) + " " + tc.dst
+			path, err := p.Trace(context.Background(), Target{Netns: tp.Client.Path(), Dst: netip.MustParseAddr(tc.dst), Port: 8080})
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			wantPath(t, what, path, tc.want...)
+			for _, h := range path.Hops {
+				if past := h.TTL >= 3; past != (h.RTTMin >= delay) {
+					t.Errorf("%s: hop %d (%v) RTT min %s mean %s; past the delayed link: %v", what, h.TTL, h.Addrs, h.RTTMin, h.RTTMean, past)
+				}
+			}
+			t.Logf("%s: RTT min %s %s %s %s", what, path.Hops[0].RTTMin, path.Hops[1].RTTMin, path.Hops[2].RTTMin, path.Hops[3].RTTMin)
+		}
+	}
+}

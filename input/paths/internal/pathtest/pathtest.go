@@ -3,9 +3,18 @@
 package pathtest
 
 import (
+	"fmt"
+	"net"
+	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
 )
 
@@ -68,4 +77,68 @@ func New(t testing.TB) *Topology {
 	route(tp.R2b, 1, 5, 1)
 	route(tp.Server, 1, 4, 1)
 	return tp
+}
+
+// DelayR2R3 holds every packet r2 forwards towards the server's link for
+// d before it leaves for r3: this kernel has no netem, and a token bucket
+// (tbf, htb) delays only packets that find it empty, never a lone probe.
+// r2 routes the server's prefixes into a TUN device; the test reads each
+// packet there and, d later, sends it on r2's link to r3 from a packet
+// socket, to r3's MAC address. Hops up to r2 answer undelayed; r3 and
+// the server answer d later. Packets back to the client are not delayed.
+func (tp *Topology) DelayR2R3(t testing.TB, d time.Duration) {
+	t.Helper()
+	var tun, pkt, ifindex int
+	err := netns.Do(tp.R2.Path(), func() error {
+		var err error
+		if tun, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq("dly")
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(tun, unix.TUNSETIFF, ifr); err != nil {
+			return fmt.Errorf("TUNSETIFF: %w", err)
+		}
+		if pkt, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		ifi, err := net.InterfaceByName("r2b")
+		if err != nil {
+			return err
+		}
+		ifindex = ifi.Index
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("delay on r2: %v", err)
+	}
+	f := os.NewFile(uintptr(tun), "dly")
+	t.Cleanup(func() { f.Close(); unix.Close(pkt) })
+	mac, err := net.ParseMAC(strings.TrimSpace(tp.R3.Run(t, "cat", "/sys/class/net/r3a/address")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.R2.Run(t, "ip", "link", "set", "dly", "up")
+	tp.R2.Run(t, "ip", "route", "replace", "10.80.4.0/24", "dev", "dly")
+	tp.R2.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "dev", "dly")
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				return
+			}
+			p := slices.Clone(buf[:n])
+			proto := uint16(unix.ETH_P_IP)
+			if p[0]>>4 == 6 {
+				proto = unix.ETH_P_IPV6
+			}
+			sa := &unix.SockaddrLinklayer{Protocol: proto<<8 | proto>>8, Ifindex: ifindex, Halen: 6}
+			copy(sa.Addr[:], mac)
+			time.AfterFunc(d, func() { _ = unix.Sendto(pkt, p, 0, sa) })
+		}
+	}()
 }
