@@ -16,7 +16,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
-	"github.com/fleutan/fleutanbeat/input/paths/internal/pathtest"
+	"github.com/fleutan/fleutanbeat/input/paths/pathtest"
 )
 
 func addrs(ss ...string) []netip.Addr {

@@ -14,10 +14,12 @@
 //
 //   - one with fleutan.paths.type "path": the hops as an array of
 //     objects (ttl, addrs: the set of addresses that answered, sent,
-//     received, loss, rtt_min_us, rtt_mean_us, icmp.type and icmp.code,
+//     received, loss.pct, rtt_min_us, rtt_mean_us, icmp.type and icmp.code,
 //     or tcp_flags when the target answered a SYN), hop_count, method,
 //     port (udp and tcp), reached, hash, changed (the hash differs from
-//     the peer's previous round) with previous_hash, and the flows (count,
+//     the peer's previous round) with previous_hash and, when changed,
+//     first_divergent_hop (the first TTL whose address set differs from
+//     the previous path's: ttl, addrs, previous_addrs), and the flows (count,
 //     community_ids) and processes (name, pid) that use the peer;
 //   - one per hop with type "hop" and the hop object as fleutan.paths.hop,
 //     so that hops aggregate by address.

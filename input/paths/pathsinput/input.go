@@ -79,6 +79,9 @@ type peerKey struct {
 type peerState struct {
 	hash  string
 	ports []uint16
+	// hops are the address sets of the path, hop by hop, to find where
+	// the next round's path leaves it.
+	hops [][]netip.Addr
 }
 
 // peer is one distinct remote address of a namespace and its flows.
@@ -209,8 +212,12 @@ func (in *pathsInput) round(ctx context.Context, out pipeline.Publisher) error {
 		}
 		in.traced.Add(1)
 		hash := path.Hash()
-		evs := events(&p, &path, hash, prev.hash, had, start, time.Since(start))
-		in.last[p.key] = peerState{hash: hash, ports: path.SrcPorts}
+		var prevPtr *peerState
+		if had {
+			prevPtr = &prev
+		}
+		evs := events(&p, &path, hash, prevPtr, start, time.Since(start))
+		in.last[p.key] = peerState{hash: hash, ports: path.SrcPorts, hops: hopSets(&path)}
 		if err := out.Publish(ctx, evs...); err != nil {
 			return fmt.Errorf("paths: publish: %w", err)
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/internal/communityid"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
-	"github.com/fleutan/fleutanbeat/input/paths/internal/pathtest"
+	"github.com/fleutan/fleutanbeat/input/paths/pathtest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -140,14 +140,16 @@ func TestInputTracesThePeersOfSelectedFlows(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", key, got, want)
 		}
 	}
-	if _, ok := path.GetValue("fleutan.paths.previous_hash"); ok {
-		t.Errorf("first round has a previous_hash")
+	for _, k := range []string{"fleutan.paths.previous_hash", "fleutan.paths.first_divergent_hop"} {
+		if _, ok := path.GetValue(k); ok {
+			t.Errorf("first round has %s", k)
+		}
 	}
 	hops := get(t, path, "fleutan.paths.hops").([]any)
 	for i, h := range hops {
 		hm := h.(pipeline.M)
 		recv, _ := hm["received"].(int)
-		if !reflect.DeepEqual(hm["addrs"], hopsWant[i]) || hm["ttl"] != i+1 || hm["sent"] != 3 || recv < 1 || hm["loss"] != float64(3-recv)/3 {
+		if !reflect.DeepEqual(hm["addrs"], hopsWant[i]) || hm["ttl"] != i+1 || hm["sent"] != 3 || recv < 1 || !reflect.DeepEqual(hm["loss"], pipeline.M{"pct": float64(3-recv) / 3}) {
 			t.Errorf("hop %d: %v, want addrs %v, 3 sent, at least 1 received and the loss of the others", i+1, hm, hopsWant[i])
 		}
 		he := rec.events[1+i].Fields
@@ -174,6 +176,9 @@ func TestInputTracesThePeersOfSelectedFlows(t *testing.T) {
 	if get(t, path, "fleutan.paths.changed") != true || get(t, path, "fleutan.paths.previous_hash") != first || get(t, path, "fleutan.paths.hash") == first {
 		t.Errorf("after the route change: changed %v, hash %v, previous %v; first hash %v", get(t, path, "fleutan.paths.changed"),
 			get(t, path, "fleutan.paths.hash"), get(t, path, "fleutan.paths.previous_hash"), first)
+	}
+	if got, want := get(t, path, "fleutan.paths.first_divergent_hop"), (pipeline.M{"ttl": 2, "addrs": []string{"10.80.5.2"}, "previous_addrs": []string{"10.80.2.2"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("first divergent hop %v, want %v", got, want)
 	}
 	if got := get(t, rec.events[2].Fields, "fleutan.paths.hop.addrs"); !reflect.DeepEqual(got, []string{"10.80.5.2"}) {
 		t.Errorf("hop 2 after the change: %v, want [10.80.5.2]", got)

@@ -142,3 +142,40 @@ func (tp *Topology) DelayR2R3(t testing.TB, d time.Duration) {
 		}
 	}()
 }
+
+// Connect opens a TCP connection from the client to the server's port on
+// IPv4 and one on IPv6, kept until the test ends: the flows whose peers
+// a paths input traces.
+func (tp *Topology) Connect(t testing.TB, port int) {
+	t.Helper()
+	for _, addr := range []string{"10.80.4.2", "fd80:4::2"} {
+		addr := net.JoinHostPort(addr, strconv.Itoa(port))
+		var ln net.Listener
+		if err := netns.Do(tp.Server.Path(), func() (err error) { ln, err = net.Listen("tcp", addr); return }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				t.Cleanup(func() { c.Close() })
+			}
+		}()
+		var c net.Conn
+		if err := netns.Do(tp.Client.Path(), func() (err error) { c, err = net.Dial("tcp", addr); return }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+// Reroute sends r1's traffic to the server through r2b instead of r2,
+// on IPv4 and IPv6.
+func (tp *Topology) Reroute(t testing.TB) {
+	t.Helper()
+	tp.R1.Run(t, "ip", "route", "replace", "10.80.4.0/24", "via", "10.80.5.2")
+	tp.R1.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "via", "fd80:5::2")
+}
