@@ -145,8 +145,8 @@ func (tp *Topology) DelayR2R3(t testing.TB, d time.Duration) {
 
 // Connect opens a TCP connection from the client to the server's port on
 // IPv4 and one on IPv6, kept until the test ends: the flows whose peers
-// a paths input traces.
-func (tp *Topology) Connect(t testing.TB, port int) {
+// a paths input traces. It returns their local endpoints.
+func (tp *Topology) Connect(t testing.TB, port int) (locals []string) {
 	t.Helper()
 	for _, addr := range []string{"10.80.4.2", "fd80:4::2"} {
 		addr := net.JoinHostPort(addr, strconv.Itoa(port))
@@ -169,7 +169,9 @@ func (tp *Topology) Connect(t testing.TB, port int) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
+		locals = append(locals, c.LocalAddr().String())
 	}
+	return locals
 }
 
 // Reroute sends r1's traffic to the server through r2b instead of r2,
