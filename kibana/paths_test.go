@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -76,13 +77,11 @@ func (r *rerouting) pathEvents() int {
 	return r.paths
 }
 
-// TestPathsEventsMappedAsTemplated ships real paths events (two peers,
-// a round before and rounds after a route change) through the
-// Elasticsearch output and reads back the type the server gave every
-// fleutan.paths field: each is the template's.
-func TestPathsEventsMappedAsTemplated(t *testing.T) {
-	url := estest.URL(t)
-	nstest.RequireRoot(t)
+// shipPathsEvents ships real paths events (two peers, a round before and
+// rounds after a route change) through the Elasticsearch output into a
+// namespace of their own and returns the data stream.
+func shipPathsEvents(t *testing.T, url string) string {
+	t.Helper()
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -101,6 +100,7 @@ func TestPathsEventsMappedAsTemplated(t *testing.T) {
 	inCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- in.Run(inCtx, pub) }()
+	// The round before the change, the changed one and one after it.
 	for pub.pathEvents() < 6 && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -113,10 +113,18 @@ func TestPathsEventsMappedAsTemplated(t *testing.T) {
 	if n := p.Close(closeCtx); n != 0 {
 		t.Fatalf("%d events undelivered", n)
 	}
-
-	db := estest.NewClient(t, url)
 	target := "metrics-fleutan.paths-" + ns
-	db.JSON("POST", "/"+target+"/_refresh", nil, nil)
+	estest.NewClient(t, url).JSON("POST", "/"+target+"/_refresh", nil, nil)
+	return target
+}
+
+// TestPathsEventsMappedAsTemplated reads back the type the server gave
+// every fleutan.paths field of real paths events: each is the template's.
+func TestPathsEventsMappedAsTemplated(t *testing.T) {
+	url := estest.URL(t)
+	nstest.RequireRoot(t)
+	target := shipPathsEvents(t, url)
+	db := estest.NewClient(t, url)
 	var count struct {
 		Count int `json:"count"`
 	}
@@ -160,4 +168,95 @@ func TestPathsEventsMappedAsTemplated(t *testing.T) {
 		}
 	}
 	t.Logf("%d fleutan.paths fields mapped as templated", len(names))
+}
+
+// TestPathsDashboardAnswersWithTheTopologysNumbers runs every layer of
+// the Paths dashboard on real paths events of the routed topology, as
+// the real-event test does for all lenses, and compares each bucket with
+// what the topology and the route change make: two peers whose path
+// changed once each, through r2b (10.80.5.2, fd80:5::2) from the second
+// hop on; eleven hop addresses with a positive RTT, each on one peer's
+// paths; two distinct four-hop paths per peer, each used by one flow.
+func TestPathsDashboardAnswersWithTheTopologysNumbers(t *testing.T) {
+	url := estest.URL(t)
+	nstest.RequireRoot(t)
+	target := shipPathsEvents(t, url)
+	db := estest.NewClient(t, url)
+	v4, v6 := "10.80.4.2", "fd80:4::2"
+	hops := map[string]float64{}
+	for _, a := range []string{"10.80.1.2", "10.80.2.2", "10.80.3.2", "10.80.4.2", "10.80.5.2",
+		"fd80:1::2", "fd80:2::2", "fd80:3::2", "fd80:4::2", "fd80:5::2", "fd80:6::2"} {
+		hops[a] = 1
+	}
+	for _, tc := range []struct {
+		id string
+		// key picks a leaf's bucket key (the last), metric the value to
+		// compare; want is every key with its value.
+		metric string
+		want   map[string]float64
+	}{
+		{"fleutan-paths-changes", "paths", map[string]float64{v4: 1, v6: 1}},
+		{"fleutan-paths-divergent-hops", "peers", map[string]float64{"10.80.5.2": 1, "fd80:5::2": 1}},
+		{"fleutan-paths-hops-by-rtt", "peers", hops},
+		{"fleutan-paths-per-peer", "paths", map[string]float64{v4: 2, v6: 2}},
+		{"fleutan-paths-per-peer", "hops", map[string]float64{v4: 4, v6: 4}},
+		{"fleutan-paths-per-peer", "flows", map[string]float64{v4: 1, v6: 1}},
+	} {
+		t.Run(tc.id+"/"+tc.metric, func(t *testing.T) {
+			got := map[string]float64{}
+			for _, lf := range lensLeaves(t, db, target, tc.id) {
+				key := lf.path[len(lf.path)-1]
+				v, _ := lf.metrics[tc.metric].(float64)
+				if _, dup := got[key]; dup && tc.id != "fleutan-paths-changes" {
+					t.Errorf("bucket %s twice", key)
+				}
+				// The timeline's buckets are per time and peer: a peer
+				// changed once, in one of them.
+				got[key] += v
+				if rtt, _ := lf.metrics["rtt"].(float64); tc.id == "fleutan-paths-hops-by-rtt" && rtt <= 0 {
+					t.Errorf("hop %s: average RTT %v", key, lf.metrics["rtt"])
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("%s by bucket: %v, want %v", tc.metric, got, tc.want)
+			}
+		})
+	}
+}
+
+// lensLeaves runs the one layer of visualization id on target, as
+// TestRealLensLayersReturnBucketsFromShippedEvents does.
+func lensLeaves(t *testing.T, db *estest.Client, target, id string) []leaf {
+	t.Helper()
+	for _, o := range parseBundle(t) {
+		if o.ID != id {
+			continue
+		}
+		st := o.Attributes["state"].(map[string]any)
+		query, err := kqlToQuery(st["query"].(map[string]any)["query"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, _ := lensState(t, o)
+		for _, l := range layers {
+			aggs, buckets, metrics, err := layerAggs(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res struct {
+				Hits struct {
+					Total struct {
+						Value int `json:"value"`
+					} `json:"total"`
+				} `json:"hits"`
+				Aggregations map[string]any `json:"aggregations"`
+			}
+			db.JSON("POST", "/"+target+"/_search", map[string]any{"size": 0, "track_total_hits": true, "query": query, "aggs": aggs}, &res)
+			var ls []leaf
+			leaves(res.Aggregations, buckets, metrics, nil, res.Hits.Total.Value, &ls)
+			return ls
+		}
+	}
+	t.Fatalf("no visualization %s in the bundle", id)
+	return nil
 }

@@ -200,9 +200,9 @@ func (c *collectionCounter) collections() int {
 	return c.count
 }
 
-// kqlClause is the KQL the generator writes: `field : "value"` or
-// `field OP number`, joined by " and ".
-var kqlClause = regexp.MustCompile(`^([a-z_.@]+) (:|>=|<=|>|<) ("[^"]*"|-?[0-9.]+)$`)
+// kqlClause is the KQL the generator writes: `field : "value"`,
+// `field : true|false` or `field OP number`, joined by " and ".
+var kqlClause = regexp.MustCompile(`^([a-z_.@]+) (:|>=|<=|>|<) ("[^"]*"|-?[0-9.]+|true|false)$`)
 
 // kqlToQuery translates that subset into a bool filter; anything else is
 // an error so that a new construct in the generator cannot go unchecked.
@@ -215,10 +215,13 @@ func kqlToQuery(kql string) (map[string]any, error) {
 		}
 		field, op, val := m[1], m[2], m[3]
 		if op == ":" {
+			var v any = val
 			if s, err := strconv.Unquote(val); err == nil {
-				val = s
+				v = s
+			} else if b, err := strconv.ParseBool(val); err == nil {
+				v = b
 			}
-			filter = append(filter, map[string]any{"term": map[string]any{field: val}})
+			filter = append(filter, map[string]any{"term": map[string]any{field: v}})
 			continue
 		}
 		num, err := strconv.ParseFloat(val, 64)
@@ -565,11 +568,11 @@ func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
 			}
 		})
 	}
-	if lenses != 17 {
-		t.Errorf("%d Lens visualizations, want 17", lenses)
+	if lenses != 21 {
+		t.Errorf("%d Lens visualizations, want 21", lenses)
 	}
-	if withBuckets != 17 {
-		t.Errorf("%d of %d visualizations return buckets with values, want all 17", withBuckets, lenses)
+	if withBuckets != 21 {
+		t.Errorf("%d of %d visualizations return buckets with values, want all 21", withBuckets, lenses)
 	}
 }
 
