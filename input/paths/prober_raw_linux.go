@@ -365,24 +365,35 @@ func (p *rawProbe) read(fd int) (a answer, ok, more bool, err error) {
 		return answer{}, false, false, fmt.Errorf("read raw socket: %w", err)
 	}
 	a.at = time.Now()
-	b := p.buf[:n]
-	// An IPv4 raw socket reads the IP header too; an IPv6 one does not,
-	// and the sender is the socket address.
+	var src netip.Addr
+	if sa, isV6 := from.(*unix.SockaddrInet6); isV6 {
+		src = netip.AddrFrom16(sa.Addr)
+	}
+	ok = p.parse(fd == p.tcp, p.buf[:n], src, &a)
+	return a, ok, true, nil
+}
+
+// parse reads one packet of the raw TCP socket (tcp) or the raw ICMP one
+// into a: whether it answers one of our probes. An IPv4 raw socket reads
+// the IP header too; an IPv6 one does not, and src is the sender. Any
+// packet of the namespace arrives here, so nothing in it is trusted.
+func (p *rawProbe) parse(tcp bool, b []byte, src netip.Addr, a *answer) bool {
+	a.from = src
 	if !p.v6 {
 		if len(b) < 20 {
-			return a, false, true, nil
+			return false
+		}
+		ihl := int(b[0]&0x0f) * 4
+		if ihl < 20 || ihl > len(b) {
+			return false
 		}
 		a.from = netip.AddrFrom4([4]byte(b[12:16]))
-		b = b[int(b[0]&0x0f)*4:]
-	} else if sa, isV6 := from.(*unix.SockaddrInet6); isV6 {
-		a.from = netip.AddrFrom16(sa.Addr)
+		b = b[ihl:]
 	}
-	if fd == p.tcp {
-		ok = p.tcpAnswer(b, &a)
-	} else {
-		ok = p.icmpAnswer(b, &a)
+	if tcp {
+		return p.tcpAnswer(b, a)
 	}
-	return a, ok, true, nil
+	return p.icmpAnswer(b, a)
 }
 
 // tcpAnswer: the target's SYN-ACK or RST acknowledging a SYN probe.
@@ -436,7 +447,7 @@ func (p *rawProbe) icmpAnswer(b []byte, a *answer) bool {
 			return false
 		}
 		ihl := int(q[0]&0x0f) * 4
-		if len(q) < ihl+8 {
+		if ihl < 20 || len(q) < ihl+8 {
 			return false
 		}
 		proto, qdst, q = q[9], netip.AddrFrom4([4]byte(q[16:20])), q[ihl:]
