@@ -185,61 +185,65 @@ func TestTraceRateLimitAndNothingElse(t *testing.T) {
 // r2b by their ports (a multipath route, hash policy L4). Probing with
 // several flow identifiers gives hop 2 as a two-address set; one flow
 // identifier, kept across rounds, finds one address per hop and the same
-// path every round.
+// path every round. UDP and TCP probes both: their identifiers are
+// ports, which the hash reads (Linux hashes no ICMP identifier, so every
+// echo request of a peer takes one path).
 func TestTraceMultipathSetAndParisStability(t *testing.T) {
 	tp := pathtest.New(t)
 	tp.R1.Run(t, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
 	tp.R1.Run(t, "ip", "route", "replace", "10.80.4.0/24", "nexthop", "via", "10.80.2.2", "nexthop", "via", "10.80.5.2")
 	tp.R1.Run(t, "ip", "-6", "route", "replace", "fd80:4::/64", "nexthop", "via", "fd80:2::2", "nexthop", "via", "fd80:5::2")
 
-	// 16 identifiers all hashed to one next hop: a chance of 2^-15.
-	many, err := New(Options{Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8, FlowIDs: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		dst  string
-		want [][]netip.Addr
-	}{
-		{"10.80.4.2", [][]netip.Addr{addrs("10.80.1.2"), addrs("10.80.2.2", "10.80.5.2"), addrs("10.80.3.2"), addrs("10.80.4.2")}},
-		// r3 answers from the link each probe came in on (see above).
-		{"fd80:4::2", [][]netip.Addr{addrs("fd80:1::2"), addrs("fd80:2::2", "fd80:5::2"), addrs("fd80:3::2", "fd80:6::2"), addrs("fd80:4::2")}},
-	} {
-		p, err := many.Trace(context.Background(), Target{Netns: tp.Client.Path(), Dst: netip.MustParseAddr(tc.dst), SrcPort: 41000})
+	for _, m := range []Method{MethodUDP, MethodTCP} {
+		// 16 identifiers all hashed to one next hop: a chance of 2^-15.
+		many, err := New(Options{Method: m, Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8, FlowIDs: 16})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.EqualFunc(hopAddrs(p), tc.want, slices.Equal) || !p.Reached || len(p.SrcPorts) != 16 || p.SrcPorts[15] != 41015 {
-			t.Errorf("%s with 16 flow identifiers: path\n%s(reached %v, ports %v), want %v", tc.dst, p.String(), p.Reached, p.SrcPorts, tc.want)
-		}
-		if h := p.Hops[1]; h.Sent != 48 || h.Received < 2 {
-			t.Errorf("%s hop 2: sent %d received %d, want 48 and at least 2", tc.dst, h.Sent, h.Received)
-		}
-	}
-
-	one, err := New(Options{Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, dst := range []string{"10.80.4.2", "fd80:4::2"} {
-		var hashes []string
-		for range 4 {
-			p, err := one.Trace(context.Background(), Target{Netns: tp.Client.Path(), Dst: netip.MustParseAddr(dst), SrcPort: 42000})
+		for _, tc := range []struct {
+			dst  string
+			want [][]netip.Addr
+		}{
+			{"10.80.4.2", [][]netip.Addr{addrs("10.80.1.2"), addrs("10.80.2.2", "10.80.5.2"), addrs("10.80.3.2"), addrs("10.80.4.2")}},
+			// r3 answers from the link each probe came in on (see above).
+			{"fd80:4::2", [][]netip.Addr{addrs("fd80:1::2"), addrs("fd80:2::2", "fd80:5::2"), addrs("fd80:3::2", "fd80:6::2"), addrs("fd80:4::2")}},
+		} {
+			p, err := many.Trace(context.Background(), Target{Netns: tp.Client.Path(), Dst: netip.MustParseAddr(tc.dst), SrcPort: 41000, Port: 8080})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, h := range p.Hops {
-				if len(h.Addrs) != 1 {
-					t.Errorf("%s, one flow identifier: hop %d answered from %v", dst, h.TTL, h.Addrs)
-				}
+			if !slices.EqualFunc(hopAddrs(p), tc.want, slices.Equal) || !p.Reached || len(p.SrcPorts) != 16 || p.SrcPorts[15] != 41015 {
+				t.Errorf("%s %s with 16 flow identifiers: path\n%s(reached %v, ports %v), want %v", m, tc.dst, p.String(), p.Reached, p.SrcPorts, tc.want)
 			}
-			if !p.Reached || len(p.Hops) != 4 {
-				t.Errorf("%s: path\n%s(reached %v)", dst, p.String(), p.Reached)
+			if h := p.Hops[1]; h.Sent != 48 || h.Received < 2 {
+				t.Errorf("%s %s hop 2: sent %d received %d, want 48 and at least 2", m, tc.dst, h.Sent, h.Received)
 			}
-			hashes = append(hashes, p.Hash())
 		}
-		if len(slices.Compact(slices.Clone(hashes))) != 1 {
-			t.Errorf("%s: one flow identifier over 4 rounds gave paths %v", dst, hashes)
+
+		one, err := New(Options{Method: m, Rate: 1000, Burst: 10, Timeout: 2 * time.Second, MaxTTL: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dst := range []string{"10.80.4.2", "fd80:4::2"} {
+			var hashes []string
+			for range 4 {
+				p, err := one.Trace(context.Background(), Target{Netns: tp.Client.Path(), Dst: netip.MustParseAddr(dst), SrcPort: 42000, Port: 8080})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, h := range p.Hops {
+					if len(h.Addrs) != 1 {
+						t.Errorf("%s %s, one flow identifier: hop %d answered from %v", m, dst, h.TTL, h.Addrs)
+					}
+				}
+				if !p.Reached || len(p.Hops) != 4 {
+					t.Errorf("%s %s: path\n%s(reached %v)", m, dst, p.String(), p.Reached)
+				}
+				hashes = append(hashes, p.Hash())
+			}
+			if len(slices.Compact(slices.Clone(hashes))) != 1 {
+				t.Errorf("%s %s: one flow identifier over 4 rounds gave paths %v", m, dst, hashes)
+			}
 		}
 	}
 }
