@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,7 +117,17 @@ func (tp *Topology) DelayR2R3(t testing.TB, d time.Duration) {
 		t.Fatalf("delay on r2: %v", err)
 	}
 	f := os.NewFile(uintptr(tun), "dly")
-	t.Cleanup(func() { f.Close(); unix.Close(pkt) })
+	// A packet still held when the test ends is dropped: its descriptor
+	// number may by then name another socket.
+	var mu sync.Mutex
+	closed := false
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		f.Close()
+		unix.Close(pkt)
+	})
 	mac, err := net.ParseMAC(strings.TrimSpace(tp.R3.Run(t, "cat", "/sys/class/net/r3a/address")))
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +149,13 @@ func (tp *Topology) DelayR2R3(t testing.TB, d time.Duration) {
 			}
 			sa := &unix.SockaddrLinklayer{Protocol: proto<<8 | proto>>8, Ifindex: ifindex, Halen: 6}
 			copy(sa.Addr[:], mac)
-			time.AfterFunc(d, func() { _ = unix.Sendto(pkt, p, 0, sa) })
+			time.AfterFunc(d, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if !closed {
+					_ = unix.Sendto(pkt, p, 0, sa)
+				}
+			})
 		}
 	}()
 }
