@@ -114,7 +114,7 @@ func TestEveryFieldIsMappedWithAFittingType(t *testing.T) {
 			}
 		}
 	}
-	if checked != 57 {
-		t.Errorf("checked %d columns, want 57", checked)
+	if checked != 71 {
+		t.Errorf("checked %d columns, want 71", checked)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/nstest"
+	"github.com/fleutan/fleutanbeat/input/paths/pathsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
@@ -106,6 +107,9 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 		// device (mqTraffic); flow_attribution: ebpf fails at start rather
 		// than silently producing no scope: flow events.
 		{"qdisc", qdiscinput.New, "period: 1s\nnamespaces: all\nflow_attribution: ebpf\n"},
+		// Two peers through the routed topology, their paths changed
+		// after the first round (pathsTraffic).
+		{"paths", pathsinput.New, pathsInputConfig},
 	}
 	// The inputs run for at least run and until each has published three
 	// collections (deltas need two): on a loaded machine loading the eBPF
@@ -114,6 +118,7 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 	defer stop()
 	loopbackTraffic(inCtx, t)
 	mqNetns := mqTraffic(inCtx, t)
+	reroute := pathsTraffic(t)
 	t.Logf("mq veth vk0 in network namespace %s", mqNetns)
 	var wg sync.WaitGroup
 	var counters []*collectionCounter
@@ -123,7 +128,11 @@ func shipRealEvents(t *testing.T, url, ns string, run time.Duration) int64 {
 		if err != nil {
 			t.Fatalf("%s: %v", in.name, err)
 		}
-		pub := &collectionCounter{Publisher: p.Client(pipeline.ClientConfig{Input: in.name})}
+		out := p.Client(pipeline.ClientConfig{Input: in.name})
+		if in.name == "paths" {
+			out = &rerouting{Publisher: out, reroute: reroute}
+		}
+		pub := &collectionCounter{Publisher: out}
 		counters = append(counters, pub)
 		wg.Add(1)
 		go func() {
@@ -191,9 +200,9 @@ func (c *collectionCounter) collections() int {
 	return c.count
 }
 
-// kqlClause is the KQL the generator writes: `field : "value"` or
-// `field OP number`, joined by " and ".
-var kqlClause = regexp.MustCompile(`^([a-z_.@]+) (:|>=|<=|>|<) ("[^"]*"|-?[0-9.]+)$`)
+// kqlClause is the KQL the generator writes: `field : "value"`,
+// `field : true|false` or `field OP number`, joined by " and ".
+var kqlClause = regexp.MustCompile(`^([a-z_.@]+) (:|>=|<=|>|<) ("[^"]*"|-?[0-9.]+|true|false)$`)
 
 // kqlToQuery translates that subset into a bool filter; anything else is
 // an error so that a new construct in the generator cannot go unchecked.
@@ -206,10 +215,13 @@ func kqlToQuery(kql string) (map[string]any, error) {
 		}
 		field, op, val := m[1], m[2], m[3]
 		if op == ":" {
+			var v any = val
 			if s, err := strconv.Unquote(val); err == nil {
-				val = s
+				v = s
+			} else if b, err := strconv.ParseBool(val); err == nil {
+				v = b
 			}
-			filter = append(filter, map[string]any{"term": map[string]any{field: val}})
+			filter = append(filter, map[string]any{"term": map[string]any{field: v}})
 			continue
 		}
 		num, err := strconv.ParseFloat(val, 64)
@@ -556,11 +568,11 @@ func TestRealLensLayersReturnBucketsFromShippedEvents(t *testing.T) {
 			}
 		})
 	}
-	if lenses != 17 {
-		t.Errorf("%d Lens visualizations, want 17", lenses)
+	if lenses != 21 {
+		t.Errorf("%d Lens visualizations, want 21", lenses)
 	}
-	if withBuckets != 17 {
-		t.Errorf("%d of %d visualizations return buckets with values, want all 17", withBuckets, lenses)
+	if withBuckets != 21 {
+		t.Errorf("%d of %d visualizations return buckets with values, want all 21", withBuckets, lenses)
 	}
 }
 

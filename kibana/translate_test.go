@@ -14,6 +14,8 @@ func TestKQLSubsetTranslatesToBoolFilter(t *testing.T) {
 			want: `{"bool":{"filter":[{"term":{"data_stream.dataset":"fleutan.cpu"}}]}}`},
 		{name: "and with range", kql: `data_stream.dataset : "fleutan.qdisc" and fleutan.qdisc.tx_queue >= 0 and fleutan.flow.tcp.rtt_us > 0`,
 			want: `{"bool":{"filter":[{"term":{"data_stream.dataset":"fleutan.qdisc"}},{"range":{"fleutan.qdisc.tx_queue":{"gte":0}}},{"range":{"fleutan.flow.tcp.rtt_us":{"gt":0}}}]}}`},
+		{name: "boolean", kql: `fleutan.paths.changed : true`,
+			want: `{"bool":{"filter":[{"term":{"fleutan.paths.changed":true}}]}}`},
 		{name: "or is refused", kql: `a : "x" or b : "y"`, err: "outside"},
 		{name: "wildcard is refused", kql: `process.name : java*`, err: "outside"},
 		{name: "range on a string is refused", kql: `a > "x"`, err: "needs a number"},

@@ -35,7 +35,7 @@ func TestToolLinksNoAgentPackages(t *testing.T) {
 	const mod = "github.com/fleutan/fleutanbeat/"
 	banned := []string{
 		"input.", // the agent's Input, Settings, Factory
-		"input/flows/flowsinput.", "input/cpu/cpuinput.", "input/qdisc/qdiscinput.",
+		"input/flows/flowsinput.", "input/cpu/cpuinput.", "input/qdisc/qdiscinput.", "input/paths/pathsinput.",
 		"pipeline.", "pipeline/", "config.", "config/", "output/",
 	}
 	linked := map[string]bool{}

@@ -1,7 +1,8 @@
 // Command fleutan is the interactive tool of the original fleutan project:
 // bar charts in the terminal of how flows spread over cores and TX queues,
-// their latency and their volumes, drawn from the same collectors as the
-// fleutanbeat agent, with no Elasticsearch.
+// their latency and their volumes, and the network paths of their peers,
+// drawn from the same collectors as the fleutanbeat agent, with no
+// Elasticsearch.
 package main
 
 import (
@@ -25,9 +26,11 @@ const usage = `Usage: fleutan COMMAND [options]
 
 Commands:
   flows     views of the host's flows: --cpu [fl_asoc|gen], -q, --lat, --vol
+  paths     the network paths of the flows' peers: --load, --delta [--dsts ...]
   version   print the version
 
-Run 'fleutan flows --help' for the views and their options.
+Run 'fleutan flows --help' or 'fleutan paths --help' for the views and
+their options.
 `
 
 func main() {
@@ -63,6 +66,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		st := Style{Width: termWidth(out, getenv), Color: o.color == "always" || (o.color == "auto" && isTerm)}
 		log := slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
 		return fail(stderr, runFlows(ctx, o, stdout, st, log))
+	case "paths":
+		o, err := parsePaths(args[1:], stdout)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		if o == nil { // --help
+			return 0
+		}
+		out, isTerm := stdoutTerminal(stdout)
+		st := Style{Width: termWidth(out, getenv), Color: o.color == "always" || (o.color == "auto" && isTerm)}
+		log := slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
+		return fail(stderr, runPaths(ctx, o, stdout, st, log))
 	}
 	return fail(stderr, usagef("unknown command %q (see fleutan --help)", args[0]))
 }

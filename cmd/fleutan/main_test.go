@@ -71,6 +71,16 @@ func TestRunReportsErrorsOnOneLine(t *testing.T) {
 		{"flows --lat -i x", 2, "fleutan: flows: invalid value \"x\" for flag -i: parse error\n"},
 		{"flows --lat -n -1", 2, "fleutan: flows: --count -1: use 1 or more reports, or 0 (until Ctrl-C)\n"},
 		{"flows --lat --color=sometimes", 2, "fleutan: flows: --color \"sometimes\": use auto, always or never\n"},
+		{"paths", 2, "fleutan: paths: choose a view: --load or --delta (see fleutan paths --help)\n"},
+		{"paths --load --delta", 2, "fleutan: paths: choose one view, not --load and --delta\n"},
+		{"paths -d --dsts", 2, "fleutan: paths: --dsts needs at least one address\n"},
+		{"paths -d --dsts 10.0.0.1 example.com", 2, "fleutan: paths: --dsts \"example.com\" is not an IP address\n"},
+		{"paths -l -m sctp", 2, "fleutan: paths: --method \"sctp\": use udp, icmp or tcp\n"},
+		{"paths -l --rate 0", 2, "fleutan: paths: --rate 0: use 1 to 10000 packets per second\n"},
+		{"paths -l --max-ttl 256", 2, "fleutan: paths: --max-ttl 256: use 1 to 255\n"},
+		{"paths -l -n -1", 2, "fleutan: paths: --count -1: use 1 or more reports, or 0 (until Ctrl-C)\n"},
+		{"paths -l --color=sometimes", 2, "fleutan: paths: --color \"sometimes\": use auto, always or never\n"},
+		{"paths -l 10.0.0.1", 2, "fleutan: paths: unexpected argument \"10.0.0.1\"\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.args, func(t *testing.T) {
@@ -93,7 +103,7 @@ func TestRunReportsErrorsOnOneLine(t *testing.T) {
 }
 
 func TestHelpGoesToStdoutWithStatusZero(t *testing.T) {
-	for _, args := range []string{"--help", "help", "flows --help", "flows -h", "flows --lat --help"} {
+	for _, args := range []string{"--help", "help", "flows --help", "flows -h", "flows --lat --help", "paths --help", "paths -l -h"} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), strings.Fields(args), &out, &errb, noEnv); code != 0 {
 			t.Errorf("%s: exit %d", args, code)

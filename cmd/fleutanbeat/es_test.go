@@ -264,7 +264,7 @@ func TestIndexManagementCommands(t *testing.T) {
 	// The composable templates are in place.
 	var m map[string]any
 	estest.NewClient(t, base).JSON("GET", "/_index_template/metrics-fleutan.*", nil, &m)
-	if its, _ := m["index_templates"].([]any); len(its) != 3 {
+	if its, _ := m["index_templates"].([]any); len(its) != 4 {
 		t.Errorf("index templates after setup: %v", m)
 	}
 }

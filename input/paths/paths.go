@@ -3,14 +3,46 @@ package paths
 import (
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strconv"
 	"time"
 )
 
+// Method is the kind of probe.
+type Method string
+
+const (
+	// MethodUDP: UDP datagrams to Options.Port from an unprivileged
+	// socket, answers read from its error queue (IP_RECVERR).
+	MethodUDP Method = "udp"
+	// MethodICMP: ICMP echo requests with one identifier and one
+	// checksum per flow identifier (the sequence number changes, a
+	// payload word makes up for it), from a raw socket (CAP_NET_RAW).
+	MethodICMP Method = "icmp"
+	// MethodTCP: TCP SYNs to the flow's own destination port
+	// (Target.Port) from one source port per flow identifier (the
+	// sequence number tells probes apart), from a raw socket
+	// (CAP_NET_RAW). The target answers SYN-ACK or RST; the kernel
+	// resets a SYN-ACK itself, as for any port without a connection.
+	MethodTCP Method = "tcp"
+)
+
+// ParseMethod checks a method name.
+func ParseMethod(s string) (Method, error) {
+	switch m := Method(s); m {
+	case MethodUDP, MethodICMP, MethodTCP:
+		return m, nil
+	}
+	return "", fmt.Errorf("paths: probe method %q is not udp, icmp or tcp", s)
+}
+
 // Options configures a Prober. Zero values take the defaults noted.
 type Options struct {
+	// Method is the kind of probe (MethodUDP). ICMP and TCP need
+	// CAP_NET_RAW: without it New logs one line and falls back to UDP.
+	Method Method
 	// ProbesPerHop is how many probes each TTL gets (3).
 	ProbesPerHop int
 	// MaxTTL is the last TTL probed (30).
@@ -32,6 +64,9 @@ type Options struct {
 	FlowIDs int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Logger takes the one line about a fallback to UDP (discarded when
+	// nil).
+	Logger *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -59,6 +94,15 @@ func (o *Options) defaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Method == "" {
+		o.Method = MethodUDP
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := ParseMethod(string(o.Method)); err != nil {
+		return err
+	}
 	switch {
 	case o.ProbesPerHop < 0 || o.ProbesPerHop > 10:
 		return fmt.Errorf("paths: probes per hop %d is not between 1 and 10", o.ProbesPerHop)
@@ -83,8 +127,11 @@ type Target struct {
 	// SrcPort, when not 0, is the source port of the first flow
 	// identifier (the next ones count up from it): the same port in every
 	// round keeps a path's flow identifier across rounds. 0 lets the
-	// kernel choose.
+	// kernel choose. With ICMP probes it is the echo identifier.
 	SrcPort uint16
+	// Port is the destination port of TCP probes: the flow's own, so
+	// the probes take the flow's path through routers that hash ports.
+	Port uint16
 }
 
 // Hop is what one TTL found.
@@ -103,6 +150,9 @@ type Hop struct {
 	// ICMPv6 numbering, by the target's family).
 	ICMPType uint8 `json:"icmp_type"`
 	ICMPCode uint8 `json:"icmp_code"`
+	// TCPFlags are those of the target's answer to a TCP probe (SYN-ACK
+	// 0x12, RST-ACK 0x14); then ICMPType and ICMPCode are 0.
+	TCPFlags uint8 `json:"tcp_flags,omitempty"`
 }
 
 // Loss is the fraction of the hop's probes left unanswered.
@@ -115,13 +165,17 @@ func (h *Hop) Loss() float64 {
 
 // Path is one trace of a target.
 type Path struct {
-	Dst  netip.Addr `json:"dst"`
-	Hops []Hop      `json:"hops"`
+	Dst netip.Addr `json:"dst"`
+	// Method is the kind of probes; Port their destination port (UDP
+	// and TCP).
+	Method Method `json:"method"`
+	Port   uint16 `json:"port,omitempty"`
+	Hops   []Hop  `json:"hops"`
 	// Reached: the target itself answered (the last hop is it).
 	Reached bool `json:"reached"`
-	// SrcPorts are the source ports of the probes, one per flow
-	// identifier: with Dst, Options.Port and UDP, each is constant over
-	// its probes.
+	// SrcPorts are the source ports of the probes (ICMP: the echo
+	// identifiers), one per flow identifier, each constant over its
+	// probes.
 	SrcPorts []uint16 `json:"src_ports"`
 }
 

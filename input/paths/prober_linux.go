@@ -39,12 +39,46 @@ type Prober struct {
 	bucket *bucket
 }
 
-// New checks o and returns a prober.
+// New checks o and returns a prober. ICMP and TCP probes need raw
+// sockets (CAP_NET_RAW): without them the prober says so in one log line
+// and probes with UDP, which needs no privilege; Method tells which.
 func New(o Options) (*Prober, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
+	if o.Method != MethodUDP {
+		if err := canRaw(); err != nil {
+			o.Logger.Warn(fmt.Sprintf("paths: %s probes need CAP_NET_RAW, which this process does not have: probing with UDP instead", o.Method), "error", err.Error())
+			o.Method = MethodUDP
+		}
+	}
 	return &Prober{opts: o, bucket: newBucket(o.Rate, o.Burst, o.Now)}, nil
+}
+
+// Method is the kind of probe the prober sends: Options.Method, or UDP
+// when raw sockets were refused.
+func (p *Prober) Method() Method { return p.opts.Method }
+
+// canRaw opens and closes a raw socket: only a process with CAP_NET_RAW
+// in the user namespace owning its network namespace may.
+func canRaw() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// flowProbe sends the probes of one flow identifier and reads their
+// answers; one probe is in flight at a time.
+type flowProbe interface {
+	send(ttl int) (uint32, error)
+	await(ctx context.Context, seq uint32, deadline time.Time) (answer, bool, error)
+	// flowID is the identifier kept constant over the probes: the UDP or
+	// TCP source port, or the ICMP echo identifier.
+	flowID() uint16
+	Close()
 }
 
 // probeSocket is one path's UDP socket: its source port is the path's
@@ -116,6 +150,8 @@ func openProbeSocket(t Target, srcPort, port uint16) (*probeSocket, error) {
 	return s, nil
 }
 
+func (s *probeSocket) flowID() uint16 { return s.port }
+
 func (s *probeSocket) Close() {
 	if s.fd >= 0 {
 		unix.Close(s.fd)
@@ -158,7 +194,10 @@ type answer struct {
 	seq       uint32
 	from      netip.Addr
 	typ, code uint8
-	at        time.Time
+	// tcpFlags are those of a TCP segment the target answered a SYN
+	// probe with (SYN-ACK or RST); 0 for an ICMP answer.
+	tcpFlags uint8
+	at       time.Time
 }
 
 // drain empties the error queue, dropping what is there.
@@ -252,18 +291,35 @@ func (p *Prober) Trace(ctx context.Context, t Target) (Path, error) {
 		return Path{}, errors.New("paths: trace: no target address")
 	}
 	dst := t.Dst.Unmap()
-	path := Path{Dst: dst}
+	path := Path{Dst: dst, Method: p.opts.Method}
+	if p.opts.Method == MethodTCP {
+		if t.Port == 0 {
+			return path, fmt.Errorf("paths: trace %s: a TCP probe needs the flow's destination port", dst)
+		}
+		path.Port = t.Port
+	} else if p.opts.Method == MethodUDP {
+		path.Port = p.opts.Port
+	}
 	var sums []time.Duration
 	for i := range p.opts.FlowIDs {
-		src := uint16(0)
+		id := uint16(0)
 		if t.SrcPort != 0 {
-			src = t.SrcPort + uint16(i)
+			id = t.SrcPort + uint16(i)
 		}
-		s, err := openProbeSocket(t, src, p.opts.Port)
+		var s flowProbe
+		var err error
+		switch p.opts.Method {
+		case MethodICMP:
+			s, err = openICMPProbe(t, id)
+		case MethodTCP:
+			s, err = openTCPProbe(t, id)
+		default:
+			s, err = openProbeSocket(t, id, p.opts.Port)
+		}
 		if err != nil {
 			return path, fmt.Errorf("paths: trace %s: %w", dst, err)
 		}
-		path.SrcPorts = append(path.SrcPorts, s.port)
+		path.SrcPorts = append(path.SrcPorts, s.flowID())
 		err = p.traceFlow(ctx, s, dst, &path, &sums)
 		s.Close()
 		if err != nil {
@@ -278,11 +334,11 @@ func (p *Prober) Trace(ctx context.Context, t Target) (Path, error) {
 	return path, nil
 }
 
-// traceFlow probes with one socket, that is one flow identifier, adding
-// to path's hops and to sums, the RTT sums of each hop.
-func (p *Prober) traceFlow(ctx context.Context, s *probeSocket, dst netip.Addr, path *Path, sums *[]time.Duration) error {
+// traceFlow probes with one flow identifier, adding to path's hops and
+// to sums, the RTT sums of each hop.
+func (p *Prober) traceFlow(ctx context.Context, s flowProbe, dst netip.Addr, path *Path, sums *[]time.Duration) error {
 	unreachable := uint8(icmpUnreachable)
-	if s.v6 {
+	if !dst.Is4() {
 		unreachable = icmp6Unreachable
 	}
 	for ttl := 1; ttl <= p.opts.MaxTTL; ttl++ {
@@ -316,13 +372,13 @@ func (p *Prober) traceFlow(ctx context.Context, s *probeSocket, dst netip.Addr, 
 			hop.Received++
 			(*sums)[ttl-1] += rtt
 			hop.add(a.from)
-			hop.ICMPType, hop.ICMPCode = a.typ, a.code
+			hop.ICMPType, hop.ICMPCode, hop.TCPFlags = a.typ, a.code, a.tcpFlags
 			if a.from == dst {
 				path.Reached = true
 			}
 			// The target, or a router that cannot forward: no further
 			// hop answers.
-			final = final || a.from == dst || a.typ == unreachable
+			final = final || a.from == dst || (a.tcpFlags == 0 && a.typ == unreachable)
 		}
 		if final {
 			return nil

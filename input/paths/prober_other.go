@@ -8,15 +8,18 @@ import (
 )
 
 // Prober is only implemented on Linux.
-type Prober struct{}
+type Prober struct{ opts Options }
 
 // New checks o.
 func New(o Options) (*Prober, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	return &Prober{}, nil
+	return &Prober{opts: o}, nil
 }
+
+// Method is the method asked for.
+func (p *Prober) Method() Method { return p.opts.Method }
 
 // Trace reports that the OS is not supported.
 func (p *Prober) Trace(context.Context, Target) (Path, error) {

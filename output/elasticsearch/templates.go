@@ -32,7 +32,7 @@ type Template struct {
 func (t Template) Path() string { return "/" + t.Kind + "/" + t.Name }
 
 // Datasets are the datasets the agent ships, with their own fields.
-var Datasets = []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"}
+var Datasets = []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc", "fleutan.paths"}
 
 const commonComponent = "fleutan@mappings"
 
@@ -135,6 +135,31 @@ var datasetFields = map[string]map[string]string{
 		"rate.bps": "double", "rate.pps": "double",
 		"other": "boolean", "other_flows": "long", "socket_inode": "long",
 	}),
+	"fleutan.paths": withPrefix("fleutan.paths.", pathsFields()),
+}
+
+// hopFields are a paths hop's fields: under hops (the path event's array
+// of hop objects) and hop (a hop event's one).
+var hopFields = map[string]string{
+	"ttl": "long", "addrs": "ip", "sent": "long", "received": "long", "loss.pct": "double",
+	"rtt_min_us": "double", "rtt_mean_us": "double", "icmp.type": "long", "icmp.code": "long",
+	"tcp_flags": "long",
+}
+
+func pathsFields() map[string]string {
+	m := map[string]string{
+		"type": "keyword", "peer.ip": "ip", "netns": "long", "netns_name": "keyword",
+		"method": "keyword", "port": "long", "hash": "keyword", "previous_hash": "keyword",
+		"changed": "boolean", "reached": "boolean", "hop_count": "long",
+		"first_divergent_hop.ttl": "long", "first_divergent_hop.addrs": "ip", "first_divergent_hop.previous_addrs": "ip",
+		"flows.count": "long", "flows.community_ids": "keyword",
+		"processes.name": "keyword", "processes.pid": "long",
+	}
+	for k, v := range hopFields {
+		m["hops."+k] = v
+		m["hop."+k] = v
+	}
+	return m
 }
 
 // Units of the numeric fields, as docs/FIELDS.md lists them (a test
@@ -235,6 +260,31 @@ var fieldUnits = map[string]string{
 	"fleutan.qdisc.rate.pps":         UnitPacketsPS,
 	"fleutan.qdisc.other_flows":      UnitCount,
 	"fleutan.qdisc.socket_inode":     UnitID,
+
+	"fleutan.paths.netns":                   UnitID,
+	"fleutan.paths.port":                    UnitID,
+	"fleutan.paths.hop_count":               UnitCount,
+	"fleutan.paths.first_divergent_hop.ttl": UnitCount,
+	"fleutan.paths.flows.count":             UnitCount,
+	"fleutan.paths.processes.pid":           UnitID,
+	"fleutan.paths.hops.ttl":                UnitCount,
+	"fleutan.paths.hops.sent":               UnitPackets,
+	"fleutan.paths.hops.received":           UnitPackets,
+	"fleutan.paths.hops.loss.pct":           UnitFraction,
+	"fleutan.paths.hops.rtt_min_us":         UnitMicros,
+	"fleutan.paths.hops.rtt_mean_us":        UnitMicros,
+	"fleutan.paths.hops.icmp.type":          UnitID,
+	"fleutan.paths.hops.icmp.code":          UnitID,
+	"fleutan.paths.hops.tcp_flags":          UnitID,
+	"fleutan.paths.hop.ttl":                 UnitCount,
+	"fleutan.paths.hop.sent":                UnitPackets,
+	"fleutan.paths.hop.received":            UnitPackets,
+	"fleutan.paths.hop.loss.pct":            UnitFraction,
+	"fleutan.paths.hop.rtt_min_us":          UnitMicros,
+	"fleutan.paths.hop.rtt_mean_us":         UnitMicros,
+	"fleutan.paths.hop.icmp.type":           UnitID,
+	"fleutan.paths.hop.icmp.code":           UnitID,
+	"fleutan.paths.hop.tcp_flags":           UnitID,
 }
 
 // esUnit is a unit as Elasticsearch's field meta names it ("percent"

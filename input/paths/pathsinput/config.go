@@ -6,10 +6,16 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
+	"github.com/fleutan/fleutanbeat/input/paths"
 )
 
 // Config is the paths input's section of fleutanbeat.inputs.
 type Config struct {
+	// Method is the kind of probe: udp (needs no privilege), icmp (echo
+	// requests) or tcp (SYNs to the flow's own destination port); icmp
+	// and tcp need CAP_NET_RAW, without which the input logs one line
+	// and probes with udp.
+	Method string `yaml:"method"`
 	// Interval is how often every selected peer is traced again.
 	Interval config.Duration `yaml:"interval"`
 	// MaxPeers bounds the peers traced per round: those with the most
@@ -36,6 +42,7 @@ type Config struct {
 // DefaultConfig is the configuration of an input section that sets nothing.
 func DefaultConfig() Config {
 	return Config{
+		Method:       string(paths.MethodUDP),
 		Interval:     config.Duration(5 * time.Minute),
 		MaxPeers:     50,
 		ProbesPerHop: 3,
@@ -59,6 +66,9 @@ func (c *Config) flowsConfig() flowsinput.Config {
 // Validate checks the values; it does not touch the system.
 func (c *Config) Validate() error {
 	var errs []error
+	if _, err := paths.ParseMethod(c.Method); err != nil {
+		errs = append(errs, config.Errorf("method", "%q is not udp, icmp or tcp", c.Method))
+	}
 	if c.Interval.D() <= 0 {
 		errs = append(errs, config.Errorf("interval", "must be positive, got %s", c.Interval.D()))
 	}

@@ -13,7 +13,7 @@ func TestDefaultConfigValidates(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Interval.D() != 5*time.Minute || c.MaxPeers != 50 || c.ProbesPerHop != 3 || c.MaxTTL != 30 || c.Rate != 20 || c.ProbeTimeout.D() != time.Second {
+	if c.Interval.D() != 5*time.Minute || c.MaxPeers != 50 || c.ProbesPerHop != 3 || c.MaxTTL != 30 || c.Rate != 20 || c.ProbeTimeout.D() != time.Second || c.Method != "udp" {
 		t.Errorf("defaults %+v", c)
 	}
 }
@@ -24,6 +24,7 @@ func TestConfigValidateErrors(t *testing.T) {
 		modify func(*Config)
 		want   string
 	}{
+		{"method", func(c *Config) { c.Method = "sctp" }, `method: "sctp" is not udp, icmp or tcp`},
 		{"zero interval", func(c *Config) { c.Interval = 0 }, "interval: must be positive, got 0s"},
 		{"no peers", func(c *Config) { c.MaxPeers = 0 }, "max_peers: must be positive, got 0"},
 		{"probes", func(c *Config) { c.ProbesPerHop = 11 }, "probes_per_hop: must be between 1 and 10, got 11"},

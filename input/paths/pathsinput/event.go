@@ -17,7 +17,7 @@ const Dataset = "fleutan.paths"
 
 // events are one path event for the peer (fleutan.paths.type: path) and
 // one event per hop (type: hop), so that hops aggregate by address.
-func events(p *peer, path *paths.Path, hash, prevHash string, hadPrev bool, ts time.Time, took time.Duration) []pipeline.Event {
+func events(p *peer, path *paths.Path, hash string, prev *peerState, ts time.Time, took time.Duration) []pipeline.Event {
 	var ids, procs []string
 	var pids []int64
 	for _, f := range p.flows {
@@ -66,10 +66,18 @@ func events(p *peer, path *paths.Path, hash, prevHash string, hadPrev bool, ts t
 	pm := base("path")
 	pm["hops"] = hops
 	pm["hop_count"] = len(path.Hops)
+	pm["method"] = string(path.Method)
+	if path.Port != 0 {
+		pm["port"] = int(path.Port)
+	}
 	pm["reached"] = path.Reached
-	pm["changed"] = hadPrev && prevHash != hash
-	if hadPrev {
-		pm["previous_hash"] = prevHash
+	changed := prev != nil && prev.hash != hash
+	pm["changed"] = changed
+	if prev != nil {
+		pm["previous_hash"] = prev.hash
+	}
+	if changed {
+		pm["first_divergent_hop"] = firstDivergentHop(prev.hops, hopSets(path))
 	}
 	pm["flows"] = pipeline.M{"count": len(p.flows), "community_ids": ids}
 	pm["processes"] = pipeline.M{"name": procs, "pid": pids}
@@ -92,12 +100,16 @@ func hopObject(h *paths.Hop) pipeline.M {
 		"addrs":    addrs,
 		"sent":     h.Sent,
 		"received": h.Received,
-		"loss":     h.Loss(),
+		"loss":     pipeline.M{"pct": h.Loss()},
 	}
 	if h.Received > 0 {
-		m["rtt_min_us"] = h.RTTMin.Microseconds()
-		m["rtt_mean_us"] = h.RTTMean.Microseconds()
-		m["icmp"] = pipeline.M{"type": int(h.ICMPType), "code": int(h.ICMPCode)}
+		m["rtt_min_us"] = micros(h.RTTMin)
+		m["rtt_mean_us"] = micros(h.RTTMean)
+		if h.TCPFlags != 0 {
+			m["tcp_flags"] = int(h.TCPFlags)
+		} else {
+			m["icmp"] = pipeline.M{"type": int(h.ICMPType), "code": int(h.ICMPCode)}
+		}
 	}
 	return m
 }
@@ -114,4 +126,37 @@ func communityID(f *flows.Flow) string {
 
 func unmap(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// micros is d in microseconds with the nanoseconds as a fraction: a hop
+// one veth away answers in a few microseconds.
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+func hopSets(p *paths.Path) [][]netip.Addr {
+	out := make([][]netip.Addr, len(p.Hops))
+	for i := range p.Hops {
+		out[i] = p.Hops[i].Addrs
+	}
+	return out
+}
+
+// firstDivergentHop is where a changed path leaves the previous one: the
+// first TTL whose address set differs (a hop only one of them has
+// differs from the empty set), with both sets. The hop before it is the
+// last router both paths share, the one that decided differently.
+func firstDivergentHop(prev, cur [][]netip.Addr) pipeline.M {
+	i := 0
+	for i < len(prev) && i < len(cur) && slices.Equal(prev[i], cur[i]) {
+		i++
+	}
+	at := func(sets [][]netip.Addr) []string {
+		out := []string{}
+		if i < len(sets) {
+			for _, a := range sets[i] {
+				out = append(out, a.String())
+			}
+		}
+		return out
+	}
+	return pipeline.M{"ttl": i + 1, "addrs": at(cur), "previous_addrs": at(prev)}
 }

@@ -32,6 +32,7 @@ func New(cfg config.Raw, s input.Settings) (input.Input, error) {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
 	p, err := paths.New(paths.Options{
+		Method: paths.Method(c.Method), Logger: s.Logger,
 		ProbesPerHop: c.ProbesPerHop, MaxTTL: c.MaxTTL, Timeout: c.ProbeTimeout.D(),
 		Rate: c.Rate, Burst: 1, FlowIDs: c.FlowIDs,
 	})
@@ -78,6 +79,9 @@ type peerKey struct {
 type peerState struct {
 	hash  string
 	ports []uint16
+	// hops are the address sets of the path, hop by hop, to find where
+	// the next round's path leaves it.
+	hops [][]netip.Addr
 }
 
 // peer is one distinct remote address of a namespace and its flows.
@@ -86,6 +90,18 @@ type peer struct {
 	netnsPath string
 	netnsName string
 	flows     []*flows.Flow
+}
+
+// port is the destination port of the peer's TCP probes: the remote
+// port of its first flow that the host opened (the peer's service),
+// else of its first flow.
+func (p *peer) port() uint16 {
+	for _, f := range p.flows {
+		if f.Direction == flows.Outbound {
+			return f.Remote.Port()
+		}
+	}
+	return p.flows[0].Remote.Port()
 }
 
 // Run traces at once and then every interval.
@@ -172,7 +188,7 @@ func (in *pathsInput) round(ctx context.Context, out pipeline.Publisher) error {
 	for _, p := range ps {
 		seen[p.key] = true
 		prev, had := in.last[p.key]
-		t := paths.Target{Dst: p.key.addr}
+		t := paths.Target{Dst: p.key.addr, Port: p.port()}
 		// The agent's own namespace needs no setns(2); the collector names
 		// it by /proc/self/ns/net, which any thread may enter anyway.
 		t.Netns = p.netnsPath
@@ -196,8 +212,12 @@ func (in *pathsInput) round(ctx context.Context, out pipeline.Publisher) error {
 		}
 		in.traced.Add(1)
 		hash := path.Hash()
-		evs := events(&p, &path, hash, prev.hash, had, start, time.Since(start))
-		in.last[p.key] = peerState{hash: hash, ports: path.SrcPorts}
+		var prevPtr *peerState
+		if had {
+			prevPtr = &prev
+		}
+		evs := events(&p, &path, hash, prevPtr, start, time.Since(start))
+		in.last[p.key] = peerState{hash: hash, ports: path.SrcPorts, hops: hopSets(&path)}
 		if err := out.Publish(ctx, evs...); err != nil {
 			return fmt.Errorf("paths: publish: %w", err)
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/internal/communityid"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/nstest"
-	"github.com/fleutan/fleutanbeat/input/paths/internal/pathtest"
+	"github.com/fleutan/fleutanbeat/input/paths/pathtest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -128,6 +128,8 @@ func TestInputTracesThePeersOfSelectedFlows(t *testing.T) {
 		"fleutan.paths.type":                "path",
 		"fleutan.paths.peer.ip":             "10.80.4.2",
 		"fleutan.paths.hop_count":           4,
+		"fleutan.paths.method":              "udp",
+		"fleutan.paths.port":                33434,
 		"fleutan.paths.reached":             true,
 		"fleutan.paths.changed":             false,
 		"fleutan.paths.flows.count":         1,
@@ -138,14 +140,16 @@ func TestInputTracesThePeersOfSelectedFlows(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", key, got, want)
 		}
 	}
-	if _, ok := path.GetValue("fleutan.paths.previous_hash"); ok {
-		t.Errorf("first round has a previous_hash")
+	for _, k := range []string{"fleutan.paths.previous_hash", "fleutan.paths.first_divergent_hop"} {
+		if _, ok := path.GetValue(k); ok {
+			t.Errorf("first round has %s", k)
+		}
 	}
 	hops := get(t, path, "fleutan.paths.hops").([]any)
 	for i, h := range hops {
 		hm := h.(pipeline.M)
 		recv, _ := hm["received"].(int)
-		if !reflect.DeepEqual(hm["addrs"], hopsWant[i]) || hm["ttl"] != i+1 || hm["sent"] != 3 || recv < 1 || hm["loss"] != float64(3-recv)/3 {
+		if !reflect.DeepEqual(hm["addrs"], hopsWant[i]) || hm["ttl"] != i+1 || hm["sent"] != 3 || recv < 1 || !reflect.DeepEqual(hm["loss"], pipeline.M{"pct": float64(3-recv) / 3}) {
 			t.Errorf("hop %d: %v, want addrs %v, 3 sent, at least 1 received and the loss of the others", i+1, hm, hopsWant[i])
 		}
 		he := rec.events[1+i].Fields
@@ -173,7 +177,57 @@ func TestInputTracesThePeersOfSelectedFlows(t *testing.T) {
 		t.Errorf("after the route change: changed %v, hash %v, previous %v; first hash %v", get(t, path, "fleutan.paths.changed"),
 			get(t, path, "fleutan.paths.hash"), get(t, path, "fleutan.paths.previous_hash"), first)
 	}
+	if got, want := get(t, path, "fleutan.paths.first_divergent_hop"), (pipeline.M{"ttl": 2, "addrs": []string{"10.80.5.2"}, "previous_addrs": []string{"10.80.2.2"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("first divergent hop %v, want %v", got, want)
+	}
 	if got := get(t, rec.events[2].Fields, "fleutan.paths.hop.addrs"); !reflect.DeepEqual(got, []string{"10.80.5.2"}) {
 		t.Errorf("hop 2 after the change: %v, want [10.80.5.2]", got)
+	}
+}
+
+// TestInputTCPProbesGoToTheFlowsPort: with method tcp the SYN probes go
+// to the flow's own destination port, whose listener answers SYN-ACK at
+// the last hop.
+func TestInputTCPProbesGoToTheFlowsPort(t *testing.T) {
+	tp := pathtest.New(t)
+	var ln net.Listener
+	in(t, tp.Server, func() (err error) { ln, err = net.Listen("tcp", "[fd80:4::2]:8443"); return })
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	var c net.Conn
+	in(t, tp.Client, func() (err error) { c, err = net.Dial("tcp", "[fd80:4::2]:8443"); return })
+	t.Cleanup(func() { c.Close() })
+
+	pi := newTestInput(t, "method: tcp\ninterval: 1h\nrate: 1000\nprobe_timeout: 2s\nmax_ttl: 8\n", tp.Client)
+	rec := &recorder{}
+	if err := pi.round(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.events) != 5 {
+		t.Fatalf("%d events, want 1 path and 4 hops: %v", len(rec.events), rec.events)
+	}
+	path := rec.events[0].Fields
+	for key, want := range map[string]any{"fleutan.paths.method": "tcp", "fleutan.paths.port": 8443, "fleutan.paths.reached": true} {
+		if got := get(t, path, key); got != want {
+			t.Errorf("%s = %#v, want %#v", key, got, want)
+		}
+	}
+	hops := get(t, path, "fleutan.paths.hops").([]any)
+	for i, want := range []string{"fd80:1::2", "fd80:2::2", "fd80:3::2", "fd80:4::2"} {
+		if got := hops[i].(pipeline.M)["addrs"]; !reflect.DeepEqual(got, []string{want}) {
+			t.Errorf("hop %d: %v, want [%s]", i+1, got, want)
+		}
+	}
+	last := hops[3].(pipeline.M)
+	if last["tcp_flags"] != 0x12 || last["icmp"] != nil {
+		t.Errorf("last hop %v: want tcp_flags 18 (SYN-ACK) and no icmp", last)
 	}
 }

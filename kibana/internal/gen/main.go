@@ -250,6 +250,10 @@ const (
 	qCPU   = `data_stream.dataset : "fleutan.cpu"`
 	qQdisc = `data_stream.dataset : "fleutan.qdisc"`
 	qFlows = `data_stream.dataset : "fleutan.flows"`
+	qPaths = `data_stream.dataset : "fleutan.paths"`
+	// qPathChanges are the path events of a peer whose path hash differs
+	// from its previous round's.
+	qPathChanges = qPaths + ` and fleutan.paths.type : "path" and fleutan.paths.changed : true`
 	// qFlowRTT keeps the events of flows that sent in their period: an idle
 	// flow's tcp_info holds its last RTT sample, not a new one, and these
 	// are the same events under report: all and report: active, so the
@@ -379,6 +383,31 @@ func dashboards() []dashboard {
 						metric("rtt", "Max RTT (µs)", "max", "fleutan.flow.tcp.rtt_us"),
 						metric("rate", "Max delivery rate (bit/s)", "max", "fleutan.flow.tcp.delivery_rate_bps"),
 					}},
+			}},
+		{id: "fleutan-paths", title: "[fleutanbeat] Paths",
+			desc: "The network paths to the peers of the host's flows: when each peer's path changed, every hop by round-trip time and loss, and how many peers' paths left their previous path at each hop.",
+			panels: []vis{
+				{id: "fleutan-paths-changes", title: "Path changes per peer", kind: "bar_stacked", query: qPathChanges,
+					cols: []col{date(), terms("peer", "Peer", "fleutan.paths.peer.ip", "ip", 20, "paths"),
+						unique("paths", "New paths", "fleutan.paths.hash")},
+					x: "time", split: "peer", y: []string{"paths"}},
+				{id: "fleutan-paths-hops-by-rtt", title: "Hops by RTT", kind: "table",
+					query: qPaths + ` and fleutan.paths.type : "hop" and fleutan.paths.hop.received > 0`,
+					cols: []col{terms("hop", "Hop", "fleutan.paths.hop.addrs", "ip", 50, "rtt"),
+						metric("rtt", "Average RTT (µs)", "average", "fleutan.paths.hop.rtt_mean_us"),
+						metric("min", "Min RTT (µs)", "min", "fleutan.paths.hop.rtt_min_us"),
+						metric("loss", "Average loss", "average", "fleutan.paths.hop.loss.pct"),
+						unique("peers", "Peers", "fleutan.paths.peer.ip")}},
+				{id: "fleutan-paths-per-peer", title: "Paths per peer", kind: "table",
+					query: qPaths + ` and fleutan.paths.type : "path"`,
+					cols: []col{terms("peer", "Peer", "fleutan.paths.peer.ip", "ip", 50, "paths"),
+						unique("paths", "Distinct paths", "fleutan.paths.hash"),
+						metric("hops", "Max hops", "max", "fleutan.paths.hop_count"),
+						unique("flows", "Flows", "fleutan.paths.flows.community_ids")}},
+				{id: "fleutan-paths-divergent-hops", title: "Peers per first divergent hop", kind: "bar_horizontal", query: qPathChanges,
+					cols: []col{terms("hop", "First divergent hop", "fleutan.paths.first_divergent_hop.addrs", "ip", 20, "peers"),
+						unique("peers", "Peers", "fleutan.paths.peer.ip")},
+					x: "hop", y: []string{"peers"}},
 			}},
 	}
 }
