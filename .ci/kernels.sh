@@ -65,9 +65,10 @@ GUEST_LOGLEVEL=${GUEST_LOGLEVEL:-6}
 # freezes (5.10 twice, 6.1 once) in 11 boots, 6 of them with every
 # package; none in 6 boots in one thread, 3 of them with every package.
 GUEST_ACCEL=${GUEST_ACCEL:-tcg,thread=single}
-# Netlink socket diagnostics, veth, the qdisc kinds the host kernel lacks and
+# Netlink socket diagnostics, veth, tun (the paths tests delay a link
+# through a TUN device), the qdisc kinds the host kernel lacks and
 # the ones the tests build. Modules a kernel has built in are skipped.
-MODULES=${MODULES:-veth inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
+MODULES=${MODULES:-veth tun inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
 
 log() { printf 'kernels: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
