@@ -51,7 +51,7 @@ ES_VERSION ?= 8.19.21
 # (set by .ci/run) makes skips failures; likewise FLEUTANBEAT_REQUIRE_ES=1 for
 # the Elasticsearch tests and FLEUTANBEAT_REQUIRE_DOCKER=1 for the engine.
 test: fmt-check vet build
-	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 60m $(PKGS)
 # Tests that compare with a reference implementation find its Python here;
 # without it they skip, unless FLEUTANBEAT_REQUIRE_TOOLS=1 (set by .ci/run).
 test: venv
