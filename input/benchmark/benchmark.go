@@ -83,7 +83,7 @@ func (in *Input) Run(ctx context.Context, out pipeline.Publisher) error {
 			)
 			buf = append(buf, e)
 			if len(buf) == chunk {
-				if err := in.publish(ctx, out, buf, start, sent, now); err != nil {
+				if err := in.publish(ctx, out, buf, start, sent, now); err != nil || ctx.Err() != nil {
 					return err
 				}
 				sent += int64(len(buf))
@@ -92,7 +92,7 @@ func (in *Input) Run(ctx context.Context, out pipeline.Publisher) error {
 			}
 		}
 		if len(buf) > 0 {
-			if err := in.publish(ctx, out, buf, start, sent, now); err != nil {
+			if err := in.publish(ctx, out, buf, start, sent, now); err != nil || ctx.Err() != nil {
 				return err
 			}
 			sent += int64(len(buf))
@@ -111,7 +111,8 @@ func (in *Input) Run(ctx context.Context, out pipeline.Publisher) error {
 }
 
 // publish waits until the rate allows events sent+len(evs) (when EPS is
-// set), then hands them to the queue.
+// set), then hands them to the queue. When ctx ends first it returns nil
+// and the caller stops.
 func (in *Input) publish(ctx context.Context, out pipeline.Publisher, evs []pipeline.Event, start time.Time, sent int64, now func() time.Time) error {
 	if in.cfg.EPS > 0 {
 		due := start.Add(time.Duration(float64(sent+int64(len(evs))) / float64(in.cfg.EPS) * float64(time.Second)))
