@@ -260,7 +260,7 @@ output.elasticsearch:
 	// The host's veth with its mq root.
 	var q map[string]any
 	waitUntil(t, 2*time.Minute, "the mq root of "+dev, func() bool {
-		q = hitSource(search("fleutan.qdisc", term("fleutan.qdisc.device", dev, "fleutan.qdisc.kind", "mq"), nil))
+		q = hitSource(search("fleutan.qdisc", term("fleutan.qdisc.device", dev, "fleutan.qdisc.kind", "mq", "fleutan.qdisc.scope", "qdisc"), nil))
 		return q != nil
 	})
 	if qd := q["fleutan"].(map[string]any)["qdisc"].(map[string]any); qd["device_tx_queues"] != float64(4) || qd["handle"] != "1:" {
