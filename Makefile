@@ -52,7 +52,7 @@ ES_VERSION ?= 8.19.21
 # the Elasticsearch tests and FLEUTANBEAT_REQUIRE_DOCKER=1 for the engine.
 # The kernel matrix runs last, after the host suite passed.
 test: fmt-check vet build
-	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	$(MAKE) test-kernels
 # Tests that compare with a reference implementation find its Python here;
 # without it they skip, unless FLEUTANBEAT_REQUIRE_TOOLS=1 (set by .ci/run).
@@ -96,7 +96,7 @@ bench: build
 	$(GO) test -run '^$$' -bench InputReportModes -benchtime 1x -timeout 20m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench FlowsEndpoint -benchmem -count 3 ./cmd/fleutanbeat/queryapi/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
-	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 30m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 60m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
 
 FUZZTIME ?= 20s
 fuzz:
@@ -112,8 +112,10 @@ DEB_OUT ?= build
 package: build
 	sh cmd/fleutanbeat/packaging/build-deb.sh $(BIN)/fleutanbeat $(VERSION) $(DEB_OUT)
 
+# The agent's image FROM scratch (no registry): the static binary, the
+# machine's CA bundle, a non-root user, the default config.
 image: build
-	docker build -f cmd/fleutanbeat/packaging/Dockerfile -t fleutanbeat:$(VERSION) .
+	sh cmd/fleutanbeat/packaging/build-image.sh $(BIN)/fleutanbeat fleutanbeat:$(VERSION)
 
 clean:
 	rm -rf $(BIN) build

@@ -124,6 +124,14 @@ rootfs() {
 	local t0=$SECONDS
 	debootstrap --variant=minbase --include="$ROOTFS_PACKAGES" "$ROOTFS_SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 ||
 		{ tail -n 30 "$dir.log" >&2; rm -rf "$dir"; die "debootstrap failed (see $dir.log)"; }
+	# debootstrap can leave the target's /proc mounted (seen with
+	# bookworm's debootstrap on this kind of machine): the tarball would
+	# then hold a copy of the host's /proc and rm -rf would walk into it.
+	local m
+	for m in proc sys dev/pts dev; do
+		if mountpoint -q "$dir/$m"; then umount -l "$dir/$m"; fi
+	done
+	if grep -q " $dir/" /proc/mounts; then die "mounts left under $dir: $(grep " $dir/" /proc/mounts | cut -d' ' -f2 | tr '\n' ' ')"; fi
 	chroot "$dir" groupadd -g 1000 elasticsearch
 	chroot "$dir" useradd -u 1000 -g 1000 -d /usr/share/elasticsearch -M -s /usr/sbin/nologin elasticsearch
 	rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc "$dir"/usr/share/man

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ type Agent struct {
 	HTTP            Raw            `yaml:"http"`
 	Logging         Raw            `yaml:"logging"`
 	Path            Paths          `yaml:"path"`
+	System          System         `yaml:"system"`
 	Name            string         `yaml:"name"`
 	Tags            []string       `yaml:"tags"`
 	Fields          map[string]any `yaml:"fields"`
@@ -38,6 +40,14 @@ type Paths struct {
 	Config string `yaml:"config"`
 	Data   string `yaml:"data"`
 	Logs   string `yaml:"logs"`
+}
+
+// System is the system section. Hostfs is Beats' system.hostfs (the
+// --hostfs flag): where the host's root is mounted in a container, so the
+// inputs read <hostfs>/proc and <hostfs>/sys and add_host_metadata reads
+// <hostfs>/etc; "" (or "/") is the agent's own root.
+type System struct {
+	Hostfs string `yaml:"hostfs"`
 }
 
 // ParseOptions is what the program knows and the config does not.
@@ -72,6 +82,9 @@ func Parse(root Raw, opts ParseOptions) (*Agent, error) {
 	a.Inputs = f.Beat.Inputs
 	if a.ShutdownTimeout < 0 {
 		errs = append(errs, root.Locate(Errorf("shutdown_timeout", "must not be negative")))
+	}
+	if h := a.System.Hostfs; h != "" && !filepath.IsAbs(h) {
+		errs = append(errs, root.Locate(Errorf("system.hostfs", "%q is not an absolute path", h)))
 	}
 	if err := a.pickOutput(root, opts.KnownOutputs); err != nil {
 		errs = append(errs, err)

@@ -21,7 +21,7 @@ func TestLoadRejectsBadConfigs(t *testing.T) {
 		want      string
 	}{
 		{name: "unknown top-level key", file: "unknown_top_key.yml",
-			want: "testdata/bad/unknown_top_key.yml:2:1: outptu: unknown key (known keys: fields, fields_under_root, fleutanbeat, http, logging, name, output, path, processors, queue, setup, shutdown_timeout, tags)"},
+			want: "testdata/bad/unknown_top_key.yml:2:1: outptu: unknown key (known keys: fields, fields_under_root, fleutanbeat, http, logging, name, output, path, processors, queue, setup, shutdown_timeout, system, tags)"},
 		{name: "unknown nested key", file: "unknown_nested_key.yml",
 			want: "testdata/bad/unknown_nested_key.yml:6:3: output.file.pathh: unknown key (known keys: filename, number_of_files, path, permissions, rotate_every_kb)"},
 		{name: "string for int", file: "string_for_int.yml",

@@ -45,14 +45,17 @@ var metricHelp = map[string]string{
 	MetricOutputLatencyMax:  "Microseconds of the longest Publish call.",
 
 	// The outputs' own detail.
-	"output.elasticsearch.events.acked":         "Bulk items Elasticsearch newly stored.",
-	"output.elasticsearch.events.duplicates":    "Bulk items Elasticsearch already had (409).",
-	"output.elasticsearch.events.retried":       "Bulk items to be sent again.",
-	"output.elasticsearch.events.dropped":       "Bulk items refused for good.",
-	"output.elasticsearch.events.dead_lettered": "Bulk items stored in the dead-letter index.",
-	"output.elasticsearch.events.blocked":       "Retries of bulk items refused by a write block or a missing privilege.",
-	"output.logstash.connections.opened":        "Connections opened to Logstash hosts.",
-	"output.logstash.connections.errors":        "Failed attempts to connect to a Logstash host.",
+	"output.elasticsearch.events.acked":           "Bulk items Elasticsearch newly stored.",
+	"output.elasticsearch.events.duplicates":      "Bulk items Elasticsearch already had (409).",
+	"output.elasticsearch.events.retried":         "Bulk items to be sent again.",
+	"output.elasticsearch.events.dropped":         "Bulk items refused for good.",
+	"output.elasticsearch.events.dead_lettered":   "Bulk items stored in the dead-letter index.",
+	"output.elasticsearch.events.blocked":         "Retries of bulk items refused by a write block or a missing privilege.",
+	"output.elasticsearch.host.requests":          "HTTP requests sent to an Elasticsearch host, by host.",
+	"output.elasticsearch.host.connection_errors": "Requests to an Elasticsearch host that got no answer (refused, reset, timed out), by host.",
+	"output.elasticsearch.failovers":              "Requests moved to another Elasticsearch host after a connection error.",
+	"output.logstash.connections.opened":          "Connections opened to Logstash hosts.",
+	"output.logstash.connections.errors":          "Failed attempts to connect to a Logstash host.",
 
 	// Inputs: input.NewCounters gives each type the first three.
 	"input.flows.collections":               "Periods the flows input completed.",

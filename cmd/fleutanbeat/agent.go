@@ -111,11 +111,17 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 		}
 	}
 
-	procSettings := processor.Settings{Logger: log}
+	// system.hostfs: a containerised agent reads the host's /proc and
+	// /sys where they are mounted (Beats' hostfs convention).
+	hostfs := cfg.System.Hostfs
+	if hostfs == "" {
+		hostfs = "/"
+	}
+	procSettings := processor.Settings{Logger: log, Root: hostfs}
 	if a.processors, err = processor.New(cfg.Processors, procSettings); err != nil {
 		errs = append(errs, err)
 	}
-	inSettings := input.Settings{Logger: log, ProcRoot: "/proc", SysRoot: "/sys", DataPath: a.paths.Data, Metrics: a.metrics}
+	inSettings := input.Settings{Logger: log, ProcRoot: filepath.Join(hostfs, "proc"), SysRoot: filepath.Join(hostfs, "sys"), DataPath: a.paths.Data, Metrics: a.metrics}
 	if a.http.Enabled && a.http.API.Enabled {
 		a.latest = input.NewLatest()
 	}

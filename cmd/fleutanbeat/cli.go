@@ -30,6 +30,7 @@ type options struct {
 	pathData    string
 	pathHome    string
 	logLevel    string
+	hostfs      string
 	strictPerms bool
 	// forRun is set by `run` alone: every other command builds the
 	// outputs only to check them and must create no file (as in Beats,
@@ -85,6 +86,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pathData, "path.data", "", "")
 	fs.StringVar(&o.pathHome, "path.home", "", "")
 	fs.StringVar(&o.logLevel, "log.level", "", "")
+	fs.StringVar(&o.hostfs, "hostfs", "", "")
+	fs.StringVar(&o.hostfs, "system.hostfs", "", "")
 	fs.BoolVar(&o.strictPerms, "strict.perms", true, "")
 	if cmd.name == "setup" {
 		fs.BoolVar(&o.indexManagement, "index-management", false, "")
@@ -149,6 +152,8 @@ const flagHelp = `Flags:
   --path.home DIR       home directory (default: the binary's directory)
   --path.data DIR       data directory (default: ${path.home}/data)
   --log.level LEVEL     debug, info, warning or error (default info)
+  --hostfs DIR          where the host's root is mounted in a container: the
+                        inputs read DIR/proc and DIR/sys (system.hostfs)
   --strict.perms=false  accept a config file writable by group or others
   -h, --help            show this help
 `
@@ -204,6 +209,9 @@ func flagOverrides(o *options) []string {
 	}
 	if o.logLevel != "" {
 		add("logging.level", o.logLevel)
+	}
+	if o.hostfs != "" {
+		add("system.hostfs", o.hostfs)
 	}
 	return out
 }

@@ -186,16 +186,19 @@ func checkMetricsAgainstStats(t *testing.T, base string, live bool) map[string]*
 			}
 		}
 		if mt == nil {
-			// A labeled family: the last path element is the label value.
-			i := strings.LastIndexByte(key, '.')
-			if i < 0 {
-				t.Errorf("/stats %s is not on /metrics", key)
-				continue
-			}
-			parent := "fleutanbeat_" + strings.NewReplacer(".", "_", "-", "_").Replace(key[:i])
-			for _, name := range []string{parent + "_total", parent} {
-				if m := member(fams[name], "", key[i+1:]); m != nil {
-					mt = m
+			// A labeled family: the path after the family's name is the
+			// label value, which may itself hold dots (a host address).
+			for i := strings.IndexByte(key, '.'); i >= 0 && mt == nil; {
+				parent := "fleutanbeat_" + strings.NewReplacer(".", "_", "-", "_").Replace(key[:i])
+				for _, name := range []string{parent + "_total", parent} {
+					if m := member(fams[name], "", key[i+1:]); m != nil {
+						mt = m
+					}
+				}
+				if j := strings.IndexByte(key[i+1:], '.'); j >= 0 {
+					i += j + 1
+				} else {
+					i = -1
 				}
 			}
 			if mt == nil {

@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/benchmark"
 	"github.com/fleutan/fleutanbeat/input/cpu/cpuinput"
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/paths/pathsinput"
@@ -17,10 +18,11 @@ import (
 
 // The explicit registries: adding an input or output is one line here.
 var inputFactories = map[string]input.Factory{
-	"cpu":   cpuinput.New,
-	"flows": flowsinput.New,
-	"paths": pathsinput.New,
-	"qdisc": qdiscinput.New,
+	"benchmark": benchmark.New,
+	"cpu":       cpuinput.New,
+	"flows":     flowsinput.New,
+	"paths":     pathsinput.New,
+	"qdisc":     qdiscinput.New,
 }
 
 var outputFactories = map[string]output.Factory{

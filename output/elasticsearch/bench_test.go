@@ -69,18 +69,36 @@ type shipResult struct {
 	wall, cpu, esCPU time.Duration
 }
 
-// BenchmarkShipToElasticsearch ships flow-shaped events into the real
-// Elasticsearch (FLEUTANBEAT_BENCH_EVENTS, default 1,000,000) with the
-// output, and as a ceiling posts pre-built bulk bodies of the same
-// documents with a bare net/http loop. Both use the same workers and batch
-// size and write uncompressed to their own data stream. The output is given
-// events as the agent's pipeline produces them (encoded once, Event.Body).
+// BenchmarkShipToElasticsearch ships flow-shaped events
+// (FLEUTANBEAT_BENCH_EVENTS, default 1,000,000) with the output into the
+// run's Elasticsearch (node: one node, a container under make bench) and
+// into a three-node cluster of containers with all three hosts configured
+// (cluster3), and as the ceiling of each posts pre-built bulk bodies of
+// the same documents with a bare net/http loop to the same node or
+// cluster, in the same run. Both use the same workers and batch size and
+// write uncompressed to their own data stream. The output is given events
+// as the agent's pipeline produces them (encoded once, Event.Body).
 func BenchmarkShipToElasticsearch(b *testing.B) {
-	url := estest.URL(b)
+	b.Run("node", func(b *testing.B) { benchShip(b, []string{estest.URL(b)}) })
+	b.Run("cluster3", func(b *testing.B) {
+		cl := estest.StartCluster(b, "bench", 3)
+		benchShip(b, cl.Hosts())
+	})
+}
+
+// benchShip is one side-by-side measurement against hosts (one node, or
+// the nodes of one cluster, which the ceiling loop round-robins over as
+// the output does).
+func benchShip(b *testing.B, hosts []string) {
+	url := hosts[0]
 	total := envInt("FLEUTANBEAT_BENCH_EVENTS", 1_000_000)
 	workers := envInt("FLEUTANBEAT_BENCH_WORKERS", 2)
 	batch := 1600
-	pid := envInt("FLEUTANBEAT_ES_PID", 0)
+	pid := 0
+	if len(hosts) == 1 {
+		// The run's node's process, when the script started one.
+		pid = envInt("FLEUTANBEAT_ES_PID", 0)
+	}
 	nBatches := (total + batch - 1) / batch
 	run := uniqueName(b)
 
@@ -136,7 +154,7 @@ func BenchmarkShipToElasticsearch(b *testing.B) {
 			}
 			templates[k] = body
 		}
-		httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+		httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 5 * time.Minute}
 		ceilLoop := func(w int, batches <-chan int) {
 			var body []byte
 			for bi := range batches {
@@ -150,7 +168,7 @@ func BenchmarkShipToElasticsearch(b *testing.B) {
 				if n < batch {
 					end = idAt[k][n] - len(`{"create":{"_index":"metrics-fleutan.flows-`+run+`ceil","_id":"`)
 				}
-				req, _ := http.NewRequest("POST", url+"/_bulk?filter_path=errors", bytes.NewReader(body[:end]))
+				req, _ := http.NewRequest("POST", hosts[bi%len(hosts)]+"/_bulk?filter_path=errors", bytes.NewReader(body[:end]))
 				req.Header.Set("Content-Type", "application/x-ndjson")
 				res, err := httpc.Do(req)
 				if err != nil {
@@ -179,6 +197,7 @@ func BenchmarkShipToElasticsearch(b *testing.B) {
 		ceil := measure(ceilLoop)
 
 		c := testConfig(url)
+		c.Hosts = hosts
 		c.CompressionLevel = envInt("FLEUTANBEAT_BENCH_GZIP", 0) % 10
 		if os.Getenv("FLEUTANBEAT_BENCH_GZIP") == "" {
 			c.CompressionLevel = 0
@@ -245,8 +264,8 @@ func BenchmarkShipToElasticsearch(b *testing.B) {
 		if pid > 0 && out.esCPU > 0 {
 			b.ReportMetric(out.cpu.Seconds()/out.esCPU.Seconds(), "agent/es_cpu")
 		}
-		b.Logf("%d events, %d workers, batch %d: output %.0f ev/s (%.1fs wall, %.2fs CPU, ES %.1fs CPU); ceiling %.0f ev/s (%.1fs, %.2fs CPU, ES %.1fs CPU); ratio %.2f; ES RSS %s",
-			total, workers, batch, outRate, out.wall.Seconds(), out.cpu.Seconds(), out.esCPU.Seconds(),
+		b.Logf("%d host(s), %d events, %d workers, batch %d: output %.0f ev/s (%.1fs wall, %.2fs CPU, ES %.1fs CPU); ceiling %.0f ev/s (%.1fs, %.2fs CPU, ES %.1fs CPU); ratio %.2f; ES RSS %s",
+			len(hosts), total, workers, batch, outRate, out.wall.Seconds(), out.cpu.Seconds(), out.esCPU.Seconds(),
 			ceilRate, ceil.wall.Seconds(), ceil.cpu.Seconds(), ceil.esCPU.Seconds(), outRate/ceilRate, esRSS(pid))
 	}
 }

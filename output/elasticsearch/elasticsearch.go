@@ -177,7 +177,7 @@ func newShared(c Config, s output.Settings) (*shared, error) {
 	if s.Version != "" {
 		ua += "/" + s.Version
 	}
-	client, tr, err := newESClientTransport(c, ua)
+	client, tr, err := newESClientTransport(c, ua, newHostStats(s.Metrics, c.Hosts))
 	if err != nil {
 		return nil, err
 	}
@@ -446,7 +446,7 @@ func (c *Client) indexFor(dst []byte, e *pipeline.Event) ([]byte, error) {
 // whole is an error: the caller retries all of it, and the transport will
 // have moved to the next host for network errors.
 func (c *Client) bulk(ctx context.Context, body []byte, n int) ([]itemResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout.D())
+	ctx, cancel := context.WithTimeout(withAttempts(ctx), c.cfg.Timeout.D())
 	defer cancel()
 	req := esapi.BulkRequest{Body: bytes.NewReader(body), FilterPath: bulkFilterPath}
 	if c.cfg.CompressionLevel > 0 {

@@ -20,11 +20,13 @@ import (
 // a failed connection marked dead and the request moved to the next host,
 // product check on (it runs on the first successful answer).
 func newESClient(c Config, userAgent string) (*es.Client, error) {
-	client, _, err := newESClientTransport(c, userAgent)
+	client, _, err := newESClientTransport(c, userAgent, nil)
 	return client, err
 }
 
-func newESClientTransport(c Config, userAgent string) (*es.Client, *http.Transport, error) {
+// newESClientTransport is newESClient that also returns its HTTP
+// transport; hosts, when set, counts the requests per host.
+func newESClientTransport(c Config, userAgent string, hosts *hostStats) (*es.Client, *http.Transport, error) {
 	addrs := make([]string, len(c.Hosts))
 	for i, h := range c.Hosts {
 		u, err := hostURL(h)
@@ -44,12 +46,16 @@ func newESClientTransport(c Config, userAgent string) (*es.Client, *http.Transpo
 	if userAgent != "" {
 		header.Set("User-Agent", userAgent)
 	}
+	var rt http.RoundTripper = tr
+	if hosts != nil {
+		rt = countingTransport{rt: tr, s: hosts}
+	}
 	ec := es.Config{
 		Addresses: addrs,
 		Username:  c.Username,
 		Password:  c.Password,
 		Header:    header,
-		Transport: tr,
+		Transport: rt,
 		// Status codes are the output's to judge (per item and per
 		// request); the transport only moves on after network errors.
 		RetryOnStatus: []int{-1},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -51,31 +52,44 @@ func parseDockerfile(t *testing.T, path string) []instruction {
 	return out
 }
 
+// stageImageContext runs build-image.sh in its context-only mode with
+// the test's binary and returns the staged build context.
+func stageImageContext(t *testing.T) string {
+	t.Helper()
+	ctx := filepath.Join(t.TempDir(), "ctx")
+	out, err := exec.Command("sh", "build-image.sh", buildBinary(t), "fleutanbeat:test", ctx).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-image.sh (context only): %v\n%s", err, out)
+	}
+	return ctx
+}
+
 // TestDockerfileRunsTheStaticBinaryWithoutAShell checks what can be
-// checked without a Docker engine: known instructions only, no RUN (the
-// final image has no shell), exec-form ENTRYPOINT and CMD, COPY sources
-// that `make build` and the repository provide, and the same command line
-// as the systemd unit.
+// checked without a Docker engine: FROM scratch (no base image from a
+// registry), known instructions only, no RUN (the image has no shell),
+// COPY sources that build-image.sh stages, the non-root USER in the
+// image's /etc/passwd, exec-form ENTRYPOINT and CMD, and the same command
+// line as the systemd unit.
 func TestDockerfileRunsTheStaticBinaryWithoutAShell(t *testing.T) {
 	known := []string{"FROM", "COPY", "ENTRYPOINT", "CMD", "VOLUME", "USER", "LABEL", "ARG", "ENV", "WORKDIR", "EXPOSE"}
+	ctx := stageImageContext(t)
 	var entry, cmd []string
-	froms := 0
+	var froms []string
+	user := ""
 	for _, in := range parseDockerfile(t, "Dockerfile") {
 		if !slices.Contains(known, in.cmd) {
 			t.Errorf("line %d: %s is not expected in a shell-less image", in.line, in.cmd)
 		}
 		switch in.cmd {
 		case "FROM":
-			froms++
+			froms = append(froms, in.args)
+		case "USER":
+			user = in.args
 		case "COPY":
 			f := strings.Fields(in.args)
-			srcs := slices.DeleteFunc(f[:len(f)-1], func(s string) bool { return strings.HasPrefix(s, "--") })
-			for _, s := range srcs {
-				if s == "bin/fleutanbeat" {
-					continue // made by make build; checked below
-				}
-				if _, err := os.Stat(filepath.Join(repoRoot(t), s)); err != nil {
-					t.Errorf("line %d: COPY source %s: %v", in.line, s, err)
+			for _, src := range slices.DeleteFunc(f[:len(f)-1], func(s string) bool { return strings.HasPrefix(s, "--") }) {
+				if _, err := os.Stat(filepath.Join(ctx, src)); err != nil {
+					t.Errorf("line %d: COPY source %s is not in the staged context: %v", in.line, src, err)
 				}
 			}
 		case "ENTRYPOINT", "CMD":
@@ -90,8 +104,8 @@ func TestDockerfileRunsTheStaticBinaryWithoutAShell(t *testing.T) {
 			}
 		}
 	}
-	if froms != 1 {
-		t.Errorf("%d FROM lines, want 1", froms)
+	if !slices.Equal(froms, []string{"scratch"}) {
+		t.Errorf("FROM %q, want only scratch", froms)
 	}
 	if !slices.Equal(entry, []string{"/usr/share/fleutanbeat/bin/fleutanbeat"}) {
 		t.Errorf("ENTRYPOINT = %q", entry)
@@ -100,6 +114,31 @@ func TestDockerfileRunsTheStaticBinaryWithoutAShell(t *testing.T) {
 	if !slices.Equal(cmd, unit[1:]) {
 		t.Errorf("CMD = %q, want the unit's arguments %q", cmd, unit[1:])
 	}
+	// The default user is a non-root user of the image's own passwd.
+	uid, _, _ := strings.Cut(user, ":")
+	passwd, err := os.ReadFile(filepath.Join(ctx, "passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(string(passwd), "\n") {
+		if f := strings.Split(line, ":"); len(f) == 7 && f[2] == uid {
+			found = f[0] == "fleutanbeat"
+		}
+	}
+	if uid == "" || uid == "0" || !found {
+		t.Errorf("USER %q: want the non-root fleutanbeat of the image's passwd:\n%s", user, passwd)
+	}
+	// The machine's CA bundle, a config that strict.perms accepts.
+	if st, err := os.Stat(filepath.Join(ctx, "ca-certificates.crt")); err != nil || st.Size() < 10_000 {
+		t.Errorf("CA bundle: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(ctx, "fleutanbeat.yml")); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o644 {
+		t.Errorf("config in the context has mode %v, want 0644", st.Mode())
+	}
+	checkStatic(t, filepath.Join(ctx, "fleutanbeat"))
 }
 
 // TestImageBinaryIsStatic checks the binary the image copies: built as

@@ -154,14 +154,82 @@ func TestDaemonSetManifest(t *testing.T) {
 			t.Errorf("hostPath %v: readOnly = %v, want %v", hp["path"], ro, wantRO)
 		}
 	}
-	for _, p := range []string{"/sys", "/var/lib/fleutanbeat", "/run/netns", "/etc/machine-id"} {
+	for _, p := range []string{"/proc", "/sys", "/var/lib/fleutanbeat", "/run/netns", "/etc/machine-id"} {
 		if !hostPaths[p] {
 			t.Errorf("no hostPath volume for %s", p)
 		}
 	}
-	args := at(t, c, "args").([]any)
-	if !equalAny(args[len(args)-2:], "--path.data", "/var/lib/fleutanbeat") || at(t, mounts["data"], "mountPath") != "/var/lib/fleutanbeat" {
-		t.Errorf("path.data must be the data volume: args %v", args)
+	if at(t, mounts["data"], "mountPath") != "/var/lib/fleutanbeat" {
+		t.Errorf("path.data must be the data volume: %v", mounts["data"])
+	}
+}
+
+// TestDaemonSetFollowsRun: the DaemonSet runs the image exactly as Run
+// says, which is what the image test's docker run does: namespaces, user,
+// capabilities, hardening, arguments and every host mount.
+func TestDaemonSetFollowsRun(t *testing.T) {
+	pod := at(t, manifests(t)["DaemonSet"], "spec.template.spec")
+	c := at(t, pod, "containers.0")
+	sc := at(t, c, "securityContext")
+	if at(t, pod, "hostNetwork") != Run.HostNetwork || at(t, pod, "hostPID") != Run.HostPID {
+		t.Errorf("hostNetwork/hostPID differ from Run")
+	}
+	if at(t, sc, "runAsUser") != Run.UID {
+		t.Errorf("runAsUser = %v, Run.UID = %d", at(t, sc, "runAsUser"), Run.UID)
+	}
+	if at(t, sc, "readOnlyRootFilesystem") != Run.ReadOnlyRoot || at(t, sc, "allowPrivilegeEscalation") != !Run.NoNewPrivileges {
+		t.Errorf("readOnlyRootFilesystem/allowPrivilegeEscalation differ from Run: %v", sc)
+	}
+	if add := at(t, sc, "capabilities.add"); !equalAny(add, Run.CapAdd...) {
+		t.Errorf("capabilities.add = %v, Run.CapAdd = %v", add, Run.CapAdd)
+	}
+	var want []string
+	for _, cp := range Run.CapAdd {
+		want = append(want, "CAP_"+cp)
+	}
+	slices.Sort(want)
+	if !slices.Equal(want, defaultCaps()) {
+		t.Errorf("Run.CapAdd %v are not the capabilities README.md names %v", want, defaultCaps())
+	}
+	if args := at(t, c, "args"); !equalAny(args, Run.Args...) {
+		t.Errorf("args = %v, Run.Args = %v", args, Run.Args)
+	}
+	vols := map[string]map[string]any{}
+	for _, v := range at(t, pod, "volumes").([]any) {
+		m := v.(map[string]any)
+		vols[m["name"].(string)] = m
+	}
+	mounts := map[string]map[string]any{}
+	for _, v := range at(t, c, "volumeMounts").([]any) {
+		m := v.(map[string]any)
+		mounts[m["name"].(string)] = m
+	}
+	hostVols := 0
+	for _, v := range vols {
+		if _, ok := v["hostPath"]; ok {
+			hostVols++
+		}
+	}
+	if hostVols != len(Run.HostMounts)+1 {
+		t.Errorf("%d hostPath volumes, want Run's %d host mounts and path.data", hostVols, len(Run.HostMounts))
+	}
+	for _, m := range Run.HostMounts {
+		v, mt := vols[m.Name], mounts[m.Name]
+		if v == nil || mt == nil {
+			t.Errorf("no volume and mount %q", m.Name)
+			continue
+		}
+		ro, _ := mt["readOnly"].(bool)
+		if at(t, v, "hostPath.path") != m.HostPath || mt["mountPath"] != m.Path || ro != m.ReadOnly {
+			t.Errorf("volume %s: hostPath %v at %v (readOnly %v), Run says %s at %s (readOnly %v)",
+				m.Name, at(t, v, "hostPath.path"), mt["mountPath"], ro, m.HostPath, m.Path, m.ReadOnly)
+		}
+	}
+	if at(t, vols["data"], "hostPath.path") != Run.DataPath || at(t, mounts["data"], "mountPath") != Run.DataPath {
+		t.Errorf("data volume differs from Run.DataPath %s", Run.DataPath)
+	}
+	if at(t, mounts["config"], "mountPath") != filepath.Dir(Run.ConfigPath) {
+		t.Errorf("config mount differs from Run.ConfigPath %s", Run.ConfigPath)
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ func StartCluster(t testing.TB, name string, size int) *Cluster {
 	if img == "" {
 		t.Skip("no Docker engine: clusters run only as containers (set DOCKER_HOST and FLEUTANBEAT_ES_IMAGE, as .ci/docker.sh run does)")
 	}
+	lockCluster(t)
 	httpPorts, transportPorts := freePorts(t, 19300, size), freePorts(t, 29300, size)
 	var names, seeds []string
 	c := &Cluster{t: t}
@@ -117,6 +120,32 @@ func (c *Cluster) Resume(nodes ...*Node) {
 	for _, n := range nodes {
 		n.awaitHealthy()
 	}
+}
+
+// lockCluster holds a lock of the checkout until the test ends, so that
+// the cluster tests of different packages, which go test runs in
+// parallel, start their clusters one after another: two clusters of
+// three JVMs at once on a small machine starve each other's health
+// checks.
+func lockCluster(t testing.TB) {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), ".es", "run")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "cluster.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", f.Name(), err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Logf("estest: waited %s for another test's cluster to go", d.Round(time.Second))
+	}
+	t.Cleanup(func() { f.Close() })
 }
 
 // freePorts are n ports of 127.0.0.1 that nothing listens on now, from a
