@@ -35,6 +35,11 @@ func TestFlowLensesAgreeAcrossReportModes(t *testing.T) {
 	url := estest.URL(t)
 	nstest.RequireRoot(t) // process attribution reads every process's fds
 	const periods = 10
+	// Two seconds, not one: the two inputs tick on their own clocks, and a
+	// collection delayed by more than half a period on a loaded machine
+	// (seen at 1 s under a load average of 30) lands in the next bucket
+	// for one mode only.
+	const period = 2 * time.Second
 
 	// The connections exist before the first collection, so that both
 	// inputs see them from the start; no keep-alive probes, so that only
@@ -95,7 +100,7 @@ func TestFlowLensesAgreeAcrossReportModes(t *testing.T) {
 	for i, mode := range modes {
 		r := &run{ns: "mode" + mode + id, metrics: pipeline.NewMetrics(), done: make(chan error, 1)}
 		r.p = esPipeline(ctx, t, url, r.ns, r.metrics)
-		src := fmt.Sprintf("period: 1s\nprotocols: [tcp]\nstates: [established]\nports: {include: [%s]}\nreport: %s\nheartbeat: 3\n", port, mode)
+		src := fmt.Sprintf("period: %s\nprotocols: [tcp]\nstates: [established]\nports: {include: [%s]}\nreport: %s\nheartbeat: 3\n", period, port, mode)
 		is := input.Settings{Logger: slog.New(slog.DiscardHandler), ProcRoot: "/proc", SysRoot: "/sys", DataPath: t.TempDir(), Metrics: r.metrics}
 		in, err := flowsinput.New(decodeRaw(t, src), is)
 		if err != nil {
@@ -176,7 +181,7 @@ func TestFlowLensesAgreeAcrossReportModes(t *testing.T) {
 	}
 	// Time buckets of one period, their bounds half a period away from
 	// the collections, as Kibana's interval would be at this zoom.
-	offset := (first.Sub(first.Truncate(time.Second)) + 500*time.Millisecond) % time.Second
+	offset := (first.Sub(first.Truncate(period)) + period/2) % period
 
 	compared := 0
 	for _, o := range parseBundle(t) {
@@ -195,7 +200,7 @@ func TestFlowLensesAgreeAcrossReportModes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s layer %s: %v", o.ID, lid, err)
 			}
-			setOffset(aggs, fmt.Sprintf("%dms", offset.Milliseconds()))
+			setHistogram(aggs, fmt.Sprintf("%dms", period.Milliseconds()), fmt.Sprintf("%dms", offset.Milliseconds()))
 			got := make([][]leaf, len(runs))
 			for i, r := range runs {
 				var res struct {
@@ -223,18 +228,19 @@ func TestFlowLensesAgreeAcrossReportModes(t *testing.T) {
 	}
 }
 
-// setOffset sets the offset of every date histogram in aggs.
-func setOffset(aggs map[string]any, offset string) {
+// setHistogram sets the interval and offset of every date histogram in aggs.
+func setHistogram(aggs map[string]any, interval, offset string) {
 	for k, v := range aggs {
 		m, ok := v.(map[string]any)
 		if !ok {
 			continue
 		}
 		if k == "date_histogram" {
+			m["fixed_interval"] = interval
 			m["offset"] = offset
 			continue
 		}
-		setOffset(m, offset)
+		setHistogram(m, interval, offset)
 	}
 }
 
