@@ -133,7 +133,7 @@ var datasetFields = map[string]map[string]string{
 		"delta.bytes": "long", "delta.packets": "long", "delta.drops": "long",
 		"delta.overlimits": "long", "delta.requeues": "long", "reset": "boolean",
 		"rate.bps": "double", "rate.pps": "double",
-		"other": "boolean", "other_flows": "long", "socket_inode": "long",
+		"other": "boolean", "other_flows": "long", "socket_inode": "long", "socket_netns": "long",
 	}),
 	"fleutan.paths": withPrefix("fleutan.paths.", pathsFields()),
 }
@@ -260,6 +260,7 @@ var fieldUnits = map[string]string{
 	"fleutan.qdisc.rate.pps":         UnitPacketsPS,
 	"fleutan.qdisc.other_flows":      UnitCount,
 	"fleutan.qdisc.socket_inode":     UnitID,
+	"fleutan.qdisc.socket_netns":     UnitID,
 
 	"fleutan.paths.netns":                   UnitID,
 	"fleutan.paths.port":                    UnitID,

@@ -120,6 +120,9 @@ func FlowEvent(s *qdisc.QueueFlow, ts time.Time, t input.Times) pipeline.Event {
 	if s.Inode != 0 {
 		q["socket_inode"] = uint64(s.Inode)
 	}
+	if s.SockNetns != 0 {
+		q["socket_netns"] = s.SockNetns
+	}
 	src, dst := s.Local, s.Remote
 	direction := ecsfields.Direction(flows.Listening)
 	if f := s.Flow; f != nil {
@@ -154,6 +157,11 @@ func FlowEvent(s *qdisc.QueueFlow, ts time.Time, t input.Times) pipeline.Event {
 	b = s.Remote.AppendTo(b)
 	b = append(b, '/')
 	b = strconv.AppendUint(b, uint64(s.Inode), 10)
+	// The socket's namespace too: sockets without an inode (the kernel's
+	// own, such as each namespace's ICMPv6 socket) with the same addresses
+	// in two namespaces can feed one queue, and must not share an id.
+	b = append(b, '/')
+	b = strconv.AppendUint(b, s.SockNetns, 10)
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: string(b)}
 }
 

@@ -122,6 +122,25 @@ func TestQueueFlowEvents(t *testing.T) {
 	if v, _ := ev.Fields.GetValue("fleutan.qdisc.other_flows"); v != 1 || ev.Series != "10/veth0/0/flow/other" {
 		t.Errorf("other event: other_flows %v series %q", v, ev.Series)
 	}
+
+	// Two namespaces' kernel ICMPv6 sockets (no inode, the same unspecified
+	// address) sending on one queue: two series, so two ids, not one event
+	// stored over the other.
+	a := queueFlowOf(dev, 58, "[::]:0", "[ff02::16]:0", 11)
+	b := queueFlowOf(dev, 58, "[::]:0", "[ff02::16]:0", 12)
+	ea, eb := FlowEvent(&a, time.Unix(1, 0), input.Times{}), FlowEvent(&b, time.Unix(1, 0), input.Times{})
+	if ea.Series == eb.Series {
+		t.Errorf("sockets of two namespaces share the series %q", ea.Series)
+	}
+	if v, _ := eb.Fields.GetValue("fleutan.qdisc.socket_netns"); v != uint64(12) {
+		t.Errorf("fleutan.qdisc.socket_netns = %#v, want 12", v)
+	}
+}
+
+// queueFlowOf is an inode-less queue flow of one namespace's socket.
+func queueFlowOf(dev *qdisc.Device, proto uint8, local, remote string, netns uint64) qdisc.QueueFlow {
+	return qdisc.QueueFlow{Device: dev, TxQueue: 0, Protocol: proto, Local: netip.MustParseAddrPort(local),
+		Remote: netip.MustParseAddrPort(remote), SockNetns: netns, Bytes: 90, Packets: 1}
 }
 
 // TestKindFieldsNameEveryKind: each kind-specific statistics type has
