@@ -168,11 +168,6 @@ func startClusterAgent(t *testing.T, bin string, cl *estest.Cluster, eps int) *c
   - type: qdisc
     period: 2s
     namespaces: all
-    # Off: its per-queue flow events can share an id today (two ICMPv6
-    # flows of one queue both reported as source [::]:58 in one period),
-    # which this test's exact count per dataset would report as a lost
-    # event. qdisc and class events still ship.
-    flow_attribution: "off"
   - type: benchmark
     count: %d
     eps: %d
