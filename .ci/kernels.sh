@@ -69,9 +69,10 @@ GUEST_ACCEL=${GUEST_ACCEL:-tcg,thread=single}
 # Netlink socket diagnostics, veth, the qdisc kinds the host kernel lacks and
 # the ones the tests build. Modules a kernel has built in are skipped.
 MODULES=${MODULES:-veth inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
-# Soft-RoCE and the user verbs and RDMA CM character devices, for the rdma
+# Soft-RoCE (its ICRC is crypto "crc32", which it requests without a module
+# dependency) and the user verbs and RDMA CM character devices, for the rdma
 # input's tests (its tools come from the RDMA_TOOLS layer).
-MODULES="$MODULES ${RDMA_MODULES-rdma_rxe ib_uverbs rdma_ucm}"
+MODULES="$MODULES ${RDMA_MODULES-crc32_generic rdma_rxe ib_uverbs rdma_ucm}"
 RDMA_TOOLS=${RDMA_TOOLS-$KERNELS}
 
 log() { printf 'kernels: %s\n' "$*" >&2; }

@@ -143,17 +143,21 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 			}
 		}
 	}
-	err = c.dump(cmdResQPGet, nil, func(b []byte) error {
-		return ParseQPs(b, func(q QP) { s.QPs = append(s.QPs, q) })
-	})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("rdma: queue pair dump: %w", err))
-	}
-	err = c.dump(cmdResCMIDGet, nil, func(b []byte) error {
-		return ParseCMIDs(b, func(id CMID) { s.CMIDs = append(s.CMIDs, id) })
-	})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("rdma: CM identifier dump: %w", err))
+	// The kernel dumps resources per device (res_get_common_dumpit wants
+	// RDMA_NLDEV_ATTR_DEV_INDEX).
+	for _, d := range s.Devices {
+		err := c.dump(cmdResQPGet, u32Attr(attrDevIndex, d.Index), func(b []byte) error {
+			return ParseQPs(b, func(q QP) { s.QPs = append(s.QPs, q) })
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rdma: %s: queue pair dump: %w", d.Name, err))
+		}
+		err = c.dump(cmdResCMIDGet, u32Attr(attrDevIndex, d.Index), func(b []byte) error {
+			return ParseCMIDs(b, func(id CMID) { s.CMIDs = append(s.CMIDs, id) })
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rdma: %s: CM identifier dump: %w", d.Name, err))
+		}
 	}
 	c.owners(&s)
 	join(&s)
