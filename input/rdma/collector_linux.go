@@ -255,3 +255,38 @@ func cmpU32(a, b uint32) int {
 	}
 	return 0
 }
+
+// QueuePairOwners counts the queue pairs of each owning process (by pid),
+// reading only the devices and their queue pairs: the cheap question
+// whether a process uses RDMA.
+func (c *Collector) QueuePairOwners(ctx context.Context) (map[int]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var devs []uint32
+	err := c.dump(cmdGet, nil, func(b []byte) error {
+		d, err := ParseDevice(b)
+		if err == nil {
+			devs = append(devs, d.Index)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rdma: device dump: %w", err)
+	}
+	owners := map[int]int{}
+	var errs []error
+	for _, d := range devs {
+		err := c.dump(cmdResQPGet, u32Attr(attrDevIndex, d), func(b []byte) error {
+			return ParseQPs(b, func(q QP) {
+				if q.PID > 0 {
+					owners[q.PID]++
+				}
+			})
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rdma: device %d: queue pair dump: %w", d, err))
+		}
+	}
+	return owners, errors.Join(errs...)
+}

@@ -20,3 +20,8 @@ func (c *Collector) Collect(context.Context) (Snapshot, error) { return Snapshot
 
 // Close does nothing.
 func (c *Collector) Close() error { return nil }
+
+// QueuePairOwners is never reached: New fails.
+func (c *Collector) QueuePairOwners(context.Context) (map[int]int, error) {
+	return nil, ErrNotSupported
+}
