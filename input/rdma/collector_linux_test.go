@@ -125,6 +125,7 @@ func TestSoftRoCEQueuePairsCMAndCounters(t *testing.T) {
 	if !listening {
 		t.Fatalf("no listening CM identifier of rping %d; output %q", srv.Cmd.Process.Pid, srv.Output())
 	}
+	recordDumps(t, c, s0)
 	cli := rxetest.StartRping(t, sc.A, "-c", "-a", rxetest.AddrA, "-p", "7471", "-C", "100000000")
 	cli.WaitLines(t, 3, time.Minute)
 	stop := func() {
