@@ -190,7 +190,8 @@ rdma_layer() {
 	rm -rf "$d" "$deb" && mkdir -p "$d" "$deb"
 	# Libraries renamed by the 64-bit time_t transition (trixie) carry t64.
 	local p pkgs=()
-	for p in rdmacm-utils ibverbs-utils ibverbs-providers librdmacm1 libibverbs1 libnl-3-200 libnl-route-3-200 libc6; do
+	# libgcc-s1: glibc dlopens it for pthread_exit, which rping calls.
+	for p in rdmacm-utils ibverbs-utils ibverbs-providers librdmacm1 libibverbs1 libnl-3-200 libnl-route-3-200 libgcc-s1 libc6; do
 		if suite_apt "$suite" apt-cache show "${p}t64" >/dev/null 2>&1; then p=${p}t64; fi
 		# The suite's own version, even where this machine has a newer one
 		# installed (apt's candidate).

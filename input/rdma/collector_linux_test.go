@@ -90,7 +90,7 @@ func TestNewTellsWhetherTheKernelHasRDMA(t *testing.T) {
 // queue pair exactly one final delta.
 func TestSoftRoCEQueuePairsCMAndCounters(t *testing.T) {
 	sc := rxetest.New(t)
-	c, err := New(Options{Netns: sc.A.Path()})
+	c, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +107,22 @@ func TestSoftRoCEQueuePairsCMAndCounters(t *testing.T) {
 	if len(db.Ports) != 1 || db.Ports[0].Netdev != "" {
 		t.Errorf("%s: ports %+v, want one port whose netdev (in the other namespace) is not named", sc.DevB, db.Ports)
 	}
+	// A collector in B's namespace names B's netdev.
+	cb, err := New(Options{Netns: sc.B.Path(), NoCounters: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := collect(t, cb)
+	cb.Close()
+	if d := device(sb, sc.DevB); d == nil || len(d.Ports) != 1 || d.Ports[0].Netdev != sc.VethB || d.Ports[0].Counters != nil {
+		t.Errorf("from %s: %+v, want %s's port on %s, no counters", sc.B.Name, d, sc.DevB, sc.VethB)
+	}
 	if _, ok := da.Ports[0].Counters["sent_pkts"]; !ok {
 		t.Errorf("%s port 1 counters %v, want sent_pkts", sc.DevA, da.Ports[0].Counters)
 	}
 
 	const port = 7471
-	srv := rxetest.StartRping(t, sc.A, "-s", "-a", rxetest.AddrA, "-p", "7471", "-C", "100000000")
+	srv := rxetest.StartRping(t, "-s", "-a", rxetest.AddrA, "-p", "7471", "-C", "100000000")
 	listening := false
 	for i := 0; i < 300 && !listening; i++ {
 		for _, id := range collect(t, c).CMIDs {
@@ -126,7 +136,7 @@ func TestSoftRoCEQueuePairsCMAndCounters(t *testing.T) {
 		t.Fatalf("no listening CM identifier of rping %d; output %q", srv.Cmd.Process.Pid, srv.Output())
 	}
 	recordDumps(t, c, s0)
-	cli := rxetest.StartRping(t, sc.A, "-c", "-a", rxetest.AddrA, "-p", "7471", "-C", "100000000")
+	cli := rxetest.StartRping(t, "-c", "-a", rxetest.AddrA, "-p", "7471", "-C", "100000000")
 	cli.WaitLines(t, 3, time.Minute)
 	stop := func() {
 		cli.Signal(t, syscall.SIGSTOP)

@@ -14,10 +14,10 @@ import (
 // connected over soft-RoCE, hold no TCP or UDP socket, yet their queue
 // pairs make them network-active: both are selected, with no flows.
 func TestRDMAQueuePairOwnersAreNetworkActive(t *testing.T) {
-	sc := rxetest.New(t)
-	srv := rxetest.StartRping(t, sc.A, "-s", "-a", rxetest.AddrA, "-p", "7473", "-C", "100000000")
+	rxetest.New(t)
+	srv := rxetest.StartRping(t, "-s", "-a", rxetest.AddrA, "-p", "7473", "-C", "100000000")
 	time.Sleep(500 * time.Millisecond)
-	cli := rxetest.StartRping(t, sc.A, "-c", "-a", rxetest.AddrA, "-p", "7473", "-C", "100000000")
+	cli := rxetest.StartRping(t, "-c", "-a", rxetest.AddrA, "-p", "7473", "-C", "100000000")
 	cli.WaitLines(t, 3, time.Minute)
 
 	log := slog.New(slog.DiscardHandler)

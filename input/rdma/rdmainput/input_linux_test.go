@@ -87,9 +87,9 @@ func TestWithoutRDMAOneLogLineAndNoEvents(t *testing.T) {
 // killed, exactly one final event per queue pair.
 func TestRpingQueuePairsAndFinalEvents(t *testing.T) {
 	sc := rxetest.New(t)
-	srv := rxetest.StartRping(t, sc.A, "-s", "-a", rxetest.AddrA, "-p", "7472", "-C", "100000000")
+	srv := rxetest.StartRping(t, "-s", "-a", rxetest.AddrA, "-p", "7472", "-C", "100000000")
 	time.Sleep(500 * time.Millisecond)
-	cli := rxetest.StartRping(t, sc.A, "-c", "-a", rxetest.AddrA, "-p", "7472", "-C", "100000000")
+	cli := rxetest.StartRping(t, "-c", "-a", rxetest.AddrA, "-p", "7472", "-C", "100000000")
 	cli.WaitLines(t, 3, time.Minute)
 	cpid, spid := cli.Cmd.Process.Pid, srv.Cmd.Process.Pid
 
