@@ -219,6 +219,14 @@ rdma_layer() {
 		done
 		cp -L "$d/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$d/lib64/ld-linux-x86-64.so.2"
 		rm -rf "$tmp"
+	else
+		# Programs built against a libc before 2.34 link its parts that
+		# later ones merged (libpthread, libdl, librt), which the guest
+		# root's tools do not need: this machine's are added.
+		mkdir -p "$d/lib/x86_64-linux-gnu"
+		for f in libpthread.so.0 libdl.so.2 librt.so.1; do
+			[ -e "/lib/x86_64-linux-gnu/$f" ] && cp -L "/lib/x86_64-linux-gnu/$f" "$d/lib/x86_64-linux-gnu/$f"
+		done
 	fi
 	rm -rf "$d/usr/share"
 	touch "$d/.done"

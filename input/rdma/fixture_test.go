@@ -5,13 +5,43 @@ import (
 	"testing"
 )
 
+// TestRecordedDumpsParse: every message recorded on 5.10, 6.1 and 6.12
+// parses without error.
+func TestRecordedDumpsParse(t *testing.T) {
+	n := 0
+	for kind, msgs := range dumps(t, "*.dump") {
+		for i, b := range msgs {
+			var err error
+			switch kind {
+			case "dev":
+				_, err = ParseDevice(b)
+			case "port":
+				_, _, err = ParsePort(b)
+			case "qp":
+				err = ParseQPs(b, func(QP) {})
+			case "cmid":
+				err = ParseCMIDs(b, func(CMID) {})
+			default:
+				t.Errorf("unknown kind %q", kind)
+			}
+			if err != nil {
+				t.Errorf("%s message %d: %v", kind, i, err)
+			}
+			n++
+		}
+	}
+	if n != 42 {
+		t.Errorf("%d recorded messages, want 42 (14 per kernel)", n)
+	}
+}
+
 // TestRecordedDumps parses the dumps recorded on soft-RoCE in the kernel
 // matrix (testdata/bookworm-6.1.dump) and joins the connected ones: rping's
 // server (pid 157) listening on 10.77.0.1:7471 and its client (pid 159)
 // connected from port 52456, queue pairs 17 and 18 on rxa359d6a, each
 // other's remote, each joined to its CM identifier, the server's inbound.
 func TestRecordedDumps(t *testing.T) {
-	d := dumps(t)
+	d := dumps(t, "bookworm-6.1.dump")
 	if len(d["dev"]) != 4 || len(d["port"]) != 4 || len(d["qp"]) != 4 || len(d["cmid"]) != 2 {
 		t.Fatalf("recorded messages: %d dev, %d port, %d qp, %d cmid", len(d["dev"]), len(d["port"]), len(d["qp"]), len(d["cmid"]))
 	}

@@ -170,10 +170,11 @@ func TestParsersRejectMalformed(t *testing.T) {
 	}
 }
 
-// dumps reads testdata/*.dump: one message a line, "KIND BASE64", as
-// TestSoftRoCEQueuePairsCMAndCounters logs them in the kernel matrix.
-func dumps(t testing.TB) map[string][][]byte {
-	files, _ := filepath.Glob("testdata/*.dump")
+// dumps reads the testdata files matching pattern: one message a line,
+// "KIND BASE64", as TestSoftRoCEQueuePairsCMAndCounters logs them in the
+// kernel matrix.
+func dumps(t testing.TB, pattern string) map[string][][]byte {
+	files, _ := filepath.Glob(filepath.Join("testdata", pattern))
 	out := map[string][][]byte{}
 	for _, f := range files {
 		fh, err := os.Open(f)
@@ -199,7 +200,7 @@ func dumps(t testing.TB) map[string][][]byte {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, msgs := range dumps(f) {
+	for _, msgs := range dumps(f, "*.dump") {
 		for _, b := range msgs {
 			f.Add(b)
 		}
