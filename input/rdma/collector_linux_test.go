@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fleutan/fleutanbeat/input/internal/rxetest"
+	"github.com/fleutan/fleutanbeat/input/rdma/rxetest"
 )
 
 func collect(t *testing.T, c *Collector) Snapshot {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
-	"github.com/fleutan/fleutanbeat/input/internal/rxetest"
+	"github.com/fleutan/fleutanbeat/input/rdma/rxetest"
 )
 
 // TestRDMAQueuePairOwnersAreNetworkActive: rping's server and client,

@@ -12,7 +12,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
-	"github.com/fleutan/fleutanbeat/input/internal/rxetest"
+	"github.com/fleutan/fleutanbeat/input/rdma/rxetest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
