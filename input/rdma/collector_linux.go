@@ -2,6 +2,7 @@ package rdma
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,11 +95,12 @@ func (c *Collector) dump(cmd int, attrs []byte, fn func(b []byte) error) error {
 	})
 }
 
+// u32Attr is one u32 request attribute, in the host's byte order.
 func u32Attr(typ uint16, v uint32) []byte {
 	b := make([]byte, 8)
-	b[0], b[1] = 8, 0
-	b[2], b[3] = byte(typ), byte(typ>>8)
-	b[4], b[5], b[6], b[7] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	binary.NativeEndian.PutUint16(b, 8)
+	binary.NativeEndian.PutUint16(b[2:], typ)
+	binary.NativeEndian.PutUint32(b[4:], v)
 	return b
 }
 
