@@ -5,12 +5,13 @@
 // an rxe device on each end, and rping (rdmacm-utils) running between a
 // server and a client over the first device.
 //
-// The traffic runs in the test's own namespace because Linux (up to at
-// least 6.12) resolves a RoCE connection's route in the initial namespace
-// whatever the device's (roce_resolve_route_from_path and
-// rdma_addr_find_l2_eth_by_grh set dev_addr.net = &init_net) and rxe
-// receives on a UDP socket of the initial namespace: rping between or
-// inside other namespaces ends in RDMA_CM_EVENT_UNREACHABLE (-110). So
+// The traffic runs in the test's own namespace because on Debian's 6.1
+// rping between two namespaces, or between two processes inside one that
+// is not the initial one, ends in RDMA_CM_EVENT_UNREACHABLE (-110) with
+// no packet sent by the rxe device; the kernel sources point at RoCE
+// route resolution done in the initial namespace (dev_addr.net =
+// &init_net in roce_resolve_route_from_path) and rxe's UDP socket living
+// there. So
 // the scenario runs only inside the kernel matrix's guest
 // (FLEUTANBEAT_KERNEL_MATRIX=1), a VM without a network interface, and
 // skips elsewhere, as it does without RDMA or rping (failing where
