@@ -13,6 +13,9 @@ export TMPDIR=/tmp PATH=/fbt/bin:$PATH
 export FLEUTANBEAT_FLEUTAN_BIN=/fbt/bin/fleutan
 # Nor to build input/libtest's program.
 export FLEUTANBEAT_LIBUSER_BIN=/fbt/bin/libuser
+# The guest has no network interface: its own initial namespace is a
+# sandbox too (the soft-RoCE tests need it, see input/internal/rxetest).
+export FLEUTANBEAT_KERNEL_MATRIX=1
 echo "@@FBT-KERNEL $(uname -r) cpus=$(nproc)"
 while read -r pkg; do
 	cd "/fbt/src/$pkg" || continue

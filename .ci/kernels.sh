@@ -27,7 +27,9 @@
 # GUEST_MEM (MiB), GUEST_CPUS, VM_TIMEOUT (seconds per boot), TEST_TIMEOUT
 # (per package, go duration), GUEST_SILENCE (seconds without test output
 # after which a guest is stopped as wedged), GUEST_LOGLEVEL (guest console),
-# GUEST_ACCEL (qemu -accel), VM_LOCK (a lock file the boots wait for).
+# GUEST_ACCEL (qemu -accel), VM_LOCK (a lock file the boots wait for), RDMA_TOOLS (suites whose
+# guests get the rdma-core user-space layer of their own suite; default:
+# every kernel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -69,6 +71,11 @@ GUEST_ACCEL=${GUEST_ACCEL:-tcg,thread=single}
 # through a TUN device), the qdisc kinds the host kernel lacks and
 # the ones the tests build. Modules a kernel has built in are skipped.
 MODULES=${MODULES:-veth tun inet_diag tcp_diag udp_diag raw_diag unix_diag netlink_diag sch_fq_codel sch_fq sch_cake sch_mqprio sch_htb sch_prio sch_tbf sch_sfq sch_ingress cls_u32 cls_matchall act_mirred}
+# Soft-RoCE (its ICRC is crypto "crc32", which it requests without a module
+# dependency) and the user verbs and RDMA CM character devices, for the rdma
+# input's tests (its tools come from the RDMA_TOOLS layer).
+MODULES="$MODULES ${RDMA_MODULES-crc32_generic rdma_rxe ib_uverbs rdma_ucm}"
+RDMA_TOOLS=${RDMA_TOOLS-$KERNELS}
 
 log() { printf 'kernels: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -167,6 +174,64 @@ modules_layer() {
 	done
 	cp "$d/root/lib/modules/$rel"/modules.{order,builtin,builtin.modinfo} "$out/lib/modules/$rel/" 2>/dev/null || true
 	depmod -b "$out" "$rel"
+}
+
+# rdma_layer builds .kernels/SUITE/rdma-tools/: rdma-core's user space of
+# the guest's own suite (rping, ibv_rc_pingpong, the rxe verbs provider and
+# its /etc/libibverbs.d entry, their libraries), unpacked from the suite's
+# packages. The suite's libc comes along only when it is newer than this
+# machine's, whose libc the guest root's tools use: it then replaces that
+# one (libc runs programs built against older ones, not newer).
+rdma_layer() {
+	local suite=$1
+	local d=$K/$suite/rdma-tools
+	[ -f "$d/.done" ] && return
+	log "$suite: fetching rdma-core's tools"
+	suite_apt "$suite" apt-get update -qq >&2
+	local deb=$K/$suite/rdma-debs
+	rm -rf "$d" "$deb" && mkdir -p "$d" "$deb"
+	# Libraries renamed by the 64-bit time_t transition (trixie) carry t64.
+	local p pkgs=()
+	# libgcc-s1: glibc dlopens it for pthread_exit, which rping calls.
+	for p in rdmacm-utils ibverbs-utils ibverbs-providers librdmacm1 libibverbs1 libnl-3-200 libnl-route-3-200 libgcc-s1 libc6; do
+		if suite_apt "$suite" apt-cache show "${p}t64" >/dev/null 2>&1; then p=${p}t64; fi
+		# The suite's own version, even where this machine has a newer one
+		# installed (apt's candidate).
+		pkgs+=("$p/$suite")
+	done
+	(cd "$deb" && suite_apt "$suite" apt-get download -qq "${pkgs[@]}" >&2)
+	local f
+	for f in "$deb"/*.deb; do
+		case $(basename "$f") in libc6_*) continue ;; esac
+		dpkg-deb -x "$f" "$d"
+	done
+	local libc want have
+	libc=$(ls "$deb"/libc6_*.deb)
+	want=$(dpkg-deb -f "$libc" Version)
+	have=$(dpkg-query -W -f '${Version}' libc6)
+	if dpkg --compare-versions "$want" gt "$have"; then
+		local tmp
+		tmp=$(mktemp -d)
+		dpkg-deb -x "$libc" "$tmp"
+		# The guest root holds this machine's libc where its ldd found it
+		# (/lib/x86_64-linux-gnu, /lib64): the new one goes in its place.
+		mkdir -p "$d/lib/x86_64-linux-gnu" "$d/lib64"
+		for f in "$tmp"/usr/lib/x86_64-linux-gnu "$tmp"/lib/x86_64-linux-gnu; do
+			[ -d "$f" ] && [ ! -L "$f" ] && cp -a "$f"/. "$d/lib/x86_64-linux-gnu/"
+		done
+		cp -L "$d/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$d/lib64/ld-linux-x86-64.so.2"
+		rm -rf "$tmp"
+	else
+		# Programs built against a libc before 2.34 link its parts that
+		# later ones merged (libpthread, libdl, librt), which the guest
+		# root's tools do not need: this machine's are added.
+		mkdir -p "$d/lib/x86_64-linux-gnu"
+		for f in libpthread.so.0 libdl.so.2 librt.so.1; do
+			[ -e "/lib/x86_64-linux-gnu/$f" ] && cp -L "/lib/x86_64-linux-gnu/$f" "$d/lib/x86_64-linux-gnu/$f"
+		done
+	fi
+	rm -rf "$d/usr/share"
+	touch "$d/.done"
 }
 
 # busybox_root is the default guest root: busybox-static, iproute2's tools
@@ -288,6 +353,7 @@ boot() {
 		cpio_of "$K/payload"
 		local layer
 		for layer in ${EXTRA_LAYERS:-}; do cpio_of "$layer"; done
+		case " $RDMA_TOOLS " in *" $suite "*) cpio_of "$d/rdma-tools" ;; esac
 	} >"$initrd"
 	log "$suite: booting $(cat "$d/release") ($(du -m "$initrd" | cut -f1) MiB initramfs)"
 	local start=$SECONDS rc=0
@@ -337,6 +403,7 @@ run() {
 	local s
 	for s in $KERNELS; do fetch "$s"; done
 	for s in $KERNELS; do modules_layer "$s"; done
+	for s in $RDMA_TOOLS; do rdma_layer "$s"; done
 	GUEST_ROOT_DIR=${GUEST_ROOT:-$(busybox_root)}
 	payload
 	local out=$K/results

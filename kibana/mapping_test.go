@@ -22,7 +22,7 @@ func templateFields(t *testing.T) map[string]map[string]string {
 			continue
 		}
 		ds := ""
-		for _, d := range elasticsearch.Datasets {
+		for _, d := range elasticsearch.AllDatasets() {
 			if tp.Name == d+"@mappings" {
 				ds = d
 			}

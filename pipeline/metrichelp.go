@@ -77,6 +77,9 @@ var metricHelp = map[string]string{
 	"input.qdisc.errors":                    "Failures of the qdisc input, each logged as a warning.",
 	"input.qdisc.flow_attribution":          "How the qdisc input attributes flows to queues (tracepoint, raw_tracepoint or off); the value label names it.",
 	"input.qdisc.ebpf_evictions":            "Flow entries the kernel evicted from the full eBPF map between two periods.",
+	"input.rdma.collections":                "Periods the rdma input completed.",
+	"input.rdma.events":                     "Events the rdma input published.",
+	"input.rdma.errors":                     "Failures of the rdma input, each logged as a warning.",
 }
 
 // MetricHelp returns what the metric with the dotted name counts, and

@@ -12,6 +12,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/rdma"
 )
 
 // sampler holds the library collectors a view draws from and the previous
@@ -23,12 +24,14 @@ type sampler struct {
 	cpu   *cpu.Collector
 	qdisc *qdisc.Collector
 	xmit  *qdisc.XmitCounter
+	rdma  *rdma.Collector
 
 	// prevFlows stays valid until the second flows Collect after it (the
 	// flows collector reuses its buffers), which is all Diff needs.
 	prevFlows flows.Snapshot
 	prevCPU   cpu.Snapshot
 	prevQdisc qdisc.Snapshot
+	prevRDMA  rdma.Snapshot
 	// pids are the flows' processes the cpu collector tracks.
 	pids   map[int]bool
 	deltas []flows.FlowDelta
@@ -51,6 +54,11 @@ func newSampler(view string, log *slog.Logger) (*sampler, error) {
 			s.xmit, o.Xmit = x, x
 		}
 		s.qdisc, err = qdisc.New(o)
+	case viewRDMA:
+		s.rdma, err = rdma.New(rdma.Options{Logger: log, NoCounters: true})
+		if err == nil {
+			s.cpu, err = openCPU(log)
+		}
 	default:
 		s.flows, err = flows.New(flows.Options{Logger: log})
 		if err == nil && (view == viewCPUAssoc || view == viewCPUGen) {
@@ -87,6 +95,9 @@ func (s *sampler) Close() {
 	if s.qdisc != nil {
 		_ = s.qdisc.Close()
 	}
+	if s.rdma != nil {
+		_ = s.rdma.Close()
+	}
 	if s.xmit != nil { // after the collector that uses it
 		_ = s.xmit.Close()
 	}
@@ -111,6 +122,18 @@ func (s *sampler) sample(ctx context.Context) (interval, error) {
 		s.prevFlows = snap
 		iv.Flows, iv.FlowDeltas = &snap, s.deltas
 	}
+	if s.rdma != nil {
+		snap, err := s.rdma.Collect(ctx)
+		if err != nil {
+			if snap.Time.IsZero() {
+				return iv, err
+			}
+			s.log.Warn(err.Error())
+		}
+		d := rdma.Diff(s.prevRDMA, snap)
+		s.prevRDMA = snap
+		iv.RDMA, iv.RDMADelta = &snap, &d
+	}
 	if s.cpu != nil {
 		// With eBPF a process tracked since the previous collection is
 		// credited with all it ran since then: tracking the processes that
@@ -119,9 +142,18 @@ func (s *sampler) sample(ctx context.Context) (interval, error) {
 		// a process only from its Track on, so there it waits for the next
 		// interval, as in the cpu input.
 		pids := map[int]bool{}
-		for i := range iv.Flows.Flows {
-			if p := iv.Flows.Flows[i].Process; p != nil {
-				pids[p.PID] = true
+		if iv.Flows != nil {
+			for i := range iv.Flows.Flows {
+				if p := iv.Flows.Flows[i].Process; p != nil {
+					pids[p.PID] = true
+				}
+			}
+		}
+		if iv.RDMA != nil {
+			for _, q := range iv.RDMA.QPs {
+				if q.PID > 0 {
+					pids[q.PID] = true
+				}
 			}
 		}
 		if s.cpu.Method() == cpu.MethodEBPF {

@@ -27,10 +27,11 @@ const usage = `Usage: fleutan COMMAND [options]
 Commands:
   flows     views of the host's flows: --cpu [fl_asoc|gen], -q, --lat, --vol
   paths     the network paths of the flows' peers: --load, --delta [--dsts ...]
+  rdma      RDMA queue pairs per process with the cores it ran on
   version   print the version
 
-Run 'fleutan flows --help' or 'fleutan paths --help' for the views and
-their options.
+Run 'fleutan flows --help', 'fleutan paths --help' or 'fleutan rdma --help'
+for the views and their options.
 `
 
 func main() {
@@ -78,6 +79,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		st := Style{Width: termWidth(out, getenv), Color: o.color == "always" || (o.color == "auto" && isTerm)}
 		log := slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
 		return fail(stderr, runPaths(ctx, o, stdout, st, log))
+	case "rdma":
+		o, err := parseRDMA(args[1:], stdout)
+		if err != nil {
+			return fail(stderr, err)
+		}
+		if o == nil { // --help
+			return 0
+		}
+		out, isTerm := stdoutTerminal(stdout)
+		st := Style{Width: termWidth(out, getenv), Color: o.color == "always" || (o.color == "auto" && isTerm)}
+		log := slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
+		return fail(stderr, runFlows(ctx, o, stdout, st, log))
 	}
 	return fail(stderr, usagef("unknown command %q (see fleutan --help)", args[0]))
 }

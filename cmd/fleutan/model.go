@@ -8,6 +8,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/rdma"
 )
 
 // Frame is what one sampling interval gives the views: the flows, the
@@ -23,6 +24,7 @@ type Frame struct {
 	Cores      int
 	Queues     []QueueLoad
 	QueueFlows []QueueFlow
+	QPs        []QPRow
 }
 
 // FlowRow is one connected socket (listening sockets are left out).
@@ -81,6 +83,8 @@ type interval struct {
 	Qdisc      *qdisc.Snapshot   `json:"qdisc,omitempty"`
 	// QdiscDeltas is qdisc.Diff: one per Qdisc.Qdiscs, same index.
 	QdiscDeltas []qdisc.QdiscDelta `json:"qdisc_deltas,omitempty"`
+	RDMA        *rdma.Snapshot     `json:"rdma,omitempty"`
+	RDMADelta   *rdma.Delta        `json:"rdma_delta,omitempty"`
 }
 
 // End offsets in struct tcp_info (linux/tcp.h) of the fields the views
@@ -101,6 +105,9 @@ func buildFrame(iv *interval) Frame {
 	}
 	if s := iv.Qdisc; s != nil {
 		fr.Queues, fr.QueueFlows = queueLoads(s, iv.QdiscDeltas)
+	}
+	if d := iv.RDMADelta; d != nil {
+		fr.QPs = qpRows(d)
 	}
 	return fr
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/rdma"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.txt from the current rendering")
@@ -23,6 +24,7 @@ type snapshotFixture struct {
 	Flows *struct{ Prev, Cur flows.Snapshot } `json:"flows"`
 	CPU   *struct{ Prev, Cur cpu.Snapshot }   `json:"cpu"`
 	Qdisc *struct{ Prev, Cur qdisc.Snapshot } `json:"qdisc"`
+	RDMA  *struct{ Prev, Cur rdma.Snapshot }  `json:"rdma"`
 }
 
 // loadInterval reads a snapshot fixture and diffs its snapshots as the
@@ -50,6 +52,10 @@ func loadInterval(t *testing.T, name string) *interval {
 	if fx.Qdisc != nil {
 		iv.Qdisc, iv.QdiscDeltas = &fx.Qdisc.Cur, qdisc.Diff(fx.Qdisc.Prev, fx.Qdisc.Cur)
 	}
+	if fx.RDMA != nil {
+		d := rdma.Diff(fx.RDMA.Prev, fx.RDMA.Cur)
+		iv.RDMA, iv.RDMADelta = &fx.RDMA.Cur, &d
+	}
 	return iv
 }
 
@@ -74,6 +80,9 @@ func TestViewsMatchGoldenFiles(t *testing.T) {
 		{"empty_cpu", "", flowsOptions{view: viewCPUAssoc}, Style{Width: 100}},
 		{"empty_qdisc", "", flowsOptions{view: viewQdisc}, Style{Width: 100}},
 		{"empty_lat", "", flowsOptions{view: viewLat, thresholds: th}, Style{Width: 100}},
+		{"rdma", "rdma.json", flowsOptions{view: viewRDMA}, Style{Width: 100}},
+		{"rdma_narrow", "rdma.json", flowsOptions{view: viewRDMA}, Style{Width: 40}},
+		{"empty_rdma", "", flowsOptions{view: viewRDMA}, Style{Width: 100}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,6 +124,7 @@ func TestJSONCarriesWhatTheViewsDraw(t *testing.T) {
 	}{
 		{"flows_cpu.json", []flowsOptions{{view: viewCPUAssoc}, {view: viewCPUGen}, {view: viewLat, thresholds: th}, {view: viewVol, group: "peer"}}},
 		{"qdisc.json", []flowsOptions{{view: viewQdisc}}},
+		{"rdma.json", []flowsOptions{{view: viewRDMA}}},
 	} {
 		iv := loadInterval(t, tc.fixture)
 		b, err := json.Marshal(iv)

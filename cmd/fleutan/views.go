@@ -42,6 +42,8 @@ func render(fr *Frame, o *flowsOptions, st Style) string {
 		renderLat(&b, fr, o.thresholds, o.group, st)
 	case viewVol:
 		renderVol(&b, fr, o.group, st)
+	case viewRDMA:
+		renderRDMA(&b, fr, st)
 	}
 	return b.String()
 }

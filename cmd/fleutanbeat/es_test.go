@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fleutan/fleutanbeat/input/nstest"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
 )
 
@@ -264,7 +265,7 @@ func TestIndexManagementCommands(t *testing.T) {
 	// The composable templates are in place.
 	var m map[string]any
 	estest.NewClient(t, base).JSON("GET", "/_index_template/metrics-fleutan.*", nil, &m)
-	if its, _ := m["index_templates"].([]any); len(its) != 4 {
+	if its, _ := m["index_templates"].([]any); len(its) != len(elasticsearch.AllDatasets()) {
 		t.Errorf("index templates after setup: %v", m)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/flows/flowsinput"
 	"github.com/fleutan/fleutanbeat/input/paths/pathsinput"
 	"github.com/fleutan/fleutanbeat/input/qdisc/qdiscinput"
+	"github.com/fleutan/fleutanbeat/input/rdma/rdmainput"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/console"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
@@ -23,6 +24,7 @@ var inputFactories = map[string]input.Factory{
 	"flows":     flowsinput.New,
 	"paths":     pathsinput.New,
 	"qdisc":     qdiscinput.New,
+	"rdma":      rdmainput.New,
 }
 
 var outputFactories = map[string]output.Factory{

@@ -60,7 +60,7 @@ func TestFieldReferenceMatchesTemplates(t *testing.T) {
 // TestEveryNumberHasAUnit: a numeric field without a unit is a field
 // nobody can read; a *.pct field is a fraction (1 = 100%), as in Beats.
 func TestEveryNumberHasAUnit(t *testing.T) {
-	known := map[string]bool{UnitBytes: true, UnitBitsPS: true, UnitPacketsPS: true, UnitMicros: true, UnitNanos: true,
+	known := map[string]bool{UnitBytes: true, UnitBitsPS: true, UnitPacketsPS: true, UnitCountPS: true, UnitMicros: true, UnitNanos: true,
 		UnitPackets: true, UnitSegments: true, UnitFraction: true, UnitCount: true, UnitCores: true, UnitID: true}
 	for _, f := range Fields() {
 		numeric := f.Type == "long" || f.Type == "double"

@@ -198,8 +198,8 @@ func TestRealSetupIsIdempotentAndTestOutputReportsVersion(t *testing.T) {
 		} `json:"index_templates"`
 	}
 	db.JSON("GET", "/_index_template/metrics-fleutan.*", nil, &r)
-	if len(r.IndexTemplates) != 4 {
-		t.Fatalf("found %d index templates, want 4", len(r.IndexTemplates))
+	if len(r.IndexTemplates) != len(AllDatasets()) {
+		t.Fatalf("found %d index templates, want %d", len(r.IndexTemplates), len(AllDatasets()))
 	}
 	for _, it := range r.IndexTemplates {
 		if it.IndexTemplate.Priority != 150 || it.IndexTemplate.DataStream == nil || len(it.IndexTemplate.ComposedOf) != 2 {

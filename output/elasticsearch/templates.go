@@ -31,8 +31,17 @@ type Template struct {
 // Path is the REST path that installs the template with PUT.
 func (t Template) Path() string { return "/" + t.Kind + "/" + t.Name }
 
-// Datasets are the datasets the agent ships, with their own fields.
+// Datasets are the datasets the agent ships, with their own fields, that
+// every Linux host produces.
 var Datasets = []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc", "fleutan.paths"}
+
+// DeviceDatasets are shipped and mapped like Datasets but need hardware
+// most hosts lack (RDMA devices), so no run can expect their documents.
+var DeviceDatasets = []string{"fleutan.rdma"}
+
+// AllDatasets are Datasets and DeviceDatasets: every dataset the
+// templates map.
+func AllDatasets() []string { return append(append([]string(nil), Datasets...), DeviceDatasets...) }
 
 const commonComponent = "fleutan@mappings"
 
@@ -136,6 +145,17 @@ var datasetFields = map[string]map[string]string{
 		"other": "boolean", "other_flows": "long", "socket_inode": "long", "socket_netns": "long",
 	}),
 	"fleutan.paths": withPrefix("fleutan.paths.", pathsFields()),
+	"fleutan.rdma": withPrefix("fleutan.rdma.", map[string]string{
+		"scope": "keyword", "device": "keyword", "port": "long", "netdev": "keyword", "netns": "long",
+		"flow_id": "keyword", "final": "boolean", "kernel_owner": "keyword",
+		"qp.lqpn": "long", "qp.rqpn": "long", "qp.type": "keyword", "qp.state": "keyword",
+		"qp.sq_psn": "long", "qp.rq_psn": "long", "qp.pdn": "long",
+		"delta.sq_psn": "long", "delta.rq_psn": "long",
+		"cm.id": "long", "cm.port_space": "keyword", "cm.state": "keyword",
+		"local.ip": "ip", "local.port": "long", "remote.ip": "ip", "remote.port": "long",
+		"port_state": "keyword", "counter.name": "keyword", "counter.value": "long",
+		"counter.delta": "long", "counter.rate": "double",
+	}),
 }
 
 // hopFields are a paths hop's fields: under hops (the path event's array
@@ -169,6 +189,7 @@ const (
 	UnitBytes     = "bytes"
 	UnitBitsPS    = "bits/s"
 	UnitPacketsPS = "packets/s"
+	UnitCountPS   = "count/s"
 	UnitMicros    = "µs"
 	UnitNanos     = "ns"
 	UnitPackets   = "packets"
@@ -286,6 +307,22 @@ var fieldUnits = map[string]string{
 	"fleutan.paths.hop.icmp.type":           UnitID,
 	"fleutan.paths.hop.icmp.code":           UnitID,
 	"fleutan.paths.hop.tcp_flags":           UnitID,
+
+	"fleutan.rdma.port":          UnitID,
+	"fleutan.rdma.netns":         UnitID,
+	"fleutan.rdma.qp.lqpn":       UnitID,
+	"fleutan.rdma.qp.rqpn":       UnitID,
+	"fleutan.rdma.qp.sq_psn":     UnitID,
+	"fleutan.rdma.qp.rq_psn":     UnitID,
+	"fleutan.rdma.qp.pdn":        UnitID,
+	"fleutan.rdma.delta.sq_psn":  UnitPackets,
+	"fleutan.rdma.delta.rq_psn":  UnitPackets,
+	"fleutan.rdma.cm.id":         UnitID,
+	"fleutan.rdma.local.port":    UnitID,
+	"fleutan.rdma.remote.port":   UnitID,
+	"fleutan.rdma.counter.value": UnitCount,
+	"fleutan.rdma.counter.delta": UnitCount,
+	"fleutan.rdma.counter.rate":  UnitCountPS,
 }
 
 // esUnit is a unit as Elasticsearch's field meta names it ("percent"
@@ -329,7 +366,7 @@ func Fields() []Field {
 		}
 	}
 	add("", commonFields)
-	for _, ds := range Datasets {
+	for _, ds := range AllDatasets() {
 		add(ds, datasetFields[ds])
 	}
 	return out
@@ -427,7 +464,7 @@ func Templates(cfg Config) ([]Template, error) {
 			"_meta": map[string]any{"managed_by": "fleutanbeat"},
 		},
 	}}
-	for _, ds := range Datasets {
+	for _, ds := range AllDatasets() {
 		out = append(out, Template{
 			Kind: KindComponent, Name: componentName(ds),
 			Body: map[string]any{
@@ -455,17 +492,17 @@ func Templates(cfg Config) ([]Template, error) {
 		}
 		if !p.hasField("event.dataset") {
 			composed := []string{commonComponent}
-			for _, ds := range Datasets {
+			for _, ds := range AllDatasets() {
 				composed = append(composed, componentName(ds))
 			}
 			return append(out, index("fleutan-index", []string{p.wildcard("")}, composed, "")), nil
 		}
-		for _, ds := range Datasets {
+		for _, ds := range AllDatasets() {
 			out = append(out, index(IndexTemplateName(cfg, ds), []string{p.wildcard(ds)}, []string{commonComponent, componentName(ds)}, ds))
 		}
 		return out, nil
 	}
-	for _, ds := range Datasets {
+	for _, ds := range AllDatasets() {
 		out = append(out, index(IndexTemplateName(cfg, ds), []string{"metrics-" + ds + "-*"}, []string{commonComponent, componentName(ds)}, ds))
 	}
 	return out, nil

@@ -222,8 +222,8 @@ func TestTemplatesPerMode(t *testing.T) {
 		wantPatterns map[string]string
 		dataStream   bool
 	}{
-		{"data stream", ModeDataStream, "", map[string]string{"metrics-fleutan.flows": "metrics-fleutan.flows-*", "metrics-fleutan.cpu": "metrics-fleutan.cpu-*", "metrics-fleutan.qdisc": "metrics-fleutan.qdisc-*", "metrics-fleutan.paths": "metrics-fleutan.paths-*"}, true},
-		{"index per dataset", ModeIndex, DefaultIndex, map[string]string{"fleutan-index-fleutan.flows": "fleutan-fleutan.flows-*", "fleutan-index-fleutan.cpu": "fleutan-fleutan.cpu-*", "fleutan-index-fleutan.qdisc": "fleutan-fleutan.qdisc-*", "fleutan-index-fleutan.paths": "fleutan-fleutan.paths-*"}, false},
+		{"data stream", ModeDataStream, "", map[string]string{"metrics-fleutan.flows": "metrics-fleutan.flows-*", "metrics-fleutan.cpu": "metrics-fleutan.cpu-*", "metrics-fleutan.qdisc": "metrics-fleutan.qdisc-*", "metrics-fleutan.paths": "metrics-fleutan.paths-*", "metrics-fleutan.rdma": "metrics-fleutan.rdma-*"}, true},
+		{"index per dataset", ModeIndex, DefaultIndex, map[string]string{"fleutan-index-fleutan.flows": "fleutan-fleutan.flows-*", "fleutan-index-fleutan.cpu": "fleutan-fleutan.cpu-*", "fleutan-index-fleutan.qdisc": "fleutan-fleutan.qdisc-*", "fleutan-index-fleutan.paths": "fleutan-fleutan.paths-*", "fleutan-index-fleutan.rdma": "fleutan-fleutan.rdma-*"}, false},
 		{"index without dataset", ModeIndex, "fleutan-%{+yyyy.MM.dd}", map[string]string{"fleutan-index": "fleutan-*"}, false},
 	}
 	for _, tc := range cases {

@@ -14,7 +14,7 @@ type Config struct {
 	Period config.Duration `yaml:"period"`
 	// Processes selects whom to measure: "network" (processes holding a
 	// TCP or UDP socket of the agent's network namespace, the owners of
-	// the flows input's flows) or "all".
+	// the flows input's flows, or an RDMA queue pair) or "all".
 	Processes string `yaml:"processes"`
 	// MinPct leaves out processes below this fraction of one core over
 	// the period (0.05 = 5%), in both selections: the unit of

@@ -14,6 +14,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
+	"github.com/fleutan/fleutanbeat/input/rdma"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -40,6 +41,12 @@ type cpuInput struct {
 	// right after each Collect: tests read the ground truth there, which
 	// brackets the moment the collector read its counters.
 	beforeCollect, afterCollect func()
+
+	// rdma finds the processes with RDMA queue pairs, network-active as
+	// much as those with sockets. nil until the kernel's RDMA netlink
+	// opens: most kernels have none, and asking again each period costs
+	// one failing socket(2).
+	rdma *rdma.Collector
 
 	// Counters on /stats: input.cpu.*, and the method in use.
 	n         input.Counters
@@ -151,6 +158,11 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 	in.coll, in.method = c, method
 	in.methodVal.Set(method)
 	defer c.Close()
+	defer func() {
+		if in.rdma != nil {
+			_ = in.rdma.Close()
+		}
+	}()
 	in.degradeSelection()
 	if in.cfg.Processes == ProcessesNetwork {
 		in.procs = procindex.New(procindex.Options{ProcRoot: in.s.ProcRoot, Logger: in.log})
@@ -323,7 +335,8 @@ func (s selection) union(o selection) selection {
 
 // selectProcesses returns the network-active processes: those holding a
 // TCP or UDP socket of the agent's network namespace (what the flows input
-// attributes flows to). The flow count of a process is the number of
+// attributes flows to), and those owning an RDMA queue pair (what the rdma
+// input reports), whose traffic bypasses the sockets. The flow count of a process is the number of
 // sockets attributed to it (procindex.Index.Lookup: the lowest pid of the
 // holders), so shared sockets count once. It is the one place that knows
 // how network processes are found.
@@ -364,5 +377,31 @@ func (in *cpuInput) selectProcesses() (selection, error) {
 			}
 		}
 	}
-	return sel, nil
+	owners, err := in.rdmaOwners()
+	for pid := range owners {
+		if _, ok := sel[pid]; !ok {
+			sel[pid] = 0
+		}
+	}
+	return sel, err
+}
+
+// rdmaOwners returns the pids owning RDMA queue pairs; none where the
+// kernel has no RDMA.
+func (in *cpuInput) rdmaOwners() (map[int]int, error) {
+	if in.rdma == nil {
+		c, err := rdma.New(rdma.Options{ProcRoot: in.s.ProcRoot, NoCounters: true, Logger: in.log})
+		if errors.Is(err, rdma.ErrNotSupported) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cpu: %w", err)
+		}
+		in.rdma = c
+	}
+	owners, err := in.rdma.QueuePairOwners(context.Background())
+	if err != nil {
+		return owners, fmt.Errorf("cpu: queue pair owners: %w", err)
+	}
+	return owners, nil
 }
