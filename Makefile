@@ -8,7 +8,7 @@ PKGS     := ./...
 # Benchmarks write their figures here (and to stdout).
 BENCH_OUT ?= build/bench.txt
 
-.PHONY: all build run test test-unit test-kernels check-kernels-table vet fmt-check bench fuzz clean help package image venv
+.PHONY: all build run test test-unit test-kernels test-package check-kernels-table vet fmt-check bench fuzz clean help package image venv
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make run     build and run the agent with fleutanbeat.yml (events go to ./data)"
 	@echo "make test    vet, format check and the whole test suite with -race against a real Elasticsearch, then make test-kernels"
 	@echo "make test-kernels  the kernel-facing tests inside Debian's 5.10, 6.1 and 6.12 kernels (qemu; needs root)"
+	@echo "make test-package  the .deb under systemd in qemu on Debian's 6.1 and 6.12 kernels (needs root)"
 	@echo "make bench   benchmarks with side-by-side comparisons (needs root); figures in $(BENCH_OUT)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default 20s) each"
 	@echo "make venv    the Python reference tools the tests compare against, in .venv"
@@ -54,6 +55,7 @@ ES_VERSION ?= 8.19.21
 test: fmt-check vet build
 	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	$(MAKE) test-kernels
+	$(MAKE) test-package
 # Tests that compare with a reference implementation find its Python here;
 # without it they skip, unless FLEUTANBEAT_REQUIRE_TOOLS=1 (set by .ci/run).
 test: venv
@@ -79,6 +81,13 @@ $(VENV)/.installed: .ci/python-requirements.txt
 # FLEUTANBEAT_REQUIRE_ROOT=1 makes that a failure too.
 test-kernels:
 	.ci/kernels.sh run
+
+# The .deb under a real systemd: a debootstrap root (cached under
+# .kernels/pkgroot) booted on Debian's 6.1 and 6.12 kernels; dpkg -i,
+# capabilities, events, restart, upgrade, remove, purge, systemd-analyze
+# security, and the inputs without the sock_diag modules.
+test-package:
+	.ci/package-vm.sh
 
 # README's "Supported kernels" table is the one .ci/kernels.sh generated
 # from the last full matrix run (.ci/kernels-matrix.tsv).

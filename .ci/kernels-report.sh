@@ -29,7 +29,7 @@ for arg in "$@"; do
 	/^@@FBT-WEDGED/ { if (pkg != "") lastline[pkg] = "guest kernel wedged: " substr($0, 14); next }
 	pkg == "" { next }
 	/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
-	/^    [^ ].*\.go:[0-9]+: / { m = $0; sub(/^ +/, "", m); msg[cur] = m; next }
+	/^    [^ ].*\.(go|sh):[0-9]+: / { m = $0; sub(/^ +/, "", m); msg[cur] = m; next }
 	/^ *--- SKIP: / {
 		name = $3; nskip++
 		print "skip", suite, rel, pkg, name, msg[name]

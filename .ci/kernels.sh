@@ -23,7 +23,8 @@
 #     to install, tools, configuration).
 #
 # Variables: KERNELS (suites, default "bullseye bookworm trixie"), PKGS (Go
-# packages to test in the guest), MODULES, GUEST_ROOT, GUEST_SCRIPT, EXTRA_LAYERS,
+# packages to test in the guest; "none" for none), RESULTS_DIR (default
+# .kernels/results), MODULES, GUEST_ROOT, GUEST_SCRIPT, EXTRA_LAYERS,
 # GUEST_MEM (MiB), GUEST_CPUS, VM_TIMEOUT (seconds per boot), TEST_TIMEOUT
 # (per package, go duration), GUEST_SILENCE (seconds without test output
 # after which a guest is stopped as wedged), GUEST_LOGLEVEL (guest console),
@@ -293,6 +294,8 @@ EOF
 # the agent with the go tool, which the guest does not have), kibana (its
 # kernel tests feed Elasticsearch) and config (root only to chown a file).
 test_pkgs() {
+	# PKGS=none: no test binaries (a guest script that tests something else).
+	if [ "${PKGS:-}" = none ]; then return; fi
 	if [ -n "${PKGS:-}" ]; then
 		echo "$PKGS" | tr ' ' '\n'
 		return
@@ -338,6 +341,34 @@ payload() {
 
 cpio_of() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet); }
 
+# cpio_over ROOT LAYER is cpio_of LAYER as it must be laid over ROOT. The
+# kernel's unpacker replaces an entry by one of another type: a layer's
+# lib/ directory would replace a merged-/usr root's lib -> usr/lib link
+# (and with it the dynamic loader). A top-level directory that ROOT has as
+# a relative link therefore goes to the link's target.
+cpio_over() {
+	local root=$1 layer=$2 top target moved=
+	for top in "$layer"/*; do
+		top=${top##*/}
+		if [ -d "$layer/$top" ] && [ -L "$root/$top" ]; then moved=1; fi
+	done
+	[ -n "$moved" ] || { cpio_of "$layer"; return; }
+	local stage
+	stage=$(mktemp -d)
+	cp -a "$layer/." "$stage/"
+	for top in "$layer"/*; do
+		top=${top##*/}
+		[ -d "$layer/$top" ] && [ -L "$root/$top" ] || continue
+		target=$(readlink "$root/$top")
+		case $target in /*) die "$root/$top links to an absolute path: $target" ;; esac
+		rm -rf "${stage:?}/$top"
+		mkdir -p "$stage/$target"
+		cp -a "$layer/$top/." "$stage/$target/"
+	done
+	cpio_of "$stage"
+	rm -rf "$stage"
+}
+
 # boot runs one kernel with the layers concatenated into one initramfs (the
 # kernel unpacks concatenated cpio archives in order), console on the first
 # serial port, results on the second.
@@ -347,13 +378,13 @@ boot() {
 	local initrd=$K/initrd-$suite.cpio
 	{
 		cpio_of "$GUEST_ROOT_DIR"
-		cpio_of "$d/modules"
+		cpio_over "$GUEST_ROOT_DIR" "$d/modules"
 		# Symbolic links stay links: testdata holds /proc fixtures whose
 		# exe links point nowhere.
-		cpio_of "$K/payload"
+		cpio_over "$GUEST_ROOT_DIR" "$K/payload"
 		local layer
-		for layer in ${EXTRA_LAYERS:-}; do cpio_of "$layer"; done
-		case " $RDMA_TOOLS " in *" $suite "*) cpio_of "$d/rdma-tools" ;; esac
+		for layer in ${EXTRA_LAYERS:-}; do cpio_over "$GUEST_ROOT_DIR" "$layer"; done
+		case " $RDMA_TOOLS " in *" $suite "*) cpio_over "$GUEST_ROOT_DIR" "$d/rdma-tools" ;; esac
 	} >"$initrd"
 	log "$suite: booting $(cat "$d/release") ($(du -m "$initrd" | cut -f1) MiB initramfs)"
 	local start=$SECONDS rc=0
@@ -406,7 +437,7 @@ run() {
 	for s in $RDMA_TOOLS; do rdma_layer "$s"; done
 	GUEST_ROOT_DIR=${GUEST_ROOT:-$(busybox_root)}
 	payload
-	local out=$K/results
+	local out=${RESULTS_DIR:-$K/results}
 	rm -rf "$out" && mkdir -p "$out"
 	# One VM at a time: software emulation takes every core it is given.
 	# VM_LOCK names a lock file that concurrent runs on one machine (CI

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/input/internal/kernsup"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
@@ -70,6 +71,9 @@ type Collector struct {
 	inodes    []uint32
 	procCopy  map[*procindex.Process]*procindex.Process
 	seen      []bool
+	// unsupported are this collection's dumps the kernel has no handler
+	// for (sockdiag.Unsupported), returned with Collect's error.
+	unsupported []error
 }
 
 // connTracker is what the collector needs of *tcplife.Tracker.
@@ -159,7 +163,10 @@ func (c *Collector) Close() error {
 // previous collection that is gone (see Snapshot for how long it stays
 // valid). A namespace whose dump failed contributes no flows and no final
 // reports (its flows are kept in Snapshot.Held), and its error is
-// returned together with the flows of the others. When the namespaces
+// returned together with the flows of the others. A kind of socket the
+// kernel cannot dump at all (sockdiag.Unsupported: its *_diag module is
+// missing) is left out of every namespace, and its errors are returned
+// with the flows of the other kinds. When the namespaces
 // cannot be listed, or ctx ends, the Snapshot is zero (Time too) and the
 // collector is as before the call.
 func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
@@ -174,8 +181,9 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 		flows = make([]Flow, 0, want)
 	}
 	clear(c.listeners)
+	c.unsupported = c.unsupported[:0]
 	v, err := c.dumpers.Each(ctx, nss, func(ns netns.Namespace, err error) {
-		c.log.Warn("flows: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err)
+		c.log.Warn("flows: skipping a network namespace that cannot be opened", "netns", ns.Inode, "path", ns.Path, "error", err, kernsup.NetnsHintAttr(err))
 	}, func(ns netns.Namespace, d *sockdiag.Dumper) error {
 		start := len(flows)
 		var err error
@@ -190,10 +198,11 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	present, failed := v.Present, v.Failed
-	errs := make([]error, 0, len(v.Errs)+1)
+	errs := make([]error, 0, len(v.Errs)+len(c.unsupported)+1)
 	for _, e := range v.Errs {
 		errs = append(errs, fmt.Errorf("flows: %w", e))
 	}
+	errs = append(errs, c.unsupported...)
 
 	flows = c.classify(flows)
 	if c.opts.AfterDump != nil {
@@ -343,6 +352,13 @@ func (c *Collector) dumpNamespace(d *sockdiag.Dumper, ns netns.Namespace, flows 
 				}
 				return nil
 			})
+			if _, ok := sockdiag.Unsupported(err); ok {
+				// The kernel serves no dump of this kind (a *_diag module is
+				// missing): it fails alike every period, so no flow of it
+				// comes or goes, and the namespace's other kinds stand.
+				c.unsupported = append(c.unsupported, fmt.Errorf("flows: sock_diag dump %s/%s: %w", TransportName(proto), FamilyName(fam), err))
+				continue
+			}
 			if err != nil {
 				return flows, fmt.Errorf("sock_diag dump %s/%s: %w", TransportName(proto), FamilyName(fam), err)
 			}

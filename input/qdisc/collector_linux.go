@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fleutan/fleutanbeat/input/flows"
+	"github.com/fleutan/fleutanbeat/input/internal/kernsup"
 	"github.com/fleutan/fleutanbeat/input/internal/netlink"
 	"github.com/fleutan/fleutanbeat/input/internal/netns"
 )
@@ -297,7 +298,9 @@ func (c *Collector) collectNamespace(r *rtnl, ns netns.Namespace, out []Qdisc) (
 		}
 	})
 	if err != nil {
-		return out, fmt.Errorf("qdisc dump: %w", err)
+		// A kind of its own: a kernel without traffic control answers
+		// EOPNOTSUPP, which the input explains once.
+		return out, &kernsup.TCError{What: "qdisc", Err: err}
 	}
 	for _, idx := range sortedKeys(dumpClasses) {
 		d := devs[idx]

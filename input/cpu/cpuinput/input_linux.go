@@ -12,6 +12,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/cpu"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
+	"github.com/fleutan/fleutanbeat/input/internal/kernsup"
 	"github.com/fleutan/fleutanbeat/input/internal/procindex"
 	"github.com/fleutan/fleutanbeat/input/internal/sockdiag"
 	"github.com/fleutan/fleutanbeat/input/rdma"
@@ -51,6 +52,9 @@ type cpuInput struct {
 	// Counters on /stats: input.cpu.*, and the method in use.
 	n         input.Counters
 	methodVal *pipeline.Text
+	// kernel logs each missing kernel feature once and counts its
+	// failures (input.cpu.kernel_unsupported).
+	kernel *kernsup.Reporter
 }
 
 func newInput(c Config, s input.Settings) (input.Input, error) {
@@ -71,6 +75,7 @@ func (in *cpuInput) registerCounters() {
 	}
 	in.n = input.NewCounters(m, "cpu")
 	in.methodVal = m.Text("input.cpu.method")
+	in.kernel = kernsup.NewReporter(in.log, "cpu", m.Counter("input.cpu.kernel_unsupported"))
 }
 
 // openCollector chooses the method and says in one log line which and why.
@@ -115,7 +120,7 @@ func (in *cpuInput) openCollector() (*cpu.Collector, string, error) {
 	if len(missing) > 0 {
 		in.log.Warn(r.Message("cpu", missing, "measuring processes by sampling /proc instead"), "missing", caps.Names(missing), "reason", reason.Error(), "sample_interval", in.cfg.SampleInterval.D())
 	} else {
-		in.log.Warn("cpu: eBPF is not available here, measuring processes by sampling /proc instead", "reason", reason.Error(), "sample_interval", in.cfg.SampleInterval.D())
+		in.log.Warn("cpu: eBPF is not available here, measuring processes by sampling /proc instead", "reason", reason.Error(), kernsup.HintAttr(reason), "sample_interval", in.cfg.SampleInterval.D())
 	}
 	opts.Method = cpu.MethodSampling
 	c, err = newColl(opts)
@@ -195,7 +200,7 @@ func (in *cpuInput) Run(ctx context.Context, out pipeline.Publisher) error {
 func (in *cpuInput) begin(ctx context.Context) {
 	in.registerCounters()
 	sel, err := in.selectProcesses()
-	if err != nil {
+	if err = in.kernel.Filter(err); err != nil {
 		in.n.Errors.Add(1)
 		in.log.Warn("cpu: selecting network processes failed", "error", err)
 	}
@@ -251,7 +256,7 @@ func (in *cpuInput) period(ctx context.Context) []pipeline.Event {
 	begin := time.Now()
 	prevSel := in.sel
 	sel, err := in.selectProcesses()
-	if err != nil {
+	if err = in.kernel.Filter(err); err != nil {
 		in.n.Errors.Add(1)
 		in.log.Warn("cpu: selecting network processes failed", "error", err)
 	}
@@ -351,6 +356,10 @@ func (in *cpuInput) selectProcesses() (selection, error) {
 	}
 	defer d.Close()
 	var inodes []uint32
+	// Dumps the kernel has no handler for (a *_diag module missing) fail
+	// alike every period: the processes of the other kinds are selected,
+	// and the caller's kernsup.Reporter explains these once.
+	var unsupported []error
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		for _, proto := range []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
 			err := d.Dump(sockdiag.Request{Family: fam, Protocol: proto}, func(s *sockdiag.Socket) error {
@@ -359,6 +368,10 @@ func (in *cpuInput) selectProcesses() (selection, error) {
 				}
 				return nil
 			})
+			if _, ok := sockdiag.Unsupported(err); ok {
+				unsupported = append(unsupported, fmt.Errorf("cpu: sock_diag dump: %w", err))
+				continue
+			}
 			if err != nil {
 				return sel, fmt.Errorf("cpu: sock_diag dump: %w", err)
 			}
@@ -383,7 +396,7 @@ func (in *cpuInput) selectProcesses() (selection, error) {
 			sel[pid] = 0
 		}
 	}
-	return sel, err
+	return sel, errors.Join(append(unsupported, err)...)
 }
 
 // rdmaOwners returns the pids owning RDMA queue pairs; none where the

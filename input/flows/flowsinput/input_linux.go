@@ -10,6 +10,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
+	"github.com/fleutan/fleutanbeat/input/internal/kernsup"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
 
@@ -61,6 +62,9 @@ type flowsInput struct {
 	// unattributed counts, per collection, the live sockets left without
 	// a process, by reason (procindex.Stats).
 	unattributed struct{ exited, unreadable, noOwner *atomic.Int64 }
+	// kernel logs each missing kernel feature once and counts its
+	// failures (input.flows.kernel_unsupported).
+	kernel *kernsup.Reporter
 	// input.flows.ebpf.*: what the tracker lost.
 	ringFull, mapFull, pendingFull, badRecords *atomic.Int64
 }
@@ -88,6 +92,7 @@ func newInput(c Config, f *flows.Filter, s input.Settings) (input.Input, error) 
 	in.unattributed.exited = m.LabeledCounter("input.flows.unattributed", "reason", "exited")
 	in.unattributed.unreadable = m.LabeledCounter("input.flows.unattributed", "reason", "unreadable")
 	in.unattributed.noOwner = m.LabeledCounter("input.flows.unattributed", "reason", "no_owner")
+	in.kernel = kernsup.NewReporter(s.Logger, "flows", m.Counter("input.flows.kernel_unsupported"))
 	in.ringFull = m.Counter("input.flows.ebpf.dropped_ring_full")
 	in.mapFull = m.Counter("input.flows.ebpf.dropped_map_full")
 	in.pendingFull = m.Counter("input.flows.ebpf.dropped_pending_full")
@@ -150,8 +155,12 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		in.n.Errors.Add(1)
-		in.log.Warn("flows: collection failed", "error", err, "flows", len(snap.Flows))
+		// A missing kernel feature is logged once, with its fix; what
+		// else failed is logged each time.
+		if err = in.kernel.Filter(err); err != nil {
+			in.n.Errors.Add(1)
+			in.log.Warn("flows: collection failed", "error", err, "flows", len(snap.Flows))
+		}
 	}
 	in.deltas = flows.AppendDiff(in.deltas, in.prev, snap)
 	if !snap.Time.IsZero() {
@@ -301,7 +310,7 @@ func (in *flowsInput) chooseMethod(have *caps.Set) error {
 		in.log.Warn(r.Message("flows", missing, "taking sock_diag snapshots each period instead (method: procfs); "+missed), "method", MethodProcfs, "missing", caps.Names(missing), "reason", err.Error())
 		return nil
 	}
-	in.log.Warn("flows: eBPF is not available here, taking sock_diag snapshots each period instead (method: procfs); "+missed, "method", MethodProcfs, "reason", err.Error())
+	in.log.Warn("flows: eBPF is not available here, taking sock_diag snapshots each period instead (method: procfs); "+missed, "method", MethodProcfs, "reason", err.Error(), kernsup.HintAttr(err))
 	return nil
 }
 

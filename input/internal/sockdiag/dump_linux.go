@@ -85,11 +85,7 @@ func (d *Dumper) Dump(req Request, fn func(*Socket) error) error {
 	if err == nil || fromFn {
 		return err
 	}
-	where := ""
-	if d.ns != "" {
-		where = " in netns " + d.ns
-	}
-	return fmt.Errorf("sockdiag: dump family %d protocol %d%s: %w", req.Family, req.Protocol, where, err)
+	return &DumpError{Family: req.Family, Protocol: req.Protocol, Netns: d.ns, Err: err}
 }
 
 // dump reports whether its error is the callback's, to be passed on as is.

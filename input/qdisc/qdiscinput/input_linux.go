@@ -11,6 +11,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input"
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/internal/caps"
+	"github.com/fleutan/fleutanbeat/input/internal/kernsup"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -44,6 +45,9 @@ type qdiscInput struct {
 	n           input.Counters
 	attribution *pipeline.Text
 	evictions   *atomic.Int64
+	// kernel logs each missing kernel feature once and counts its
+	// failures (input.qdisc.kernel_unsupported).
+	kernel *kernsup.Reporter
 	// window is the time each collection covers (event.duration).
 	window input.Window
 }
@@ -64,6 +68,7 @@ func newQdiscInput(c Config, s input.Settings, nss func() ([]flows.Namespace, er
 		n: input.NewCounters(m, "qdisc"), attribution: m.Text("input.qdisc.flow_attribution"),
 		evictions: m.Counter("input.qdisc.ebpf_evictions"), window: input.Window{Period: c.Period.D()},
 		latest: s.Latest}
+	in.kernel = kernsup.NewReporter(s.Logger, "qdisc", m.Counter("input.qdisc.kernel_unsupported"))
 	if in.sysRoot == "" {
 		in.sysRoot = "/sys"
 	}
@@ -119,7 +124,7 @@ func (in *qdiscInput) startAttribution() error {
 			in.log.Warn(r.Message("qdisc", missing, "flow attribution disabled, qdisc and class statistics go on"), "missing", caps.Names(missing), "error", err)
 			return nil
 		}
-		in.log.Warn("qdisc: flow attribution disabled: eBPF is not available", "error", err)
+		in.log.Warn("qdisc: flow attribution disabled: eBPF is not available", "error", err, kernsup.HintAttr(err))
 		return nil
 	}
 	in.log.Info("qdisc: flow attribution by eBPF on net:net_dev_start_xmit", "method", x.Method())
@@ -180,8 +185,10 @@ func (in *qdiscInput) collect(ctx context.Context, out pipeline.Publisher) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		in.n.Errors.Add(1)
-		in.log.Warn("qdisc: collection failed", "error", err, "samples", len(snap.Qdiscs))
+		if err = in.kernel.Filter(err); err != nil {
+			in.n.Errors.Add(1)
+			in.log.Warn("qdisc: collection failed", "error", err, "samples", len(snap.Qdiscs))
+		}
 	}
 	samples, fs := snap.Qdiscs, snap.QueueFlows
 	events := make([]pipeline.Event, 0, min(len(samples)+len(fs), PublishChunk))
