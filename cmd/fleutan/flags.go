@@ -31,6 +31,48 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// reportFlags are the options every command's views share: how often and
+// how many reports, JSON, colour and help.
+type reportFlags struct {
+	interval   float64
+	count      int
+	json, help bool
+	color      string
+}
+
+// register adds -i/--interval, -n/--count, -h/--help, --json and --color.
+func (r *reportFlags) register(fs *flag.FlagSet) {
+	for _, n := range []string{"i", "interval"} {
+		fs.Float64Var(&r.interval, n, 2, "")
+	}
+	for _, n := range []string{"n", "count"} {
+		fs.IntVar(&r.count, n, 1, "")
+	}
+	for _, n := range []string{"h", "help"} {
+		fs.BoolVar(&r.help, n, false, "")
+	}
+	fs.BoolVar(&r.json, "json", false, "")
+	fs.StringVar(&r.color, "color", "auto", "")
+}
+
+// check validates them; a bad one is a usage error naming the command.
+func (r *reportFlags) check(cmd string) (time.Duration, error) {
+	// Below 100 ms a TCP counter delta is mostly noise and the eBPF CPU
+	// meter's period is shorter than a scheduler slice.
+	if math.IsNaN(r.interval) || r.interval < 0.1 || r.interval > 86400 {
+		return 0, usagef("%s: --interval %v: use seconds from 0.1 to 86400", cmd, r.interval)
+	}
+	if r.count < 0 {
+		return 0, usagef("%s: --count %d: use 1 or more reports, or 0 (until Ctrl-C)", cmd, r.count)
+	}
+	switch r.color {
+	case "auto", "always", "never":
+	default:
+		return 0, usagef("%s: --color %q: use auto, always or never", cmd, r.color)
+	}
+	return time.Duration(r.interval * float64(time.Second)), nil
+}
+
 const flowsUsage = `Usage: fleutan flows VIEW [options]
 
 Views (exactly one):
@@ -69,9 +111,9 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 	o := &flowsOptions{}
 	fs := flag.NewFlagSet("flows", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var cpu, thresh, group, color string
-	var qdisc, lat, vol, help bool
-	var interval float64
+	var cpu, thresh, group string
+	var qdisc, lat, vol bool
+	var rf reportFlags
 	typed := &viewFlags{}
 	cpuOn := false
 	for _, n := range []string{"c", "cpu"} {
@@ -91,26 +133,16 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 	for _, n := range []string{"g", "group"} {
 		fs.StringVar(&group, n, "", "")
 	}
-	for _, n := range []string{"i", "interval"} {
-		fs.Float64Var(&interval, n, 2, "")
-	}
-	for _, n := range []string{"n", "count"} {
-		fs.IntVar(&o.count, n, 1, "")
-	}
-	for _, n := range []string{"h", "help"} {
-		fs.BoolVar(&help, n, false, "")
-	}
-	fs.BoolVar(&o.json, "json", false, "")
-	fs.StringVar(&color, "color", "auto", "")
+	rf.register(fs)
 
 	if err := fs.Parse(optionalCPU(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			help = true
+			rf.help = true
 		} else {
 			return nil, usagef("flows: %v", err)
 		}
 	}
-	if help {
+	if rf.help {
 		_, _ = io.WriteString(stdout, flowsUsage)
 		return nil, nil
 	}
@@ -153,21 +185,11 @@ func parseFlows(args []string, stdout io.Writer) (*flowsOptions, error) {
 	default:
 		return nil, usagef("flows: --group %q: use proc or peer", group)
 	}
-	// Below 100 ms a TCP counter delta is mostly noise and the eBPF CPU
-	// meter's period is shorter than a scheduler slice.
-	if math.IsNaN(interval) || interval < 0.1 || interval > 86400 {
-		return nil, usagef("flows: --interval %v: use seconds from 0.1 to 86400", interval)
+	iv, err := rf.check("flows")
+	if err != nil {
+		return nil, err
 	}
-	o.interval = time.Duration(interval * float64(time.Second))
-	if o.count < 0 {
-		return nil, usagef("flows: --count %d: use 1 or more reports, or 0 (until Ctrl-C)", o.count)
-	}
-	switch color {
-	case "auto", "always", "never":
-		o.color = color
-	default:
-		return nil, usagef("flows: --color %q: use auto, always or never", color)
-	}
+	o.interval, o.count, o.json, o.color = iv, rf.count, rf.json, rf.color
 	return o, nil
 }
 

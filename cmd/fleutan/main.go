@@ -57,42 +57,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 0
 	case "flows":
 		o, err := parseFlows(args[1:], stdout)
-		if err != nil {
+		if o == nil { // a usage error, or --help (err nil: status 0)
 			return fail(stderr, err)
 		}
-		if o == nil { // --help
-			return 0
-		}
-		out, isTerm := stdoutTerminal(stdout)
-		st := Style{Width: termWidth(out, getenv), Color: o.color == "always" || (o.color == "auto" && isTerm)}
-		log := slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
+		st, log := viewSetup(o.color, stdout, stderr, getenv)
 		return fail(stderr, runFlows(ctx, o, stdout, st, log))
 	case "paths":
 		o, err := parsePaths(args[1:], stdout)
-		if err != nil {
+		if o == nil { // a usage error, or --help (err nil: status 0)
 			return fail(stderr, err)
 		}
-		if o == nil { // --help
-			return 0
-		}
-		out, isTerm := stdoutTerminal(stdout)
-		st := Style{Width: termWidth(out, getenv), Color: o.color == "always" || (o.color == "auto" && isTerm)}
-		log := slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
+		st, log := viewSetup(o.color, stdout, stderr, getenv)
 		return fail(stderr, runPaths(ctx, o, stdout, st, log))
 	case "rdma":
 		o, err := parseRDMA(args[1:], stdout)
-		if err != nil {
+		if o == nil { // a usage error, or --help (err nil: status 0)
 			return fail(stderr, err)
 		}
-		if o == nil { // --help
-			return 0
-		}
-		out, isTerm := stdoutTerminal(stdout)
-		st := Style{Width: termWidth(out, getenv), Color: o.color == "always" || (o.color == "auto" && isTerm)}
-		log := slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
+		st, log := viewSetup(o.color, stdout, stderr, getenv)
 		return fail(stderr, runFlows(ctx, o, stdout, st, log))
 	}
 	return fail(stderr, usagef("unknown command %q (see fleutan --help)", args[0]))
+}
+
+// viewSetup is what every view runs with: the terminal's width and colour
+// (--color auto: on a terminal only) and a logger of one line per record
+// on stderr.
+func viewSetup(color string, stdout, stderr io.Writer, getenv func(string) string) (Style, *slog.Logger) {
+	out, isTerm := stdoutTerminal(stdout)
+	st := Style{Width: termWidth(out, getenv), Color: color == "always" || (color == "auto" && isTerm)}
+	return st, slog.New(&lineHandler{mu: &sync.Mutex{}, w: stderr})
 }
 
 // fail prints err as one line and returns its exit status.

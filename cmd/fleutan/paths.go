@@ -91,9 +91,9 @@ func parsePaths(args []string, stdout io.Writer) (*pathsOptions, error) {
 	}
 	fs := flag.NewFlagSet("paths", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var load, delta, help bool
-	var method, color string
-	var interval float64
+	var load, delta bool
+	var method string
+	var rf reportFlags
 	for _, n := range []string{"l", "load"} {
 		fs.BoolVar(&load, n, false, "")
 	}
@@ -105,24 +105,14 @@ func parsePaths(args []string, stdout io.Writer) (*pathsOptions, error) {
 	}
 	fs.Float64Var(&o.rate, "rate", 20, "")
 	fs.IntVar(&o.maxTTL, "max-ttl", 30, "")
-	for _, n := range []string{"i", "interval"} {
-		fs.Float64Var(&interval, n, 2, "")
-	}
-	for _, n := range []string{"n", "count"} {
-		fs.IntVar(&o.count, n, 1, "")
-	}
-	for _, n := range []string{"h", "help"} {
-		fs.BoolVar(&help, n, false, "")
-	}
-	fs.BoolVar(&o.json, "json", false, "")
-	fs.StringVar(&color, "color", "auto", "")
+	rf.register(fs)
 	if err := fs.Parse(rest); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			return nil, usagef("paths: %v", err)
 		}
-		help = true
+		rf.help = true
 	}
-	if help {
+	if rf.help {
 		_, _ = io.WriteString(stdout, pathsUsage)
 		return nil, nil
 	}
@@ -157,19 +147,11 @@ func parsePaths(args []string, stdout io.Writer) (*pathsOptions, error) {
 	if o.maxTTL < 1 || o.maxTTL > 255 {
 		return nil, usagef("paths: --max-ttl %d: use 1 to 255", o.maxTTL)
 	}
-	if math.IsNaN(interval) || interval < 0.1 || interval > 86400 {
-		return nil, usagef("paths: --interval %v: use seconds from 0.1 to 86400", interval)
+	iv, err := rf.check("paths")
+	if err != nil {
+		return nil, err
 	}
-	o.interval = time.Duration(interval * float64(time.Second))
-	if o.count < 0 {
-		return nil, usagef("paths: --count %d: use 1 or more reports, or 0 (until Ctrl-C)", o.count)
-	}
-	switch color {
-	case "auto", "always", "never":
-		o.color = color
-	default:
-		return nil, usagef("paths: --color %q: use auto, always or never", color)
-	}
+	o.interval, o.count, o.json, o.color = iv, rf.count, rf.json, rf.color
 	return o, nil
 }
 

@@ -6,12 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/fleutan/fleutanbeat/input/rdma"
 )
@@ -44,46 +42,26 @@ func parseRDMA(args []string, stdout io.Writer) (*flowsOptions, error) {
 	o := &flowsOptions{view: viewRDMA}
 	fs := flag.NewFlagSet("rdma", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var interval float64
-	var help bool
-	var color string
-	for _, n := range []string{"i", "interval"} {
-		fs.Float64Var(&interval, n, 2, "")
-	}
-	for _, n := range []string{"n", "count"} {
-		fs.IntVar(&o.count, n, 1, "")
-	}
-	for _, n := range []string{"h", "help"} {
-		fs.BoolVar(&help, n, false, "")
-	}
-	fs.BoolVar(&o.json, "json", false, "")
-	fs.StringVar(&color, "color", "auto", "")
+	var rf reportFlags
+	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			return nil, usagef("rdma: %v", err)
 		}
-		help = true
+		rf.help = true
 	}
-	if help {
+	if rf.help {
 		_, _ = io.WriteString(stdout, rdmaUsage)
 		return nil, nil
 	}
 	if fs.NArg() > 0 {
 		return nil, usagef("rdma: unexpected argument %q", fs.Arg(0))
 	}
-	if math.IsNaN(interval) || interval < 0.1 || interval > 86400 {
-		return nil, usagef("rdma: --interval %v: use seconds from 0.1 to 86400", interval)
+	iv, err := rf.check("rdma")
+	if err != nil {
+		return nil, err
 	}
-	o.interval = time.Duration(interval * float64(time.Second))
-	if o.count < 0 {
-		return nil, usagef("rdma: --count %d: use 1 or more reports, or 0 (until Ctrl-C)", o.count)
-	}
-	switch color {
-	case "auto", "always", "never":
-		o.color = color
-	default:
-		return nil, usagef("rdma: --color %q: use auto, always or never", color)
-	}
+	o.interval, o.count, o.json, o.color = iv, rf.count, rf.json, rf.color
 	return o, nil
 }
 
