@@ -2,12 +2,13 @@ package qdisc
 
 import (
 	"encoding/json"
-	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleutan/fleutanbeat/input/nstest"
+	"github.com/fleutan/fleutanbeat/input/qdisc/internal/qdisctest"
 )
 
 // addQdisc runs `tc qdisc add` in ns; a kind the kernel does not have
@@ -74,11 +75,16 @@ func xstat(t *testing.T, obj map[string]any, key string) uint64 {
 // with what tc printed right after the same collection (nothing else
 // crosses the veth in between).
 type kindSetup struct {
-	kind  string
-	args  []string
-	count int
-	size  int
-	check func(t *testing.T, s *Sample, tc map[string]any)
+	kind string
+	args []string
+	// underHTB puts the qdisc (handle 10:) under a 1 mbit/s htb class
+	// instead of at the root, so that packets really wait in it: as a
+	// root on an idle veth fq_codel lets them bypass its queue
+	// (TCQ_F_CAN_BYPASS) and its own statistics stay 0.
+	underHTB bool
+	count    int
+	size     int
+	check    func(t *testing.T, s *Sample, tc map[string]any)
 }
 
 func TestRealQdiscKindsMatchTC(t *testing.T) {
@@ -90,7 +96,7 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 		}
 	}
 	setups := []kindSetup{
-		{kind: "fq_codel", args: []string{"fq_codel", "limit", "1000", "flows", "64"}, count: 20, size: 700,
+		{kind: "fq_codel", args: []string{"fq_codel", "limit", "1000", "flows", "64"}, count: 20, size: 700, underHTB: true,
 			check: func(t *testing.T, s *Sample, tc map[string]any) {
 				f := s.FQCodel
 				if f == nil {
@@ -105,8 +111,11 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 				eq(t, "drop_overmemory", uint64(f.DropOvermemory), tc, "drop_overmemory")
 				eq(t, "new_flows_len", uint64(f.NewFlowsLen), tc, "new_flows_len")
 				eq(t, "old_flows_len", uint64(f.OldFlowsLen), tc, "old_flows_len")
-				// maxpacket and new_flow_count may stay 0: with an empty
-				// queue fq_codel lets packets bypass it (TCQ_F_CAN_BYPASS).
+				// Queued behind the htb class, the packets leave their
+				// mark: a parser that read nothing would compare 0 = 0.
+				if f.MaxPacket == 0 || f.NewFlowCount == 0 {
+					t.Errorf("fq_codel maxpacket %d new_flow_count %d: packets never queued", f.MaxPacket, f.NewFlowCount)
+				}
 			}},
 		{kind: "fq", args: []string{"fq", "flow_limit", "200"}, count: 30, size: 300,
 			check: func(t *testing.T, s *Sample, tc map[string]any) {
@@ -166,16 +175,34 @@ func TestRealQdiscKindsMatchTC(t *testing.T) {
 			dev := "vk0"
 			subnet := "10.79." + string(rune('0'+i))
 			nstest.VethPair(t, a, b, dev, 1, subnet+".1", subnet+".2")
-			addQdisc(t, a, st.kind, append([]string{"dev", dev, "root", "handle", "1:"}, st.args...)...)
+			handle, handleID := "1:", uint32(0x10000)
+			if st.underHTB {
+				addQdisc(t, a, "htb", "dev", dev, "root", "handle", "1:", "htb", "default", "1")
+				a.Run(t, "tc", "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", "1mbit")
+				handle, handleID = "10:", 0x100000
+				addQdisc(t, a, st.kind, append([]string{"dev", dev, "parent", "1:1", "handle", handle}, st.args...)...)
+			} else {
+				addQdisc(t, a, st.kind, append([]string{"dev", dev, "root", "handle", handle}, st.args...)...)
+			}
 			c := newTestCollector(t, Options{}, qdisctest.Namespaces(t, a))
 			defer c.Close()
 			collectOnce(t, c)
 			qdisctest.SendUDP(t, a, subnet+".2:6000", st.count, st.size)
+			// Counted as they leave: wait until the rate-limited queue
+			// drained (20 frames at 1 mbit/s take about 0.12 s).
+			for deadline := time.Now().Add(10 * time.Second); st.underHTB; time.Sleep(20 * time.Millisecond) {
+				if num(t, tcQdisc(t, tcJSON(t, a, dev), st.kind, "handle", handle), "qlen") == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s %s still holds packets after 10 s", st.kind, handle)
+				}
+			}
 			samples := collectOnce(t, c)
-			tc := tcQdisc(t, tcJSON(t, a, dev), st.kind, "handle", "1:")
-			s := findSample(samples, ScopeQdisc, dev, func(s *Sample) bool { return s.Handle == 0x10000 })
+			tc := tcQdisc(t, tcJSON(t, a, dev), st.kind, "handle", handle)
+			s := findSample(samples, ScopeQdisc, dev, func(s *Sample) bool { return s.Handle == handleID })
 			if s == nil {
-				t.Fatalf("no %s 1: on %s", st.kind, dev)
+				t.Fatalf("no %s %s on %s", st.kind, handle, dev)
 			}
 			want := Counters{Bytes: uint64(st.count) * udpFrame(st.size), Packets: uint64(st.count)}
 			if s.Kind != st.kind || !s.HasDelta || s.Delta.Bytes != want.Bytes || s.Delta.Packets != want.Packets || s.Delta.Drops != 0 {
