@@ -129,16 +129,7 @@ func renderRDMA(b *strings.Builder, fr *Frame, st Style) {
 			b.WriteByte('\n')
 		}
 		b.WriteString("___\n\n")
-		p := fr.proc(pid)
-		c := chart{char: charCPU}
-		for core := range cores {
-			v := 0.0
-			if p != nil {
-				v = p.Pct[core]
-			}
-			c.bars = append(c.bars, bar{label: strconv.Itoa(core), value: v, text: fmt.Sprintf("%.2f", v)})
-		}
-		st.write(b, c)
+		st.write(b, fr.coreChart(pid, cores))
 		b.WriteString("...\n")
 	}
 	if len(fr.QPs) == 0 {

@@ -105,16 +105,7 @@ func renderCPUAssoc(b *strings.Builder, fr *Frame, st Style) {
 			b.WriteByte('\n')
 		}
 		b.WriteString("___\n\n")
-		p := fr.proc(pid)
-		c := chart{char: charCPU}
-		for core := range cores {
-			v := 0.0
-			if p != nil {
-				v = p.Pct[core]
-			}
-			c.bars = append(c.bars, bar{label: strconv.Itoa(core), value: v, text: fmt.Sprintf("%.2f", v)})
-		}
-		st.write(b, c)
+		st.write(b, fr.coreChart(pid, cores))
 		b.WriteString("...\n")
 	}
 	if len(pids) == 0 {
@@ -401,4 +392,19 @@ func renderVol(b *strings.Builder, fr *Frame, by string, st Style) {
 		}
 		b.WriteString("\n---\n")
 	}
+}
+
+// coreChart is a process's percent of one core on each core, the chart
+// under its flows or queue pairs in the --cpu and rdma views.
+func (fr *Frame) coreChart(pid, cores int) chart {
+	p := fr.proc(pid)
+	c := chart{char: charCPU}
+	for core := range cores {
+		v := 0.0
+		if p != nil {
+			v = p.Pct[core]
+		}
+		c.bars = append(c.bars, bar{label: strconv.Itoa(core), value: v, text: fmt.Sprintf("%.2f", v)})
+	}
+	return c
 }
