@@ -47,6 +47,9 @@ type flowsInput struct {
 	// roller sums each process's flows of a period (rollup: true); nil
 	// otherwise.
 	roller *roller
+	// cores is the cpu input's per-process core distribution, for the
+	// rollups; nil when the agent shares none.
+	cores *input.ProcessCores
 
 	// openTracker loads the eBPF connection tracker; tests make it fail.
 	openTracker func(flows.TrackerOptions) (*flows.Tracker, error)
@@ -85,6 +88,7 @@ func newInput(c Config, f *flows.Filter, s input.Settings) (input.Input, error) 
 		log:      s.Logger,
 		opts:     c.collectorOptions(s),
 		latest:   s.Latest,
+		cores:    s.Cores,
 		builder:  pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
 		window:   input.Window{Period: c.Period.D()},
 		n:        input.NewCounters(m, "flows"),
@@ -272,7 +276,12 @@ func (in *flowsInput) publishRollups(ctx context.Context, out pipeline.Publisher
 	b := in.builder
 	b.Reset()
 	for i := range rs {
-		events = append(events, rollupEvent(b, &rs[i], start, t))
+		r := &rs[i]
+		var cores *input.CoreUse
+		if u, ok := in.cores.Get(input.ProcessKey{PID: r.proc.PID, StartTime: r.proc.StartTime}, start); ok {
+			cores = &u
+		}
+		events = append(events, rollupEvent(b, r, start, t, cores))
 		if len(events) == publishChunk || i == len(rs)-1 {
 			if err := out.Publish(ctx, events...); err != nil {
 				return err

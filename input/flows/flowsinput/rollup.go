@@ -162,8 +162,10 @@ func (rl *roller) roll(fl []flows.Flow, deltas []flows.FlowDelta, keep func(*flo
 }
 
 // rollupEvent is the fleutan.flows event of r for the collection that
-// started at ts; its event.duration is the period window.
-func rollupEvent(b *pipeline.Builder, r *rollup, ts time.Time, t input.Times) pipeline.Event {
+// started at ts; its event.duration is the period window. cores, when
+// not nil, is the process's core distribution over the cpu input's
+// latest period.
+func rollupEvent(b *pipeline.Builder, r *rollup, ts time.Time, t input.Times, cores *input.CoreUse) pipeline.Event {
 	fields := b.Root(6 + pipeline.ReservedKeys)
 	fields["event"] = b.Object(
 		pipeline.String("dataset", Dataset),
@@ -178,6 +180,9 @@ func rollupEvent(b *pipeline.Builder, r *rollup, ts time.Time, t input.Times) pi
 		}
 	}
 	ro := make([]pipeline.Member, 0, 8)
+	if cores != nil {
+		ro = append(ro, pipeline.Any("cpu", cpuObject(b, cores)))
+	}
 	ro = append(ro,
 		pipeline.Any("delta", b.Object(
 			pipeline.Uint64("bytes_in", r.delta.BytesIn),
@@ -217,4 +222,21 @@ func rollupEvent(b *pipeline.Builder, r *rollup, ts time.Time, t input.Times) pi
 	}
 	series := "process/" + strconv.Itoa(r.proc.PID) + "/" + strconv.FormatUint(r.proc.StartTime, 10)
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: series}
+}
+
+// cpuObject is fleutan.flow.rollup.cpu: the process's CPU over the cpu
+// input's period (see fleutan.cpu), with per_core its share of that time
+// on each core it ran on.
+func cpuObject(b *pipeline.Builder, u *input.CoreUse) *pipeline.Object {
+	per := make([]any, len(u.Cores))
+	for i, c := range u.Cores {
+		per[i] = b.Object(pipeline.Int("core", c.CPU), pipeline.Float64("share", c.Share))
+	}
+	return b.Object(
+		pipeline.Int("cores_used", len(u.Cores)),
+		pipeline.Int("dominant_core", u.DominantCore),
+		pipeline.Float64("pct", u.Pct),
+		pipeline.Any("per_core", per),
+		pipeline.Float64("spread", u.Spread),
+	)
 }

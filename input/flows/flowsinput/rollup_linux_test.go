@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/fleutan/fleutanbeat/input"
 
 	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
 	"github.com/fleutan/fleutanbeat/input/nstest"
@@ -54,7 +57,7 @@ func TestRollupOnRealTraffic(t *testing.T) {
 				server.Do(t, "accept")
 			}
 			m := pipeline.NewMetrics()
-			src := fmt.Sprintf("period: 1h\nprotocols: [tcp]\nreport: %s\nheartbeat: 30\n", mode)
+			src := fmt.Sprintf("period: 1h\nprotocols: [tcp]\nreport: %s\nheartbeat: 30\nrollup: true\n", mode)
 			in := newTestInputMetrics(t, src, ns, slog.New(slog.DiscardHandler), m)
 			in.method = MethodProcfs
 			rec := &recorder{publish: make(chan int, 1<<10)}
@@ -86,6 +89,11 @@ func TestRollupOnRealTraffic(t *testing.T) {
 				rec.mu.Lock()
 				byPeriod[p] = rec.events[before:]
 				rec.mu.Unlock()
+				if p == 0 {
+					// From period 1 on, the cpu input (its shared store)
+					// has measured the client, not the server.
+					shareClientCores(t, in, byPeriod[0], client.PID())
+				}
 			}
 			var rollups int64
 			skippedSeen := false
@@ -133,6 +141,9 @@ func TestRollupOnRealTraffic(t *testing.T) {
 							t.Errorf("period %d, %s: rollup counts %+v, want %+v", p, h.name, got, want)
 						}
 					}
+					if got, ok := rollupCores(byPeriod[p], h.pid); (ok && got != sharedCores) || ok != (p > 0 && h.name == "client") {
+						t.Errorf("period %d, %s: rollup cpu %q (present %v), want %q from period 1 for the client only", p, h.name, got, ok, sharedCores)
+					}
 					if mode == ReportAll {
 						if sum.events != roll.flows || sum.final != roll.final ||
 							sum.established != roll.established || sum.listen != roll.listen ||
@@ -155,6 +166,50 @@ func TestRollupOnRealTraffic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sharedCores is the core distribution the test shares for the client,
+// as rollupCores prints it.
+const sharedCores = "pct 0.25 dominant 3 spread 1.5 cores 2: 1=0.25 3=0.75"
+
+// shareClientCores puts a core distribution for the client in the input's
+// shared store, keyed as the cpu input keys it: pid and start time, which
+// the series of the client's rollup in evs names.
+func shareClientCores(t *testing.T, in *flowsInput, evs []pipeline.Event, pid int) {
+	t.Helper()
+	for _, e := range evs {
+		var k input.ProcessKey
+		if _, err := fmt.Sscanf(e.Series, "process/%d/%d", &k.PID, &k.StartTime); err != nil || k.PID != pid {
+			continue
+		}
+		in.cores = input.NewProcessCores()
+		in.cores.Set(time.Now(), time.Hour, map[input.ProcessKey]input.CoreUse{k: {
+			Pct: 0.25, DominantCore: 3, Spread: 1.5, Cores: []input.CoreShare{{CPU: 1, Share: 0.25}, {CPU: 3, Share: 0.75}},
+		}})
+		return
+	}
+	t.Fatalf("no rollup of pid %d", pid)
+}
+
+// rollupCores prints fleutan.flow.rollup.cpu of pid's rollup in evs.
+func rollupCores(evs []pipeline.Event, pid int) (string, bool) {
+	for _, e := range evs {
+		if v, _ := e.Fields.GetValue("process.pid"); fmt.Sprint(v) != strconv.Itoa(pid) {
+			continue
+		}
+		c, ok := e.Fields.GetValue("fleutan.flow.rollup.cpu")
+		if !ok {
+			continue
+		}
+		m := c.(*pipeline.Object).M()
+		s := fmt.Sprintf("pct %v dominant %v spread %v cores %v:", m["pct"], m["dominant_core"], m["spread"], m["cores_used"])
+		for _, pc := range m["per_core"].([]any) {
+			o := pc.(*pipeline.Object).M()
+			s += fmt.Sprintf(" %v=%v", o["core"], o["share"])
+		}
+		return s, true
+	}
+	return "", false
 }
 
 // totalsOf reads the rollup event of pid in evs and sums its flow events;
