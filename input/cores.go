@@ -32,15 +32,15 @@ type CoreUse struct {
 	// of cores (exp of the entropy of the shares).
 	DominantCore int
 	Spread       float64
-	// Cores are the cores it ran on, in CPU order, with their share of
-	// its CPU time (adding up to 1).
+	// Cores are the cores it ran on, in CPU order.
 	Cores []CoreShare
 }
 
-// CoreShare is a process's share of its CPU time on one core.
+// CoreShare is a process's use of one core: Pct is the fraction of that
+// core over the period (the Pct of all its cores add up to its Pct).
 type CoreShare struct {
-	CPU   int
-	Share float64
+	CPU int
+	Pct float64
 }
 
 // NewProcessCores returns an empty store.

@@ -17,7 +17,7 @@ func TestProcessCores(t *testing.T) {
 	if _, ok := c.Get(ProcessKey{1, 1}, t0); ok {
 		t.Error("an empty store holds something")
 	}
-	use := CoreUse{Pct: 0.5, DominantCore: 3, Spread: 1.2, Cores: []CoreShare{{1, 0.25}, {3, 0.75}}}
+	use := CoreUse{Pct: 0.5, DominantCore: 3, Spread: 1.2, Cores: []CoreShare{{1, 0.125}, {3, 0.375}}}
 	c.Set(t0, 10*time.Second, map[ProcessKey]CoreUse{{42, 7}: use})
 	for _, tt := range []struct {
 		name string

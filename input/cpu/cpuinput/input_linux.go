@@ -313,7 +313,7 @@ func (in *cpuInput) shareCores(u *cpu.Usage) {
 		}
 		c := input.CoreUse{Pct: p.Pct, DominantCore: p.DominantCore, Spread: p.Spread, Cores: make([]input.CoreShare, len(p.Cores))}
 		for j, pc := range p.Cores {
-			c.Cores[j] = input.CoreShare{CPU: pc.CPU, Share: pc.Share}
+			c.Cores[j] = input.CoreShare{CPU: pc.CPU, Pct: pc.Pct}
 		}
 		m[input.ProcessKey{PID: p.Process.PID, StartTime: p.Process.StartTime}] = c
 	}

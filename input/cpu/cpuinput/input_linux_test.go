@@ -231,7 +231,7 @@ func ofProcess(t *testing.T, events []pipeline.Event, pid int) (proc *pipeline.E
 
 // checkShared: what the cpu input hands the flows input's rollups for
 // a process is what its own events of the period say: pct, dominant core,
-// spread, and each core's share.
+// spread, and its pct of each core.
 func checkShared(t *testing.T, period, pid int, u input.CoreUse, proc pipeline.Event, cores map[int]pipeline.Event) {
 	t.Helper()
 	if u.Pct != num(t, proc, "fleutan.cpu.pct") || float64(u.DominantCore) != num(t, proc, "fleutan.cpu.dominant_core") ||
@@ -241,8 +241,8 @@ func checkShared(t *testing.T, period, pid int, u input.CoreUse, proc pipeline.E
 	}
 	for _, c := range u.Cores {
 		e, ok := cores[c.CPU]
-		if !ok || c.Share != num(t, e, "fleutan.cpu.share") {
-			t.Errorf("period %d pid %d: shared core %d share %v, core event %v", period, pid, c.CPU, c.Share, e.Fields)
+		if !ok || c.Pct != num(t, e, "fleutan.cpu.pct") {
+			t.Errorf("period %d pid %d: shared core %d pct %v, core event %v", period, pid, c.CPU, c.Pct, e.Fields)
 		}
 	}
 }

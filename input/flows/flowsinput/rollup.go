@@ -225,12 +225,12 @@ func rollupEvent(b *pipeline.Builder, r *rollup, ts time.Time, t input.Times, co
 }
 
 // cpuObject is fleutan.flow.rollup.cpu: the process's CPU over the cpu
-// input's period (see fleutan.cpu), with per_core its share of that time
-// on each core it ran on.
+// input's period (see fleutan.cpu), with per_core its fraction of each
+// core it ran on (as fleutan.cpu's process_core events).
 func cpuObject(b *pipeline.Builder, u *input.CoreUse) *pipeline.Object {
 	per := make([]any, len(u.Cores))
 	for i, c := range u.Cores {
-		per[i] = b.Object(pipeline.Int("core", c.CPU), pipeline.Float64("share", c.Share))
+		per[i] = b.Object(pipeline.Int("core", c.CPU), pipeline.Float64("pct", c.Pct))
 	}
 	return b.Object(
 		pipeline.Int("cores_used", len(u.Cores)),

@@ -170,7 +170,7 @@ func TestRollupOnRealTraffic(t *testing.T) {
 
 // sharedCores is the core distribution the test shares for the client,
 // as rollupCores prints it.
-const sharedCores = "pct 0.25 dominant 3 spread 1.5 cores 2: 1=0.25 3=0.75"
+const sharedCores = "pct 0.25 dominant 3 spread 1.5 cores 2: 1=0.0625 3=0.1875"
 
 // shareClientCores puts a core distribution for the client in the input's
 // shared store, keyed as the cpu input keys it: pid and start time, which
@@ -184,7 +184,7 @@ func shareClientCores(t *testing.T, in *flowsInput, evs []pipeline.Event, pid in
 		}
 		in.cores = input.NewProcessCores()
 		in.cores.Set(time.Now(), time.Hour, map[input.ProcessKey]input.CoreUse{k: {
-			Pct: 0.25, DominantCore: 3, Spread: 1.5, Cores: []input.CoreShare{{CPU: 1, Share: 0.25}, {CPU: 3, Share: 0.75}},
+			Pct: 0.25, DominantCore: 3, Spread: 1.5, Cores: []input.CoreShare{{CPU: 1, Pct: 0.0625}, {CPU: 3, Pct: 0.1875}},
 		}})
 		return
 	}
@@ -205,7 +205,7 @@ func rollupCores(evs []pipeline.Event, pid int) (string, bool) {
 		s := fmt.Sprintf("pct %v dominant %v spread %v cores %v:", m["pct"], m["dominant_core"], m["spread"], m["cores_used"])
 		for _, pc := range m["per_core"].([]any) {
 			o := pc.(*pipeline.Object).M()
-			s += fmt.Sprintf(" %v=%v", o["core"], o["share"])
+			s += fmt.Sprintf(" %v=%v", o["core"], o["pct"])
 		}
 		return s, true
 	}

@@ -111,7 +111,7 @@ func TestRollupEventGolden(t *testing.T) {
 	r.states[stateClose] = 1
 	r.states[stateListen] = 1
 	ts := time.Date(2025, 1, 2, 3, 4, 5, 600000000, time.UTC)
-	cores := &input.CoreUse{Pct: 0.35, DominantCore: 2, Spread: 1.6853, Cores: []input.CoreShare{{CPU: 0, Share: 0.3}, {CPU: 2, Share: 0.7}}}
+	cores := &input.CoreUse{Pct: 0.35, DominantCore: 2, Spread: 1.6853, Cores: []input.CoreShare{{CPU: 0, Pct: 0.105}, {CPU: 2, Pct: 0.245}}}
 	e := rollupEvent(pipeline.NewBuilder(8, 40), &r, ts, input.Times{Window: 10 * time.Second, Collection: 1500 * time.Microsecond}, cores)
 	doc := map[string]any{"@timestamp": e.Timestamp.Format(time.RFC3339Nano), "series": e.Series, "fields": e.Fields}
 	got, err := json.MarshalIndent(doc, "", "  ")
