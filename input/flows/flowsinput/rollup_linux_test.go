@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
 
 	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
@@ -281,4 +284,24 @@ func totalsOf(t *testing.T, evs []pipeline.Event, pid int) (roll, sum rollupTota
 		}
 	}
 	return roll, sum, n
+}
+
+// TestRollupOption: rollups are on unless rollup: false.
+func TestRollupOption(t *testing.T) {
+	for _, tt := range []struct {
+		src  string
+		want bool
+	}{{"period: 10s\n", true}, {"rollup: true\n", true}, {"rollup: false\n", false}} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(tt.src), &doc); err != nil {
+			t.Fatal(err)
+		}
+		in, err := New(config.NewRaw(doc.Content[0], "test.yml", "fleutanbeat.inputs.0"), input.Settings{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := in.(*flowsInput).roller != nil; got != tt.want {
+			t.Errorf("%q: rollups %v, want %v", tt.src, got, tt.want)
+		}
+	}
 }
