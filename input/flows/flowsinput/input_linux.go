@@ -273,6 +273,8 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 // events; events is a free slice to build them in.
 func (in *flowsInput) publishRollups(ctx context.Context, out pipeline.Publisher, fl []flows.Flow, deltas []flows.FlowDelta, start time.Time, t input.Times, events []pipeline.Event) error {
 	rs := in.roller.roll(fl, deltas, in.filter.Keep)
+	// The flow events' Builder: its blocks, sized for a chunk of flow
+	// events, hold a chunk of rollups too.
 	b := in.builder
 	b.Reset()
 	for i := range rs {

@@ -2,7 +2,6 @@ package flowsinput
 
 import (
 	"cmp"
-	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -75,21 +74,31 @@ type procKey struct {
 	start uint64
 }
 
-// peerKey is one process's peer, to count distinct ones.
+// peerKey is one process's peer, to count distinct ones: plain memory,
+// hashed as one block (netip.Addr carries a zone pointer).
 type peerKey struct {
 	proc int32
-	addr netip.Addr
+	addr [16]byte
 }
 
 // roller computes a period's rollups, reusing its maps across periods.
 type roller struct {
+	// byPtr finds a flow's rollup by its Process pointer, which the
+	// flows of one process share in a collection: one lookup of 8 bytes
+	// per flow. index, by pid and start time, is asked on a miss, for
+	// the rare process with two values (one the eBPF tracker named).
+	byPtr map[*process.Process]int32
 	index map[procKey]int32
 	peers map[peerKey]struct{}
-	out   []rollup
+	// peers4 holds the IPv4 peers, most of them, as rollup index << 32 |
+	// address: a map of uint64 hashes in a third of the time.
+	peers4 map[uint64]struct{}
+	out    []rollup
 }
 
 func newRoller() *roller {
-	return &roller{index: map[procKey]int32{}, peers: map[peerKey]struct{}{}}
+	return &roller{byPtr: map[*process.Process]int32{}, index: map[procKey]int32{},
+		peers: map[peerKey]struct{}{}, peers4: map[uint64]struct{}{}}
 }
 
 // roll returns the rollups of the processes owning the flows of fl that
@@ -97,20 +106,25 @@ func newRoller() *roller {
 // by pid and start time. Flows without a process have no rollup. The
 // result is valid until the next call.
 func (rl *roller) roll(fl []flows.Flow, deltas []flows.FlowDelta, keep func(*flows.Flow) bool) []rollup {
+	clear(rl.byPtr)
 	clear(rl.index)
 	clear(rl.peers)
+	clear(rl.peers4)
 	rl.out = rl.out[:0]
 	for i := range fl {
 		f := &fl[i]
 		if f.Process == nil || (keep != nil && !keep(f)) {
 			continue
 		}
-		k := procKey{f.Process.PID, f.Process.StartTime}
-		j, ok := rl.index[k]
+		j, ok := rl.byPtr[f.Process]
 		if !ok {
-			j = int32(len(rl.out))
-			rl.index[k] = j
-			rl.out = append(rl.out, rollup{proc: f.Process, commOnly: true})
+			k := procKey{f.Process.PID, f.Process.StartTime}
+			if j, ok = rl.index[k]; !ok {
+				j = int32(len(rl.out))
+				rl.index[k] = j
+				rl.out = append(rl.out, rollup{proc: f.Process, commOnly: true})
+			}
+			rl.byPtr[f.Process] = j
 		}
 		r := &rl.out[j]
 		r.commOnly = r.commOnly && f.CommOnly
@@ -147,8 +161,15 @@ func (rl *roller) roll(fl []flows.Flow, deltas []flows.FlowDelta, keep func(*flo
 			r.rttSum += uint64(rtt)
 			r.rttN++
 		}
-		if a := f.Remote.Addr(); a.IsValid() {
-			pk := peerKey{j, a.Unmap().WithZone("")}
+		if a := f.Remote.Addr().Unmap(); a.Is4() {
+			b := a.As4()
+			pk := uint64(j)<<32 | uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+			if _, seen := rl.peers4[pk]; !seen {
+				rl.peers4[pk] = struct{}{}
+				r.peers++
+			}
+		} else if a.IsValid() {
+			pk := peerKey{j, a.As16()}
 			if _, seen := rl.peers[pk]; !seen {
 				rl.peers[pk] = struct{}{}
 				r.peers++
@@ -160,6 +181,10 @@ func (rl *roller) roll(fl []flows.Flow, deltas []flows.FlowDelta, keep func(*flo
 	})
 	return rl.out
 }
+
+// rollupObjects and rollupMembers are how many objects and members a
+// rollup event has at most, without its per-core objects.
+const rollupObjects, rollupMembers = 11, 60
 
 // rollupEvent is the fleutan.flows event of r for the collection that
 // started at ts; its event.duration is the period window. cores, when
