@@ -30,7 +30,7 @@
 # after which a guest is stopped as wedged), GUEST_LOGLEVEL (guest console),
 # GUEST_ACCEL (qemu -accel), VM_LOCK (a lock file the boots wait for), RDMA_TOOLS (suites whose
 # guests get the rdma-core user-space layer of their own suite; default:
-# every kernel).
+# every kernel), FLEUTANBEAT_RDMA_RECORD (passed into the guest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -337,6 +337,9 @@ payload() {
 	done
 	cp "${GUEST_SCRIPT:-.ci/kernels-guest.sh}" "$p/guest.sh"
 	echo "TEST_TIMEOUT=$TEST_TIMEOUT" >"$p/env"
+	# FLEUTANBEAT_RDMA_RECORD=1 makes the rdma input's recording test print
+	# the events kibana/testdata/rdma-events.ndjson is made of.
+	[ -z "${FLEUTANBEAT_RDMA_RECORD:-}" ] || echo "export FLEUTANBEAT_RDMA_RECORD=$FLEUTANBEAT_RDMA_RECORD" >>"$p/env"
 }
 
 cpio_of() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet); }

@@ -120,10 +120,10 @@ func TestImportPartialFailureReportsEveryObject(t *testing.T) {
 	defer srv.Close()
 	var out bytes.Buffer
 	err = Import(context.Background(), testConfig(srv.URL), &out)
-	if err == nil || err.Error() != "kibana: import: 2 of 27 saved objects failed (they need Kibana 8.9 or later)" {
-		t.Fatalf("Import error %v, want 2 of 27 failed", err)
+	if err == nil || err.Error() != "kibana: import: 2 of 34 saved objects failed (they need Kibana 8.9 or later)" {
+		t.Fatalf("Import error %v, want 2 of 34 failed", err)
 	}
-	want := "Kibana imported 25 of 27 saved objects\n" +
+	want := "Kibana imported 32 of 34 saved objects\n" +
 		"  error: lens fleutan-flow-bdp (\"Bandwidth-delay product per flow\"): unknown: migration failed\n" +
 		"  error: dashboard fleutan-flow-volumes (\"[fleutanbeat] Flow volumes\"): missing_references [missing lens fleutan-flow-bdp]\n"
 	if out.String() != want {
@@ -138,7 +138,7 @@ func TestImportFailsOnBadReplies(t *testing.T) {
 	}{
 		{"unauthorized", `{"statusCode":401,"error":"Unauthorized"}`, "kibana: import: 401 Unauthorized: ", 401},
 		{"not json", `<html>proxy error</html>`, "kibana: import: decoding reply: ", 200},
-		{"success false without errors", `{"success":false,"successCount":0}`, "kibana: import: 27 of 27 saved objects failed", 200},
+		{"success false without errors", `{"success":false,"successCount":0}`, "kibana: import: 34 of 34 saved objects failed", 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

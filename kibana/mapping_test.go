@@ -114,7 +114,7 @@ func TestEveryFieldIsMappedWithAFittingType(t *testing.T) {
 			}
 		}
 	}
-	if checked != 71 {
-		t.Errorf("checked %d columns, want 71", checked)
+	if checked != 95 {
+		t.Errorf("checked %d columns, want 95", checked)
 	}
 }

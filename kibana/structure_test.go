@@ -77,7 +77,7 @@ func TestBundleCounts(t *testing.T) {
 	for _, o := range parseBundle(t) {
 		count[o.Type]++
 	}
-	want := map[string]int{"index-pattern": 1, "lens": 21, "dashboard": 5}
+	want := map[string]int{"index-pattern": 1, "lens": 27, "dashboard": 6}
 	for k, v := range want {
 		if count[k] != v {
 			t.Errorf("%d objects of type %s, want %d", count[k], k, v)

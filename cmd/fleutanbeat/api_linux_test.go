@@ -251,7 +251,7 @@ type apiAgent struct {
 }
 
 // startAPIAgent runs the agent binary in ns with the shipped config, its
-// three inputs every second, and the API on host (127.0.0.1 or
+// three inputs and an rdma input every second, and the API on host (127.0.0.1 or
 // unix:///...), and waits until every input has collected once.
 func startAPIAgent(t *testing.T, ns *nstest.Netns, host string) *apiAgent {
 	t.Helper()
@@ -260,7 +260,8 @@ func startAPIAgent(t *testing.T, ns *nstest.Netns, host string) *apiAgent {
 	cmd := ns.Command(bin, "-e", "-c", shippedConfig(t), "--path.home", home,
 		"-E", "http.enabled=true", "-E", "http.api.enabled=true", "-E", "http.port=0", "-E", "http.host="+host,
 		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
-		"-E", "fleutanbeat.inputs.2.period=1s", "-E", "queue.mem.flush.timeout=100ms")
+		"-E", "fleutanbeat.inputs.2.period=1s", "-E", "fleutanbeat.inputs.3.type=rdma", "-E", "fleutanbeat.inputs.3.period=1s",
+		"-E", "queue.mem.flush.timeout=100ms")
 	a := &apiAgent{log: agentLog(t), client: &http.Client{Timeout: 10 * time.Second}}
 	cmd.Stderr = a.log
 	if err := cmd.Start(); err != nil {
@@ -294,7 +295,7 @@ func startAPIAgent(t *testing.T, ns *nstest.Netns, host string) *apiAgent {
 
 // apiCollectionPaths are the endpoints that answer 503 until their input's
 // first collection.
-var apiCollectionPaths = []string{"/api/v1/flows", "/api/v1/cpu", "/api/v1/qdisc"}
+var apiCollectionPaths = []string{"/api/v1/flows", "/api/v1/cpu", "/api/v1/qdisc", "/api/v1/rdma"}
 
 // get returns the status and body of GET base+path.
 func (a *apiAgent) get(t *testing.T, path string) (int, []byte) {
@@ -326,7 +327,7 @@ func (a *apiAgent) getJSON(t *testing.T, path string, v any) {
 // TestQueryAPIConformsToSpec runs schemathesis's stateless checks (every
 // check: status codes, content types, headers and bodies against
 // openapi.yaml, bad parameters rejected with 4xx, never a 5xx) against
-// the agent, with real flows, cpu and qdisc collections behind it.
+// the agent, with real flows, cpu, qdisc and rdma collections behind it.
 func TestQueryAPIConformsToSpec(t *testing.T) {
 	py := pyvenv.Interpreter(t, "schemathesis")
 	st := filepath.Join(filepath.Dir(py), "schemathesis")
@@ -462,6 +463,36 @@ type apiFlow struct {
 // and their combinations by the exact number of flows, the delta of a
 // connection that sent a known number of bytes in one period, and a
 // process's flows and core distribution.
+// TestQueryAPIRDMAWithoutRDMA: on a host without RDMA (the test host's
+// kernel has no NETLINK_RDMA) the rdma input's collections are empty and
+// /api/v1/rdma says so with empty lists, as the other endpoints do
+// without data, and the agent logs the absence once.
+func TestQueryAPIRDMAWithoutRDMA(t *testing.T) {
+	if ents, _ := os.ReadDir("/sys/class/infiniband"); len(ents) > 0 {
+		t.Skipf("this host has RDMA devices (%d in /sys/class/infiniband)", len(ents))
+	}
+	s := startAPIScenario(t, false)
+	a := startAPIAgent(t, s.ns, "127.0.0.1")
+	var d struct {
+		PreviousTime *time.Time       `json:"previous_time"`
+		Devices      []map[string]any `json:"devices"`
+		QueuePairs   []map[string]any `json:"queue_pairs"`
+		Ports        []map[string]any `json:"ports"`
+		CMIDs        []map[string]any `json:"cm_ids"`
+	}
+	waitFor(t, 10*time.Second, "a second rdma collection", func() bool {
+		a.getJSON(t, "/api/v1/rdma", &d)
+		return d.PreviousTime != nil
+	})
+	if d.Devices == nil || d.QueuePairs == nil || d.Ports == nil || d.CMIDs == nil ||
+		len(d.Devices)+len(d.QueuePairs)+len(d.Ports)+len(d.CMIDs) != 0 {
+		t.Errorf("/api/v1/rdma without RDMA: %+v, want empty lists", d)
+	}
+	if n := strings.Count(a.log.String(), "rdma: no RDMA"); n != 1 {
+		t.Errorf("%d log lines about RDMA missing, want 1:\n%s", n, a.log.String())
+	}
+}
+
 func TestQueryAPIFlowsFilters(t *testing.T) {
 	s := startAPIScenario(t, false)
 	a := startAPIAgent(t, s.ns, "unix://"+filepath.Join(t.TempDir(), "api.sock"))

@@ -128,7 +128,7 @@ var datasetFields = map[string]map[string]string{
 	"fleutan.cpu": withPrefix("fleutan.cpu.", map[string]string{
 		"scope": "keyword", "core": "long", "pct": "double", "norm.pct": "double", "share": "double",
 		"cores_used": "double", "spread": "double", "dominant_core": "long", "migrations": "long",
-		"flows": "long", "method": "keyword",
+		"flows": "long", "rdma_qps": "long", "method": "keyword",
 		"user.pct": "double", "system.pct": "double", "irq.pct": "double", "softirq.pct": "double",
 		"iowait.pct": "double", "steal.pct": "double", "idle.pct": "double",
 		"softirq.net_rx": "long", "softirq.net_tx": "long",
@@ -291,6 +291,7 @@ var fieldUnits = map[string]string{
 	"fleutan.cpu.dominant_core":  UnitID,
 	"fleutan.cpu.migrations":     UnitCount,
 	"fleutan.cpu.flows":          UnitCount,
+	"fleutan.cpu.rdma_qps":       UnitCount,
 	"fleutan.cpu.user.pct":       UnitFraction,
 	"fleutan.cpu.system.pct":     UnitFraction,
 	"fleutan.cpu.irq.pct":        UnitFraction,

@@ -3,7 +3,7 @@
 // monitoring endpoint when http.api.enabled is true.
 //
 // The documents are the library snapshot types (input/flows, input/cpu,
-// input/qdisc) as encoding/json writes them, with the changes over the
+// input/qdisc, input/rdma) as encoding/json writes them, with the changes over the
 // last period computed by each library's Diff from the latest collection
 // and the one before it (input.Latest keeps both). openapi.yaml, embedded
 // and served at /api/v1/openapi.yaml, is the contract: the package's tests
@@ -63,6 +63,7 @@ var routes = []route{
 	{"/api/v1/processes/{pid}", nil, (*server).process},
 	{"/api/v1/cpu", nil, (*server).cpu},
 	{"/api/v1/qdisc", nil, (*server).qdisc},
+	{"/api/v1/rdma", nil, (*server).rdma},
 	{"/api/v1/openapi.yaml", nil, (*server).serveSpec},
 }
 

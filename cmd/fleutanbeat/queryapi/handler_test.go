@@ -14,6 +14,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/process"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/rdma"
 )
 
 var (
@@ -158,6 +159,7 @@ func TestAnswersWithoutCollections(t *testing.T) {
 	first := input.NewLatest()
 	first.Set("cpu", input.Collection{Time: t0, Snapshot: cpu.Snapshot{Time: t0, MonotonicNs: 1, Method: cpu.MethodSampling}})
 	first.Set("flows", input.Collection{Time: t0, Snapshot: flows.Snapshot{Time: t0}})
+	first.Set("rdma", input.Collection{Time: t0, Snapshot: rdma.Snapshot{Time: t0}})
 	tests := []struct {
 		name   string
 		o      Options
@@ -180,6 +182,12 @@ func TestAnswersWithoutCollections(t *testing.T) {
 		{"bad pid", Options{Latest: first, Inputs: []string{"flows", "cpu"}}, "/api/v1/processes/0x1", 400, `path parameter pid: \"0x1\" is not a decimal number`},
 		{"pid zero", Options{Latest: first, Inputs: []string{"flows", "cpu"}}, "/api/v1/processes/0", 400, "0 is not a process id"},
 		{"parameter on cpu", Options{Latest: first, Inputs: []string{"cpu"}}, "/api/v1/cpu?pid=1", 400, `unknown query parameter \"pid\": /api/v1/cpu takes none`},
+		{"no rdma input", Options{Latest: input.NewLatest(), Inputs: []string{"cpu"}}, "/api/v1/rdma", 404, "no rdma input is running"},
+		{"rdma not collected", Options{Latest: input.NewLatest(), Inputs: []string{"rdma"}}, "/api/v1/rdma", 503, "not completed its first collection"},
+		// What the rdma input hands over on a host without RDMA (or
+		// without devices): a collection with nothing in it.
+		{"first rdma collection, no RDMA", Options{Latest: first, Inputs: []string{"rdma"}}, "/api/v1/rdma", 200, `"previous_time":null,"devices":[],"queue_pairs":[],"ports":[],"cm_ids":[]}`},
+		{"parameter on rdma", Options{Latest: first, Inputs: []string{"rdma"}}, "/api/v1/rdma?pid=1", 400, `unknown query parameter \"pid\": /api/v1/rdma takes none`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,5 +297,106 @@ func TestQdiscOnBuiltSnapshots(t *testing.T) {
 			}
 			tt.check(t, d)
 		})
+	}
+}
+
+// TestRDMAOnBuiltSnapshots: the queue pairs of rping's server (pid 157)
+// and client (pid 159) as the kernel matrix recorded them on 6.1
+// (input/rdma/testdata/bookworm-6.1.dump), five pings apart, a queue pair
+// that went and one that came, and the port's counters.
+func TestRDMAOnBuiltSnapshots(t *testing.T) {
+	rping := func(pid int) *process.Process { return &process.Process{PID: pid, Name: "rping"} }
+	port := func(sent, rcvd uint64) rdma.Port {
+		return rdma.Port{Index: 1, State: "ACTIVE", PhysState: 5, Netdev: "va359d6a", NetdevIndex: 7,
+			Counters: map[string]uint64{"sent_pkts": sent, "rcvd_pkts": rcvd, "out_of_seq_request": 0}}
+	}
+	dev := func(p rdma.Port) []rdma.Device {
+		return []rdma.Device{{Index: 0, Name: "rxa359d6a", Protocol: "roce", NodeType: 1, Ports: []rdma.Port{p}}}
+	}
+	cli := rdma.CMID{DeviceIndex: 0, Device: "rxa359d6a", Port: 1, ID: 1, LQPN: 17, PortSpace: "tcp", State: "CONNECT",
+		Src: ap("10.77.0.1:52456"), Dst: ap("10.77.0.1:7471"), PID: 159}
+	srv := rdma.CMID{DeviceIndex: 0, Device: "rxa359d6a", Port: 1, ID: 2, LQPN: 18, PortSpace: "tcp", State: "CONNECT",
+		Src: ap("10.77.0.1:7471"), Dst: ap("10.77.0.1:52456"), Inbound: true, PID: 157}
+	qp := func(lqpn, rqpn, sq, rq uint32, pid int, cm *rdma.CMID) rdma.QP {
+		return rdma.QP{DeviceIndex: 0, Device: "rxa359d6a", Port: 1, LQPN: lqpn, RQPN: rqpn, Type: "RC", State: "RTS",
+			SQPSN: sq, RQPSN: rq, PID: pid, Process: rping(pid), CM: cm}
+	}
+	gone := rdma.QP{DeviceIndex: 0, Device: "rxa359d6a", Port: 1, LQPN: 19, Type: "UD", State: "RTS", SQPSN: 3, PID: 160, Process: rping(160)}
+	prev := rdma.Snapshot{Time: t0, Devices: dev(port(1000, 990)),
+		QPs: []rdma.QP{qp(17, 18, 0xfffffe, 100, 159, &cli), qp(18, 17, 100, 0xfffffe, 157, &srv), gone}, CMIDs: []rdma.CMID{cli, srv}}
+	came := qp(20, 0, 7, 0, 161, nil)
+	came.Type = "UD"
+	cur := rdma.Snapshot{Time: t1, Devices: dev(port(1030, 1020)),
+		QPs: []rdma.QP{qp(17, 18, 3, 105, 159, &cli), qp(18, 17, 105, 3, 157, &srv), came}, CMIDs: []rdma.CMID{cli, srv}}
+	l := input.NewLatest()
+	l.Set("rdma", input.Collection{Time: prev.Time, Snapshot: prev})
+	l.Set("rdma", input.Collection{Time: cur.Time, Snapshot: cur})
+	code, _, body := serve(t, New(Options{Latest: l, Inputs: []string{"rdma"}}), "/api/v1/rdma")
+	var d rdmaDoc
+	if code != 200 || json.Unmarshal(body, &d) != nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	if !d.Time.Equal(t1) || d.PreviousTime == nil || !d.PreviousTime.Equal(t0) || len(d.Devices) != 1 || len(d.CMIDs) != 2 {
+		t.Errorf("time %v, previous %v, %d devices, %d CM ids", d.Time, d.PreviousTime, len(d.Devices), len(d.CMIDs))
+	}
+	if len(d.QueuePairs) != 4 {
+		t.Fatalf("%d queue pairs, want 4 (17, 18, the new 20, the final 19): %s", len(d.QueuePairs), body)
+	}
+	// The client's send PSN wrapped at 2^24: 0xfffffe to 3 is 5 packets.
+	for i, want := range []struct {
+		lqpn     uint32
+		pid      int
+		final    bool
+		sq, rq   uint32
+		delta    bool
+		src, dst string
+	}{
+		{17, 159, false, 5, 5, true, "10.77.0.1:52456", "10.77.0.1:7471"},
+		{18, 157, false, 5, 5, true, "10.77.0.1:7471", "10.77.0.1:52456"},
+		{20, 161, false, 0, 0, false, "", ""},
+		{19, 160, true, 0, 0, false, "", ""},
+	} {
+		r := d.QueuePairs[i]
+		if r.QP.LQPN != want.lqpn || r.QP.PID != want.pid || r.QP.Process == nil || r.QP.Process.Name != "rping" || r.Final != want.final {
+			t.Errorf("queue pair %d: %+v, want QPN %d of rping %d, final %v", i, r, want.lqpn, want.pid, want.final)
+		}
+		if (r.Delta != nil) != want.delta || (r.Delta != nil && (r.Delta.SQPSN != want.sq || r.Delta.RQPSN != want.rq || r.Delta.Elapsed != 10*time.Second)) {
+			t.Errorf("queue pair %d: delta %+v, want send %d receive %d over 10s (or null: %v)", want.lqpn, r.Delta, want.sq, want.rq, !want.delta)
+		}
+		var src, dst string
+		if r.QP.CM != nil {
+			src, dst = r.QP.CM.Src.String(), r.QP.CM.Dst.String()
+		}
+		if want.src != "" && (src != want.src || dst != want.dst) {
+			t.Errorf("queue pair %d: CM %s -> %s, want %s -> %s", want.lqpn, src, dst, want.src, want.dst)
+		}
+	}
+	if len(d.Ports) != 1 {
+		t.Fatalf("ports %+v", d.Ports)
+	}
+	p := d.Ports[0]
+	if p.Device != "rxa359d6a" || p.Port.Netdev != "va359d6a" || p.Counters["sent_pkts"] != 30 || p.Counters["rcvd_pkts"] != 30 ||
+		p.Rates["sent_pkts"] != 3 || p.Counters["out_of_seq_request"] != 0 || len(p.Reset) != 0 || p.Elapsed != 10*time.Second {
+		t.Errorf("port: %+v", p)
+	}
+	if !strings.Contains(string(body), `"reset":[]`) {
+		t.Errorf("reset is not an empty list: %s", body)
+	}
+
+	// After the first collection alone: no deltas, no port changes.
+	l = input.NewLatest()
+	l.Set("rdma", input.Collection{Time: prev.Time, Snapshot: prev})
+	_, _, body = serve(t, New(Options{Latest: l, Inputs: []string{"rdma"}}), "/api/v1/rdma")
+	d = rdmaDoc{}
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.PreviousTime != nil || len(d.QueuePairs) != 3 || len(d.Ports) != 0 || d.Ports == nil {
+		t.Errorf("first collection: %s", body)
+	}
+	for _, r := range d.QueuePairs {
+		if r.Delta != nil || r.Final {
+			t.Errorf("first collection: queue pair %d has delta %+v, final %v", r.QP.LQPN, r.Delta, r.Final)
+		}
 	}
 }

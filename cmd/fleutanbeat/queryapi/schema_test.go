@@ -14,6 +14,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/flows"
 	"github.com/fleutan/fleutanbeat/input/process"
 	"github.com/fleutan/fleutanbeat/input/qdisc"
+	"github.com/fleutan/fleutanbeat/input/rdma"
 	"gopkg.in/yaml.v3"
 )
 
@@ -50,6 +51,14 @@ var schemaTypes = map[string]reflect.Type{
 	"FQ":               reflect.TypeFor[qdisc.FQ](),
 	"Cake":             reflect.TypeFor[qdisc.Cake](),
 	"CakeTin":          reflect.TypeFor[qdisc.CakeTin](),
+	"RDMAView":         reflect.TypeFor[rdmaDoc](),
+	"RDMADevice":       reflect.TypeFor[rdma.Device](),
+	"RDMAPort":         reflect.TypeFor[rdma.Port](),
+	"RDMAQPReport":     reflect.TypeFor[qpReport](),
+	"RDMAQPChange":     reflect.TypeFor[qpChange](),
+	"RDMAQP":           reflect.TypeFor[rdma.QP](),
+	"RDMACMID":         reflect.TypeFor[rdma.CMID](),
+	"RDMAPortReport":   reflect.TypeFor[portReport](),
 }
 
 // TestSchemasAreTheGoTypes compares every component schema with the JSON

@@ -56,7 +56,10 @@ func series(p *process.Process) string {
 // per core it used. ts is the end of the period, period its length;
 // withNorm says whether the number of online cores was known, which
 // norm.pct divides by, as Metricbeat's system.process.cpu.total.norm.pct.
-func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, withNorm bool, u *cpu.ProcessUsage, flows int, method string) []pipeline.Event {
+// qps, the RDMA queue pairs the process owns, goes on both kinds of event
+// when there are any, so that its cores can be told apart as an RDMA
+// process's (rdma_qps > 0) without a join.
+func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, withNorm bool, u *cpu.ProcessUsage, flows, qps int, method string) []pipeline.Event {
 	c := pipeline.M{
 		"scope":      ScopeProcess,
 		"method":     method,
@@ -72,6 +75,9 @@ func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, wit
 	if u.TotalNs > 0 {
 		c["dominant_core"] = u.DominantCore
 	}
+	if qps > 0 {
+		c["rdma_qps"] = qps
+	}
 	f := baseFields(period, c)
 	f["process"] = processFields(u.Process)
 	s := series(u.Process)
@@ -83,6 +89,9 @@ func processEvents(dst []pipeline.Event, ts time.Time, period time.Duration, wit
 			"core":   pc.CPU,
 			"pct":    pc.Pct,
 			"share":  pc.Share,
+		}
+		if qps > 0 {
+			c["rdma_qps"] = qps
 		}
 		f := baseFields(period, c)
 		f["process"] = processFields(u.Process)

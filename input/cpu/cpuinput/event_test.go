@@ -34,7 +34,7 @@ func TestProcessEvents(t *testing.T) {
 	ts := time.Unix(1700000000, 0)
 	p := &process.Process{PID: 42, PPID: 1, Name: "srv", Executable: "/usr/bin/srv", Args: []string{"srv", "-x"}, StartTime: 777}
 	u := usageOf(t, p, []uint64{250e6, 0, 750e6}, 7, 2*time.Second, 4)
-	events := processEvents(nil, ts, 2*time.Second, true, &u, 3, MethodEBPF)
+	events := processEvents(nil, ts, 2*time.Second, true, &u, 3, 0, MethodEBPF)
 	if len(events) != 3 {
 		t.Fatalf("%d events, want 3 (process and two process_core)", len(events))
 	}
@@ -54,6 +54,13 @@ func TestProcessEvents(t *testing.T) {
 	}
 	if !reflect.DeepEqual(events, want) {
 		t.Errorf("got\n%v\nwant\n%v", events, want)
+	}
+	// An RDMA owner: its queue pair count on the process and on each of
+	// its process_core events, absent above where it has none.
+	for _, e := range processEvents(nil, ts, 2*time.Second, true, &u, 3, 2, MethodEBPF) {
+		if v, _ := e.Fields.GetValue("fleutan.cpu.rdma_qps"); v != 2 {
+			t.Errorf("%s: rdma_qps %v, want 2", e.Series, v)
+		}
 	}
 }
 

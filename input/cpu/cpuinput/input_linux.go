@@ -48,6 +48,10 @@ type cpuInput struct {
 	// opens: most kernels have none, and asking again each period costs
 	// one failing socket(2).
 	rdma *rdma.Collector
+	// qps are the queue pairs each RDMA owner held at the last selection
+	// (pid to count), as flows are the sockets: what correlates a
+	// process's cores with its RDMA traffic (fleutan.cpu.rdma_qps).
+	qps map[int]int
 
 	// Counters on /stats: input.cpu.*, and the method in use.
 	n         input.Counters
@@ -254,7 +258,7 @@ func (in *cpuInput) collect(ctx context.Context) cpu.Snapshot {
 func (in *cpuInput) period(ctx context.Context) []pipeline.Event {
 	in.registerCounters()
 	begin := time.Now()
-	prevSel := in.sel
+	prevSel, prevQPs := in.sel, in.qps
 	sel, err := in.selectProcesses()
 	if err = in.kernel.Filter(err); err != nil {
 		in.n.Errors.Add(1)
@@ -288,7 +292,11 @@ func (in *cpuInput) period(ctx context.Context) []pipeline.Event {
 		if p.Pct < in.cfg.MinPct {
 			continue
 		}
-		events = processEvents(events, u.Time, u.Period, len(snap.Cores) > 0, p, flows, u.Method)
+		qps, ok := in.qps[p.Process.PID]
+		if !ok {
+			qps = prevQPs[p.Process.PID]
+		}
+		events = processEvents(events, u.Time, u.Period, len(snap.Cores) > 0, p, flows, qps, u.Method)
 	}
 	// event.duration is the period; the collection's own time goes
 	// beside it.
@@ -413,6 +421,7 @@ func (in *cpuInput) selectProcesses() (selection, error) {
 		}
 	}
 	owners, err := in.rdmaOwners()
+	in.qps = owners
 	for pid := range owners {
 		if _, ok := sel[pid]; !ok {
 			sel[pid] = 0

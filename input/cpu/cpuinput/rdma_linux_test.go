@@ -12,7 +12,8 @@ import (
 
 // TestRDMAQueuePairOwnersAreNetworkActive: rping's server and client,
 // connected over soft-RoCE, hold no TCP or UDP socket, yet their queue
-// pairs make them network-active: both are selected, with no flows.
+// pairs make them network-active: both are selected, with no flows and
+// one queue pair each.
 func TestRDMAQueuePairOwnersAreNetworkActive(t *testing.T) {
 	rxetest.New(t)
 	srv := rxetest.StartRping(t, "-s", "-a", rxetest.AddrA, "-p", "7473", "-C", "100000000")
@@ -35,6 +36,10 @@ func TestRDMAQueuePairOwnersAreNetworkActive(t *testing.T) {
 	for _, pid := range []int{cli.Cmd.Process.Pid, srv.Cmd.Process.Pid} {
 		if n, ok := sel.flows(pid); !ok || n != 0 {
 			t.Errorf("rping %d: selected %v with %d flows, want selected with 0", pid, ok, n)
+		}
+		// One RC queue pair each: what fleutan.cpu.rdma_qps reports.
+		if n := in.qps[pid]; n != 1 {
+			t.Errorf("rping %d: %d queue pairs, want 1", pid, n)
 		}
 	}
 }

@@ -26,17 +26,20 @@ func newInput(c Config, s input.Settings) *rdmaInput {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &rdmaInput{cfg: c, log: s.Logger, n: input.NewCounters(s.Metrics, "rdma"),
+	return &rdmaInput{cfg: c, log: s.Logger, latest: s.Latest, n: input.NewCounters(s.Metrics, "rdma"),
 		window: input.Window{Period: c.Period.D()},
 		opts:   rdma.Options{ProcRoot: s.ProcRoot, NoCounters: !c.Counters, Logger: s.Logger}}
 }
 
 type rdmaInput struct {
-	cfg    Config
-	log    *slog.Logger
-	opts   rdma.Options
-	coll   *rdma.Collector
-	prev   rdma.Snapshot
+	cfg  Config
+	log  *slog.Logger
+	opts rdma.Options
+	coll *rdma.Collector
+	prev rdma.Snapshot
+	// latest receives each collection for the query API (nil while it
+	// is off).
+	latest *input.Latest
 	n      input.Counters
 	window input.Window
 	// absent is what was last said about RDMA missing ("" once devices
@@ -81,6 +84,10 @@ func (in *rdmaInput) collect(ctx context.Context) []pipeline.Event {
 		if errors.Is(err, rdma.ErrNotSupported) {
 			// A module may be loaded later: try again next period.
 			in.quiet("rdma: no RDMA in this kernel (no NETLINK_RDMA); nothing to report", "error", err)
+			// For the query API that is a collection without devices,
+			// as on a kernel with RDMA but no device.
+			now := time.Now()
+			in.latest.Set("rdma", input.Collection{Time: now, Snapshot: rdma.Snapshot{Time: now}})
 			return nil
 		}
 		if err != nil {
@@ -101,6 +108,8 @@ func (in *rdmaInput) collect(ctx context.Context) []pipeline.Event {
 			return nil
 		}
 	}
+	// Diff and the events only read the snapshot: it can be shared.
+	in.latest.Set("rdma", input.Collection{Time: snap.Time, Snapshot: snap})
 	if len(snap.Devices) == 0 && len(in.prev.QPs) == 0 {
 		in.quiet("rdma: no RDMA devices; nothing to report until one appears")
 		in.prev = snap

@@ -3,15 +3,20 @@ package rdmainput
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fleutan/fleutanbeat/cmd/fleutanbeat/queryapi"
 	"github.com/fleutan/fleutanbeat/config"
 	"github.com/fleutan/fleutanbeat/input"
+	"github.com/fleutan/fleutanbeat/input/rdma"
 	"github.com/fleutan/fleutanbeat/input/rdma/rxetest"
 	"github.com/fleutan/fleutanbeat/pipeline"
 )
@@ -54,7 +59,8 @@ func TestWithoutRDMAOneLogLineAndNoEvents(t *testing.T) {
 	m := pipeline.NewMetrics()
 	c := DefaultConfig()
 	c.Period = config.Duration(20 * time.Millisecond)
-	in := newInput(c, input.Settings{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: m})
+	latest := input.NewLatest()
+	in := newInput(c, input.Settings{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: m, Latest: latest})
 	rec := &recorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -76,6 +82,12 @@ func TestWithoutRDMAOneLogLineAndNoEvents(t *testing.T) {
 	}
 	if e := in.n.Errors.Load(); e != 0 {
 		t.Errorf("%d errors", e)
+	}
+	// The query API gets a collection with nothing in it each period.
+	prev, cur, ok := latest.Pair("rdma")
+	snap, _ := cur.Snapshot.(rdma.Snapshot)
+	if !ok || prev.Time.IsZero() || snap.Time.IsZero() || len(snap.Devices) != 0 || len(snap.QPs) != 0 {
+		t.Errorf("query API collections %+v then %+v, want two empty ones", prev, cur)
 	}
 }
 
@@ -162,5 +174,106 @@ func TestRpingQueuePairsAndFinalEvents(t *testing.T) {
 	}
 	if len(finals) != 2 || finals[cpid] != 1 || finals[spid] != 1 {
 		t.Errorf("final events by pid %v, want exactly one for %d and one for %d", finals, cpid, spid)
+	}
+}
+
+// TestRpingThroughQueryAPI: the input, running with the query API's
+// store, answers GET /api/v1/rdma with rping's two queue pairs (pids,
+// process name, CM endpoints, PSN advance over the last period) and the
+// device's port counters grown by at least the packets the client sent.
+func TestRpingThroughQueryAPI(t *testing.T) {
+	sc := rxetest.New(t)
+	srv := rxetest.StartRping(t, "-s", "-a", rxetest.AddrA, "-p", "7475", "-C", "100000000")
+	time.Sleep(500 * time.Millisecond)
+	cli := rxetest.StartRping(t, "-c", "-a", rxetest.AddrA, "-p", "7475", "-C", "100000000")
+	cli.WaitLines(t, 3, time.Minute)
+	cpid, spid := cli.Cmd.Process.Pid, srv.Cmd.Process.Pid
+
+	latest := input.NewLatest()
+	c := DefaultConfig()
+	c.Period = config.Duration(500 * time.Millisecond)
+	in := newInput(c, input.Settings{Latest: latest})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, &recorder{}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// Three collections: the third's period is known to be one with pings.
+	for i := 0; i < 600; i++ {
+		if in.n.Collections.Load() >= 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h := queryapi.New(queryapi.Options{Latest: latest, Inputs: []string{"rdma"}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/rdma", nil))
+	var doc struct {
+		PreviousTime *time.Time `json:"previous_time"`
+		QueuePairs   []struct {
+			QP struct {
+				Device      string `json:"device"`
+				PID         int    `json:"pid"`
+				KernelOwner string `json:"kernel_owner"`
+				Process     struct {
+					Name string `json:"name"`
+				} `json:"process"`
+				CM struct {
+					Src string `json:"src"`
+					Dst string `json:"dst"`
+				} `json:"cm"`
+			} `json:"qp"`
+			Delta *struct {
+				SQPSN uint32 `json:"sq_psn"`
+			} `json:"delta"`
+		} `json:"queue_pairs"`
+		Ports []struct {
+			Device   string            `json:"device"`
+			Counters map[string]uint64 `json:"counters"`
+		} `json:"ports"`
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
+		t.Fatalf("GET /api/v1/rdma: %d %s", rec.Code, rec.Body)
+	}
+	if doc.PreviousTime == nil {
+		t.Fatalf("previous_time null after %d collections: %s", in.n.Collections.Load(), rec.Body)
+	}
+	var sent uint32
+	seen := map[int]string{}
+	for _, q := range doc.QueuePairs {
+		if q.QP.Device != sc.DevA {
+			continue
+		}
+		// The API lists every queue pair, the kernel's too (the port's
+		// GSI queue pair, owned by ib_core), which the events leave out.
+		if q.QP.PID == 0 {
+			if q.QP.KernelOwner == "" {
+				t.Errorf("a queue pair without pid or kernel owner: %+v", q.QP)
+			}
+			continue
+		}
+		seen[q.QP.PID] = q.QP.Process.Name + " " + q.QP.CM.Src + "->" + q.QP.CM.Dst
+		if q.Delta == nil || q.Delta.SQPSN == 0 {
+			t.Errorf("queue pair of %d: delta %+v, want a send PSN advance", q.QP.PID, q.Delta)
+		} else {
+			sent += q.Delta.SQPSN
+		}
+	}
+	a := rxetest.AddrA
+	if len(seen) != 2 || !strings.HasPrefix(seen[cpid], "rping "+a+":") || !strings.HasSuffix(seen[cpid], "->"+a+":7475") ||
+		!strings.HasPrefix(seen[spid], "rping "+a+":7475->"+a+":") {
+		t.Errorf("queue pairs on %s by pid %v, want rping client %d (%s:ephemeral -> :7475) and server %d", sc.DevA, seen, cpid, a, spid)
+	}
+	var grown uint64
+	for _, p := range doc.Ports {
+		if p.Device == sc.DevA {
+			grown = p.Counters["sent_pkts"]
+		}
+	}
+	// Both queue pairs send on the one device, in the same period.
+	if grown < uint64(sent) {
+		t.Errorf("%s sent_pkts grew by %d in the period, less than the %d PSNs the queue pairs advanced", sc.DevA, grown, sent)
 	}
 }

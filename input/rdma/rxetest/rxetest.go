@@ -11,7 +11,10 @@
 // no packet sent by the rxe device; the kernel sources point at RoCE
 // route resolution done in the initial namespace (dev_addr.net =
 // &init_net in roce_resolve_route_from_path) and rxe's UDP socket living
-// there. So
+// there. On 6.12 the client waits without a word instead, no packet sent,
+// and `rdma system set netns exclusive` leaves the rxe devices in the
+// initial namespace (`rdma dev set ... netns` is not supported by rxe);
+// see docs/ARCHITECTURE.md. So
 // the scenario runs only inside the kernel matrix's guest
 // (FLEUTANBEAT_KERNEL_MATRIX=1), a VM without a network interface, and
 // skips elsewhere, as it does without RDMA or rping (failing where

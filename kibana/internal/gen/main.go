@@ -251,6 +251,10 @@ const (
 	qQdisc = `data_stream.dataset : "fleutan.qdisc"`
 	qFlows = `data_stream.dataset : "fleutan.flows"`
 	qPaths = `data_stream.dataset : "fleutan.paths"`
+	qRDMA  = `data_stream.dataset : "fleutan.rdma"`
+	// qRDMAProcs are the cpu input's events of processes that own RDMA
+	// queue pairs: the cores their RDMA traffic is driven from.
+	qRDMAProcs = qCPU + ` and fleutan.cpu.rdma_qps > 0`
 	// qPathChanges are the path events of a peer whose path hash differs
 	// from its previous round's.
 	qPathChanges = qPaths + ` and fleutan.paths.type : "path" and fleutan.paths.changed : true`
@@ -409,7 +413,62 @@ func dashboards() []dashboard {
 						unique("peers", "Peers", "fleutan.paths.peer.ip")},
 					x: "hop", y: []string{"peers"}},
 			}},
+		rdmaDashboard(),
 	}
+}
+
+// rdmaDashboard is the RDMA panel set, a dashboard of its own: RDMA
+// traffic bypasses the sockets and TCP statistics the flow dashboards
+// read, and a host without RDMA has nothing to show in it.
+func rdmaDashboard() dashboard {
+	return dashboard{id: "fleutan-rdma", title: "[fleutanbeat] RDMA",
+		desc: "RDMA queue pairs: the processes that own them with the cores they run on, send PSN activity over time, port hardware counter rates (sent and received packets, retries, out-of-sequence requests) and the RDMA CM endpoints.",
+		panels: []vis{
+			{id: "fleutan-rdma-process-qps-cores", title: "Queue pairs per process and their cores", kind: "table",
+				query: qRDMAProcs + ` and fleutan.cpu.scope : "process"`,
+				cols: []col{
+					terms("proc", "Process", "process.name", "string", 20, "qps"),
+					metric("qps", "Max queue pairs", "max", "fleutan.cpu.rdma_qps"),
+					metric("cores", "Max cores used", "max", "fleutan.cpu.cores_used"),
+					metric("pct", "Average CPU %", "average", "fleutan.cpu.pct"),
+					metric("migrations", "Migrations", "sum", "fleutan.cpu.migrations"),
+				}},
+			{id: "fleutan-rdma-process-core-heatmap", title: "CPU % of RDMA processes by core", kind: "heatmap",
+				query: qRDMAProcs + ` and fleutan.cpu.scope : "process_core"`,
+				cols: []col{
+					terms("core", "Core", "fleutan.cpu.core", "number", 64, "pct"),
+					terms("proc", "Process", "process.name", "string", 20, "pct"),
+					metric("pct", "CPU %", "average", "fleutan.cpu.pct"),
+				}, x: "core", yAxis: "proc", y: []string{"pct"}},
+			{id: "fleutan-rdma-psn-activity", title: "Send PSN advance per process", kind: "line",
+				query: qRDMA + ` and fleutan.rdma.scope : "qp"`,
+				cols: []col{date(), terms("proc", "Process", "process.name", "string", 10, "sq"),
+					metric("sq", "Send PSN advance (packets)", "sum", "fleutan.rdma.delta.sq_psn")},
+				x: "time", split: "proc", y: []string{"sq"}},
+			{id: "fleutan-rdma-counter-rates", title: "Port counter rates", kind: "line",
+				query: qRDMA + ` and fleutan.rdma.scope : "counter"`,
+				cols: []col{date(), terms("counter", "Counter", "fleutan.rdma.counter.name", "string", 20, "rate"),
+					metric("rate", "Rate (/s)", "average", "fleutan.rdma.counter.rate")},
+				x: "time", split: "counter", y: []string{"rate"}},
+			{id: "fleutan-rdma-port-counters", title: "Port counters per device", kind: "table",
+				query: qRDMA + ` and fleutan.rdma.scope : "counter"`,
+				cols: []col{
+					terms("device", "Device", "fleutan.rdma.device", "string", 20, "delta"),
+					terms("counter", "Counter", "fleutan.rdma.counter.name", "string", 50, "delta"),
+					metric("delta", "Increase", "sum", "fleutan.rdma.counter.delta"),
+					metric("rate", "Max rate (/s)", "max", "fleutan.rdma.counter.rate"),
+					metric("value", "Last value (max)", "max", "fleutan.rdma.counter.value"),
+				}},
+			{id: "fleutan-rdma-endpoints", title: "RDMA CM endpoints", kind: "table",
+				query: qRDMA + ` and fleutan.rdma.scope : "qp"`,
+				cols: []col{
+					terms("src", "Source (initiator)", "source.ip", "ip", 20, "conns"),
+					terms("dst", "Destination", "destination.ip", "ip", 20, "conns"),
+					terms("dport", "Destination port", "destination.port", "number", 10, "conns"),
+					unique("conns", "Connections", "fleutan.rdma.flow_id"),
+					metric("sq", "Send PSN advance (packets)", "sum", "fleutan.rdma.delta.sq_psn"),
+				}},
+		}}
 }
 
 func main() {
