@@ -14,11 +14,11 @@
 #       yellow.
 #   opensearch.sh stop <dir>
 #       Stop that node (SIGTERM, SIGKILL after 60 s); a no-op when not running.
-#   opensearch.sh run <version> <dir> -- <command...>
-#       Start on empty data, run the command with FLEUTANBEAT_OS<major>_URL,
-#       FLEUTANBEAT_OS<major>_VERSION and FLEUTANBEAT_OS_SCRIPT exported
-#       (major: 2 for 2.19.x, 3 for 3.x; two runs nest, one per version),
-#       stop, exit with the command's code.
+#   opensearch.sh run <version> <dir> [<version> <dir> ...] -- <command...>
+#       Start a node of each version on empty data, all at once, run the
+#       command with FLEUTANBEAT_OS<major>_URL and FLEUTANBEAT_OS<major>_VERSION
+#       of each (major: 2 for 2.19.x, 3 for 3.x) and FLEUTANBEAT_OS_SCRIPT
+#       exported, stop them, exit with the command's code.
 #   opensearch.sh fetch <version>
 #       Download and unpack only; prints the distribution's folder.
 #
@@ -183,19 +183,38 @@ stop() {
 }
 
 run() {
-	local version=$1 dir=$2
-	shift 2
+	# Pairs of <version> <dir> up to --, started at once.
+	local versions=() dirs=()
+	while (($# >= 2)) && [[ $1 != -- ]]; do
+		versions+=("$1") dirs+=("$2")
+		shift 2
+	done
 	[[ ${1:-} == -- ]] && shift
 	(($# > 0)) || die "run: no command after --"
+	((${#versions[@]} > 0)) || die "run: no <version> <dir>"
+	local i
 	# Each run starts from empty data: tests assert exact counts.
-	stop "$dir"
-	rm -rf "$dir/data" "$dir/port"
-	trap 'stop "$dir"' EXIT
-	local url major=${version%%.*}
-	url="$(start "$version" "$dir")"
+	for i in "${!dirs[@]}"; do
+		stop "${dirs[$i]}"
+		rm -rf "${dirs[$i]}/data" "${dirs[$i]}/port"
+	done
+	trap 'for d in "${dirs[@]}"; do stop "$d"; done' EXIT
+	local pids=() failed=0
+	for i in "${!dirs[@]}"; do
+		start "${versions[$i]}" "${dirs[$i]}" >/dev/null &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || failed=1
+	done
+	((failed == 0)) || die "run: a node did not start"
+	local envs=() major
+	for i in "${!dirs[@]}"; do
+		major=${versions[$i]%%.*}
+		envs+=("FLEUTANBEAT_OS${major}_URL=$(cat "${dirs[$i]}/url")" "FLEUTANBEAT_OS${major}_VERSION=${versions[$i]}")
+	done
 	local rc=0
-	env "FLEUTANBEAT_OS${major}_URL=$url" "FLEUTANBEAT_OS${major}_VERSION=$version" \
-		FLEUTANBEAT_OS_SCRIPT="$REPO/.ci/opensearch.sh" "$@" || rc=$?
+	env "${envs[@]}" FLEUTANBEAT_OS_SCRIPT="$REPO/.ci/opensearch.sh" "$@" || rc=$?
 	exit "$rc"
 }
 
@@ -204,7 +223,7 @@ shift || true
 case "$cmd" in
 start) (($# >= 2)) || die "usage: start <version> <dir> [-Ekey=value ...]"; start "$@" ;;
 stop) (($# == 1)) || die "usage: stop <dir>"; stop "$1" ;;
-run) (($# >= 3)) || die "usage: run <version> <dir> -- <command...>"; run "$@" ;;
+run) (($# >= 3)) || die "usage: run <version> <dir> [<version> <dir> ...] -- <command...>"; run "$@" ;;
 fetch) (($# == 1)) || die "usage: fetch <version>"; fetch "$1" ;;
-*) die "usage: $0 start <version> <dir> [-E...] | stop <dir> | run <version> <dir> -- cmd... | fetch <version>" ;;
+*) die "usage: $0 start <version> <dir> [-E...] | stop <dir> | run <version> <dir> [<version> <dir> ...] -- cmd... | fetch <version>" ;;
 esac
