@@ -16,8 +16,9 @@
 #       Stop that node (SIGTERM, SIGKILL after 60 s); a no-op when not running.
 #   opensearch.sh run <version> <dir> [<version> <dir> ...] -- <command...>
 #       Start a node of each version on empty data, all at once, run the
-#       command with FLEUTANBEAT_OS<major>_URL and FLEUTANBEAT_OS<major>_VERSION
-#       of each (major: 2 for 2.19.x, 3 for 3.x) and FLEUTANBEAT_OS_SCRIPT
+#       command with FLEUTANBEAT_OS<major>_URL, FLEUTANBEAT_OS<major>_VERSION
+#       and FLEUTANBEAT_OS<major>_PID of each (major: 2 for 2.19.x, 3 for
+#       3.x) and FLEUTANBEAT_OS_SCRIPT
 #       exported, stop them, exit with the command's code.
 #   opensearch.sh fetch <version>
 #       Download and unpack only; prints the distribution's folder.
@@ -211,7 +212,8 @@ run() {
 	local envs=() major
 	for i in "${!dirs[@]}"; do
 		major=${versions[$i]%%.*}
-		envs+=("FLEUTANBEAT_OS${major}_URL=$(cat "${dirs[$i]}/url")" "FLEUTANBEAT_OS${major}_VERSION=${versions[$i]}")
+		envs+=("FLEUTANBEAT_OS${major}_URL=$(cat "${dirs[$i]}/url")" "FLEUTANBEAT_OS${major}_VERSION=${versions[$i]}"
+			"FLEUTANBEAT_OS${major}_PID=$(cat "${dirs[$i]}/pid")")
 	done
 	local rc=0
 	env "${envs[@]}" FLEUTANBEAT_OS_SCRIPT="$REPO/.ci/opensearch.sh" "$@" || rc=$?

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -23,9 +24,10 @@ import (
 // each.
 var Majors = []string{"2", "3"}
 
-// Server is one of the run's servers.
+// Server is one of the run's servers; PID is its process (0 if unknown).
 type Server struct {
 	Major, Version, URL string
+	PID                 int
 }
 
 // Servers are the run's servers, one per major version of Majors. A
@@ -51,7 +53,8 @@ func ServerOf(t testing.TB, major string) Server {
 		}
 		t.Skipf("no OpenSearch %s.x: set FLEUTANBEAT_OS%s_URL and FLEUTANBEAT_OS%s_VERSION (make test starts one)", major, major, major)
 	}
-	return Server{Major: major, Version: v, URL: strings.TrimRight(u, "/")}
+	pid, _ := strconv.Atoi(os.Getenv("FLEUTANBEAT_OS" + major + "_PID"))
+	return Server{Major: major, Version: v, URL: strings.TrimRight(u, "/"), PID: pid}
 }
 
 // Node is a dedicated OpenSearch a test started, its state in its own
