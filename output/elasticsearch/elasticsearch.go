@@ -248,36 +248,32 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Probe asks every host GET / and returns the product check's error when
-// a host answered as another product (ErrWrongProduct); hosts that do not
-// answer are left to the retries of Publish.
+// Probe asks GET / once per host through the output's client (its
+// round-robin visits each host; the requests and bytes are counted like
+// any other) and returns the product check's error when a host answered
+// as another product (ErrWrongProduct); hosts that do not answer are left
+// to the retries of Publish.
 func (c *Client) Probe(ctx context.Context) error {
-	for _, h := range c.cfg.Hosts {
-		u, err := hostURL(h)
-		if err != nil {
-			return err
-		}
-		one := c.cfg
-		one.Hosts = []string{h}
-		client, err := newClient(one, "fleutanbeat")
-		if err != nil {
-			return err
-		}
-		rctx, cancel := context.WithTimeout(ctx, min(c.cfg.Timeout.D(), 10*time.Second))
+	eng := c.cfg.engine()
+	for range c.cfg.Hosts {
+		rctx, cancel := context.WithTimeout(withAttempts(ctx), min(c.cfg.Timeout.D(), 10*time.Second))
 		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "/", nil)
 		if err != nil {
 			cancel()
 			return err
 		}
-		res, err := client.Perform(req)
+		res, err := c.es.Perform(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
 		cancel()
-		if err != nil {
-			if isWrongProduct(err) {
-				return fmt.Errorf("%s: %s: %w", c.cfg.engine().Name, u.Host, WrongProduct(c.cfg.engine(), u.Host))
-			}
+		if err == nil {
 			continue
 		}
-		res.Body.Close()
+		if pe, ok := productErrorOf(eng, req.URL.Host, err); ok {
+			return fmt.Errorf("%s: %w", eng.Name, pe)
+		}
 	}
 	return nil
 }
@@ -718,8 +714,8 @@ func describeTransportError(eng *Engine, err error) error {
 	s, name := err.Error(), eng.Name
 	switch {
 	case isWrongProduct(err):
-		// One message whichever client found it, naming the output to use.
-		return fmt.Errorf("%s: %w", name, WrongProduct(eng, ""))
+		pe, _ := productErrorOf(eng, "", err)
+		return fmt.Errorf("%s: %w", name, pe)
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "timeout"):
 		return fmt.Errorf("%s: request timed out (timeout setting): %w", name, err)
 	case strings.Contains(s, "x509:") || strings.Contains(s, "tls:"):

@@ -104,19 +104,43 @@ func (c Config) engine() *Engine {
 // output's: a configuration that can never work, which `run` stops on.
 var ErrWrongProduct = errors.New("product check failed")
 
-// WrongProduct is the message of ErrWrongProduct for the engine, naming
-// the output that fits the server.
+// productError is the product check's failure: errors.Is it
+// ErrWrongProduct, and errors.As finds it under a client's wrapping.
+type productError struct{ msg string }
+
+func (e *productError) Error() string        { return ErrWrongProduct.Error() + ": " + e.msg }
+func (e *productError) Is(target error) bool { return target == ErrWrongProduct }
+
+// WrongProduct is the error of the engine's output meeting another
+// product at host, naming the output that fits the server.
 func WrongProduct(eng *Engine, host string) error {
 	at := ""
 	if host != "" {
 		at = " at " + host
 	}
 	if eng.Name == Elasticsearch.Name {
-		return fmt.Errorf("%w: the server%s is not Elasticsearch (its answers carry no X-Elastic-Product header); "+
-			"for OpenSearch use output.opensearch instead of output.elasticsearch", ErrWrongProduct, at)
+		return &productError{fmt.Sprintf("the server%s is not Elasticsearch (its answers carry no X-Elastic-Product header); "+
+			"for OpenSearch use output.opensearch instead of output.elasticsearch", at)}
 	}
-	return fmt.Errorf("%w: the server%s is Elasticsearch, not %s (it answers with X-Elastic-Product: Elasticsearch); "+
-		"use output.elasticsearch instead of output.%s", ErrWrongProduct, at, eng.Product, eng.Name)
+	return &productError{fmt.Sprintf("the server%s is Elasticsearch, not %s (it answers with X-Elastic-Product: Elasticsearch); "+
+		"use output.elasticsearch instead of output.%s", at, eng.Product, eng.Name)}
+}
+
+// productErrorOf is the product check's failure in a client error, as
+// one message whichever client found it: ours unwrapped from the client's
+// wrapping, go-elasticsearch's (which names no host) as WrongProduct.
+func productErrorOf(eng *Engine, host string, err error) (error, bool) {
+	if err == nil {
+		return nil, false
+	}
+	var pe *productError
+	if errors.As(err, &pe) {
+		return pe, true
+	}
+	if isWrongProduct(err) {
+		return WrongProduct(eng, host), true
+	}
+	return nil, false
 }
 
 // isWrongProduct recognizes the product check's failure in a client

@@ -119,8 +119,8 @@ func serverVersion(ctx context.Context, client interface {
 		}
 		res, err := client.Perform(req)
 		if err != nil {
-			if isWrongProduct(err) {
-				return 0, nil, WrongProduct(eng, host)
+			if pe, ok := productErrorOf(eng, host, err); ok {
+				return 0, nil, pe
 			}
 			return 0, nil, describeTransportError(eng, err)
 		}
