@@ -43,6 +43,10 @@ func TestOpenSearchCommands(t *testing.T) {
 				1, "", "is Elasticsearch, not OpenSearch (it answers with X-Elastic-Product: Elasticsearch); use output.elasticsearch instead of output.opensearch"},
 			{"test output, OpenSearch configured as Elasticsearch", []string{"test", "output", "-E", "output.elasticsearch.hosts=[" + srv.URL + "]"},
 				1, "", "is not Elasticsearch (its answers carry no X-Elastic-Product header); for OpenSearch use output.opensearch instead of output.elasticsearch"},
+			{"setup --dashboards refuses the Kibana bundle", []string{"setup", "--dashboards", "-E", hosts},
+				1, "", "setup --dashboards: the Kibana saved objects do not import into OpenSearch Dashboards; import the index patterns and saved searches of kibana/opensearch/fleutan.ndjson"},
+			{"setup without flags installs templates and skips dashboards", []string{"setup", "-E", hosts},
+				0, "Dashboards skipped: the Kibana saved objects do not import into OpenSearch Dashboards", ""},
 			{"api_key refused", []string{"test", "config", "-E", hosts, "-E", "output.opensearch.api_key=id:key"},
 				1, "", "output.opensearch.api_key: OpenSearch has no API keys"},
 		}

@@ -63,6 +63,18 @@ func cmdSetup(o *options, _ []string, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 		a.close()
+		if a.outName == "opensearch" {
+			// The bundle is Kibana's (Lens, Kibana 8 dashboards), which
+			// OpenSearch Dashboards cannot import.
+			msg := "the Kibana saved objects do not import into OpenSearch Dashboards; " +
+				"import the index patterns and saved searches of kibana/opensearch/fleutan.ndjson instead (kibana/opensearch/README.md)"
+			if !both {
+				fmt.Fprintf(stderr, "setup --dashboards: %s\n", msg)
+				return exitConfig
+			}
+			fmt.Fprintf(stdout, "Dashboards skipped: %s.\n", msg)
+			return exitOK
+		}
 		raw, _ := a.cfg.Setup.Child("kibana")
 		kc, err := kibana.Decode(raw)
 		if err != nil {
