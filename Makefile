@@ -45,15 +45,23 @@ fmt-check:
 # fetched from Maven Central by .ci/elasticsearch.sh and cached under .es/.
 ES_VERSION ?= 8.19.21
 
+# OpenSearch for the tests of output.opensearch: the integ-test-zip of the
+# newest 2.19.x and of a 3.x, fetched by .ci/opensearch.sh into .os/.
+OS2_VERSION ?= 2.19.6
+OS3_VERSION ?= 3.6.0
+OPENSEARCH   = .ci/opensearch.sh run $(OS2_VERSION) .os/run/test2 $(OS3_VERSION) .os/run/test3 --
+
 # The whole suite, race detector on, with one real Elasticsearch started for
 # the run and stopped after it: a container of a locally built image on a
-# private dockerd (.ci/docker.sh) when root can have one, else a process.
+# private dockerd (.ci/docker.sh) when root can have one, else a process;
+# and one OpenSearch of each tested major version, as processes.
 # Kernel tests need root and skip without it unless FLEUTANBEAT_REQUIRE_ROOT=1
 # (set by .ci/run) makes skips failures; likewise FLEUTANBEAT_REQUIRE_ES=1 for
-# the Elasticsearch tests and FLEUTANBEAT_REQUIRE_DOCKER=1 for the engine.
+# the Elasticsearch tests, FLEUTANBEAT_REQUIRE_OPENSEARCH=1 for the
+# OpenSearch ones and FLEUTANBEAT_REQUIRE_DOCKER=1 for the engine.
 # The kernel matrix runs last, after the host suite passed.
 test: fmt-check vet build
-	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(GO) test -race -count=1 -timeout 60m $(PKGS)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/test -- $(OPENSEARCH) $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	$(MAKE) test-kernels
 	$(MAKE) test-package
 # Tests that compare with a reference implementation find its Python here;
@@ -106,6 +114,7 @@ bench: build
 	$(GO) test -run '^$$' -bench FlowsEndpoint -benchmem -count 3 ./cmd/fleutanbeat/queryapi/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
 	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 60m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
+	.ci/opensearch.sh run $(OS2_VERSION) .os/run/bench2 $(OS3_VERSION) .os/run/bench3 -- $(GO) test -run '^$$' -bench ShipToOpenSearch -benchtime 1x -timeout 60m ./output/opensearch/ | tee -a $(BENCH_OUT)
 
 FUZZTIME ?= 20s
 fuzz:

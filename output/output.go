@@ -4,6 +4,7 @@
 package output
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -39,6 +40,14 @@ type Settings struct {
 // its directory can be created or written.
 type Checker interface {
 	Check() error
+}
+
+// Prober is implemented by clients that can learn at start, from the
+// server's answer, that they can never deliver to it (a server of another
+// product than the output's): `run` stops on that error instead of
+// retrying forever. A server that does not answer is no reason to stop.
+type Prober interface {
+	Probe(ctx context.Context) error
 }
 
 // Group is a configured output: its clients each consume batches

@@ -19,6 +19,7 @@ import (
 	"github.com/fleutan/fleutanbeat/input/nstest"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch/estest"
+	"github.com/fleutan/fleutanbeat/output/opensearch/ostest"
 )
 
 // esCount refreshes index and counts its documents. An index that does
@@ -107,6 +108,22 @@ func esIDs(es *estest.Client, pattern string) map[string]int {
 func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 	base := estest.URL(t)
 	nstest.RequireRoot(t)
+	agentShipsTo(t, "elasticsearch", base)
+}
+
+// TestAgentBinaryShipsToOpenSearch is the same with output.opensearch, to
+// each OpenSearch the run started (2.19.x and 3.x).
+func TestAgentBinaryShipsToOpenSearch(t *testing.T) {
+	servers := ostest.Servers(t)
+	nstest.RequireRoot(t)
+	for _, srv := range servers {
+		t.Run(srv.Version, func(t *testing.T) { agentShipsTo(t, "opensearch", srv.URL) })
+	}
+}
+
+// agentShipsTo runs the agent with output.NAME (elasticsearch or
+// opensearch) at base and checks what it stored there.
+func agentShipsTo(t *testing.T, out, base string) {
 	es := estest.NewClient(t, base)
 	bin := buildBinary(t)
 	var nb [4]byte
@@ -143,9 +160,9 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 
 	cmd := exec.Command(bin, "-e", "-c", shippedConfig(t), "--path.home", t.TempDir(),
 		"-E", "output.file.enabled=false",
-		"-E", "output.elasticsearch.hosts=["+base+"]",
-		"-E", "output.elasticsearch.namespace="+ns,
-		"-E", "output.elasticsearch.flush_interval=200ms",
+		"-E", "output."+out+".hosts=["+base+"]",
+		"-E", "output."+out+".namespace="+ns,
+		"-E", "output."+out+".flush_interval=200ms",
 		"-E", "fleutanbeat.inputs.0.period=1s", "-E", "fleutanbeat.inputs.1.period=1s",
 		"-E", "fleutanbeat.inputs.2.period=1s")
 	stderr := agentLog(t)
@@ -157,7 +174,7 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 
 	datasets := []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"}
 	stream := func(ds string) string { return "metrics-" + ds + "-" + ns }
-	waitFor(t, 60*time.Second, "documents of every dataset in Elasticsearch", func() bool {
+	waitFor(t, 60*time.Second, "documents of every dataset in "+out, func() bool {
 		for _, ds := range datasets {
 			if esCount(es, stream(ds)) == 0 {
 				return false
@@ -186,7 +203,7 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 		total += esCount(es, stream(ds))
 	}
 	if float64(total) != published {
-		t.Errorf("documents in Elasticsearch = %d, events published = %v", total, published)
+		t.Errorf("documents in %s = %d, events published = %v", out, total, published)
 	}
 
 	// The mapping has the intended types.
@@ -212,7 +229,7 @@ func TestAgentBinaryShipsToElasticsearch(t *testing.T) {
 	}, &res)
 	hits, _ := res["hits"].(map[string]any)["hits"].([]any)
 	if len(hits) == 0 {
-		t.Fatalf("no flow to port %d in Elasticsearch: %v", port, res)
+		t.Fatalf("no flow to port %d in %s: %v", port, out, res)
 	}
 	src := hits[0].(map[string]any)["_source"].(map[string]any)
 	// ECS host-based: egress is a connection this host initiated.

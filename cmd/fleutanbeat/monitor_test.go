@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
+	"github.com/fleutan/fleutanbeat/output/opensearch"
 	"github.com/fleutan/fleutanbeat/pipeline"
 	"github.com/fleutan/fleutanbeat/pipeline/diskqueue"
 	dto "github.com/prometheus/client_model/go"
@@ -88,6 +89,17 @@ func TestMetricHelpCoversPackageConstants(t *testing.T) {
 		elasticsearch.MetricAcked, elasticsearch.MetricDuplicates, elasticsearch.MetricRetried,
 		elasticsearch.MetricDropped, elasticsearch.MetricDeadLettered, elasticsearch.MetricBlocked,
 	} {
+		if h, ok := pipeline.MetricHelp(name); !ok || h == "" {
+			t.Errorf("no help text for %s", name)
+		}
+	}
+	// output.opensearch has each of output.elasticsearch's counters.
+	for _, name := range []string{
+		elasticsearch.MetricAcked, elasticsearch.MetricDuplicates, elasticsearch.MetricRetried,
+		elasticsearch.MetricDropped, elasticsearch.MetricDeadLettered, elasticsearch.MetricBlocked,
+		elasticsearch.MetricHostRequests, elasticsearch.MetricHostConnErrors, elasticsearch.MetricFailovers,
+	} {
+		name = elasticsearch.MetricName(opensearch.Engine, name)
 		if h, ok := pipeline.MetricHelp(name); !ok || h == "" {
 			t.Errorf("no help text for %s", name)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 	"github.com/fleutan/fleutanbeat/output/file"
 	"github.com/fleutan/fleutanbeat/output/logstash"
+	"github.com/fleutan/fleutanbeat/output/opensearch"
 )
 
 // The explicit registries: adding an input or output is one line here.
@@ -32,6 +33,7 @@ var outputFactories = map[string]output.Factory{
 	"elasticsearch": elasticsearch.New,
 	"file":          file.New,
 	"logstash":      logstash.New,
+	"opensearch":    opensearch.New,
 }
 
 func names[V any](m map[string]V) []string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleutan/fleutanbeat/cmd/fleutanbeat/queryapi"
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/codec"
 	"github.com/fleutan/fleutanbeat/pipeline"
 	"github.com/fleutan/fleutanbeat/pipeline/diskqueue"
@@ -74,6 +75,18 @@ func cmdRun(o *options, _ []string, _, stderr io.Writer) int {
 	return exitOK
 }
 
+// probeOutput stops the agent before it starts when the output's server
+// is one it can never deliver to (output.Prober); one client answers for
+// the group, whose workers share the configuration.
+func probeOutput(ctx context.Context, clients []pipeline.Output) error {
+	for _, c := range clients {
+		if p, ok := c.(output.Prober); ok {
+			return p.Probe(ctx)
+		}
+	}
+	return nil
+}
+
 // run starts the output workers, then the inputs, and on ctx's end stops
 // the inputs first and drains the queue for up to shutdown_timeout.
 func (a *agent) run(ctx context.Context) error {
@@ -115,6 +128,10 @@ func (a *agent) run(ctx context.Context) error {
 				a.log.Warn("disk queue: release", "error", err)
 			}
 		}()
+	}
+	if err := probeOutput(ctx, a.out.Clients); err != nil {
+		a.close()
+		return err
 	}
 	a.metrics.Text(pipeline.MetricOutputType).Set(a.outName)
 	p := pipeline.New(pipeline.Settings{

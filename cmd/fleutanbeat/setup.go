@@ -10,20 +10,30 @@ import (
 	"github.com/fleutan/fleutanbeat/kibana"
 	"github.com/fleutan/fleutanbeat/output"
 	"github.com/fleutan/fleutanbeat/output/elasticsearch"
+	"github.com/fleutan/fleutanbeat/output/opensearch"
 )
 
+// engines are the outputs that write to a search engine: setup, test
+// output and export template serve each with its own engine.
+var engines = map[string]*elasticsearch.Engine{
+	"elasticsearch": elasticsearch.Elasticsearch,
+	"opensearch":    opensearch.Engine,
+}
+
 // esConfig builds the agent from the config and returns the active
-// Elasticsearch output's settings, or an error naming the active output.
+// Elasticsearch or OpenSearch output's settings, or an error naming the
+// active output.
 func esConfig(o *options, what string) (*agent, elasticsearch.Config, error) {
 	a, err := buildAgent(o, discardLogger)
 	if err != nil {
 		return nil, elasticsearch.Config{}, err
 	}
 	a.close()
-	if a.outName != "elasticsearch" {
-		return nil, elasticsearch.Config{}, fmt.Errorf("%s needs output.elasticsearch; the active output is output.%s", what, a.outName)
+	eng, ok := engines[a.outName]
+	if !ok {
+		return nil, elasticsearch.Config{}, fmt.Errorf("%s needs output.elasticsearch or output.opensearch; the active output is output.%s", what, a.outName)
 	}
-	c, err := elasticsearch.DecodeWithSetup(a.outRaw, a.cfg.Setup)
+	c, err := elasticsearch.DecodeWithSetupFor(eng, a.outRaw, a.cfg.Setup)
 	return a, c, err
 }
 
@@ -44,7 +54,7 @@ func cmdSetup(o *options, _ []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "setup --index-management: %v\n", err)
 			return exitConfig
 		}
-		fmt.Fprintln(stdout, "Index templates installed (component templates and one composable template per dataset).")
+		fmt.Fprintf(stdout, "Index templates installed in %s (component templates and one composable template per dataset).\n", c.Engine.Product)
 	}
 	if o.dashboards || both {
 		a, err := buildAgent(o, discardLogger)
@@ -53,6 +63,18 @@ func cmdSetup(o *options, _ []string, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 		a.close()
+		if a.outName == "opensearch" {
+			// The bundle is Kibana's (Lens, Kibana 8 dashboards), which
+			// OpenSearch Dashboards cannot import.
+			msg := "the Kibana saved objects do not import into OpenSearch Dashboards; " +
+				"import the index patterns and saved searches of kibana/opensearch/fleutan.ndjson instead (kibana/opensearch/README.md)"
+			if !both {
+				fmt.Fprintf(stderr, "setup --dashboards: %s\n", msg)
+				return exitConfig
+			}
+			fmt.Fprintf(stdout, "Dashboards skipped: %s.\n", msg)
+			return exitOK
+		}
 		raw, _ := a.cfg.Setup.Child("kibana")
 		kc, err := kibana.Decode(raw)
 		if err != nil {
@@ -80,8 +102,8 @@ func cmdTestOutput(o *options, _ []string, stdout, stderr io.Writer) int {
 	}
 	a.close()
 	switch a.outName {
-	case "elasticsearch":
-		c, err := elasticsearch.DecodeWithSetup(a.outRaw, a.cfg.Setup)
+	case "elasticsearch", "opensearch":
+		c, err := elasticsearch.DecodeWithSetupFor(engines[a.outName], a.outRaw, a.cfg.Setup)
 		if err != nil {
 			fmt.Fprintln(stderr, errorLines(err))
 			return exitConfig
@@ -120,11 +142,11 @@ func cmdExportTemplate(o *options, _ []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	a.close()
-	esRaw := a.outRaw
-	if a.outName != "elasticsearch" {
-		esRaw = config.Raw{}
+	esRaw, eng := a.outRaw, engines[a.outName]
+	if eng == nil {
+		esRaw, eng = config.Raw{}, elasticsearch.Elasticsearch
 	}
-	c, err := elasticsearch.DecodeWithSetup(esRaw, a.cfg.Setup)
+	c, err := elasticsearch.DecodeWithSetupFor(eng, esRaw, a.cfg.Setup)
 	if err != nil {
 		fmt.Fprintln(stderr, errorLines(err))
 		return exitConfig

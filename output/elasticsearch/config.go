@@ -58,6 +58,9 @@ type Config struct {
 	// Template is the `setup.template` section, decoded by the agent with
 	// DecodeTemplateConfig; it is not a key of output.elasticsearch.
 	Template TemplateConfig `yaml:"-"`
+	// Engine is the server kind the output writes to, set by the output
+	// that decodes the section (nil: Elasticsearch); not a key.
+	Engine *Engine `yaml:"-"`
 }
 
 // Backoff bounds the output's own wait after a request that stored nothing.
@@ -201,7 +204,9 @@ func (c Config) Validate() error {
 	if (c.Username == "") != (c.Password == "") {
 		errs = append(errs, config.Errorf("password", "username and password go together"))
 	}
-	if c.APIKey != "" {
+	if c.APIKey != "" && !c.engine().APIKeys {
+		errs = append(errs, config.Errorf("api_key", "%s has no API keys; use username and password", c.engine().Product))
+	} else if c.APIKey != "" {
 		if id, key, ok := strings.Cut(c.APIKey, ":"); !ok || id == "" || key == "" {
 			errs = append(errs, config.Errorf("api_key", "must be id:key as returned by the create API key API"))
 		}

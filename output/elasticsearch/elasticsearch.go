@@ -20,7 +20,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	es "github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
 	"github.com/fleutan/fleutanbeat/config"
@@ -57,17 +56,26 @@ type counters struct {
 	written, read, writeErrs, readErrs, tooMany *atomic.Int64
 }
 
-func newCounters(m *pipeline.Metrics) counters {
+// MetricName is the name of one of the Metric* counters for the output
+// of another engine: output.opensearch.events.acked for MetricAcked.
+func MetricName(eng *Engine, name string) string {
+	if eng == nil || eng.Name == Elasticsearch.Name {
+		return name
+	}
+	return "output." + eng.Name + "." + strings.TrimPrefix(name, "output.elasticsearch.")
+}
+
+func newCounters(m *pipeline.Metrics, eng *Engine) counters {
 	if m == nil {
 		m = pipeline.NewMetrics()
 	}
 	return counters{
-		acked:        m.Counter(MetricAcked),
-		duplicates:   m.Counter(MetricDuplicates),
-		retried:      m.Counter(MetricRetried),
-		dropped:      m.Counter(MetricDropped),
-		deadLettered: m.Counter(MetricDeadLettered),
-		blocked:      m.Counter(MetricBlocked),
+		acked:        m.Counter(MetricName(eng, MetricAcked)),
+		duplicates:   m.Counter(MetricName(eng, MetricDuplicates)),
+		retried:      m.Counter(MetricName(eng, MetricRetried)),
+		dropped:      m.Counter(MetricName(eng, MetricDropped)),
+		deadLettered: m.Counter(MetricName(eng, MetricDeadLettered)),
+		blocked:      m.Counter(MetricName(eng, MetricBlocked)),
 		written:      m.Counter(pipeline.MetricOutputWriteBytes),
 		read:         m.Counter(pipeline.MetricOutputReadBytes),
 		writeErrs:    m.Counter(pipeline.MetricOutputWriteErrors),
@@ -90,7 +98,12 @@ func New(raw config.Raw, s output.Settings) (output.Group, error) {
 // DecodeWithSetup decodes `output.elasticsearch` and `setup.template`
 // together, reporting the problems of both.
 func DecodeWithSetup(raw, setup config.Raw) (Config, error) {
-	c, err := DecodeConfig(raw)
+	return DecodeWithSetupFor(Elasticsearch, raw, setup)
+}
+
+// DecodeWithSetupFor is DecodeWithSetup for the output of engine eng.
+func DecodeWithSetupFor(eng *Engine, raw, setup config.Raw) (Config, error) {
+	c, err := DecodeConfigFor(eng, raw)
 	var terr error
 	if tr, ok := setup.Child("template"); ok {
 		c.Template, terr = DecodeTemplateConfig(tr)
@@ -101,7 +114,14 @@ func DecodeWithSetup(raw, setup config.Raw) (Config, error) {
 // DecodeConfig decodes and validates an `output.elasticsearch` section for
 // the CLI commands (setup, test output, export template).
 func DecodeConfig(raw config.Raw) (Config, error) {
+	return DecodeConfigFor(Elasticsearch, raw)
+}
+
+// DecodeConfigFor decodes and validates the section of the output of
+// engine eng: the same keys for every engine.
+func DecodeConfigFor(eng *Engine, raw config.Raw) (Config, error) {
 	c := DefaultConfig()
+	c.Engine = eng
 	err := raw.DecodeValid(&c)
 	return c, err
 }
@@ -135,7 +155,7 @@ func NewClient(c Config, s output.Settings) (*Client, error) {
 // shared is what the workers of one output have in common.
 type shared struct {
 	cfg     Config
-	es      *es.Client
+	es      Transport
 	http    *http.Transport
 	log     *slog.Logger
 	pattern *pattern // index mode
@@ -161,11 +181,11 @@ func newShared(c Config, s output.Settings) (*shared, error) {
 	}
 	// The agent's logger already carries output=elasticsearch; adding it
 	// again would write the key twice in every line.
-	sh := &shared{cfg: c, log: log, n: newCounters(s.Metrics), logged: map[string]time.Time{}, logEvery: time.Minute}
+	sh := &shared{cfg: c, log: log, n: newCounters(s.Metrics, c.engine()), logged: map[string]time.Time{}, logEvery: time.Minute}
 	if c.Mode == ModeIndex {
 		p, err := parsePattern(c.Index)
 		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: index: %w", err)
+			return nil, fmt.Errorf("%s: index: %w", c.engine().Name, err)
 		}
 		p.namespace = c.Namespace
 		sh.pattern = p
@@ -177,7 +197,7 @@ func newShared(c Config, s output.Settings) (*shared, error) {
 	if s.Version != "" {
 		ua += "/" + s.Version
 	}
-	client, tr, err := newESClientTransport(c, ua, newHostStats(s.Metrics, c.Hosts))
+	client, tr, err := newClientTransport(c, ua, newHostStats(s.Metrics, c.engine(), c.Hosts))
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +244,36 @@ func (c *Client) Stats() Stats {
 func (c *Client) Close() error {
 	if c.shared != nil && c.http != nil {
 		c.http.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Probe asks GET / once per host through the output's client (its
+// round-robin visits each host; the requests and bytes are counted like
+// any other) and returns the product check's error when a host answered
+// as another product (ErrWrongProduct); hosts that do not answer are left
+// to the retries of Publish.
+func (c *Client) Probe(ctx context.Context) error {
+	eng := c.cfg.engine()
+	for range c.cfg.Hosts {
+		rctx, cancel := context.WithTimeout(withAttempts(ctx), min(c.cfg.Timeout.D(), 10*time.Second))
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "/", nil)
+		if err != nil {
+			cancel()
+			return err
+		}
+		res, err := c.es.Perform(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		cancel()
+		if err == nil {
+			continue
+		}
+		if pe, ok := productErrorOf(eng, req.URL.Host, err); ok {
+			return fmt.Errorf("%s: %w", eng.Name, pe)
+		}
 	}
 	return nil
 }
@@ -452,7 +502,7 @@ func (c *Client) bulk(ctx context.Context, body []byte, n int) ([]itemResult, er
 	if c.cfg.CompressionLevel > 0 {
 		gz, err := c.gzipBody(body)
 		if err != nil {
-			return nil, fmt.Errorf("elasticsearch: bulk: %w", err)
+			return nil, fmt.Errorf("%s: bulk: %w", c.cfg.engine().Name, err)
 		}
 		req.Body = bytes.NewReader(gz)
 		req.Header = http.Header{"Content-Encoding": []string{"gzip"}}
@@ -460,24 +510,24 @@ func (c *Client) bulk(ctx context.Context, body []byte, n int) ([]itemResult, er
 	res, err := req.Do(ctx, c.es)
 	if err != nil {
 		c.n.writeErrs.Add(1)
-		return nil, describeTransportError(err)
+		return nil, describeTransportError(c.cfg.engine(), err)
 	}
 	defer res.Body.Close()
 	reply, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
 	if err != nil {
 		c.n.readErrs.Add(1)
-		return nil, fmt.Errorf("elasticsearch: bulk: reading reply: %w", err)
+		return nil, fmt.Errorf("%s: bulk: reading reply: %w", c.cfg.engine().Name, err)
 	}
 	if res.StatusCode != http.StatusOK {
 		if res.StatusCode == http.StatusTooManyRequests {
 			c.n.tooMany.Add(int64(n))
 		}
-		return nil, statusError("bulk", res.StatusCode, reply)
+		return nil, statusError(c.cfg.engine(), "bulk", res.StatusCode, reply)
 	}
 	items, err := parseBulkReply(reply, n)
 	if err != nil {
 		c.n.readErrs.Add(1)
-		return nil, fmt.Errorf("elasticsearch: bulk: %w", err)
+		return nil, fmt.Errorf("%s: bulk: %w", c.cfg.engine().Name, err)
 	}
 	for _, it := range items {
 		if it.Status == http.StatusTooManyRequests {
@@ -631,7 +681,7 @@ func (c *Client) ensureSetup(ctx context.Context) error {
 		return nil
 	}
 	if err := installTemplates(ctx, c.es, c.cfg); err != nil {
-		return fmt.Errorf("elasticsearch: installing templates (setup.template.enabled): %w", err)
+		return fmt.Errorf("%s: installing templates (setup.template.enabled): %w", c.cfg.engine().Name, err)
 	}
 	c.setup.done = true
 	return nil
@@ -641,37 +691,39 @@ func (c *Client) ensureSetup(ctx context.Context) error {
 var errTooLarge = errors.New("request too large")
 
 // statusError describes a non-2xx reply to a whole request.
-func statusError(what string, status int, body []byte) error {
+func statusError(eng *Engine, what string, status int, body []byte) error {
+	name := eng.Name
 	msg := strings.TrimSpace(string(body))
 	if len(msg) > 512 {
 		msg = msg[:512] + "..."
 	}
 	switch status {
 	case http.StatusUnauthorized:
-		return fmt.Errorf("elasticsearch: %s: 401 authentication failed: check username/password or api_key: %s", what, msg)
+		return fmt.Errorf("%s: %s: 401 authentication failed: check username/password or api_key: %s", name, what, msg)
 	case http.StatusForbidden:
-		return fmt.Errorf("elasticsearch: %s: 403 the user lacks a privilege: %s", what, msg)
+		return fmt.Errorf("%s: %s: 403 the user lacks a privilege: %s", name, what, msg)
 	case http.StatusRequestEntityTooLarge:
-		return fmt.Errorf("elasticsearch: %s: 413 %w: lower bulk_max_size (http.max_content_length of the cluster)", what, errTooLarge)
+		return fmt.Errorf("%s: %s: 413 %w: lower bulk_max_size (http.max_content_length of the cluster)", name, what, errTooLarge)
 	}
-	return fmt.Errorf("elasticsearch: %s: status %d: %s", what, status, msg)
+	return fmt.Errorf("%s: %s: status %d: %s", name, what, status, msg)
 }
 
 // describeTransportError turns the client's errors into messages that say
 // what to check.
-func describeTransportError(err error) error {
-	s := err.Error()
+func describeTransportError(eng *Engine, err error) error {
+	s, name := err.Error(), eng.Name
 	switch {
-	case strings.Contains(s, "not Elasticsearch") || strings.Contains(s, "unknown product"):
-		return fmt.Errorf("elasticsearch: product check failed: the server did not identify as Elasticsearch (no X-Elastic-Product header): %w", err)
+	case isWrongProduct(err):
+		pe, _ := productErrorOf(eng, "", err)
+		return fmt.Errorf("%s: %w", name, pe)
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "timeout"):
-		return fmt.Errorf("elasticsearch: request timed out (timeout setting): %w", err)
+		return fmt.Errorf("%s: request timed out (timeout setting): %w", name, err)
 	case strings.Contains(s, "x509:") || strings.Contains(s, "tls:"):
-		return fmt.Errorf("elasticsearch: TLS error: check ssl.certificate_authorities and ssl.verification_mode: %w", err)
+		return fmt.Errorf("%s: TLS error: check ssl.certificate_authorities and ssl.verification_mode: %w", name, err)
 	case strings.Contains(s, "connection refused"):
-		return fmt.Errorf("elasticsearch: host unreachable (connection refused): %w", err)
+		return fmt.Errorf("%s: host unreachable (connection refused): %w", name, err)
 	}
-	return fmt.Errorf("elasticsearch: request failed: %w", err)
+	return fmt.Errorf("%s: request failed: %w", name, err)
 }
 
 // gzipBody compresses a bulk body into a buffer of its own: net/http may

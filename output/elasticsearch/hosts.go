@@ -28,16 +28,17 @@ type hostCounters struct{ requests, connErrors *atomic.Int64 }
 // (none, unless the client sniffs) are added then.
 type hostStats struct {
 	m         *pipeline.Metrics
+	eng       *Engine
 	failovers *atomic.Int64
 	mu        sync.Mutex
 	hosts     map[string]hostCounters
 }
 
-func newHostStats(m *pipeline.Metrics, hosts []string) *hostStats {
+func newHostStats(m *pipeline.Metrics, eng *Engine, hosts []string) *hostStats {
 	if m == nil {
 		m = pipeline.NewMetrics()
 	}
-	s := &hostStats{m: m, failovers: m.Counter(MetricFailovers), hosts: map[string]hostCounters{}}
+	s := &hostStats{m: m, eng: eng, failovers: m.Counter(MetricName(eng, MetricFailovers)), hosts: map[string]hostCounters{}}
 	for _, h := range hosts {
 		if u, err := hostURL(h); err == nil {
 			s.host(u.Host)
@@ -52,8 +53,8 @@ func (s *hostStats) host(h string) hostCounters {
 	c, ok := s.hosts[h]
 	if !ok {
 		c = hostCounters{
-			requests:   s.m.LabeledCounter(MetricHostRequests, "host", h),
-			connErrors: s.m.LabeledCounter(MetricHostConnErrors, "host", h),
+			requests:   s.m.LabeledCounter(MetricName(s.eng, MetricHostRequests), "host", h),
+			connErrors: s.m.LabeledCounter(MetricName(s.eng, MetricHostConnErrors), "host", h),
 		}
 		s.hosts[h] = c
 	}

@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	es "github.com/elastic/go-elasticsearch/v8"
-
 	"github.com/fleutan/fleutanbeat/output"
 )
 
@@ -614,7 +612,7 @@ func ExportTemplates(w io.Writer, cfg Config) error {
 // Setup installs the templates (setup --index-management). PUTs overwrite,
 // so running it again is harmless.
 func Setup(ctx context.Context, cfg Config, s output.Settings) error {
-	client, err := newESClient(cfg, s.Beat)
+	client, err := newClient(cfg, s.Beat)
 	if err != nil {
 		return err
 	}
@@ -631,7 +629,7 @@ func EnsureTemplates(ctx context.Context, cfg Config, s output.Settings) error {
 	return Setup(ctx, cfg, s)
 }
 
-func installTemplates(ctx context.Context, client *es.Client, cfg Config) error {
+func installTemplates(ctx context.Context, client Transport, cfg Config) error {
 	ts, err := allTemplates(cfg)
 	if err != nil {
 		return err
@@ -648,7 +646,7 @@ func installTemplates(ctx context.Context, client *es.Client, cfg Config) error 
 	return nil
 }
 
-func put(ctx context.Context, client *es.Client, cfg Config, path string, body []byte) error {
+func put(ctx context.Context, client Transport, cfg Config, path string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout.D())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, path, bytes.NewReader(body))
@@ -658,12 +656,12 @@ func put(ctx context.Context, client *es.Client, cfg Config, path string, body [
 	req.Header.Set("Content-Type", "application/json")
 	res, err := client.Perform(req)
 	if err != nil {
-		return describeTransportError(err)
+		return describeTransportError(cfg.engine(), err)
 	}
 	defer res.Body.Close()
 	reply, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if res.StatusCode/100 != 2 {
-		return statusError("PUT "+path, res.StatusCode, reply)
+		return statusError(cfg.engine(), "PUT "+path, res.StatusCode, reply)
 	}
 	return nil
 }

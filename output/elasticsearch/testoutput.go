@@ -19,7 +19,7 @@ import (
 // returns an error naming the first failing host and step.
 func TestOutput(ctx context.Context, cfg Config, w io.Writer) error {
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("elasticsearch: %w", err)
+		return fmt.Errorf("%s: %w", cfg.engine().Name, err)
 	}
 	var errs []error
 	for _, h := range cfg.Hosts {
@@ -35,11 +35,12 @@ func testHost(ctx context.Context, cfg Config, host string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "elasticsearch: %s...\n", u)
+	name := cfg.engine().Name
+	fmt.Fprintf(w, "%s: %s...\n", name, u)
 	step := func(name string, err error) error {
 		if err != nil {
 			fmt.Fprintf(w, "  %s... ERROR %v\n", name, err)
-			return fmt.Errorf("elasticsearch: %s: %s: %w", u, name, err)
+			return fmt.Errorf("%s: %s: %s: %w", cfg.engine().Name, u, name, err)
 		}
 		fmt.Fprintf(w, "  %s... OK\n", name)
 		return nil
@@ -90,11 +91,11 @@ func testHost(ctx context.Context, cfg Config, host string, w io.Writer) error {
 
 	one := cfg
 	one.Hosts = []string{host}
-	client, err := newESClient(one, "fleutanbeat")
+	client, err := newClient(one, "fleutanbeat")
 	if err != nil {
 		return step("talk to server", err)
 	}
-	version, err := serverVersion(ctx, client, one)
+	version, err := serverVersion(ctx, client, one, u.Host)
 	if err := step("talk to server", err); err != nil {
 		return err
 	}
@@ -107,7 +108,8 @@ func testHost(ctx context.Context, cfg Config, host string, w io.Writer) error {
 // answer 404 or 405 there, so the local node's info is asked instead.
 func serverVersion(ctx context.Context, client interface {
 	Perform(*http.Request) (*http.Response, error)
-}, cfg Config) (string, error) {
+}, cfg Config, host string) (string, error) {
+	eng := cfg.engine()
 	get := func(path string) (int, []byte, error) {
 		ctx, cancel := context.WithTimeout(ctx, min(cfg.Timeout.D(), 30*time.Second))
 		defer cancel()
@@ -117,15 +119,18 @@ func serverVersion(ctx context.Context, client interface {
 		}
 		res, err := client.Perform(req)
 		if err != nil {
-			return 0, nil, describeTransportError(err)
+			if pe, ok := productErrorOf(eng, host, err); ok {
+				return 0, nil, pe
+			}
+			return 0, nil, describeTransportError(eng, err)
 		}
 		defer res.Body.Close()
 		body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 		if err != nil {
 			return 0, nil, err
 		}
-		if res.StatusCode/100 == 2 && res.Header.Get("X-Elastic-Product") != "Elasticsearch" {
-			return 0, nil, errors.New("product check failed: the server did not identify as Elasticsearch (no X-Elastic-Product header)")
+		if res.StatusCode/100 == 2 && eng.Identify != nil && !eng.Identify(res) {
+			return 0, nil, WrongProduct(eng, host)
 		}
 		return res.StatusCode, body, nil
 	}
@@ -145,14 +150,14 @@ func serverVersion(ctx context.Context, client interface {
 		return "", fmt.Errorf("GET / answered without version.number: %.200s", body)
 	}
 	if status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
-		return "", statusError("GET /", status, body)
+		return "", statusError(eng, "GET /", status, body)
 	}
 	status, body, err = get("/_nodes/_local?filter_path=nodes.*.version")
 	if err != nil {
 		return "", err
 	}
 	if status != http.StatusOK {
-		return "", statusError("GET /_nodes/_local", status, body)
+		return "", statusError(eng, "GET /_nodes/_local", status, body)
 	}
 	var nodes struct {
 		Nodes map[string]struct {

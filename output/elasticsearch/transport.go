@@ -11,22 +11,22 @@ import (
 	"sync/atomic"
 	"time"
 
-	es "github.com/elastic/go-elasticsearch/v8"
-
 	"github.com/fleutan/fleutanbeat/config/tlscfg"
 )
 
-// newESClient builds the go-elasticsearch client: round-robin over hosts,
-// a failed connection marked dead and the request moved to the next host,
-// product check on (it runs on the first successful answer).
-func newESClient(c Config, userAgent string) (*es.Client, error) {
-	client, _, err := newESClientTransport(c, userAgent, nil)
+// newClient builds the engine's client: round-robin over hosts, a failed
+// connection marked dead and the request moved to the next host, and the
+// product check (go-elasticsearch's own for Elasticsearch, the engine's
+// CheckResponse otherwise) on the answers.
+func newClient(c Config, userAgent string) (Transport, error) {
+	client, _, err := newClientTransport(c, userAgent, nil)
 	return client, err
 }
 
-// newESClientTransport is newESClient that also returns its HTTP
-// transport; hosts, when set, counts the requests per host.
-func newESClientTransport(c Config, userAgent string, hosts *hostStats) (*es.Client, *http.Transport, error) {
+// newClientTransport is newClient that also returns its HTTP transport;
+// hosts, when set, counts the requests per host.
+func newClientTransport(c Config, userAgent string, hosts *hostStats) (Transport, *http.Transport, error) {
+	eng := c.engine()
 	addrs := make([]string, len(c.Hosts))
 	for i, h := range c.Hosts {
 		u, err := hostURL(h)
@@ -50,39 +50,49 @@ func newESClientTransport(c Config, userAgent string, hosts *hostStats) (*es.Cli
 	if hosts != nil {
 		rt = countingTransport{rt: tr, s: hosts}
 	}
-	ec := es.Config{
+	if eng.OtherProduct != nil {
+		// Outside the counting: a host that answered is no connection
+		// error, whatever product it is.
+		rt = checkingTransport{rt: rt, eng: eng}
+	}
+	o := ClientOptions{
 		Addresses: addrs,
 		Username:  c.Username,
 		Password:  c.Password,
 		Header:    header,
 		Transport: rt,
-		// Status codes are the output's to judge (per item and per
-		// request); the transport only moves on after network errors.
-		RetryOnStatus: []int{-1},
 	}
 	if c.APIKey != "" {
 		// The ApiKey scheme carries base64(id:key) (Elasticsearch
 		// security API, "Create API key": the "encoded" value).
-		ec.APIKey = base64.StdEncoding.EncodeToString([]byte(c.APIKey))
+		o.APIKey = base64.StdEncoding.EncodeToString([]byte(c.APIKey))
 	}
-	// Bulk bodies are gzipped by the Client (gzipBody), not by the
-	// transport: go-elasticsearch's compression always uses a pooled
-	// buffer that goes back to its pool when Perform returns, while
-	// net/http may still be writing the body (a server that answers
-	// before reading it all, as Elasticsearch does with 413); the next
-	// request's compression then overwrote a body in flight, which the
-	// race detector caught in the 413 test.
-	if len(addrs) == 1 {
-		// One host: the pipeline's retry with backoff is the only retry.
-		ec.DisableRetry = true
-	} else {
-		ec.MaxRetries = len(addrs) - 1
-	}
-	client, err := es.NewClient(ec)
+	// One host: the pipeline's retry with backoff is the only retry.
+	o.Retries = len(addrs) - 1
+	client, err := eng.Connect(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("elasticsearch: client: %w", err)
+		return nil, nil, fmt.Errorf("%s: client: %w", eng.Name, err)
 	}
 	return client, tr, nil
+}
+
+// checkingTransport refuses answers of the wrong product before the
+// client reads them.
+type checkingTransport struct {
+	rt  http.RoundTripper
+	eng *Engine
+}
+
+func (t checkingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.rt.RoundTrip(req)
+	if err != nil {
+		return res, err
+	}
+	if t.eng.OtherProduct(res) {
+		res.Body.Close()
+		return nil, WrongProduct(t.eng, req.URL.Host)
+	}
+	return res, nil
 }
 
 func newHTTPTransport(c Config) (*http.Transport, error) {
