@@ -239,6 +239,12 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	snap.Namespaces = c.visited(nss, present, failed)
 	c.bufs[c.gen] = flows[:0]
 	c.gen ^= 1
+	if c.opts.NoHistory {
+		// The snapshot owns its slices from now on; the collector starts
+		// the next collection from nothing.
+		c.prev, c.prevIdx, c.seen = nil, nil, nil
+		c.bufs, c.idxs, c.refs, c.nsBufs = [2][]Flow{}, [2]*flowIndex{}, [2][]int32{}, [2][]Namespace{}
+	}
 
 	for ino := range c.known {
 		if !present[ino] {

@@ -104,6 +104,10 @@ func New(o Options) (*Collector, error) {
 		fc, err := flows.New(flows.Options{
 			ProcRoot: o.ProcRoot, RunDir: o.RunDir,
 			AllNamespaces: o.AllNamespaces, Namespaces: o.Namespaces, Logger: log,
+			// The join looks flows up once per period and copies what it
+			// keeps: two generations of every flow of the host between
+			// periods would be held for nothing.
+			NoHistory: true,
 		})
 		if err != nil {
 			return nil, err
