@@ -59,6 +59,15 @@ type Options struct {
 	// process index only, not the two generations of flows and indexes
 	// (about 14 MB per 36,000 flows) that deltas need.
 	NoHistory bool
+	// Keep, when set, is asked about each socket of a dump, as a Flow with
+	// its namespace, key, state and tcp_info (no direction or process
+	// yet); a socket it refuses is left out of the collection, of the
+	// process attribution and of the collector's memory. A flow that was
+	// kept and is refused later counts as gone (its final report), so a
+	// collector with history wants a Keep that does not change its mind;
+	// with NoHistory, Keep may narrow each collection to the few sockets a
+	// caller looks for.
+	Keep func(*Flow) bool
 	// AfterDump is called between the dump and the /proc walk: tests make
 	// a process exit there. Not stable.
 	AfterDump func()

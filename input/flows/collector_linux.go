@@ -355,6 +355,12 @@ func (c *Collector) dumpNamespace(d *sockdiag.Dumper, ns netns.Namespace, flows 
 				}
 				if c.wanted(&f) {
 					flows = append(flows, f)
+					// Asked about the appended copy: &f handed to an
+					// unknown function would put every socket's Flow on
+					// the heap.
+					if c.opts.Keep != nil && !c.opts.Keep(&flows[len(flows)-1]) {
+						flows = flows[:len(flows)-1]
+					}
 				}
 				return nil
 			})
