@@ -23,9 +23,10 @@ import (
 // 36,000 established loopback sockets (18,000 connections held by two
 // processes, each under a 20,000-fd limit), as a busy host has them: the
 // flows input every 2 s, cpu and qdisc every 10 s, add_host_metadata, the
-// file output. It runs the binary once with report: all and once with the
-// defaults (report: active) for FLEUTANBEAT_FOOTPRINT_SECONDS each (64 by
-// default, so that report: active reaches its first heartbeat, period 31)
+// file output. It runs the binary with report: all and with the defaults
+// (report: active), each as shipped and with GOMEMLIMIT, for
+// FLEUTANBEAT_FOOTPRINT_SECONDS each (64 by default, so that report:
+// active reaches its first heartbeat, period 31)
 // and reports per mode the agent process's peak RSS (VmHWM), its steady
 // RSS (the mean VmRSS of the second half of the run, sampled every
 // second), its CPU (utime+stime over the run, % of one core) and the flows
@@ -66,15 +67,29 @@ func BenchmarkAgentFootprint(b *testing.B) {
 			b.Fatalf("holder %d: %q", i, line)
 		}
 	}
-	bin := filepath.Join(b.TempDir(), "fleutanbeat")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "../../../cmd/fleutanbeat")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
+	// FLEUTANBEAT_FOOTPRINT_BIN measures another build of the agent (an
+	// older commit's, for a before/after comparison) in the same run.
+	bin := os.Getenv("FLEUTANBEAT_FOOTPRINT_BIN")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "fleutanbeat")
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "../../../cmd/fleutanbeat")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	// Each mode as shipped, then with the Go runtime's soft memory limit
+	// (GOMEMLIMIT, README "Memory") at the value README gives for it.
+	runs := []struct{ mode, limit string }{
+		{ReportAll, ""}, {ReportActive, ""}, {ReportAll, "80MiB"}, {ReportActive, "48MiB"},
 	}
 	for b.Loop() {
-		for _, mode := range []string{ReportAll, ReportActive} {
-			r := runFootprint(b, ns, bin, mode, time.Duration(secs)*time.Second)
+		for _, run := range runs {
+			mode, name := run.mode, run.mode
+			if run.limit != "" {
+				name += "+GOMEMLIMIT=" + run.limit
+			}
+			r := runFootprint(b, ns, bin, mode, run.limit, time.Duration(secs)*time.Second)
 			// Both ends of every connection, and each holder's listener.
 			const want = holders*connsPer*2 + holders
 			if r.fileEvents != r.inputEvents {
@@ -86,12 +101,12 @@ func BenchmarkAgentFootprint(b *testing.B) {
 			if mode == ReportActive && r.fileEvents < want {
 				b.Fatalf("report: active: %d flows events, want at least the first period's %d", r.fileEvents, want)
 			}
-			b.ReportMetric(r.hwm, mode+"-VmHWM-MiB")
-			b.ReportMetric(r.steady, mode+"-VmRSS-steady-MiB")
-			b.ReportMetric(r.cpu, mode+"-cpu-%core")
-			b.ReportMetric(r.eps, mode+"-events/s")
-			b.Logf("report: %-6s %d s, %d periods: VmHWM %.1f MiB, steady VmRSS %.1f MiB (max sample %.1f), CPU %.1f%% of a core, %.0f flows events/s (%d in the file)",
-				mode, secs, r.collections, r.hwm, r.steady, r.maxRSS, r.cpu, r.eps, r.fileEvents)
+			b.ReportMetric(r.hwm, name+"-VmHWM-MiB")
+			b.ReportMetric(r.steady, name+"-VmRSS-steady-MiB")
+			b.ReportMetric(r.cpu, name+"-cpu-%core")
+			b.ReportMetric(r.eps, name+"-events/s")
+			b.Logf("report: %-24s %d s, %d periods: VmHWM %.1f MiB, steady VmRSS %.1f MiB (max sample %.1f), CPU %.1f%% of a core, %.0f flows events/s (%d in the file)",
+				name, secs, r.collections, r.hwm, r.steady, r.maxRSS, r.cpu, r.eps, r.fileEvents)
 		}
 	}
 }
@@ -104,7 +119,7 @@ type footprint struct {
 
 // runFootprint runs the agent in ns for d with the given report mode and
 // measures it.
-func runFootprint(b *testing.B, ns *nstest.Netns, bin, mode string, d time.Duration) footprint {
+func runFootprint(b *testing.B, ns *nstest.Netns, bin, mode, memLimit string, d time.Duration) footprint {
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "fleutanbeat.yml")
 	out := filepath.Join(dir, "out")
@@ -131,6 +146,10 @@ output.file:
 	var logs bytes.Buffer
 	cmd := ns.Command(bin, "run", "-e", "-c", cfg, "--path.home", dir)
 	cmd.Stderr = &logs
+	cmd.Env = os.Environ()
+	if memLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+memLimit)
+	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
