@@ -111,6 +111,7 @@ bench: build
 	$(GO) test -run '^$$' -bench PipelineFlowsToFile -benchmem -benchtime 300000x -count 5 -timeout 30m ./pipeline/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench 'FlowEvent|Reporter|Rollup' -benchmem -count 3 ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench InputReportModes -benchtime 1x -timeout 20m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench AgentFootprint -benchtime 1x -timeout 20m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench FlowsEndpoint -benchmem -count 3 ./cmd/fleutanbeat/queryapi/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
 	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 60m ./output/elasticsearch/ | tee -a $(BENCH_OUT)

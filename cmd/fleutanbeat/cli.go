@@ -32,6 +32,8 @@ type options struct {
 	logLevel    string
 	hostfs      string
 	strictPerms bool
+	// httpprof is the loopback HOST:PORT of Go's profiles (run only).
+	httpprof string
 	// forRun is set by `run` alone: every other command builds the
 	// outputs only to check them and must create no file (as in Beats,
 	// where only run and setup change anything).
@@ -89,6 +91,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.hostfs, "hostfs", "", "")
 	fs.StringVar(&o.hostfs, "system.hostfs", "", "")
 	fs.BoolVar(&o.strictPerms, "strict.perms", true, "")
+	if cmd.name == "run" {
+		fs.StringVar(&o.httpprof, "httpprof", "", "")
+	}
 	if cmd.name == "setup" {
 		fs.BoolVar(&o.indexManagement, "index-management", false, "")
 		fs.BoolVar(&o.dashboards, "dashboards", false, "")
@@ -170,6 +175,9 @@ func commandUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "%s\n\nUsage:\n  %s\n\n", c.summary, c.usage)
 	if c.name == "setup" {
 		fmt.Fprintf(w, "Setup flags (neither: both):\n  --index-management    install the index templates in Elasticsearch\n  --dashboards          import the Kibana saved objects (setup.kibana.*;\n                        Kibana %s or later)\n\n", kibana.MinVersion)
+	}
+	if c.name == "run" {
+		fmt.Fprint(w, "Run flags:\n  --httpprof HOST:PORT  serve Go's profiles (net/http/pprof) on a loopback\n                        address, e.g. 127.0.0.1:6060\n\n")
 	}
 	fmt.Fprint(w, flagHelp)
 }

@@ -65,6 +65,16 @@ func cmdRun(o *options, _ []string, _, stderr io.Writer) int {
 		return exitConfig
 	}
 	defer logCloser.Close()
+	if o.httpprof != "" {
+		srv, _, err := startHTTPProf(o.httpprof)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleutanbeat: %v\n", err)
+			a.close()
+			return exitUsage
+		}
+		defer srv.Close()
+		a.log.Info("serving Go's profiles", "httpprof", o.httpprof)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := a.run(ctx); err != nil {

@@ -51,6 +51,23 @@ type Options struct {
 	RouteTTL time.Duration
 	// Now is the clock for FirstSeen and Snapshot.Time (time.Now when nil).
 	Now func() time.Time
+	// NoHistory keeps nothing of a collection once Collect has returned
+	// it, for callers that look flows up in a snapshot and drop it: each
+	// collection sees every flow as new (FirstSeen is its time), reports
+	// no final flows, and Diff between its snapshots has no reference.
+	// Between collections the collector then holds its sockets and
+	// process index only, not the two generations of flows and indexes
+	// (about 14 MB per 36,000 flows) that deltas need.
+	NoHistory bool
+	// Keep, when set, is asked about each socket of a dump, as a Flow with
+	// its namespace, key, state and tcp_info (no direction or process
+	// yet); a socket it refuses is left out of the collection, of the
+	// process attribution and of the collector's memory. A flow that was
+	// kept and is refused later counts as gone (its final report), so a
+	// collector with history wants a Keep that does not change its mind;
+	// with NoHistory, Keep may narrow each collection to the few sockets a
+	// caller looks for.
+	Keep func(*Flow) bool
 	// AfterDump is called between the dump and the /proc walk: tests make
 	// a process exit there. Not stable.
 	AfterDump func()

@@ -43,13 +43,13 @@ type Collector struct {
 	nss []Namespace
 
 	prev    []Flow
-	prevIdx map[indexKey]int32
+	prevIdx *flowIndex
 	// Two generations of flow slices and index maps alternate: one is the
 	// previous collection (the reference for deltas), the other is filled.
 	// At 100,000 flows a generation is tens of MiB that would otherwise be
 	// allocated and collected every period. nsBufs and held likewise.
 	bufs   [2][]Flow
-	idxs   [2]map[indexKey]int32
+	idxs   [2]*flowIndex
 	nsBufs [2][]Namespace
 	refs   [2][]int32
 	gen    int
@@ -177,8 +177,12 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	}
 
 	flows := c.bufs[c.gen][:0]
-	if want := len(c.prev) + len(c.prev)/8 + 16; cap(flows) < want {
-		flows = make([]Flow, 0, want)
+	// A buffer that holds the last collection's flows is kept, even with
+	// less headroom than a new one gets: replacing it would hold a third
+	// generation (13 MB at 36,000 flows) until the next GC, whose goal it
+	// raises; more flows than it holds grow it by append.
+	if n := len(c.prev); cap(flows) < n+16 {
+		flows = make([]Flow, 0, n+n/8+16)
 	}
 	clear(c.listeners)
 	c.unsupported = c.unsupported[:0]
@@ -239,6 +243,12 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	snap.Namespaces = c.visited(nss, present, failed)
 	c.bufs[c.gen] = flows[:0]
 	c.gen ^= 1
+	if c.opts.NoHistory {
+		// The snapshot owns its slices from now on; the collector starts
+		// the next collection from nothing.
+		c.prev, c.prevIdx, c.seen = nil, nil, nil
+		c.bufs, c.idxs, c.refs, c.nsBufs = [2][]Flow{}, [2]*flowIndex{}, [2][]int32{}, [2][]Namespace{}
+	}
 
 	for ino := range c.known {
 		if !present[ino] {
@@ -349,6 +359,12 @@ func (c *Collector) dumpNamespace(d *sockdiag.Dumper, ns netns.Namespace, flows 
 				}
 				if c.wanted(&f) {
 					flows = append(flows, f)
+					// Asked about the appended copy: &f handed to an
+					// unknown function would put every socket's Flow on
+					// the heap.
+					if c.opts.Keep != nil && !c.opts.Keep(&flows[len(flows)-1]) {
+						flows = flows[:len(flows)-1]
+					}
 				}
 				return nil
 			})
@@ -489,10 +505,23 @@ func (c *Collector) attribute(flows []Flow) error {
 func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, snap *Snapshot) []Flow {
 	idx := c.idxs[c.gen]
 	if idx == nil {
-		idx = make(map[indexKey]int32, len(flows))
+		idx = newFlowIndex(len(flows))
 		c.idxs[c.gen] = idx
+	} else {
+		idx.reset(len(flows))
 	}
-	clear(idx)
+	// Positions in idx are those of next (below): the live flows, then
+	// the held ones; until next exists, of flows, whose live part it
+	// copies.
+	var next []Flow
+	atCur := func(j int32) *Flow {
+		if next != nil {
+			return &next[j]
+		}
+		return &flows[j]
+	}
+	prev := c.prev
+	atPrev := func(j int32) *Flow { return &prev[j] }
 	// seen marks the previous flows found again, so that finding the gone
 	// ones needs no second lookup per flow.
 	c.seen = slices.Grow(c.seen[:0], len(c.prev))[:len(c.prev)]
@@ -503,10 +532,10 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, s
 	for i := range flows {
 		f := &flows[i]
 		k := f.indexKey()
-		idx[k] = int32(i)
+		idx.put(k, int32(i), atCur)
 		refs[i] = -1
 		cl := c.closedFlow(f)
-		if j, ok := c.prevIdx[k]; ok {
+		if j, ok := c.prevIdx.get(k, atPrev); ok {
 			refs[i] = j
 			c.seen[j] = true
 			p := &c.prev[j]
@@ -524,6 +553,12 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, s
 		}
 	}
 	live := len(flows)
+	// canonical: j is the position the previous index gave its key (a
+	// duplicate in the dump is reported once).
+	canonical := func(j int) bool {
+		got, ok := c.prevIdx.get(c.prev[j].indexKey(), atPrev)
+		return ok && got == int32(j)
+	}
 	for j, seen := range c.seen {
 		if seen || failed[c.prev[j].Netns] {
 			// Not seen is not gone in a failed namespace: keep it as the
@@ -531,7 +566,7 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, s
 			continue
 		}
 		p := c.prev[j]
-		if c.prevIdx[p.indexKey()] != int32(j) {
+		if !canonical(j) {
 			continue // a duplicate in the dump, reported once
 		}
 		if p.Final {
@@ -549,13 +584,13 @@ func (c *Collector) track(flows []Flow, failed map[uint64]bool, now time.Time, s
 		flows = append(flows, p)
 		refs = append(refs, int32(j))
 	}
-	next := flows[:live:live]
+	next = flows[:live:live]
 	// Carry the flows of failed namespaces so they are neither lost nor
 	// reported final on the next good collection.
 	for j, seen := range c.seen {
-		if !seen && failed[c.prev[j].Netns] && c.prevIdx[c.prev[j].indexKey()] == int32(j) {
-			idx[c.prev[j].indexKey()] = int32(len(next))
+		if !seen && failed[c.prev[j].Netns] && canonical(j) {
 			next = append(next, c.prev[j])
+			idx.put(c.prev[j].indexKey(), int32(len(next)-1), atCur)
 		}
 	}
 	c.prev, c.prevIdx = next, idx

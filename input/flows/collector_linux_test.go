@@ -280,3 +280,44 @@ func collectorIn(t testing.TB, o Options, nss ...Namespace) *Collector {
 func namespaceOf(t testing.TB, ns *nstest.Netns) Namespace {
 	return Namespace{Inode: flowtest.Inode(t, ns), Path: ns.Path(), Name: ns.Name}
 }
+
+// TestCollectorNoHistoryKeep: with NoHistory and Keep the collection holds
+// only the kept sockets, with their direction (from a listener Keep
+// refused) and process; every flow is new and none is reported final, and
+// the collector keeps no flows between collections.
+func TestCollectorNoHistoryKeep(t *testing.T) {
+	ns := nstest.New(t)
+	h := flowtest.Start(t, ns)
+	h.Do(t, "listen tcp 127.0.0.1:5003")
+	h.Do(t, "dialmany 127.0.0.1:5003 3")
+	h.Do(t, "acceptmany 3")
+	keep := func(f *Flow) bool { return f.Local.Port() == 5003 && f.State == stateEstablished }
+	c := collectorIn(t, Options{Protocols: []uint8{protoTCP}, NoHistory: true, Keep: keep}, namespaceOf(t, ns))
+	check := func(what string, want int) Snapshot {
+		t.Helper()
+		snap, err := c.Collect(context.Background())
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if len(snap.Flows) != want {
+			t.Fatalf("%s: %d flows, want the %d accepted ends: %s", what, len(snap.Flows), want, dumpFlows(snap.Flows))
+		}
+		for _, f := range snap.Flows {
+			if f.Local.Port() != 5003 || f.Direction != Inbound || f.Final || !f.FirstSeen.Equal(snap.Time) ||
+				f.Process == nil || f.Process.PID != h.PID() {
+				t.Errorf("%s: %s direction %s final %v first seen %v (collection %v) process %+v, want an inbound new flow of pid %d",
+					what, f.Key(), f.Direction, f.Final, f.FirstSeen, snap.Time, f.Process, h.PID())
+			}
+		}
+		if c.prev != nil || c.prevIdx != nil || c.bufs[0] != nil || c.bufs[1] != nil {
+			t.Errorf("%s: the collector holds %d previous flows and buffers of %d and %d", what, len(c.prev), cap(c.bufs[0]), cap(c.bufs[1]))
+		}
+		return snap
+	}
+	first := check("first collection", 3)
+	h.Do(t, "close") // the current connection: the last one accepted
+	check("after a close", 2)
+	if len(first.Flows) != 3 {
+		t.Errorf("the first snapshot changed under a later collection: %d flows", len(first.Flows))
+	}
+}

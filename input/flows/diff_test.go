@@ -95,10 +95,11 @@ func TestDiffRules(t *testing.T) {
 func TestDiffOfClonedSnapshot(t *testing.T) {
 	f := Flow{Netns: 1, Protocol: protoTCP, State: stateEstablished, Local: netip.MustParseAddrPort("10.0.0.1:1"),
 		Remote: netip.MustParseAddrPort("10.0.0.2:2"), Inode: 3, Direction: Outbound, HasTCP: true, TCP: TCPInfo{BytesAcked: 11}}
-	prev := Snapshot{Time: time.Unix(1, 0), Flows: []Flow{f}, live: 1, idx: map[indexKey]int32{f.indexKey(): 0}}
+	prev := Snapshot{Time: time.Unix(1, 0), Flows: []Flow{f}}
+	prev.idx, prev.live = prev.index()
 	c := prev.Clone()
 	prev.Flows[0].TCP.BytesAcked = 999 // the collector reuses its buffer
-	clear(prev.idx)
+	prev.idx.reset(1)
 	f.TCP.BytesAcked = 31
 	got := Diff(c, Snapshot{Time: time.Unix(2, 0), Flows: []Flow{f}})
 	if want := (FlowDelta{OK: true, Delta: Delta{BytesOut: 20}}); got[0] != want {

@@ -1,7 +1,6 @@
 package flows
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -44,7 +43,7 @@ type Snapshot struct {
 	// to their index. Both are unset in a Snapshot built by hand, and
 	// Diff then indexes the non-final Flows and Held itself.
 	live int
-	idx  map[indexKey]int32
+	idx  *flowIndex
 	// refs[i], when seq follows the prev given to Diff, is the index of
 	// Flows[i]'s previous report in that prev (as in idx), -1 for none:
 	// at tens of thousands of flows Diff then needs no lookup by key.
@@ -97,9 +96,7 @@ func (s Snapshot) Clone() Snapshot {
 	c.Held = slices.Clone(s.Held)
 	c.refs = slices.Clone(s.refs)
 	c.Lingering = slices.Clone(s.Lingering)
-	if s.idx != nil {
-		c.idx = maps.Clone(s.idx)
-	}
+	c.idx = s.idx.clone()
 	return c
 }
 
@@ -129,7 +126,7 @@ func AppendDiff(dst []FlowDelta, prev, cur Snapshot) []FlowDelta {
 		return &prev.Held[int(j)-live]
 	}
 	ref := func(k indexKey) *Flow {
-		j, ok := idx[k]
+		j, ok := idx.get(k, at)
 		if !ok {
 			return nil
 		}
@@ -172,7 +169,7 @@ func AppendDiff(dst []FlowDelta, prev, cur Snapshot) []FlowDelta {
 				if j := cur.refs[i]; j >= 0 {
 					p = at(j)
 				}
-			} else if len(idx) > 0 {
+			} else if idx.Len() > 0 {
 				k := f.indexKey()
 				p = ref(k)
 				if p == nil && f.CloseCounters && k.inode != 0 {
@@ -202,16 +199,22 @@ func AppendDiff(dst []FlowDelta, prev, cur Snapshot) []FlowDelta {
 
 // index is idx for a snapshot built by hand: its non-final flows, then
 // Held.
-func (s *Snapshot) index() (map[indexKey]int32, int) {
-	idx := make(map[indexKey]int32, len(s.Flows)+len(s.Held))
+func (s *Snapshot) index() (*flowIndex, int) {
+	live := len(s.Flows)
+	at := func(j int32) *Flow {
+		if int(j) < live {
+			return &s.Flows[j]
+		}
+		return &s.Held[int(j)-live]
+	}
+	idx := newFlowIndex(len(s.Flows) + len(s.Held))
 	for i := range s.Flows {
 		if !s.Flows[i].Final {
-			idx[s.Flows[i].indexKey()] = int32(i)
+			idx.put(s.Flows[i].indexKey(), int32(i), at)
 		}
 	}
-	live := len(s.Flows)
 	for i := range s.Held {
-		idx[s.Held[i].indexKey()] = int32(live + i)
+		idx.put(s.Held[i].indexKey(), int32(live+i), at)
 	}
 	return idx, live
 }

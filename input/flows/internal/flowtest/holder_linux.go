@@ -4,6 +4,7 @@ package flowtest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -22,7 +23,14 @@ import (
 //	take        waits until a connection from another holder is accepted
 func runHolder() int {
 	n, _ := strconv.Atoi(os.Getenv("FLOWS_HOLD_CONNS"))
-	ln, err := net.Listen("tcp", os.Getenv("FLOWS_HOLD_ADDR"))
+	// No TCP keepalive (Go's default is on, 15 s): the connections, all
+	// idle since the same moment, would send their probes at once, the
+	// loopback backlog (netdev_max_backlog) drops most of them, and after
+	// nine lost probes the kernel aborts the connection, so a run longer
+	// than about 2.5 minutes would lose most of its sockets.
+	lc := net.ListenConfig{KeepAlive: -1}
+	dialer := net.Dialer{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", os.Getenv("FLOWS_HOLD_ADDR"))
 	if err != nil {
 		fmt.Println("err", err)
 		return 1
@@ -42,7 +50,7 @@ func runHolder() int {
 	var dialed []net.Conn
 	dial := func(k int) error {
 		for range k {
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := dialer.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				return err
 			}
@@ -85,7 +93,7 @@ func runHolder() int {
 			fmt.Println("ok")
 		case len(f) == 2 && f[0] == "reuse":
 			_ = file.Close()
-			c, err := net.Dial("tcp", f[1])
+			c, err := dialer.Dial("tcp", f[1])
 			if err != nil {
 				fmt.Println("err", err)
 				continue
