@@ -650,6 +650,9 @@ func test413SplitsAndRefusesTheOversizedEvent(t *testing.T, ln *limitedNode) {
 			c.Username, c.Password = limitedAdmin, secPass
 			c.Namespace = uniqueName(t)
 			c.CompressionLevel = tc.compression
+			// The events are found by the ids the output gave them: a
+			// time series data stream would store its own.
+			c.Template.IndexMode = IndexModeStandard
 			dlq := "fleutan-dlq-" + c.Namespace
 			if tc.policy == PolicyDeadLetterIndex {
 				c.NonIndexablePolicy = NonIndexablePolicy{Action: PolicyDeadLetterIndex, Index: dlq}
