@@ -106,6 +106,7 @@ bench: build
 	$(GO) test -run '^$$' -bench FlowsEndpoint -benchmem -count 3 ./cmd/fleutanbeat/queryapi/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
 	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 60m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/fleet -- $(GO) test -run '^$$' -bench FleetProfile -benchtime 1x -timeout 120m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 
 FUZZTIME ?= 20s
 fuzz:

@@ -562,6 +562,14 @@ func installFleetTemplates(t testing.TB, esURL, run string) {
 			}
 			tp.Body["index_patterns"] = []string{"metrics-" + ds + "-" + run + "*" + suffix}
 			tp.Body["priority"] = 500
+			if v := os.Getenv("FLEUTANBEAT_FLEET_VARIANT"); v != "" {
+				tmpl, _ := tp.Body["template"].(map[string]any)
+				if tmpl == nil {
+					tmpl = map[string]any{}
+					tp.Body["template"] = tmpl
+				}
+				tmpl["mappings"] = map[string]any{"properties": variantProperties(v)}
+			}
 			db.JSON("PUT", "/"+elasticsearch.KindIndex+"/"+run+"-"+ds+"-"+suffix, tp.Body, nil)
 		}
 	}
@@ -1050,3 +1058,39 @@ func mustRaw(src, key string) config.Raw {
 	return r
 }
 
+// variantProperties are mapping overrides for measuring storage choices
+// (FLEUTANBEAT_FLEET_VARIANT): "numeric" maps every numeric measurement
+// index: false, "keyword" the keyword fields no query or panel uses,
+// "both" both.
+func variantProperties(v string) map[string]any {
+	root := map[string]any{}
+	put := func(name string, leaf map[string]any) {
+		parts := strings.Split(name, ".")
+		cur := root
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := cur[p].(map[string]any)
+			if !ok {
+				next = map[string]any{"properties": map[string]any{}}
+				cur[p] = next
+			}
+			cur = next["properties"].(map[string]any)
+		}
+		cur[parts[len(parts)-1]] = leaf
+	}
+	unused := map[string]bool{"agent.ephemeral_id": true, "agent.version": true, "agent.type": true, "agent.name": true,
+		"event.kind": true, "event.module": true, "data_stream.type": true, "data_stream.namespace": true,
+		"host.os.type": true, "host.os.family": true, "host.os.name": true, "host.os.platform": true,
+		"host.os.version": true, "host.os.kernel": true, "host.os.codename": true, "host.architecture": true,
+		"host.hostname": true, "host.id": true, "process.args": true, "process.executable": true}
+	for _, f := range elasticsearch.Fields() {
+		numeric := (f.Type == "long" || f.Type == "double") && f.Unit != "" && f.Unit != elasticsearch.UnitID
+		if (v == "numeric" || v == "both") && numeric {
+			leaf := map[string]any{"type": f.Type, "index": false}
+			put(f.Name, leaf)
+		}
+		if (v == "keyword" || v == "both") && unused[f.Name] {
+			put(f.Name, map[string]any{"type": "keyword", "index": false, "ignore_above": 1024})
+		}
+	}
+	return root
+}
