@@ -40,6 +40,11 @@ const (
 	// refused by a write block or for a missing privilege: retries that
 	// wait on an operator rather than on the cluster.
 	MetricBlocked = "output.elasticsearch.events.blocked"
+	// MetricResentWithoutID counts the events a time series data stream
+	// refused for their _id, sent again without one; MetricResends the
+	// bulk requests that did it.
+	MetricResentWithoutID = "output.elasticsearch.events.resent_without_id"
+	MetricResends         = "output.elasticsearch.resends"
 )
 
 // Stats is a snapshot of the output's counters, summed over its workers.
@@ -52,6 +57,7 @@ type Stats struct {
 
 type counters struct {
 	acked, duplicates, retried, dropped, deadLettered, blocked *atomic.Int64
+	resent, resends                                            *atomic.Int64
 	// libbeat.output.*: bytes on the wire (TLS and HTTP included), failed
 	// requests and replies, events refused with 429.
 	written, read, writeErrs, readErrs, tooMany *atomic.Int64
@@ -68,6 +74,8 @@ func newCounters(m *pipeline.Metrics) counters {
 		dropped:      m.Counter(MetricDropped),
 		deadLettered: m.Counter(MetricDeadLettered),
 		blocked:      m.Counter(MetricBlocked),
+		resent:       m.Counter(MetricResentWithoutID),
+		resends:      m.Counter(MetricResends),
 		written:      m.Counter(pipeline.MetricOutputWriteBytes),
 		read:         m.Counter(pipeline.MetricOutputReadBytes),
 		writeErrs:    m.Counter(pipeline.MetricOutputWriteErrors),
@@ -397,6 +405,8 @@ func (c *Client) resendWithoutID(ctx context.Context, b *pipeline.Batch, resend 
 		return
 	}
 	c.reOff = append(c.reOff, len(c.reBody))
+	c.n.resent.Add(int64(len(sent)))
+	c.n.resends.Add(1)
 	items, err := c.bulkSplit(ctx, c.reBody, c.reOff)
 	for k, i := range sent {
 		switch {
