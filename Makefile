@@ -101,7 +101,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -skip ProcfsVsOwn -benchtime 1x -timeout 20m ./input/cpu/ ./input/qdisc/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench ProcfsVsOwn -benchmem -timeout 10m ./input/cpu/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench PipelineFlowsToFile -benchmem -benchtime 300000x -count 5 -timeout 30m ./pipeline/ | tee -a $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench 'FlowEvent|Reporter' -benchmem -count 3 ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench 'FlowEvent|Reporter|Rollup' -benchmem -count 3 ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench InputReportModes -benchtime 1x -timeout 20m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench FlowsEndpoint -benchmem -count 3 ./cmd/fleutanbeat/queryapi/ | tee -a $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)

@@ -34,6 +34,9 @@ type Settings struct {
 	// Latest, when set (the local query API is on), receives a copy of
 	// each collection's snapshot under the input's type.
 	Latest *Latest
+	// Cores, shared by every input of an agent, carries the cpu input's
+	// per-process core distribution to the flows input's rollups.
+	Cores *ProcessCores
 }
 
 // Factory builds an input from its config section: the list entry under

@@ -165,8 +165,10 @@ func TestFlowLensesAgreeAcrossReportModes(t *testing.T) {
 				} `json:"hits"`
 			} `json:"hits"`
 		}
+		// Flow events only: the per-process rollups are compared below.
 		db.JSON("POST", "/"+target+"/_search", map[string]any{"size": 1, "track_total_hits": true,
-			"sort": []any{map[string]any{"@timestamp": "asc"}}}, &res)
+			"query": map[string]any{"bool": map[string]any{"must_not": map[string]any{"term": map[string]any{"fleutan.flow.scope": "process"}}}},
+			"sort":  []any{map[string]any{"@timestamp": "asc"}}}, &res)
 		docs[r.ns] = res.Hits.Total.Value
 		if len(res.Hits.Hits) > 0 && (first.IsZero() || res.Hits.Hits[0].Source.Timestamp.Before(first)) {
 			first = res.Hits.Hits[0].Source.Timestamp
@@ -179,6 +181,39 @@ func TestFlowLensesAgreeAcrossReportModes(t *testing.T) {
 	if all != 6*(periods+1) || active >= all {
 		t.Errorf("documents: all %d (want %d), active %d (want fewer)", all, 6*(periods+1), active)
 	}
+	// The six sockets are this test process's: one rollup per collection
+	// in both modes, with the same sums, equal to those of the flow
+	// events (report: all).
+	var rolled [2][3]float64
+	for i, r := range runs {
+		var res struct {
+			Aggregations map[string]struct {
+				Value float64 `json:"value"`
+			} `json:"aggregations"`
+		}
+		sum := func(f string) map[string]any { return map[string]any{"sum": map[string]any{"field": f}} }
+		db.JSON("POST", "/metrics-fleutan.flows-"+r.ns+"/_search", map[string]any{"size": 0,
+			"query": map[string]any{"term": map[string]any{"fleutan.flow.scope": "process"}},
+			"aggs": map[string]any{"n": map[string]any{"value_count": map[string]any{"field": "fleutan.flow.scope"}},
+				"out": sum("fleutan.flow.rollup.delta.bytes_out"), "in": sum("fleutan.flow.rollup.delta.bytes_in")}}, &res)
+		rolled[i] = [3]float64{res.Aggregations["n"].Value, res.Aggregations["out"].Value, res.Aggregations["in"].Value}
+	}
+	var flowSums struct {
+		Aggregations map[string]struct {
+			Value float64 `json:"value"`
+		} `json:"aggregations"`
+	}
+	db.JSON("POST", "/metrics-fleutan.flows-"+runs[0].ns+"/_search", map[string]any{"size": 0,
+		"aggs": map[string]any{"out": map[string]any{"sum": map[string]any{"field": "fleutan.flow.delta.bytes_out"}},
+			"in": map[string]any{"sum": map[string]any{"field": "fleutan.flow.delta.bytes_in"}}}}, &flowSums)
+	t.Logf("rollups: all %v, active %v (count, bytes out, bytes in); flow events %v out, %v in",
+		rolled[0], rolled[1], flowSums.Aggregations["out"].Value, flowSums.Aggregations["in"].Value)
+	if rolled[0] != rolled[1] || rolled[0][0] != periods+1 || rolled[0][1] != flowSums.Aggregations["out"].Value ||
+		rolled[0][2] != flowSums.Aggregations["in"].Value || rolled[0][1] == 0 {
+		t.Errorf("rollups: all %v, active %v (count, bytes out, bytes in), want %d rollups in both with the flow events' sums %v, %v",
+			rolled[0], rolled[1], periods+1, flowSums.Aggregations["out"].Value, flowSums.Aggregations["in"].Value)
+	}
+
 	// Time buckets of one period, their bounds half a period away from
 	// the collections, as Kibana's interval would be at this zoom.
 	offset := (first.Sub(first.Truncate(period)) + period/2) % period

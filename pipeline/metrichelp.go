@@ -66,6 +66,7 @@ var metricHelp = map[string]string{
 	"input.flows.kernel_unsupported":        "Failed kernel requests for a feature the kernel lacks (a sock_diag module, traffic control); each feature is logged once.",
 	"input.flows.dropped_over_max_flows":    "Flows left out because a collection exceeded max_flows.",
 	"input.flows.skipped_unchanged":         "Flows left without an event in a period by report: active (unchanged since their last event, heartbeat not due).",
+	"input.flows.rollup_events":             "Per-process rollup events the flows input published (rollup: true); input.flows.events includes them.",
 	"input.flows.unattributed":              "Live sockets left without a process, summed over collections, by reason.",
 	"input.flows.ebpf.dropped_ring_full":    "Closed connections the kernel could not queue (eBPF ring buffer full).",
 	"input.flows.ebpf.dropped_map_full":     "Connections not tracked because the eBPF map was full.",

@@ -121,7 +121,8 @@ func buildAgent(o *options, mkLog func(loggingConfig, config.Paths) (*slog.Logge
 	if a.processors, err = processor.New(cfg.Processors, procSettings); err != nil {
 		errs = append(errs, err)
 	}
-	inSettings := input.Settings{Logger: log, ProcRoot: filepath.Join(hostfs, "proc"), SysRoot: filepath.Join(hostfs, "sys"), DataPath: a.paths.Data, Metrics: a.metrics}
+	inSettings := input.Settings{Logger: log, ProcRoot: filepath.Join(hostfs, "proc"), SysRoot: filepath.Join(hostfs, "sys"), DataPath: a.paths.Data, Metrics: a.metrics,
+		Cores: input.NewProcessCores()}
 	if a.http.Enabled && a.http.API.Enabled {
 		a.latest = input.NewLatest()
 	}

@@ -152,7 +152,9 @@ func TestAgentBinaryShipsFlowsAndStopsCleanly(t *testing.T) {
 }
 
 // checkFlowEvents asserts the file holds documents with the fields every
-// event must carry, and flow documents with their network fields.
+// event must carry, flow documents with their network fields, and the
+// flows input's per-process rollups (fleutan.flow.scope: process, on by
+// default) with theirs.
 func checkFlowEvents(t *testing.T, path string) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -162,7 +164,7 @@ func checkFlowEvents(t *testing.T, path string) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	n := 0
+	n, rollups := 0, 0
 	for sc.Scan() {
 		var doc map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &doc); err != nil {
@@ -170,7 +172,16 @@ func checkFlowEvents(t *testing.T, path string) {
 		}
 		keys := []string{"@timestamp", "event", "agent", "host", "data_stream"}
 		if ds, _ := doc["data_stream"].(map[string]any); ds["dataset"] == "fleutan.flows" {
-			keys = append(keys, "network")
+			fl, _ := doc["fleutan"].(map[string]any)["flow"].(map[string]any)
+			if fl["scope"] == "process" {
+				rollups++
+				keys = append(keys, "process")
+				if _, ok := fl["rollup"]; !ok {
+					t.Fatalf("line %d: a rollup without fleutan.flow.rollup: %s", n+1, sc.Bytes())
+				}
+			} else {
+				keys = append(keys, "network")
+			}
 		}
 		for _, key := range keys {
 			if _, ok := doc[key]; !ok {
@@ -181,6 +192,9 @@ func checkFlowEvents(t *testing.T, path string) {
 	}
 	if n == 0 {
 		t.Fatal("no events")
+	}
+	if rollups == 0 {
+		t.Error("no per-process rollup among the flows events")
 	}
 }
 

@@ -60,7 +60,8 @@ var TimeSeriesDatasets = []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc
 // one of them:
 //   - flows: fleutan.flow.id is a hash of the flow's series key (netns,
 //     protocol, addresses, inode, and the socket cookie of a connection
-//     that lived between two collections);
+//     that lived between two collections), or of a rollup's process (pid
+//     and start time);
 //   - cpu: the scope, the core and the process;
 //   - qdisc: device and namespace, scope, handle, parent and kind, the
 //     TX queue, and for scope flow the socket and its addresses.
@@ -149,7 +150,7 @@ var commonFields = map[string]string{
 }
 
 var datasetFields = map[string]map[string]string{
-	"fleutan.flows": withPrefix("fleutan.flow.", map[string]string{
+	"fleutan.flows": withRollup(withPrefix("fleutan.flow.", map[string]string{
 		"id":       "keyword",
 		"local.ip": "ip", "local.port": "long", "remote.ip": "ip", "remote.port": "long",
 		"state": "keyword", "inode": "long", "netns": "long", "netns_name": "keyword",
@@ -163,7 +164,7 @@ var datasetFields = map[string]map[string]string{
 		"tcp.bdp_bytes":  "long",
 		"delta.bytes_in": "long", "delta.bytes_out": "long", "delta.segs_in": "long",
 		"delta.segs_out": "long", "delta.retrans": "long",
-	}),
+	})),
 	"fleutan.cpu": withPrefix("fleutan.cpu.", map[string]string{
 		"scope": "keyword", "core": "long", "pct": "double", "norm.pct": "double", "share": "double",
 		"cores_used": "double", "spread": "double", "dominant_core": "long", "migrations": "long",
@@ -203,6 +204,45 @@ var hopFields = map[string]string{
 	"ttl": "long", "addrs": "ip", "sent": "long", "received": "long", "loss.pct": "double",
 	"rtt_min_us": "double", "rtt_mean_us": "double", "icmp.type": "long", "icmp.code": "long",
 	"tcp_flags": "long",
+}
+
+// rollupStates are the socket state names (input/flows StateName) that
+// fleutan.flow.rollup.state counts flows by.
+var rollupStates = []string{"established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2", "time_wait",
+	"close", "close_wait", "last_ack", "listen", "closing", "new_syn_recv", "bound_inactive", "unknown"}
+
+// withRollup adds the fields of the flows input's per-process rollups
+// (fleutan.flow.scope: process) to m, with their units.
+func withRollup(m map[string]string) map[string]string {
+	const r = "fleutan.flow.rollup."
+	add := func(k, typ, unit string) {
+		m[k] = typ
+		if unit != "" {
+			fieldUnits[k] = unit
+		}
+	}
+	add("fleutan.flow.scope", "keyword", "")
+	for _, k := range []string{"flows", "final", "peers", "direction.inbound", "direction.outbound", "direction.listening"} {
+		add(r+k, "long", UnitCount)
+	}
+	for _, st := range rollupStates {
+		add(r+"state."+st, "long", UnitCount)
+	}
+	add(r+"delta.bytes_in", "long", UnitBytes)
+	add(r+"delta.bytes_out", "long", UnitBytes)
+	for _, k := range []string{"delta.segs_in", "delta.segs_out", "delta.retrans"} {
+		add(r+k, "long", UnitSegments)
+	}
+	for _, k := range []string{"rtt_us.min", "rtt_us.mean", "rtt_us.max"} {
+		add(r+k, "long", UnitMicros)
+	}
+	add(r+"cpu.pct", "double", UnitFraction)
+	add(r+"cpu.spread", "double", UnitCores)
+	add(r+"cpu.cores_used", "long", UnitCores)
+	add(r+"cpu.dominant_core", "long", UnitID)
+	add(r+"cpu.per_core.core", "long", UnitID)
+	add(r+"cpu.per_core.pct", "double", UnitFraction)
+	return m
 }
 
 func pathsFields() map[string]string {

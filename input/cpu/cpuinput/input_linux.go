@@ -270,6 +270,7 @@ func (in *cpuInput) period(ctx context.Context) []pipeline.Event {
 	}
 	u := cpu.Diff(in.prev, snap)
 	in.prev, in.sel = snap, sel
+	in.shareCores(&u)
 
 	var events []pipeline.Event
 	for _, c := range u.Cores {
@@ -296,6 +297,27 @@ func (in *cpuInput) period(ctx context.Context) []pipeline.Event {
 		events[i].Fields["fleutan"].(pipeline.M)["collection"] = pipeline.M{"duration_us": us}
 	}
 	return events
+}
+
+// shareCores hands each measured process's core distribution to the
+// flows input's rollups (input.Settings.Cores), when the agent shares one.
+func (in *cpuInput) shareCores(u *cpu.Usage) {
+	if in.s.Cores == nil {
+		return
+	}
+	m := make(map[input.ProcessKey]input.CoreUse, len(u.Processes))
+	for i := range u.Processes {
+		p := &u.Processes[i]
+		if p.TotalNs == 0 {
+			continue
+		}
+		c := input.CoreUse{Pct: p.Pct, DominantCore: p.DominantCore, Spread: p.Spread, Cores: make([]input.CoreShare, len(p.Cores))}
+		for j, pc := range p.Cores {
+			c.Cores[j] = input.CoreShare{CPU: pc.CPU, Pct: pc.Pct}
+		}
+		m[input.ProcessKey{PID: p.Process.PID, StartTime: p.Process.StartTime}] = c
+	}
+	in.s.Cores.Set(u.Time, u.Period, m)
 }
 
 // selection is the processes of a period with their flow counts; nil

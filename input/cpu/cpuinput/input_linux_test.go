@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ type periodResult struct {
 	start, end time.Time
 	events     []pipeline.Event
 	truthNs    map[int]uint64 // from utime+stime, read right after collect
+	// shared is what the period handed the flows input's rollups
+	// (input.Settings.Cores) for each child with a process event.
+	shared map[int]input.CoreUse
 }
 
 // measure runs the input's period logic with the given method for n
@@ -47,7 +51,7 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 	var logBuf bytes.Buffer
 	var logMu sync.Mutex
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil))
-	in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc"}, log: log}
+	in := &cpuInput{cfg: cfg, s: input.Settings{Logger: log, ProcRoot: "/proc", Cores: input.NewProcessCores()}, log: log}
 	c, got, err := in.openCollector()
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +90,17 @@ func measure(t *testing.T, method string, n int, d time.Duration, done func([]pe
 	for range n {
 		time.Sleep(time.Until(start.Add(d)))
 		events := in.period(ctx)
-		r := periodResult{start: start, events: events, truthNs: tr.truthNs}
+		r := periodResult{start: start, events: events, truthNs: tr.truthNs, shared: map[int]input.CoreUse{}}
+		for _, e := range events {
+			// The series of a process event is process/PID/STARTTIME.
+			var k input.ProcessKey
+			if _, err := fmt.Sscanf(e.Series, "process/%d/%d", &k.PID, &k.StartTime); err != nil || !slices.Contains(pids, k.PID) {
+				continue
+			}
+			if u, ok := in.s.Cores.Get(k, time.Now()); ok {
+				r.shared[k.PID] = u
+			}
+		}
 		r.end = time.Now()
 		start = r.end
 		out = append(out, r)
@@ -215,6 +229,24 @@ func ofProcess(t *testing.T, events []pipeline.Event, pid int) (proc *pipeline.E
 	return proc, cores
 }
 
+// checkShared: what the cpu input hands the flows input's rollups for
+// a process is what its own events of the period say: pct, dominant core,
+// spread, and its pct of each core.
+func checkShared(t *testing.T, period, pid int, u input.CoreUse, proc pipeline.Event, cores map[int]pipeline.Event) {
+	t.Helper()
+	if u.Pct != num(t, proc, "fleutan.cpu.pct") || float64(u.DominantCore) != num(t, proc, "fleutan.cpu.dominant_core") ||
+		u.Spread != num(t, proc, "fleutan.cpu.spread") || len(u.Cores) != len(cores) {
+		t.Errorf("period %d pid %d: shared %+v, process event %v, %d core events", period, pid, u, proc.Fields, len(cores))
+		return
+	}
+	for _, c := range u.Cores {
+		e, ok := cores[c.CPU]
+		if !ok || c.Pct != num(t, e, "fleutan.cpu.pct") {
+			t.Errorf("period %d pid %d: shared core %d pct %v, core event %v", period, pid, c.CPU, c.Pct, e.Fields)
+		}
+	}
+}
+
 // enough is the CPU time a child must have had in a period for its
 // placement to be judged: on a loaded CI machine a child may be starved
 // for a whole period, which proves nothing either way.
@@ -307,6 +339,7 @@ func TestProcessCoresMatchAffinity(t *testing.T) {
 					for _, e := range cores {
 						shares += num(t, e, "fleutan.cpu.share")
 					}
+					checkShared(t, i, pid, r.shared[pid], *proc, cores)
 					if math.Abs(shares-1) > 0.001 {
 						t.Errorf("period %d pid %d: shares add up to %v", i, pid, shares)
 					}

@@ -57,6 +57,10 @@ type Config struct {
 	// Heartbeat is how many periods an unchanged flow goes without an
 	// event in report: active.
 	Heartbeat int `yaml:"heartbeat"`
+	// Rollup adds, each period, one event per process owning flows
+	// (fleutan.flow.scope: process) that sums all of its flows of the
+	// period, also those report: active leaves without an event.
+	Rollup bool `yaml:"rollup"`
 	// Routes adds each connected flow's route to its peer
 	// (fleutan.flow.route): one RTM_GETROUTE per distinct peer and
 	// namespace, cached for RouteTTL or until the namespace announces a
@@ -107,6 +111,7 @@ func DefaultConfig() Config {
 		MaxTrackedConnections: 65536,
 		Report:                ReportActive,
 		Heartbeat:             30,
+		Rollup:                true,
 		Routes:                true,
 		RouteTTL:              config.Duration(time.Minute),
 	}

@@ -28,6 +28,7 @@ func TestDefaultConfig(t *testing.T) {
 		MaxTrackedConnections: 65536,
 		Report:                "active",
 		Heartbeat:             30,
+		Rollup:                true,
 		Routes:                true,
 		RouteTTL:              config.Duration(time.Minute),
 	}

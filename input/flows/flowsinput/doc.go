@@ -12,6 +12,18 @@
 // period's delta is zero, so the next event's delta is exact
 // (BenchmarkReporter: 3.2 ms of CPU per period at 36,000 flows).
 //
+// Rollups (rollup: true, the default): each period, one event per process
+// owning flows, fleutan.flow.scope: process, sums all of that process's
+// flows the filters keep, whether report: active gave them an event or
+// not and whether max_flows dropped them: flows by state and direction,
+// final ones, the sums of their Diff deltas for the period (so, in either
+// mode, the sum of the delta of the process's flow events of the same
+// collection), min/mean/max smoothed RTT of its TCP flows with a measured
+// RTT, distinct remote addresses, and its cores from the cpu input's
+// latest period (input.ProcessCores) when that input runs. Flows without
+// a process have no rollup (BenchmarkRollup: about 1.5 ms of CPU per
+// period at 36,000 flows of 200 processes).
+//
 // Units and counter semantics, checked against a real kernel in the tests:
 //
 //   - fleutan.flow.tcp.* are the kernel's struct tcp_info values as read,

@@ -389,7 +389,8 @@ func runFleet(t testing.TB, esURL string, periods int) *fleetResult {
 func checkFleetDocuments(t testing.TB, db *estest.Client, res *fleetResult) {
 	t.Helper()
 	rec := res.Record
-	perFlow := map[string]any{"exists": map[string]any{"field": "fleutan.flow.id"}}
+	// Flow events, not the rollups beside them (which have no address).
+	perFlow := map[string]any{"exists": map[string]any{"field": "fleutan.flow.local.ip"}}
 	byName := map[string]int64{}
 	for _, s := range res.Streams {
 		byName[s.Dataset+"/"+s.Mode+"/"+s.IndexMode] = s.Docs
@@ -401,6 +402,16 @@ func checkFleetDocuments(t testing.TB, db *estest.Client, res *fleetResult) {
 			}
 			continue
 		}
+		// Rollups are over every flow in both modes: as many in each.
+		rollups := fleetCount(db, s.Name, map[string]any{"exists": map[string]any{"field": "fleutan.flow.scope"}})
+		otherMode := ReportAll
+		if s.Mode == ReportAll {
+			otherMode = ReportActive
+		}
+		if r := fleetCount(db, strings.Replace(s.Name, s.Mode, otherMode, 1), map[string]any{"exists": map[string]any{"field": "fleutan.flow.scope"}}); r != rollups {
+			t.Errorf("%s: %d rollup events, report: %s %d", s.Name, rollups, otherMode, r)
+		}
+		t.Logf("%s: %d rollup events", s.Name, rollups)
 		want := predictFleet(rec, s.Mode)
 		got := fleetCount(db, s.Name, perFlow)
 		if got != int64(want.Total) {
@@ -899,7 +910,7 @@ func fleetAgent() error {
 
 	// The flows input twice on the same snapshots: the first adapter's
 	// collector takes them, the second reads the same one.
-	is := input.Settings{Logger: log, ProcRoot: "/proc", SysRoot: "/sys", Metrics: metrics}
+	is := input.Settings{Logger: log, ProcRoot: "/proc", SysRoot: "/sys", Metrics: metrics, Cores: input.NewProcessCores()}
 	adapters := map[string]*flowsInput{}
 	for _, mode := range []string{ReportAll, ReportActive} {
 		// Loopback left out: it carries the agent's own connections to

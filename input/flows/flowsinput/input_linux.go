@@ -44,6 +44,12 @@ type flowsInput struct {
 	// report picks the flows of a period in report: active; nil in
 	// report: all.
 	report *reporter
+	// roller sums each process's flows of a period (rollup: true); nil
+	// otherwise.
+	roller *roller
+	// cores is the cpu input's per-process core distribution, for the
+	// rollups; nil when the agent shares none.
+	cores *input.ProcessCores
 
 	// openTracker loads the eBPF connection tracker; tests make it fail.
 	openTracker func(flows.TrackerOptions) (*flows.Tracker, error)
@@ -62,6 +68,8 @@ type flowsInput struct {
 	overflow *atomic.Int64
 	// skipped counts the flows report: active left without an event.
 	skipped *atomic.Int64
+	// rollups counts the per-process rollup events published.
+	rollups *atomic.Int64
 	// unattributed counts, per collection, the live sockets left without
 	// a process, by reason (procindex.Stats).
 	unattributed struct{ exited, unreadable, noOwner *atomic.Int64 }
@@ -83,11 +91,16 @@ func newInput(c Config, f *flows.Filter, s input.Settings) (input.Input, error) 
 		log:      s.Logger,
 		opts:     c.collectorOptions(s),
 		latest:   s.Latest,
+		cores:    s.Cores,
 		builder:  pipeline.NewBuilder(publishChunk*eventObjects, publishChunk*eventMembers),
 		window:   input.Window{Period: c.Period.D()},
 		n:        input.NewCounters(m, "flows"),
 		overflow: m.Counter("input.flows.dropped_over_max_flows"),
 		skipped:  m.Counter("input.flows.skipped_unchanged"),
+		rollups:  m.Counter("input.flows.rollup_events"),
+	}
+	if c.Rollup {
+		in.roller = newRoller()
 	}
 	if c.Report == ReportActive {
 		in.report = newReporter(c.Heartbeat)
@@ -233,6 +246,11 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		}
 		in.n.Events.Add(int64(len(events)))
 	}
+	if in.roller != nil && !snap.Time.IsZero() {
+		if err := in.publishRollups(ctx, out, fl, deltas, start, times, events[:0]); err != nil {
+			return err
+		}
+	}
 	if in.report != nil {
 		if !snap.Time.IsZero() {
 			// A failed collection saw nothing: its flows did not leave.
@@ -255,6 +273,35 @@ func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error
 		in.dropped += uint64(dropped)
 		in.log.Warn("flows: more flows than max_flows; the rest of this period was dropped",
 			"max_flows", in.cfg.MaxFlows, "dropped", dropped, "dropped_total", in.dropped)
+	}
+	return nil
+}
+
+// publishRollups publishes the period's per-process rollups, computed
+// over every flow the filter keeps (see rollup), in chunks as the flow
+// events; events is a free slice to build them in.
+func (in *flowsInput) publishRollups(ctx context.Context, out pipeline.Publisher, fl []flows.Flow, deltas []flows.FlowDelta, start time.Time, t input.Times, events []pipeline.Event) error {
+	rs := in.roller.roll(fl, deltas, in.filter.Keep)
+	// The flow events' Builder: its blocks, sized for a chunk of flow
+	// events, hold a chunk of rollups too.
+	b := in.builder
+	b.Reset()
+	for i := range rs {
+		r := &rs[i]
+		var cores *input.CoreUse
+		if u, ok := in.cores.Get(input.ProcessKey{PID: r.proc.PID, StartTime: r.proc.StartTime}, start); ok {
+			cores = &u
+		}
+		events = append(events, rollupEvent(b, r, start, t, cores))
+		if len(events) == publishChunk || i == len(rs)-1 {
+			if err := out.Publish(ctx, events...); err != nil {
+				return err
+			}
+			in.n.Events.Add(int64(len(events)))
+			in.rollups.Add(int64(len(events)))
+			events = events[:0]
+			b.Reset()
+		}
 	}
 	return nil
 }
