@@ -116,6 +116,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./pipeline/condition/ ./pipeline/diskqueue/ ./pipeline/processor/ ./output/codec/... ./output/file/ ./output/logstash/ ./input/internal/... | tee -a $(BENCH_OUT)
 	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/bench -- $(GO) test -run '^$$' -bench ShipToElasticsearch -benchtime 1x -timeout 60m ./output/elasticsearch/ | tee -a $(BENCH_OUT)
 	.ci/opensearch.sh run $(OS2_VERSION) .os/run/bench2 $(OS3_VERSION) .os/run/bench3 -- $(GO) test -run '^$$' -bench ShipToOpenSearch -benchtime 1x -timeout 60m ./output/opensearch/ | tee -a $(BENCH_OUT)
+	.ci/docker.sh run -- .ci/elasticsearch.sh run $(ES_VERSION) .es/run/fleet -- $(GO) test -run '^$$' -bench FleetProfile -benchtime 1x -timeout 120m ./input/flows/flowsinput/ | tee -a $(BENCH_OUT)
 
 FUZZTIME ?= 20s
 fuzz:

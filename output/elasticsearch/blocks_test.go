@@ -650,6 +650,28 @@ func test413SplitsAndRefusesTheOversizedEvent(t *testing.T, ln *limitedNode) {
 			c.Username, c.Password = limitedAdmin, secPass
 			c.Namespace = uniqueName(t)
 			c.CompressionLevel = tc.compression
+			// The events are found by the ids the output gave them: a
+			// time series data stream would store its own. The other
+			// subtest installs the default templates meanwhile, so this
+			// stream gets a standard template of its own, above them.
+			c.Template.IndexMode = IndexModeStandard
+			c.Template.Enabled = false
+			admin := c
+			admin.Username, admin.Password = limitedAdmin, secPass
+			if err := Setup(context.Background(), admin, testSettings()); err != nil {
+				t.Fatal(err)
+			}
+			ts, err := Templates(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tm := range ts {
+				if tm.Kind == KindIndex && tm.Name == IndexTemplateName(c, "fleutan.flows") {
+					tm.Body["index_patterns"] = []string{"metrics-fleutan.flows-" + c.Namespace}
+					tm.Body["priority"] = tm.Body["priority"].(int) + 50
+					db.JSON("PUT", "/_index_template/"+c.Namespace, tm.Body, nil)
+				}
+			}
 			dlq := "fleutan-dlq-" + c.Namespace
 			if tc.policy == PolicyDeadLetterIndex {
 				c.NonIndexablePolicy = NonIndexablePolicy{Action: PolicyDeadLetterIndex, Index: dlq}

@@ -126,11 +126,22 @@ type TemplateConfig struct {
 	Priority int `yaml:"priority"`
 	Shards   int `yaml:"number_of_shards"`
 	Replicas int `yaml:"number_of_replicas"`
+	// IndexMode is the index.mode of the data streams of TimeSeriesDatasets
+	// in data stream mode: IndexModeTimeSeries (TSDS) or
+	// IndexModeStandard. It takes effect when a data stream is created or
+	// rolls over.
+	IndexMode string `yaml:"index_mode"`
 }
+
+// Index modes of setup.template.index_mode (Elasticsearch's index.mode).
+const (
+	IndexModeStandard   = "standard"
+	IndexModeTimeSeries = "time_series"
+)
 
 // DefaultTemplateConfig returns Beats' defaults with our priority.
 func DefaultTemplateConfig() TemplateConfig {
-	return TemplateConfig{Enabled: true, Priority: 150, Shards: 1, Replicas: 1}
+	return TemplateConfig{Enabled: true, Priority: 150, Shards: 1, Replicas: 1, IndexMode: IndexModeTimeSeries}
 }
 
 // DecodeTemplateConfig decodes and validates the `setup.template` section.
@@ -148,6 +159,9 @@ func DecodeTemplateConfig(raw config.Raw) (TemplateConfig, error) {
 	}
 	if t.Replicas < 0 {
 		errs = append(errs, config.Errorf("number_of_replicas", "%d must not be negative", t.Replicas))
+	}
+	if t.IndexMode != IndexModeStandard && t.IndexMode != IndexModeTimeSeries {
+		errs = append(errs, config.Errorf("index_mode", "%q is not an index mode (use time_series or standard)", t.IndexMode))
 	}
 	return t, raw.Locate(errors.Join(errs...))
 }

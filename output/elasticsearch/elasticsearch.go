@@ -39,6 +39,11 @@ const (
 	// refused by a write block or for a missing privilege: retries that
 	// wait on an operator rather than on the cluster.
 	MetricBlocked = "output.elasticsearch.events.blocked"
+	// MetricResentWithoutID counts the events a time series data stream
+	// refused for their _id, sent again without one; MetricResends the
+	// bulk requests that did it.
+	MetricResentWithoutID = "output.elasticsearch.events.resent_without_id"
+	MetricResends         = "output.elasticsearch.resends"
 )
 
 // Stats is a snapshot of the output's counters, summed over its workers.
@@ -51,6 +56,7 @@ type Stats struct {
 
 type counters struct {
 	acked, duplicates, retried, dropped, deadLettered, blocked *atomic.Int64
+	resent, resends                                            *atomic.Int64
 	// libbeat.output.*: bytes on the wire (TLS and HTTP included), failed
 	// requests and replies, events refused with 429.
 	written, read, writeErrs, readErrs, tooMany *atomic.Int64
@@ -76,6 +82,8 @@ func newCounters(m *pipeline.Metrics, eng *Engine) counters {
 		dropped:      m.Counter(MetricName(eng, MetricDropped)),
 		deadLettered: m.Counter(MetricName(eng, MetricDeadLettered)),
 		blocked:      m.Counter(MetricName(eng, MetricBlocked)),
+		resent:       m.Counter(MetricName(eng, MetricResentWithoutID)),
+		resends:      m.Counter(MetricName(eng, MetricResends)),
 		written:      m.Counter(pipeline.MetricOutputWriteBytes),
 		read:         m.Counter(pipeline.MetricOutputReadBytes),
 		writeErrs:    m.Counter(pipeline.MetricOutputWriteErrors),
@@ -169,6 +177,11 @@ type shared struct {
 	logged   map[string]time.Time
 	logEvery time.Duration
 
+	// tsds holds the targets learned to be time series data streams,
+	// with the time they were learned (see tsdsRelearn).
+	tsdsMu sync.RWMutex
+	tsds   map[string]time.Time
+
 	// gzips holds *gzip.Writer for compression_level: the compressor's
 	// state is reused, never its output (see gzipBody).
 	gzips sync.Pool
@@ -181,7 +194,7 @@ func newShared(c Config, s output.Settings) (*shared, error) {
 	}
 	// The agent's logger already carries output=elasticsearch; adding it
 	// again would write the key twice in every line.
-	sh := &shared{cfg: c, log: log, n: newCounters(s.Metrics, c.engine()), logged: map[string]time.Time{}, logEvery: time.Minute}
+	sh := &shared{cfg: c, log: log, n: newCounters(s.Metrics, c.engine()), logged: map[string]time.Time{}, logEvery: time.Minute, tsds: map[string]time.Time{}}
 	if c.Mode == ModeIndex {
 		p, err := parsePattern(c.Index)
 		if err != nil {
@@ -226,6 +239,9 @@ type Client struct {
 	// request can be split between any two actions.
 	off   []int
 	dlOff []int
+	// reBody and reOff are the resend of events refused for their _id.
+	reBody []byte
+	reOff  []int
 }
 
 // Stats returns the counters of the whole output (all workers).
@@ -305,7 +321,11 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		c.off = append(c.off, len(c.body))
-		c.body = appendAction(c.body, name, e.ID)
+		id := e.ID
+		if c.timeSeries(name) {
+			id = ""
+		}
+		c.body = appendAction(c.body, name, id)
 		c.body = codec.AppendEvent(c.body, e, codec.Options{})
 		c.body = append(c.body, '\n')
 		c.pos = append(c.pos, i)
@@ -328,13 +348,8 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 	// The reason of the previous retried item: a batch refused by a block
 	// has one reason for every item, checked against the log limit once.
 	var explained itemResult
-	for k, i := range c.pos {
-		if items == nil {
-			b.Ack(i)
-			stored++
-			continue
-		}
-		it := items[k]
+	var resend []int
+	handle := func(i int, it itemResult) {
 		switch out := classify(it.Status, it.Type); out {
 		case outStored:
 			b.Ack(i)
@@ -356,6 +371,21 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 			bad = append(bad, nonIndexable{i: i, status: it.Status, typ: it.Type, message: it.Reason})
 		}
 	}
+	for k, i := range c.pos {
+		if items == nil {
+			b.Ack(i)
+			stored++
+			continue
+		}
+		if refusesID(items[k]) {
+			resend = append(resend, i)
+			continue
+		}
+		handle(i, items[k])
+	}
+	if len(resend) > 0 {
+		c.resendWithoutID(ctx, b, resend, handle)
+	}
 	c.n.acked.Add(int64(stored))
 	c.refuse(ctx, b, bad)
 	if stored == 0 && anyRetry(b) {
@@ -364,6 +394,81 @@ func (c *Client) Publish(ctx context.Context, b *pipeline.Batch) error {
 		c.backoff = 0
 	}
 	return nil
+}
+
+// A time series data stream (index.mode: time_series) makes each
+// document's _id from its dimensions and @timestamp, and refuses any
+// other: 400 "_id must be unset or set to [...] because [index] is in
+// time_series mode". Its ids are as deterministic as the pipeline's (a
+// retried event has the same dimensions and time), so a retry is still a
+// 409, never a second document. The output learns such targets from that
+// refusal, sends their events without _id from then on, and unlearns
+// them after tsdsRelearn: a data stream whose template changed becomes
+// standard at its next rollover, and there an event without _id would
+// get a random one, so that a retry could store it twice.
+const tsdsRelearn = 10 * time.Minute
+
+// refusesID reports the refusal of an explicit _id by a time series
+// index.
+func refusesID(it itemResult) bool {
+	return it.Status == http.StatusBadRequest && strings.Contains(it.Reason, "_id must be unset") &&
+		strings.Contains(it.Reason, "time_series mode")
+}
+
+// timeSeries reports whether the target is a time series data stream
+// learned within tsdsRelearn.
+func (s *shared) timeSeries(target []byte) bool {
+	s.tsdsMu.RLock()
+	at, ok := s.tsds[string(target)]
+	s.tsdsMu.RUnlock()
+	return ok && time.Since(at) < tsdsRelearn
+}
+
+// resendWithoutID sends again, without _id, the events a time series
+// index refused for their _id, after learning their targets, and hands
+// each result to handle. A failed request retries them.
+func (c *Client) resendWithoutID(ctx context.Context, b *pipeline.Batch, resend []int, handle func(int, itemResult)) {
+	c.reBody, c.reOff = c.reBody[:0], c.reOff[:0]
+	sent := resend[:0]
+	var name []byte
+	for _, i := range resend {
+		e := &b.Events[i]
+		var err error
+		if name, err = c.indexFor(name[:0], e); err != nil {
+			// It had a name when it was first sent.
+			handle(i, itemResult{Status: http.StatusBadRequest, Type: "index_name", Reason: err.Error()})
+			continue
+		}
+		c.tsdsMu.Lock()
+		if at, ok := c.tsds[string(name)]; !ok || time.Since(at) >= tsdsRelearn {
+			c.tsds[string(name)] = time.Now()
+			c.log.Info("the target is a time series data stream: its events are sent without _id, which Elasticsearch makes from their dimensions and @timestamp", "index", string(name))
+		}
+		c.tsdsMu.Unlock()
+		c.reOff = append(c.reOff, len(c.reBody))
+		c.reBody = appendAction(c.reBody, name, "")
+		c.reBody = codec.AppendEvent(c.reBody, e, codec.Options{})
+		c.reBody = append(c.reBody, '\n')
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return
+	}
+	c.reOff = append(c.reOff, len(c.reBody))
+	c.n.resent.Add(int64(len(sent)))
+	c.n.resends.Add(1)
+	items, err := c.bulkSplit(ctx, c.reBody, c.reOff)
+	for k, i := range sent {
+		switch {
+		case err != nil:
+			b.Retry(i)
+			c.n.retried.Add(1)
+		case items == nil:
+			handle(i, itemResult{Status: http.StatusCreated})
+		default:
+			handle(i, items[k])
+		}
+	}
 }
 
 // bulkSplit sends the actions of body that start at off[0], off[1], ...

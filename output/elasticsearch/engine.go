@@ -42,6 +42,11 @@ type Engine struct {
 	Product string
 	// APIKeys says whether the server takes api_key authentication.
 	APIKeys bool
+	// TimeSeries says whether the server has time series data streams
+	// (index.mode: time_series and the time_series_* mapping parameters);
+	// without them setup.template.index_mode has no effect and every data
+	// stream is a standard one.
+	TimeSeries bool
 	// Connect builds the client.
 	Connect func(ClientOptions) (Transport, error)
 	// OtherProduct, when set, tells an answer of another product, which
@@ -55,10 +60,11 @@ type Engine struct {
 
 // Elasticsearch is the engine of output.elasticsearch.
 var Elasticsearch = &Engine{
-	Name:    "elasticsearch",
-	Product: "Elasticsearch",
-	APIKeys: true,
-	Connect: connectElasticsearch,
+	Name:       "elasticsearch",
+	Product:    "Elasticsearch",
+	APIKeys:    true,
+	TimeSeries: true,
+	Connect:    connectElasticsearch,
 	Identify: func(res *http.Response) bool {
 		return res.Header.Get("X-Elastic-Product") == "Elasticsearch"
 	},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -311,5 +312,55 @@ func TestReadmeExampleIsValid(t *testing.T) {
 	}
 	if len(c.Hosts) != 2 || c.Template.Priority != 150 {
 		t.Fatalf("decoded %+v", c)
+	}
+}
+
+// TestTemplatesIndexMode checks which index templates make time series
+// data streams under each setup.template.index_mode.
+func TestTemplatesIndexMode(t *testing.T) {
+	cases := []struct {
+		name, mode, indexMode string
+		want                  []string // datasets with index.mode time_series
+	}{
+		{"default", ModeDataStream, "", []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"}},
+		{"time_series", ModeDataStream, IndexModeTimeSeries, []string{"fleutan.flows", "fleutan.cpu", "fleutan.qdisc"}},
+		{"standard", ModeDataStream, IndexModeStandard, nil},
+		{"classic indices", ModeIndex, IndexModeTimeSeries, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Mode = tc.mode
+			if tc.indexMode != "" {
+				c.Template.IndexMode = tc.indexMode
+			}
+			ts, err := Templates(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tm := range ts {
+				tmpl, ok := tm.Body["template"].(map[string]any)
+				if tm.Kind != KindIndex || !ok {
+					continue
+				}
+				idx := tmpl["settings"].(map[string]any)["index"].(map[string]any)
+				if idx["mode"] != IndexModeTimeSeries || !reflect.DeepEqual(idx["routing_path"], []string{"agent.id"}) {
+					t.Errorf("%s: settings %v", tm.Name, idx)
+				}
+				got = append(got, tm.Body["_meta"].(map[string]any)["dataset"].(string))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("time series data streams of %v, want %v", got, tc.want)
+			}
+		})
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("index_mode: tsdb\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	_, err := DecodeTemplateConfig(config.NewRaw(doc.Content[0], "f.yml", "setup.template"))
+	if err == nil || !strings.Contains(err.Error(), "setup.template.index_mode") || !strings.Contains(err.Error(), `"tsdb" is not an index mode`) {
+		t.Errorf("index_mode: tsdb: %v", err)
 	}
 }

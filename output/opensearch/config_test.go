@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fleutan/fleutanbeat/config"
+	"github.com/fleutan/fleutanbeat/output/elasticsearch"
 	"gopkg.in/yaml.v3"
 )
 
@@ -92,4 +93,46 @@ func TestShippedConfigBlockDecodes(t *testing.T) {
 	if c.Engine != Engine || c.Hosts[0] != "http://localhost:9200" || c.BulkMaxSize != 1600 {
 		t.Fatalf("decoded %+v", c)
 	}
+}
+
+// TestTemplatesHaveNoTimeSeriesSettings: OpenSearch refuses index.mode and
+// the time_series_* mapping parameters as unknown, so its templates are
+// the standard ones whatever setup.template.index_mode says, while
+// Elasticsearch's default templates carry them.
+func TestTemplatesHaveNoTimeSeriesSettings(t *testing.T) {
+	for _, mode := range []string{"", "time_series", "standard"} {
+		setup := config.Raw{}
+		if mode != "" {
+			setup = yamlRaw(t, "template:\n  index_mode: "+mode+"\n", "setup")
+		}
+		c, err := DecodeWithSetup(yamlRaw(t, "hosts: [\"http://127.0.0.1:9200\"]\n", "output.opensearch"), setup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := elasticsearch.ExportTemplates(&b, c); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), "time_series") {
+			t.Errorf("index_mode %q: OpenSearch templates mention time_series", mode)
+		}
+		es := c
+		es.Engine = elasticsearch.Elasticsearch
+		b.Reset()
+		if err := elasticsearch.ExportTemplates(&b, es); err != nil {
+			t.Fatal(err)
+		}
+		if want := mode != "standard"; strings.Contains(b.String(), `"mode": "time_series"`) != want {
+			t.Errorf("index_mode %q: Elasticsearch templates with index.mode time_series: %v, want %v", mode, !want, want)
+		}
+	}
+}
+
+func yamlRaw(t *testing.T, text, path string) config.Raw {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return config.NewRaw(doc.Content[0], "fleutanbeat.yml", path)
 }

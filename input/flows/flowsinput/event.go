@@ -33,7 +33,7 @@ func Event(f *flows.Flow, d flows.FlowDelta, ts time.Time, t input.Times) pipeli
 
 // eventObjects and eventMembers are how many objects and members a flow
 // event has at most (an established TCP flow with a process and deltas).
-const eventObjects, eventMembers = 16, 78
+const eventObjects, eventMembers = 16, 79
 
 // BuildEvent is Event with the objects taken from b: the input builds a
 // chunk of events with one Builder, which it resets once they are
@@ -98,9 +98,16 @@ func BuildEvent(b *pipeline.Builder, f *flows.Flow, d flows.FlowDelta, ts time.T
 			pipeline.Uint64("segs_out", d.SegsOut),
 		)))
 	}
+	series := f.Key().String()
+	if f.Closed {
+		// Connections that lived between two collections may reuse a
+		// 4-tuple (and have no inode): the cookie keeps their ids apart.
+		series += "/" + strconv.FormatUint(f.Cookie, 10)
+	}
 	flow = append(flow,
 		pipeline.String("direction", string(f.Direction)),
 		pipeline.Bool("final", f.Final),
+		pipeline.String("id", FlowID(series)),
 		pipeline.Uint64("inode", uint64(f.Inode)),
 		pipeline.Any("local", endpoint(b, local, nil)),
 		pipeline.Uint64("netns", f.Netns),
@@ -135,13 +142,27 @@ func BuildEvent(b *pipeline.Builder, f *flows.Flow, d flows.FlowDelta, ts time.T
 		fields["user"] = b.Object(pipeline.String("id", strconv.FormatUint(uint64(f.UID), 10)))
 	}
 
-	series := f.Key().String()
-	if f.Closed {
-		// Connections that lived between two collections may reuse a
-		// 4-tuple (and have no inode): the cookie keeps their ids apart.
-		series += "/" + strconv.FormatUint(f.Cookie, 10)
-	}
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: series}
+}
+
+// FlowID is fleutan.flow.id: the 64-bit FNV-1a hash of a flow's series
+// key, in 16 hex digits. It names the flow in a query, and is the
+// dimension that keeps two flows' events of one collection apart in a
+// time series data stream. A collision needs two flows of one agent in
+// the same collection: at 36,000 flows about 2^-35.
+func FlowID(series string) string {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(series); i++ {
+		h ^= uint64(series[i])
+		h *= 1099511628211
+	}
+	var b [16]byte
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[h&15]
+		h >>= 4
+	}
+	return string(b[:])
 }
 
 // routeObject is fleutan.flow.route; a peer on a connected network has

@@ -54,6 +54,9 @@ type flowsInput struct {
 	// openTracker loads the eBPF connection tracker; tests make it fail.
 	openTracker func(flows.TrackerOptions) (*flows.Tracker, error)
 	tracker     *flows.Tracker
+	// source, when set, takes the collector's place: the fleet profile
+	// runs the two report modes on the same snapshots.
+	source func(context.Context) (flows.Snapshot, error)
 	// afterDump, when set, runs between the collector's dump and its /proc
 	// walk: tests make a process exit there.
 	afterDump func()
@@ -158,11 +161,17 @@ func (in *flowsInput) Run(ctx context.Context, out pipeline.Publisher) error {
 // stopped because ctx ended.
 func (in *flowsInput) collect(ctx context.Context, out pipeline.Publisher) error {
 	start := time.Now()
-	coll, err := in.collector()
-	if err != nil {
-		return err
+	var snap flows.Snapshot
+	var err error
+	if in.source != nil {
+		snap, err = in.source(ctx)
+	} else {
+		coll, cerr := in.collector()
+		if cerr != nil {
+			return cerr
+		}
+		snap, err = coll.Collect(ctx)
 	}
-	snap, err := coll.Collect(ctx)
 	times := input.Times{Window: in.window.Next(start), Collection: time.Since(start)}
 	if err != nil {
 		if ctx.Err() != nil {

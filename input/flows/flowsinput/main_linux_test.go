@@ -6,4 +6,9 @@ import (
 	"github.com/fleutan/fleutanbeat/input/flows/internal/flowtest"
 )
 
-func TestMain(m *testing.M) { flowtest.Main(m) }
+func TestMain(m *testing.M) {
+	if fleetMain() {
+		return
+	}
+	flowtest.Main(m)
+}

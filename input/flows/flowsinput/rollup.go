@@ -184,7 +184,7 @@ func (rl *roller) roll(fl []flows.Flow, deltas []flows.FlowDelta, keep func(*flo
 
 // rollupObjects and rollupMembers are how many objects and members a
 // rollup event has at most, without its per-core objects.
-const rollupObjects, rollupMembers = 11, 60
+const rollupObjects, rollupMembers = 11, 61
 
 // rollupEvent is the fleutan.flows event of r for the collection that
 // started at ts; its event.duration is the period window. cores, when
@@ -233,9 +233,14 @@ func rollupEvent(b *pipeline.Builder, r *rollup, ts time.Time, t input.Times, co
 		)))
 	}
 	ro = append(ro, pipeline.Any("state", b.Object(states...)))
+	// The series keeps two processes that had one pid within a period
+	// apart; its hash in fleutan.flow.id does so in a time series data
+	// stream, where process.pid alone would make their events one.
+	series := "process/" + strconv.Itoa(r.proc.PID) + "/" + strconv.FormatUint(r.proc.StartTime, 10)
 	fields["fleutan"] = b.Object(
 		pipeline.Any("collection", b.Object(pipeline.Int64("duration_us", t.CollectionMicros()))),
 		pipeline.Any("flow", b.Object(
+			pipeline.String("id", FlowID(series)),
 			pipeline.Any("rollup", b.Object(ro...)),
 			pipeline.String("scope", ScopeProcess),
 		)),
@@ -245,7 +250,6 @@ func rollupEvent(b *pipeline.Builder, r *rollup, ts time.Time, t input.Times, co
 	if !r.commOnly {
 		fields["user"] = user
 	}
-	series := "process/" + strconv.Itoa(r.proc.PID) + "/" + strconv.FormatUint(r.proc.StartTime, 10)
 	return pipeline.Event{Timestamp: ts, Fields: fields, Series: series}
 }
 
