@@ -61,6 +61,7 @@ func TestAgentBinaryClusterFailover(t *testing.T) {
 			first = cl.Nodes[1]
 		}
 		first.Kill()
+		firstDown := a.hostWindow(t, first)
 		t.Logf("killed %s at %d acked (primary on %s)", first.Name(), a.acked(t), holder)
 		a.waitAcked(t, a.acked(t)+20_000)
 		holder = primaryHolderOf(t, cl, a.stream("fleutan.benchmark"), first)
@@ -69,8 +70,11 @@ func TestAgentBinaryClusterFailover(t *testing.T) {
 			t.Fatalf("primary holder %q is not a live node", holder)
 		}
 		second.Kill()
+		secondDown := a.hostWindow(t, second)
 		t.Logf("killed primary holder %s at %d acked", holder, a.acked(t))
 		time.Sleep(10 * time.Second)
+		firstDown.end(t)
+		secondDown.end(t)
 		cl.Resume(first, second)
 		t.Logf("both back at %d acked", a.acked(t))
 		a.finish(t, port, first.URL, second.URL)
@@ -84,8 +88,10 @@ func TestAgentBinaryClusterFailover(t *testing.T) {
 		var urls []string
 		for _, n := range cl.Nodes {
 			n.Kill()
+			down := a.hostWindow(t, n)
 			t.Logf("killed %s at %d acked", n.Name(), a.acked(t))
 			time.Sleep(5 * time.Second)
+			down.end(t)
 			cl.Resume(n)
 			t.Logf("%s back at %d acked", n.Name(), a.acked(t))
 			urls = append(urls, n.URL)
@@ -283,8 +289,11 @@ func (a *clusterAgent) finish(t *testing.T, port int, killed ...string) {
 		t.Errorf("no event of the test namespace's listener on port %d", port)
 	}
 
-	// /stats shows the failovers: connection errors of each host that
-	// went away, and requests moved to another host.
+	// /stats shows the failovers: connection errors of the hosts that
+	// went away, and requests moved to another host. (Each host's
+	// downtime is checked by hostWindow: a host the client had already
+	// set aside after a timed-out request gets no request while it is
+	// down, so it need not show an error.)
 	failovers, _ := st.get("output.elasticsearch.failovers").(float64)
 	errs, _ := st.get("output.elasticsearch.host.connection_errors").(map[string]any)
 	reqs, _ := st.get("output.elasticsearch.host.requests").(map[string]any)
@@ -292,12 +301,53 @@ func (a *clusterAgent) finish(t *testing.T, port int, killed ...string) {
 	if failovers == 0 {
 		t.Error("no failover counted")
 	}
+	var killedErrs float64
 	for _, u := range killed {
-		h := strings.TrimPrefix(u, "http://")
-		if n, _ := errs[h].(float64); n == 0 {
-			t.Errorf("no connection error counted for %s, which went away", h)
-		}
+		n, _ := errs[strings.TrimPrefix(u, "http://")].(float64)
+		killedErrs += n
 	}
+	if killedErrs == 0 {
+		t.Errorf("no connection error counted for any of %v, which went away", killed)
+	}
+}
+
+// downtime is a node's time down as /stats saw it: its host's requests
+// and connection errors when it was killed.
+type downtime struct {
+	a              *clusterAgent
+	host           string
+	requests, errs float64
+}
+
+// hostWindow starts n's downtime, right after it was killed.
+func (a *clusterAgent) hostWindow(t *testing.T, n *estest.Node) downtime {
+	t.Helper()
+	d := downtime{a: a, host: strings.TrimPrefix(n.URL, "http://")}
+	d.requests, d.errs = a.hostCounts(t, d.host)
+	return d
+}
+
+// end closes the downtime before the node comes back: every request the
+// agent sent to the host while it was down failed to connect, so more
+// requests must come with more connection errors.
+func (d downtime) end(t *testing.T) {
+	t.Helper()
+	reqs, errs := d.a.hostCounts(t, d.host)
+	t.Logf("%s while down: %v requests, %v connection errors", d.host, reqs-d.requests, errs-d.errs)
+	if reqs > d.requests && errs == d.errs {
+		t.Errorf("%v requests sent to %s while it was down, no connection error counted", reqs-d.requests, d.host)
+	}
+}
+
+// hostCounts reads host's requests and connection errors from /stats.
+func (a *clusterAgent) hostCounts(t *testing.T, host string) (requests, errs float64) {
+	t.Helper()
+	st := statsTree(getJSON(t, "http://"+a.addr+"/stats"))
+	r, _ := st.get("output.elasticsearch.host.requests").(map[string]any)
+	e, _ := st.get("output.elasticsearch.host.connection_errors").(map[string]any)
+	requests, _ = r[host].(float64)
+	errs, _ = e[host].(float64)
+	return requests, errs
 }
 
 // primaryHolderOf is the node holding the primary of stream's write
